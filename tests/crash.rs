@@ -1,0 +1,93 @@
+//! A real process is SIGKILLed after step one completed and while step two is
+//! in flight; a new process resumes the execution from the journal.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn worker() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+}
+
+fn ledger_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_step_then_resume_runs_completed_steps_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let ledger = dir.path().join("ledger.txt");
+
+    let mut child = worker()
+        .args(["start", db.to_str().unwrap(), ledger.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the worker");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ledger_lines(&ledger)
+        .iter()
+        .any(|l| l.starts_with("two attempt"))
+    {
+        assert!(Instant::now() < deadline, "step two never started");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the worker exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Give the queued start record of step two time to commit, so the
+    // attempt count can be seen to continue (not needed for correctness).
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL the worker");
+    child.wait().unwrap();
+
+    let before = ledger_lines(&ledger);
+    assert_eq!(
+        before.iter().filter(|l| *l == "one").count(),
+        1,
+        "{before:?}"
+    );
+    assert_eq!(
+        before
+            .iter()
+            .filter(|l| l.starts_with("two attempt"))
+            .count(),
+        1,
+        "{before:?}"
+    );
+
+    let out = worker()
+        .args(["resume", db.to_str().unwrap(), ledger.to_str().unwrap()])
+        .output()
+        .expect("run the resuming worker");
+    assert!(
+        out.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "result: 1+2=3");
+
+    let after = ledger_lines(&ledger);
+    // Step one completed before the kill: its body ran exactly once in total.
+    assert_eq!(after.iter().filter(|l| *l == "one").count(), 1, "{after:?}");
+    // Step two was in flight: it ran again, its attempt count going on.
+    let twos: Vec<&String> = after
+        .iter()
+        .filter(|l| l.starts_with("two attempt"))
+        .collect();
+    assert_eq!(twos.len(), 2, "{after:?}");
+    assert_eq!(twos[0], "two attempt 1");
+    assert!(
+        twos[1] == "two attempt 2" || twos[1] == "two attempt 1",
+        "{twos:?}"
+    );
+    // Journaled helper values are the same in both runs.
+    let values: Vec<&String> = after.iter().filter(|l| l.starts_with("values")).collect();
+    assert_eq!(values.len(), 2, "{after:?}");
+    assert_eq!(values[0], values[1], "now/random differ after the crash");
+}

@@ -1,0 +1,39 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use workflow::{Runtime, RuntimeBuilder};
+
+/// A temporary directory that lives as long as the value.
+pub struct TempDb {
+    pub dir: tempfile::TempDir,
+}
+
+impl TempDb {
+    pub fn new() -> TempDb {
+        TempDb {
+            dir: tempfile::tempdir().expect("create a temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("workflow.db")
+    }
+
+    pub fn builder(&self) -> RuntimeBuilder {
+        Runtime::builder()
+            .path(self.path())
+            .restart_delay(Duration::from_millis(20))
+    }
+}
+
+/// Fails the test instead of hanging it when `fut` does not finish in time.
+/// The bound is generous: these machines are shared and slow.
+pub async fn within<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .expect("did not finish within 60 s")
+}

@@ -1,0 +1,106 @@
+//! Turns a validated model into code. Nothing here can find a user error.
+//!
+//! Generated code reaches the runtime only through `<crate>::__private` and the runtime's
+//! public paths, where `<crate>` is `::workflow` or the `crate = "..."` option. Bound checks
+//! are spanned on the user's types so their errors point there.
+
+mod step;
+mod workflow;
+
+pub(crate) use step::expand_step;
+pub(crate) use workflow::expand_workflow;
+
+use crate::args::Millis;
+use crate::parse::RetModel;
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
+use syn::Path;
+
+/// `Some(value)` or `None`, spelled with absolute paths.
+fn option(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn count(value: Option<u32>) -> TokenStream {
+    // Unsuffixed, so the literal takes whatever integer type the runtime's field has.
+    option(value.map(|value| Literal::u32_unsuffixed(value).into_token_stream()))
+}
+
+fn duration(value: Option<Millis>) -> TokenStream {
+    option(value.map(|Millis(millis)| {
+        let millis = Literal::u64_unsuffixed(millis);
+        quote!(::core::time::Duration::from_millis(#millis))
+    }))
+}
+
+fn flag(value: Option<bool>) -> TokenStream {
+    option(value.map(|value| value.into_token_stream()))
+}
+
+/// Gives every token of `tokens` the same span, so an error on the expression they form
+/// points at `span` (the crate path would otherwise carry the attribute's span).
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// The first and last spans of a piece of user syntax. Generated tokens that start with
+/// `first` and end with `last` form an expression or type whose span is exactly that
+/// syntax, so errors on it underline the user's code. (A single span cannot cover several
+/// tokens on stable, where `Span::join` returns `None`.)
+#[derive(Clone, Copy)]
+struct Cover {
+    first: Span,
+    last: Span,
+}
+
+impl Cover {
+    fn of(node: &impl ToTokens) -> Cover {
+        let mut tokens = node.to_token_stream().into_iter();
+        let first = tokens
+            .next()
+            .map_or_else(Span::call_site, |token| match token {
+                TokenTree::Group(group) => group.span_open(),
+                other => other.span(),
+            });
+        let last = tokens.last().map_or(first, |token| match token {
+            TokenTree::Group(group) => group.span_close(),
+            other => other.span(),
+        });
+        Cover { first, last }
+    }
+
+    /// `head`, then `middle` untouched, then `tail`, spanned from `first` to `last`.
+    fn wrap(self, head: TokenStream, middle: impl ToTokens, tail: TokenStream) -> TokenStream {
+        let head = respan(head, self.first);
+        let tail = respan(tail, self.last);
+        quote!(#head #middle #tail)
+    }
+}
+
+/// Checks that `T` and `E` of the return type are serde types, spanned on the return type.
+/// The runtime calls that require the same bounds are spanned there too, so the compiler
+/// reports each missing impl once (it drops a repeated error at the same span).
+fn output_check(krate: &Path, ret: &RetModel) -> TokenStream {
+    let ty = &ret.ty;
+    Cover::of(ty).wrap(
+        quote!(#krate::__private::assert_step_output::<),
+        ty,
+        quote!(>();),
+    )
+}

@@ -1,0 +1,246 @@
+//! `#[workflow]`: the user's `async fn` becomes a braced struct of the same name (a module
+//! could not see types declared inside a function) with `start`, `start_with`, `resume`
+//! and `NAME`, an input struct keyed by parameter name, the `Workflow` impl, and a
+//! link-time registration.
+
+use super::{Cover, count, duration, output_check};
+use crate::validate::{Param, Workflow};
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::{Attribute, Ident};
+
+pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
+    let Workflow {
+        item,
+        ctx,
+        params,
+        ret,
+        options,
+    } = workflow;
+    let krate = &options.krate;
+    let vis = &item.vis;
+    let ident = &item.sig.ident;
+    let block = &item.block;
+    let ret_ty = &ret.ty;
+    let attrs = SortedAttrs::new(&item.attrs);
+    let cfgs = &attrs.cfg;
+    let docs = &attrs.docs;
+    let body_attrs = &attrs.rest;
+
+    let input_ident = format_ident!("__workflow_input_{}", ident.unraw());
+    let serde_crate = format!("{}::__private::serde", krate.to_token_stream());
+    let field_idents: Vec<&Ident> = params.iter().map(|param| &param.ident).collect();
+    let field_tys = params.iter().map(|param| &param.ty);
+    let arg_params: Vec<TokenStream> = params
+        .iter()
+        .map(|Param { ident, ty, .. }| quote!(#ident: #ty))
+        .collect();
+    let body_params = params.iter().map(
+        |Param {
+             attrs,
+             mutability,
+             ident,
+             ty,
+         }| quote!(#(#attrs)* #mutability #ident: #ty),
+    );
+
+    // The generated parameters take the plain names unless an argument already has one.
+    let rt = generated_name(params, "rt");
+    let id = generated_name(params, "id");
+    let start_options = generated_name(params, "options");
+
+    let name = &options.name;
+    let fn_name = ident.unraw().to_string();
+    let max_restarts = count(options.max_restarts);
+    let restart_delay = duration(options.restart_delay);
+
+    let struct_docs = if docs.is_empty() {
+        let doc = format!(
+            " The `{name}` workflow. Start an execution with `{fn_name}::start` and wait for it on the returned handle."
+        );
+        quote!(#[doc = #doc])
+    } else {
+        quote!(#(#docs)*)
+    };
+    let handle_ty = quote!(#krate::Handle<#ident>);
+    let result_ty = quote!(::core::result::Result<#handle_ty, #krate::Error>);
+    let id_ty = quote!(impl ::core::convert::Into<#krate::ExecutionId>);
+
+    let input_checks = params.iter().map(|Param { ty, .. }| {
+        Cover::of(ty).wrap(quote!(#krate::__private::assert_input::<), ty, quote!(>();))
+    });
+    let output_check = output_check(krate, ret);
+    let ret_cover = Cover::of(ret_ty);
+    let run_workflow = ret_cover.wrap(quote!(#krate::__private::), quote!(), quote!(run_workflow));
+    let output_ty = ret_cover.wrap(
+        quote!(<),
+        ret_ty,
+        quote!(as #krate::__private::SplitResult>::Ok),
+    );
+    let error_ty = ret_cover.wrap(
+        quote!(<),
+        ret_ty,
+        quote!(as #krate::__private::SplitResult>::Err),
+    );
+
+    quote! {
+        #(#cfgs)*
+        #struct_docs
+        #[allow(
+            non_camel_case_types,
+            dead_code,
+            missing_copy_implementations,
+            missing_debug_implementations,
+            clippy::empty_structs_with_brackets
+        )]
+        #vis struct #ident {}
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+        #[serde(crate = #serde_crate)]
+        struct #input_ident {
+            #(#field_idents: #field_tys,)*
+        }
+
+        #(#cfgs)*
+        impl #ident {
+            /// The name this workflow is registered under.
+            #[allow(dead_code)]
+            #vis const NAME: &'static str = #name;
+
+            /// Starts execution `id` of this workflow, or attaches to it if it already exists.
+            ///
+            /// The input is committed before this returns, so from then on the execution
+            /// survives a crash of this process. Starting an `id` that already exists with
+            /// this workflow is idempotent: it returns a handle to that execution.
+            ///
+            /// # Errors
+            ///
+            /// Fails if `id` belongs to an execution of another workflow, if the input cannot
+            /// be encoded or is over the size limit, or if the store cannot be written.
+            #[allow(dead_code, clippy::too_many_arguments, clippy::future_not_send)]
+            #vis async fn start(#rt: &#krate::Runtime, #id: #id_ty, #(#arg_params),*) -> #result_ty {
+                Self::start_with(#rt, #id, ::core::default::Default::default(), #(#field_idents),*).await
+            }
+
+            /// Like [`start`](Self::start), with per-execution options that are journaled
+            /// with the execution.
+            ///
+            /// # Errors
+            ///
+            /// As [`start`](Self::start).
+            #[allow(dead_code, clippy::too_many_arguments, clippy::future_not_send)]
+            #vis async fn start_with(
+                #rt: &#krate::Runtime,
+                #id: #id_ty,
+                #start_options: #krate::StartOptions,
+                #(#arg_params),*
+            ) -> #result_ty {
+                let __workflow_input = #input_ident { #(#field_idents),* };
+                #krate::__private::start::<#ident, _>(
+                    #rt,
+                    ::core::convert::Into::into(#id),
+                    #start_options,
+                    &__workflow_input,
+                )
+                .await
+            }
+
+            /// Resumes execution `id` now: wakes it if it is sleeping or waiting to restart,
+            /// and runs it again by replay if it was paused.
+            ///
+            /// # Errors
+            ///
+            /// Fails if there is no execution `id` or the store cannot be written.
+            #[allow(dead_code, clippy::future_not_send)]
+            #vis async fn resume(#rt: &#krate::Runtime, #id: #id_ty) -> ::core::result::Result<(), #krate::Error> {
+                #krate::__private::resume::<#ident>(#rt, ::core::convert::Into::into(#id)).await
+            }
+
+            #[doc(hidden)]
+            #(#body_attrs)*
+            async fn __workflow_body(#ctx, #(#body_params),*) -> #ret_ty #block
+
+            #[doc(hidden)]
+            fn __workflow_run(
+                __workflow_ctx: #krate::Context,
+                __workflow_payload: #krate::__private::Payload,
+            ) -> #krate::__private::BoxFuture {
+                #(#input_checks)*
+                #output_check
+                #run_workflow(
+                    __workflow_ctx,
+                    __workflow_payload,
+                    |__workflow_ctx, __workflow_input: #input_ident| {
+                        #ident::__workflow_body(__workflow_ctx, #(__workflow_input.#field_idents),*)
+                    },
+                )
+            }
+        }
+
+        #(#cfgs)*
+        impl #krate::Workflow for #ident {
+            type Output = #output_ty;
+            type Error = #error_ty;
+
+            fn descriptor() -> &'static #krate::__private::WorkflowDescriptor {
+                static __WORKFLOW_DESCRIPTOR: #krate::__private::WorkflowDescriptor =
+                    #krate::__private::WorkflowDescriptor {
+                        name: #name,
+                        module_path: ::core::module_path!(),
+                        fn_name: #fn_name,
+                        max_restarts: #max_restarts,
+                        restart_delay: #restart_delay,
+                        run: #ident::__workflow_run,
+                    };
+                &__WORKFLOW_DESCRIPTOR
+            }
+        }
+
+        #(#cfgs)*
+        #krate::__private::inventory::submit! {
+            #krate::__private::Registration(<#ident as #krate::Workflow>::descriptor)
+        }
+    }
+}
+
+/// `name`, or `__workflow_name` if one of the workflow's arguments is already called that.
+fn generated_name(params: &[Param], name: &str) -> Ident {
+    if params.iter().any(|param| param.ident.unraw() == name) {
+        format_ident!("__workflow_{}", name)
+    } else {
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// The user's attributes, by where they go: docs on the struct, `cfg` on every item,
+/// everything else (lint levels, other attribute macros) on the body.
+struct SortedAttrs<'a> {
+    cfg: Vec<&'a Attribute>,
+    docs: Vec<&'a Attribute>,
+    rest: Vec<&'a Attribute>,
+}
+
+impl<'a> SortedAttrs<'a> {
+    fn new(attrs: &'a [Attribute]) -> Self {
+        let mut sorted = SortedAttrs {
+            cfg: Vec::new(),
+            docs: Vec::new(),
+            rest: Vec::new(),
+        };
+        for attr in attrs {
+            let path = attr.path();
+            if path.is_ident("cfg") || path.is_ident("cfg_attr") {
+                sorted.cfg.push(attr);
+            } else if path.is_ident("doc") || path.is_ident("deprecated") {
+                sorted.docs.push(attr);
+            } else {
+                sorted.rest.push(attr);
+            }
+        }
+        sorted
+    }
+}

@@ -1,0 +1,207 @@
+//! Procedural macros of the [`workflow`](https://docs.rs/workflow) crate: `#[workflow]` and
+//! `#[step]`.
+//!
+//! Use them through the runtime crate, which re-exports them as `workflow::workflow` and
+//! `workflow::step`; the code they generate calls into it.
+
+#![warn(missing_docs)]
+
+mod args;
+mod errors;
+mod expand;
+mod parse;
+mod validate;
+
+use errors::Errors;
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::quote;
+
+/// Marks the `async fn` that orchestrates a durable workflow.
+///
+/// Write it as `async fn name(ctx: Context, args...) -> Result<T, E>`. The first parameter
+/// is the workflow's `Context` (by value); the arguments, `T` and `E` are serde types,
+/// since the input is stored when the execution starts and the outcome when it ends.
+/// The arguments are owned values, bound to plain names.
+///
+/// The function becomes a type of the same name with:
+///
+/// - `name::start(&rt, id, args...)`: starts execution `id` (or attaches to it if it
+///   exists) and returns a `Handle` once the input is committed;
+/// - `name::start_with(&rt, id, options, args...)`: the same with per-execution
+///   `StartOptions`;
+/// - `name::resume(&rt, id)`: resumes a sleeping, restarting or paused execution now;
+/// - `name::NAME`: the name the workflow is registered under.
+///
+/// The workflow registers itself at link time, so a restarted process finds it again to
+/// recover unfinished executions. Its future must be `Send + 'static`.
+///
+/// # Options
+///
+/// | Option | Value | Meaning |
+/// |---|---|---|
+/// | `name = "..."` | non-empty string | registered name (default: the function's name) |
+/// | `max_restarts = N` | integer >= 0 | restarts after a panic before the execution fails |
+/// | `restart_delay = "5s"` | duration | wait before each restart |
+/// | `crate = "path"` | path | where the runtime crate is, if renamed in `Cargo.toml` |
+///
+/// Durations are an integer followed by `ms`, `s`, `m` or `h`: `"200ms"`, `"5s"`, `"1m"`.
+/// Options left out take the runtime's defaults (see `Runtime::builder()`).
+///
+/// # Example
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflow::{Context, Runtime, step, workflow};
+///
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct Order {
+///     id: u64,
+///     amount: u64,
+/// }
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// struct OrderError(String);
+///
+/// #[step(max_attempts = 5, backoff = "200ms")]
+/// async fn charge(order: &Order) -> Result<u64, OrderError> {
+///     Ok(order.amount)
+/// }
+///
+/// #[workflow(max_restarts = 2)]
+/// async fn order_processing(ctx: Context, order: Order) -> Result<u64, OrderError> {
+///     let charged = charge(&order).await?;
+///     Ok(charged)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// let order = Order { id: 789, amount: 1200 };
+/// let handle = order_processing::start(&rt, "order-789", order).await?;
+/// assert_eq!(handle.result().await?, 1200);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The most common mistake is leaving out the context, which must come first:
+///
+/// ```compile_fail
+/// # use workflow::workflow;
+/// #[workflow]
+/// async fn order_processing(order_id: u64) -> Result<(), String> {
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    workflow_attribute(args.into(), item.into()).into()
+}
+
+fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let mut errors = Errors::new();
+    let model = parse::parse_workflow(args, item.clone(), &mut errors)
+        .and_then(|workflow| validate::validate_workflow(workflow, &mut errors));
+    match errors.finish_with(model) {
+        Ok(workflow) => expand::expand_workflow(&workflow),
+        Err(error) => unchanged_with(item, error),
+    }
+}
+
+/// Marks an `async fn` as a durable step of a workflow.
+///
+/// Write it as `async fn name(args...) -> Result<T, E>`, where `T` and `E` are serde
+/// types: the result is journaled, and a replay returns the journaled result instead of
+/// running the body again. Called inside a workflow, each call is keyed by the step's
+/// name and how many times it was called before, journaled, and retried on failure per
+/// its options; called anywhere else, the step is a plain `async fn`, so it can be unit
+/// tested like one.
+///
+/// The call reads the workflow context right away, when the function is called rather
+/// than when its future is first polled, so `join!` of several steps is deterministic.
+///
+/// Arguments are not journaled and need no serde bound; they may borrow. Since a step can
+/// retry, each attempt gets its own clone of every argument, so owned arguments must be
+/// `Clone` (references clone for free), unless `max_attempts = 1` is set: then the
+/// arguments move into the single attempt. A step takes no `Context`; inside its body,
+/// the runtime's step-info API gives the attempt number and an idempotency key.
+///
+/// # Options
+///
+/// | Option | Value | Meaning |
+/// |---|---|---|
+/// | `name = "..."` | non-empty string | journaled name (default: the function's name) |
+/// | `max_attempts = N` | integer >= 1 | attempts before the error reaches the workflow |
+/// | `backoff = "1s"` | duration | wait before the first retry |
+/// | `exponential` or `exponential = true/false` | flag | double the wait after each retry |
+/// | `max_backoff = "30s"` | duration | cap on the wait between retries |
+/// | `timeout = "5s"` | duration > 0 | limit on each attempt |
+/// | `crate = "path"` | path | where the runtime crate is, if renamed in `Cargo.toml` |
+///
+/// Durations are an integer followed by `ms`, `s`, `m` or `h`: `"200ms"`, `"5s"`, `"1m"`.
+/// Options left out take the runtime's defaults (see `Runtime::builder()`).
+///
+/// # Example
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflow::step;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Receipt {
+///     charged: u64,
+/// }
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// enum PaymentError {
+///     Declined,
+/// }
+///
+/// #[step(max_attempts = 5, backoff = "200ms", exponential, timeout = "10s")]
+/// async fn charge(card: &str, amount: u64) -> Result<Receipt, PaymentError> {
+///     if card.is_empty() {
+///         return Err(PaymentError::Declined);
+///     }
+///     Ok(Receipt { charged: amount })
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Outside a workflow, a step is a plain async fn.
+/// let receipt = charge("4242", 1200).await.unwrap();
+/// assert_eq!(receipt.charged, 1200);
+/// # }
+/// ```
+///
+/// The most common mistake is a synchronous function: a step must be `async`.
+///
+/// ```compile_fail
+/// # use workflow::step;
+/// #[step]
+/// fn charge(amount: u64) -> Result<u64, String> {
+///     Ok(amount)
+/// }
+/// # fn main() {}
+/// ```
+#[proc_macro_attribute]
+pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
+    step_attribute(args.into(), item.into()).into()
+}
+
+fn step_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let mut errors = Errors::new();
+    let model = parse::parse_step(args, item.clone(), &mut errors)
+        .and_then(|step| validate::validate_step(step, &mut errors));
+    match errors.finish_with(model) {
+        Ok(step) => expand::expand_step(&step),
+        Err(error) => unchanged_with(item, error),
+    }
+}
+
+/// On failure, the user's item goes out unchanged next to the errors, never a half-built
+/// expansion, so the errors are about the user's code and nothing else.
+fn unchanged_with(item: TokenStream2, error: syn::Error) -> TokenStream2 {
+    let error = error.into_compile_error();
+    quote!(#item #error)
+}

@@ -1,0 +1,284 @@
+//! Checks that relate several parts of the input, then freezes the model that `expand`
+//! turns into code. Everything `expand` receives is known to be valid.
+
+use crate::args::{AttrKind, Key, Millis, Setting, StepConfig, WorkflowConfig};
+use crate::errors::Errors;
+use crate::parse::{ArgBinding, ArgModel, ContextUse, RetModel, StepFn, WorkflowFn};
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Ident, ItemFn, Pat, PatType, Path, PathSegment, Token, Type};
+
+/// A `#[step]` ready to expand.
+pub(crate) struct Step {
+    pub(crate) item: ItemFn,
+    pub(crate) params: Vec<Param>,
+    pub(crate) ret: RetModel,
+    pub(crate) options: StepOptions,
+}
+
+/// A `#[workflow]` ready to expand.
+pub(crate) struct Workflow {
+    pub(crate) item: ItemFn,
+    /// The `ctx: Context` parameter as written.
+    pub(crate) ctx: PatType,
+    /// The parameters after the context.
+    pub(crate) params: Vec<Param>,
+    pub(crate) ret: RetModel,
+    pub(crate) options: WorkflowOptions,
+}
+
+/// A parameter bound to a plain name.
+pub(crate) struct Param {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) mutability: Option<Token![mut]>,
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+}
+
+/// Frozen `#[step]` options; `None` falls through to the runtime's defaults.
+pub(crate) struct StepOptions {
+    pub(crate) name: String,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) backoff: Option<Millis>,
+    pub(crate) exponential: Option<bool>,
+    pub(crate) max_backoff: Option<Millis>,
+    pub(crate) timeout: Option<Millis>,
+    pub(crate) krate: Path,
+}
+
+impl StepOptions {
+    /// `max_attempts = 1` was written, so the body runs once and its arguments move in
+    /// instead of being cloned per attempt.
+    pub(crate) fn runs_once(&self) -> bool {
+        self.max_attempts == Some(1)
+    }
+}
+
+/// Frozen `#[workflow]` options; `None` falls through to the runtime's defaults.
+pub(crate) struct WorkflowOptions {
+    pub(crate) name: String,
+    pub(crate) max_restarts: Option<u32>,
+    pub(crate) restart_delay: Option<Millis>,
+    pub(crate) krate: Path,
+}
+
+pub(crate) fn validate_step(step: StepFn, errors: &mut Errors) -> Option<Step> {
+    let attr = AttrKind::Step;
+    let options = freeze_step_options(step.config, &step.func.original, errors);
+    let mut params = Vec::new();
+    for arg in step.func.args {
+        if arg.context.is_some() {
+            errors.spanned(
+                &arg.original.ty,
+                format_args!(
+                    "{attr} functions do not take a `Context`: a step finds its workflow when it is called; \
+                     inside the body, `workflow::StepContext::current()` gives the attempt number and idempotency key"
+                ),
+            );
+            continue;
+        }
+        if !options.runs_once()
+            && let Type::Reference(reference) = &*arg.original.ty
+            && reference.mutability.is_some()
+        {
+            errors.spanned(
+                &arg.original.ty,
+                format_args!(
+                    "{attr} arguments cannot be `&mut` when the step can retry, since every attempt \
+                     needs its own arguments: take `&` or an owned `Clone` value, or set `max_attempts = 1`"
+                ),
+            );
+        }
+        if let Some(param) = named_param(attr, arg, errors) {
+            params.push(param);
+        }
+    }
+    let ret = step.func.ret?;
+    Some(Step {
+        item: step.func.original,
+        params,
+        ret,
+        options,
+    })
+}
+
+pub(crate) fn validate_workflow(workflow: WorkflowFn, errors: &mut Errors) -> Option<Workflow> {
+    let attr = AttrKind::Workflow;
+    let options = freeze_workflow_options(workflow.config, &workflow.func.original, errors);
+    let mut args = workflow.func.args.into_iter();
+    let ctx = match args.next() {
+        Some(first) => context_param(first, errors),
+        None => {
+            errors.at(
+                workflow.func.original.sig.paren_token.span.join(),
+                format_args!(
+                    "{attr} functions take a `Context` as their first parameter: write `ctx: Context`"
+                ),
+            );
+            None
+        }
+    };
+    let mut params = Vec::new();
+    for arg in args {
+        if arg.context.is_some() {
+            errors.spanned(
+                &arg.original.ty,
+                format_args!(
+                    "misplaced `Context`: it must be the first parameter of a {attr} function"
+                ),
+            );
+            continue;
+        }
+        if let Type::Reference(_) = &*arg.original.ty {
+            errors.spanned(
+                &arg.original.ty,
+                format_args!(
+                    "{attr} arguments must be owned, since they are stored as the execution's input: \
+                     take the value instead of a reference"
+                ),
+            );
+        }
+        if let Some(param) = named_param(attr, arg, errors) {
+            params.push(param);
+        }
+    }
+    let ret = workflow.func.ret?;
+    Some(Workflow {
+        item: workflow.func.original,
+        ctx: ctx?,
+        params,
+        ret,
+        options,
+    })
+}
+
+/// The workflow's first parameter, which must be a `Context` taken by value.
+fn context_param(first: ArgModel, errors: &mut Errors) -> Option<PatType> {
+    let attr = AttrKind::Workflow;
+    match first.context {
+        Some(ContextUse::ByValue) => {}
+        Some(ContextUse::ByRef(and_span)) => {
+            errors.at(
+                and_span,
+                format_args!(
+                    "{attr} functions take their `Context` by value: write `ctx: Context`"
+                ),
+            );
+            return None;
+        }
+        None => {
+            errors.spanned(
+                &first.original,
+                format_args!(
+                    "{attr} functions take a `Context` as their first parameter: write `ctx: Context` before it"
+                ),
+            );
+            return None;
+        }
+    }
+    match first.binding {
+        ArgBinding::Ident { .. } | ArgBinding::Wild => Some(first.original),
+        ArgBinding::Pattern => {
+            errors.spanned(
+                &first.original.pat,
+                format_args!(
+                    "{attr} functions bind their `Context` to a name: write `ctx: Context`"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn named_param(attr: AttrKind, arg: ArgModel, errors: &mut Errors) -> Option<Param> {
+    match arg.binding {
+        ArgBinding::Ident { mutability, ident } => Some(Param {
+            attrs: arg.original.attrs,
+            mutability,
+            ident,
+            ty: *arg.original.ty,
+        }),
+        ArgBinding::Wild => {
+            errors.spanned(
+                &arg.original.pat,
+                format_args!("{attr} parameters need a name: write `_name` instead of `_`"),
+            );
+            None
+        }
+        ArgBinding::Pattern => {
+            let hint = match &*arg.original.pat {
+                Pat::Ident(_) => "",
+                _ => "; destructure it inside the body",
+            };
+            errors.spanned(
+                &arg.original.pat,
+                format_args!(
+                    "{attr} parameters must be plain names like `order: Order`, not patterns{hint}"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn freeze_step_options(config: StepConfig, item: &ItemFn, errors: &mut Errors) -> StepOptions {
+    if let (Some(backoff), Some(max_backoff)) = (&config.backoff, &config.max_backoff)
+        && max_backoff.value < backoff.value
+    {
+        errors.at(
+            max_backoff.span,
+            format_args!(
+                "{} option {} must not be shorter than {}",
+                AttrKind::Step,
+                Key::MaxBackoff,
+                Key::Backoff
+            ),
+        );
+    }
+    StepOptions {
+        name: name_or_ident(config.name, item),
+        max_attempts: value(config.max_attempts),
+        backoff: value(config.backoff),
+        exponential: value(config.exponential),
+        max_backoff: value(config.max_backoff),
+        timeout: value(config.timeout),
+        krate: crate_path(config.krate),
+    }
+}
+
+fn freeze_workflow_options(
+    config: WorkflowConfig,
+    item: &ItemFn,
+    _errors: &mut Errors,
+) -> WorkflowOptions {
+    WorkflowOptions {
+        name: name_or_ident(config.name, item),
+        max_restarts: value(config.max_restarts),
+        restart_delay: value(config.restart_delay),
+        krate: crate_path(config.krate),
+    }
+}
+
+fn value<T>(setting: Option<Setting<T>>) -> Option<T> {
+    setting.map(|setting| setting.value)
+}
+
+/// The `name` option, defaulting to the function's name (without any `r#`).
+fn name_or_ident(name: Option<Setting<String>>, item: &ItemFn) -> String {
+    name.map_or_else(|| item.sig.ident.unraw().to_string(), |name| name.value)
+}
+
+/// The `crate` option, defaulting to `::workflow`.
+fn crate_path(krate: Option<Setting<Path>>) -> Path {
+    krate.map_or_else(
+        || Path {
+            leading_colon: Some(<Token![::]>::default()),
+            segments: Punctuated::from_iter([PathSegment::from(Ident::new(
+                "workflow",
+                Span::call_site(),
+            ))]),
+        },
+        |krate| krate.value,
+    )
+}

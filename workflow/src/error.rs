@@ -1,0 +1,349 @@
+//! The runtime's error type, the serializable application error, and the
+//! failures the runtime itself hands to a step.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::ExecutionId;
+
+/// The result type of the runtime's own operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error of the runtime itself: opening, journaling, starting, resuming.
+///
+/// Errors of the user's workflows and steps never travel through this type;
+/// they reach the workflow as the step's own `Err` and the caller of
+/// [`Handle::result`](crate::Handle::result) as [`RunError::Workflow`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+
+    /// Reading or writing a file next to the database failed.
+    #[error("i/o error on `{path}`: {source}")]
+    Io {
+        /// The file concerned.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// The file exists but is not a database of this library (another program's
+    /// SQLite file, or not SQLite at all). The file was not modified.
+    #[error("`{path}` is not a workflow database: {reason}; the file was left untouched")]
+    ForeignDatabase {
+        /// The file concerned.
+        path: String,
+        /// What the probe found.
+        reason: String,
+    },
+
+    /// The database was written by a newer version of this library.
+    #[error(
+        "`{path}` has schema version {found}, newer than the {supported} this build supports; upgrade the application"
+    )]
+    SchemaTooNew {
+        /// The file concerned.
+        path: String,
+        /// The schema version in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+
+    /// No execution has this id.
+    #[error("no execution with id `{0}`")]
+    NotFound(ExecutionId),
+
+    /// The id is already used by an execution of another workflow.
+    #[error("execution id `{id}` already belongs to workflow `{existing}`, not `{requested}`")]
+    IdConflict {
+        /// The contested id.
+        id: ExecutionId,
+        /// The workflow that owns the id.
+        existing: String,
+        /// The workflow the caller asked for.
+        requested: String,
+    },
+
+    /// The workflow name is not registered in this process.
+    #[error("workflow `{0}` is not registered in this process")]
+    UnknownWorkflow(String),
+
+    /// Two workflows were registered under one name.
+    #[error("workflow name `{name}` is registered twice: by `{first}` and by `{second}`")]
+    DuplicateWorkflow {
+        /// The contested name.
+        name: String,
+        /// Path of the first function.
+        first: String,
+        /// Path of the second function.
+        second: String,
+    },
+
+    /// A payload could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+
+    /// A payload is larger than the configured limit; nothing was written.
+    #[error("{what} is {size} bytes, over the configured limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// What the payload is (an execution's input, a step's output).
+        what: String,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The runtime has been shut down, or its writer thread is gone.
+    #[error("the runtime is shut down")]
+    Shutdown,
+
+    /// A runtime option is out of range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+}
+
+/// A payload that could not be encoded or decoded with the execution's codec.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot {operation} {what} as `{type_name}`: {message}")]
+pub struct CodecError {
+    /// `encode` or `decode`.
+    pub operation: &'static str,
+    /// What the payload is, e.g. "the output of step `charge#0`".
+    pub what: String,
+    /// The Rust type involved.
+    pub type_name: &'static str,
+    /// The codec's message, with the path inside the value where it has one.
+    pub message: String,
+}
+
+/// A failure that originates in the runtime rather than in a step's body:
+/// an attempt that timed out, a result that cannot be encoded, a result over
+/// the size limit.
+///
+/// It reaches the workflow as the step's own error when that error type
+/// implements `From<StepFailure>` ([`AnyError`] does). A step whose error type
+/// cannot hold it ends the execution as failed, with this failure as the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepFailure {
+    /// An attempt ran longer than the step's `timeout`. Timeouts are retried.
+    #[error("step `{step}` attempt {attempt} timed out after {timeout_ms} ms")]
+    Timeout {
+        /// The step's key.
+        step: String,
+        /// The attempt that timed out.
+        attempt: u32,
+        /// The configured timeout.
+        timeout_ms: u64,
+    },
+    /// The step's result could not be encoded (permanent).
+    #[error("step `{step}` produced a value that cannot be journaled: {message}")]
+    Encode {
+        /// The step's key.
+        step: String,
+        /// The codec's message, naming the type.
+        message: String,
+    },
+    /// The step's encoded result is over the configured size limit (permanent).
+    #[error("step `{step}` produced {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The step's key.
+        step: String,
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+impl StepFailure {
+    /// Whether retrying the step could help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StepFailure::Timeout { .. })
+    }
+}
+
+/// A serializable error for steps and workflows whose errors are not serde
+/// types: it converts from anything `?` could turn into a
+/// `Box<dyn Error + Send + Sync>` (`anyhow::Error`, `std::io::Error`, boxed
+/// errors, `String`, `&str`) and keeps the whole message chain.
+///
+/// Replay gives back an equivalent `AnyError` (the same messages), not the
+/// original error value: use a serde error type where the workflow must match
+/// on variants.
+///
+/// ```
+/// use workflow::AnyError;
+///
+/// fn parse(s: &str) -> Result<u32, AnyError> {
+///     let n: u32 = s.parse()?; // ParseIntError -> AnyError
+///     Ok(n)
+/// }
+/// let err = parse("x").unwrap_err();
+/// assert_eq!(err.to_string(), "invalid digit found in string");
+/// ```
+///
+/// `AnyError` deliberately does not implement [`std::error::Error`] (that
+/// would collide with the blanket conversion, as for `anyhow::Error`); use
+/// [`AnyError::chain`] to walk the causes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnyError {
+    message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    causes: Vec<String>,
+}
+
+impl AnyError {
+    /// An error with one message and no causes.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        AnyError {
+            message: message.to_string(),
+            causes: Vec::new(),
+        }
+    }
+
+    /// The outermost message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The messages from the outermost to the root cause.
+    pub fn chain(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.message.as_str()).chain(self.causes.iter().map(String::as_str))
+    }
+}
+
+impl<E> From<E> for AnyError
+where
+    E: Into<Box<dyn StdError + Send + Sync + 'static>>,
+{
+    fn from(error: E) -> Self {
+        let boxed: Box<dyn StdError + Send + Sync + 'static> = error.into();
+        let mut causes = Vec::new();
+        let mut source = boxed.source();
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        AnyError {
+            message: boxed.to_string(),
+            causes,
+        }
+    }
+}
+
+impl fmt::Display for AnyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if f.alternate() {
+            for cause in &self.causes {
+                write!(f, ": {cause}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AnyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if !self.causes.is_empty() {
+            f.write_str("\n\nCaused by:")?;
+            for (i, cause) in self.causes.iter().enumerate() {
+                write!(f, "\n    {i}: {cause}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Handle::result`](crate::Handle::result) did not return the
+/// workflow's output.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunError<E> {
+    /// The workflow returned its own error.
+    Workflow(E),
+    /// The execution was cancelled.
+    Cancelled,
+    /// The execution failed for a reason that is not the workflow's error:
+    /// its panic budget ran out, or a runtime failure its error type could not hold.
+    Failed(String),
+    /// The execution is parked (non-determinism, an undecodable payload) and
+    /// waits for a fixed process to resume it.
+    Paused(String),
+    /// The runtime could not tell (database error, shutdown).
+    Runtime(Error),
+}
+
+// Debug, not Display, of `E`: serde error enums often have no Display.
+impl<E: fmt::Debug> fmt::Display for RunError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Workflow(e) => write!(f, "workflow returned an error: {e:?}"),
+            RunError::Cancelled => f.write_str("execution was cancelled"),
+            RunError::Failed(reason) => write!(f, "execution failed: {reason}"),
+            RunError::Paused(reason) => write!(f, "execution is paused: {reason}"),
+            RunError::Runtime(e) => write!(f, "runtime error: {e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> StdError for RunError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            RunError::Runtime(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E> From<Error> for RunError<E> {
+    fn from(e: Error) -> Self {
+        RunError::Runtime(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("loading config")
+        }
+    }
+    impl StdError for Outer {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn any_error_keeps_the_chain() {
+        let e = AnyError::from(Outer(std::io::Error::other("disk gone")));
+        assert_eq!(
+            e.chain().collect::<Vec<_>>(),
+            ["loading config", "disk gone"]
+        );
+        assert_eq!(format!("{e:#}"), "loading config: disk gone");
+        let json = serde_json::to_string(&e).unwrap();
+        let back: AnyError = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn any_error_from_strings() {
+        assert_eq!(AnyError::from("boom").message(), "boom");
+        assert_eq!(AnyError::from(String::from("bang")).to_string(), "bang");
+    }
+}

@@ -1,0 +1,221 @@
+//! Identifiers and the records the journal holds, as the public API shows them.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::codec::Payload;
+use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+
+/// The id of one execution, chosen by the caller of `start` (an order number,
+/// a request id): starting twice with one id attaches to the same execution.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExecutionId(String);
+
+impl ExecutionId {
+    /// Wraps an id.
+    pub fn new(id: impl Into<String>) -> Self {
+        ExecutionId(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ExecutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ExecutionId {
+    fn from(id: &str) -> Self {
+        ExecutionId(id.to_owned())
+    }
+}
+
+impl From<String> for ExecutionId {
+    fn from(id: String) -> Self {
+        ExecutionId(id)
+    }
+}
+
+impl From<&String> for ExecutionId {
+    fn from(id: &String) -> Self {
+        ExecutionId(id.clone())
+    }
+}
+
+impl From<&ExecutionId> for ExecutionId {
+    fn from(id: &ExecutionId) -> Self {
+        id.clone()
+    }
+}
+
+/// A step's key inside its execution: its name and how many calls of that
+/// name came before it (`charge#0`, `charge#1`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StepKey {
+    /// The step's name.
+    pub name: String,
+    /// Earlier calls of the same name in this execution.
+    pub occurrence: u32,
+}
+
+impl fmt::Display for StepKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.name, self.occurrence)
+    }
+}
+
+/// Everything the journal knows of one execution.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ExecutionInfo {
+    /// The id.
+    pub id: ExecutionId,
+    /// The registered workflow name.
+    pub workflow: String,
+    /// Where it stands.
+    pub status: ExecutionStatus,
+    /// The input, an object keyed by parameter name.
+    pub input: Payload,
+    /// The output, once completed.
+    pub output: Option<Payload>,
+    /// The workflow's error value, when it returned `Err`.
+    pub error: Option<Payload>,
+    /// A readable reason: the error's message, a panic message, why it is paused.
+    pub error_message: Option<String>,
+    /// Restarts so far (0 on the first run).
+    pub restart_attempt: u32,
+    /// When it was started.
+    pub created_at: SystemTime,
+    /// When its row last changed.
+    pub updated_at: SystemTime,
+    /// When it reached a terminal status.
+    pub completed_at: Option<SystemTime>,
+    /// Its journal, in position order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// One journal entry: a step call, a sleep, or a helper value.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StepRecord {
+    /// Position in call order, from 0.
+    pub position: u32,
+    /// What the entry records.
+    pub kind: EntryKind,
+    /// The step's key.
+    pub key: StepKey,
+    /// Where it stands.
+    pub status: StepStatus,
+    /// Attempts begun so far (from 1).
+    pub attempts: u32,
+    /// The result, once completed.
+    pub output: Option<Payload>,
+    /// The last error's message.
+    pub error: Option<String>,
+    /// When the first attempt began.
+    pub started_at: SystemTime,
+    /// When it completed or failed for good.
+    pub completed_at: Option<SystemTime>,
+    /// Every attempt, in order.
+    pub attempt_log: Vec<AttemptRecord>,
+}
+
+/// One attempt of a step.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AttemptRecord {
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// How it ended.
+    pub status: AttemptStatus,
+    /// When it began.
+    pub started_at: SystemTime,
+    /// When it ended.
+    pub ended_at: Option<SystemTime>,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+}
+
+/// One line of [`Runtime::list`](crate::Runtime::list).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ExecutionSummary {
+    /// The id.
+    pub id: ExecutionId,
+    /// The registered workflow name.
+    pub workflow: String,
+    /// Where it stands.
+    pub status: ExecutionStatus,
+    /// A readable reason, for failed, panicked and paused ones.
+    pub error_message: Option<String>,
+    /// Restarts so far.
+    pub restart_attempt: u32,
+    /// When it was started.
+    pub created_at: SystemTime,
+    /// When its row last changed.
+    pub updated_at: SystemTime,
+}
+
+/// Which executions [`Runtime::list`](crate::Runtime::list) returns, newest first.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<ExecutionStatus>,
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// Only executions started at or after this time.
+    pub created_after: Option<SystemTime>,
+    /// Only executions started before this time.
+    pub created_before: Option<SystemTime>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+    /// Skip this many.
+    pub offset: Option<u32>,
+}
+
+impl ListFilter {
+    /// Every execution (up to the default limit).
+    pub fn new() -> Self {
+        ListFilter::default()
+    }
+
+    /// Only executions in `status`.
+    pub fn status(mut self, status: ExecutionStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only executions of `workflow`.
+    pub fn workflow(mut self, workflow: impl Into<String>) -> Self {
+        self.workflow = Some(workflow.into());
+        self
+    }
+
+    /// At most `limit` executions.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+/// Unix milliseconds, the journal's time unit.
+pub(crate) fn to_millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}

@@ -1,0 +1,169 @@
+//! Statuses of executions, journal entries and attempts, stored as lowercase
+//! text guarded by CHECK constraints.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use serde::{Deserialize, Serialize};
+
+/// Declares a text-backed enum with its SQL and string conversions in one place,
+/// so a status name is spelled once.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+ }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $( $(#[$vmeta])* $variant, )+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The lowercase name stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+
+            /// The SQL list of allowed values, for CHECK constraints.
+            pub(crate) fn sql_list() -> String {
+                let quoted: Vec<String> = Self::ALL.iter().map(|v| format!("'{}'", v.as_str())).collect();
+                format!("({})", quoted.join(", "))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        concat!("unknown ", stringify!($name), " `{}`, expected one of: ", $($text, " ",)+),
+                        other
+                    )),
+                }
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                text.parse().map_err(|e: String| FromSqlError::Other(e.into()))
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where an execution stands.
+    pub enum ExecutionStatus {
+        /// Running (or waiting to be resumed by replay after a crash).
+        Running = "running",
+        /// Suspended in a durable sleep until its wake time.
+        Sleeping = "sleeping",
+        /// Returned `Ok`; the output is journaled.
+        Completed = "completed",
+        /// Returned `Err`, or ran out of restarts.
+        Failed = "failed",
+        /// Panicked; waits for its restart.
+        Panicked = "panicked",
+        /// About to be restarted by replay.
+        Restarting = "restarting",
+        /// Cancelled by a request.
+        Cancelled = "cancelled",
+        /// Parked (non-determinism, an undecodable payload, a recovery budget
+        /// spent) until resumed.
+        Paused = "paused",
+    }
+}
+
+impl ExecutionStatus {
+    /// Whether the execution has ended for good (completed, failed or cancelled).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Completed | ExecutionStatus::Failed | ExecutionStatus::Cancelled
+        )
+    }
+}
+
+text_enum! {
+    /// Where a journal entry stands.
+    pub enum StepStatus {
+        /// Reserved but not started.
+        Pending = "pending",
+        /// An attempt is in flight (or was, when the process died).
+        Running = "running",
+        /// The result is journaled; the step never runs again.
+        Completed = "completed",
+        /// The last attempt failed; the error is journaled.
+        Failed = "failed",
+        /// A durable sleep that has not yet woken.
+        Sleeping = "sleeping",
+        /// Waiting out a backoff before the next attempt.
+        Retrying = "retrying",
+    }
+}
+
+text_enum! {
+    /// What a journal entry records. Steps, sleeps and helper values share one
+    /// sequence of positions.
+    pub enum EntryKind {
+        /// A step call (`#[step]` or `ctx.step`).
+        Step = "step",
+        /// A durable sleep.
+        Sleep = "sleep",
+        /// A journaled `ctx.now()`.
+        Now = "now",
+        /// A journaled random value (`ctx.random_u64()`, `ctx.uuid()`).
+        Random = "random",
+    }
+}
+
+text_enum! {
+    /// How one attempt of a step ended.
+    pub enum AttemptStatus {
+        /// In flight, or interrupted by a crash.
+        Running = "running",
+        /// Returned `Ok`.
+        Completed = "completed",
+        /// Returned `Err`, timed out, or panicked.
+        Failed = "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_text() {
+        for s in ExecutionStatus::ALL {
+            assert_eq!(s.as_str().parse::<ExecutionStatus>().unwrap(), *s);
+        }
+        for s in StepStatus::ALL {
+            assert_eq!(s.as_str().parse::<StepStatus>().unwrap(), *s);
+        }
+        assert!("Running".parse::<ExecutionStatus>().is_err());
+    }
+
+    #[test]
+    fn sql_list_names_every_value() {
+        assert_eq!(EntryKind::sql_list(), "('step', 'sleep', 'now', 'random')");
+    }
+}

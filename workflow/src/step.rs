@@ -1,0 +1,417 @@
+//! Running a step inside a workflow: replay from the journal, or attempts
+//! with retries, each journaled, and the step-side API ([`StepContext`],
+//! [`permanent`]).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::context::{Context, Reservation, SCOPE, Scope};
+use crate::error::StepFailure;
+use crate::journal::{ExecutionId, StepKey};
+use crate::panic::CatchUnwind;
+use crate::retry::RetryPolicy;
+use crate::status::{EntryKind, StepStatus};
+use crate::store;
+
+/// What a step body can learn about the attempt it runs in.
+pub(crate) struct StepState {
+    execution: ExecutionId,
+    key: StepKey,
+    attempt: u32,
+    permanent: AtomicBool,
+}
+
+/// The step an async body is running as, read with [`StepContext::current`].
+///
+/// Use the attempt number for logging and the idempotency key to make a call
+/// to an external system exactly-once (pass it as the provider's idempotency
+/// key: a retried or replayed-after-crash attempt sends the same key).
+#[derive(Clone)]
+pub struct StepContext {
+    state: Arc<StepState>,
+}
+
+impl StepContext {
+    /// The step running on this task, if the caller is inside a step body
+    /// that runs as part of a workflow.
+    pub fn current() -> Option<StepContext> {
+        SCOPE
+            .try_with(|scope| match scope {
+                Scope::Step(state) => Some(StepContext {
+                    state: Arc::clone(state),
+                }),
+                Scope::Workflow(_) => None,
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// The attempt number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.state.attempt
+    }
+
+    /// The execution the step belongs to.
+    pub fn execution_id(&self) -> &ExecutionId {
+        &self.state.execution
+    }
+
+    /// The step's key (`name#occurrence`).
+    pub fn key(&self) -> &StepKey {
+        &self.state.key
+    }
+
+    /// `"<execution id>/<step name>#<occurrence>"`: the same for every attempt
+    /// of this step in this execution, different for every other step call.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}/{}", self.state.execution, self.state.key)
+    }
+}
+
+impl fmt::Debug for StepContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepContext")
+            .field("execution", &self.state.execution)
+            .field("key", &self.state.key.to_string())
+            .field("attempt", &self.state.attempt)
+            .finish()
+    }
+}
+
+/// Marks the error a step body is about to return as permanent: the step is
+/// not retried, whatever its policy, and the error goes to the workflow at once.
+///
+/// It returns `error` unchanged, so it wraps the value in `Err(...)`:
+///
+/// ```
+/// # #[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// # enum PaymentError { Declined, Unavailable }
+/// # fn card_declined() -> bool { true }
+/// #[workflow::step(max_attempts = 5)]
+/// async fn charge(amount: u64) -> Result<u64, PaymentError> {
+///     if card_declined() {
+///         return Err(workflow::permanent(PaymentError::Declined));
+///     }
+///     Ok(amount)
+/// }
+/// ```
+///
+/// Called outside a step body (or in a step called outside a workflow), it
+/// does nothing.
+pub fn permanent<E>(error: E) -> E {
+    let _ = SCOPE.try_with(|scope| {
+        if let Scope::Step(state) = scope {
+            state.permanent.store(true, Ordering::Relaxed);
+        }
+    });
+    error
+}
+
+/// How a step retries: resolved from the step's attribute options over the
+/// execution's policy.
+pub(crate) struct StepSpec {
+    pub policy: RetryPolicy,
+    pub timeout: Option<Duration>,
+}
+
+/// A step call that has reserved its journal position.
+pub(crate) struct StepCall {
+    ctx: Context,
+    name: String,
+    reservation: Reservation,
+}
+
+/// One attempt's failure, before the retry decision.
+struct Failure<E> {
+    /// The value the workflow would get (None: the error type cannot hold a
+    /// runtime failure).
+    error: Option<E>,
+    message: String,
+    permanent: bool,
+}
+
+impl StepCall {
+    /// Reserves the next position for step `name` (synchronously, at call time).
+    pub(crate) fn reserve(ctx: Context, name: &str) -> StepCall {
+        let reservation = ctx.exec.reserve(name);
+        StepCall {
+            ctx,
+            name: name.to_owned(),
+            reservation,
+        }
+    }
+
+    /// The execution's retry policy, before the step's own options.
+    pub(crate) fn policy(&self) -> RetryPolicy {
+        self.ctx.exec.retry
+    }
+
+    /// Replays the step from the journal, or runs its attempts.
+    pub(crate) async fn run<T, E, F, Fut>(
+        self,
+        spec: StepSpec,
+        convert: fn(StepFailure) -> Option<E>,
+        mut body: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: Serialize + DeserializeOwned + fmt::Debug,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let exec = Arc::clone(&self.ctx.exec);
+        let StepCall {
+            name, reservation, ..
+        } = self;
+        let key = StepKey {
+            name,
+            occurrence: reservation.occurrence,
+        };
+        let position = reservation.position;
+        let what_output = || format!("the output of step `{key}` in workflow `{}`", exec.workflow);
+        let what_error = || format!("the error of step `{key}` in workflow `{}`", exec.workflow);
+
+        let mut attempt = 1;
+        if let Some(entry) = reservation.recorded {
+            if entry.kind != EntryKind::Step
+                || entry.name != key.name
+                || entry.occurrence != key.occurrence
+            {
+                let reason = exec.nondeterminism(position, &entry, EntryKind::Step, &key);
+                exec.park(reason).await
+            }
+            match entry.status {
+                StepStatus::Completed => {
+                    let Some(bytes) = entry.output.as_deref() else {
+                        exec.park(format!(
+                            "completed step `{key}` has no output in the journal"
+                        ))
+                        .await
+                    };
+                    match exec.codec.decode(bytes, what_output) {
+                        Ok(v) => {
+                            tracing::debug!(step = %key, "replayed completed step");
+                            return Ok(v);
+                        }
+                        Err(e) => exec.park(e.to_string()).await,
+                    }
+                }
+                StepStatus::Failed => {
+                    let Some(bytes) = entry.error.as_deref() else {
+                        let reason = entry.error_message.unwrap_or_default();
+                        exec.fail(format!("step `{key}` failed: {reason}")).await
+                    };
+                    match exec.codec.decode(bytes, what_error) {
+                        Ok(e) => {
+                            tracing::debug!(step = %key, "replayed failed step");
+                            return Err(e);
+                        }
+                        Err(e) => exec.park(e.to_string()).await,
+                    }
+                }
+                // In flight when the process stopped: run again, counting on.
+                _ => attempt = entry.attempts + 1,
+            }
+        }
+
+        let at = exec.entry_at(position, EntryKind::Step, &key.name, key.occurrence);
+        let span = tracing::info_span!("step", step = %key, execution = %exec.id);
+        loop {
+            let begin_at = at.clone();
+            let now = exec.now_millis();
+            // Queued, not waited: it commits with the next waited write, and a
+            // start lost in a crash only means an interrupted attempt.
+            exec.rt
+                .inner
+                .store
+                .enqueue(move |conn| store::begin_attempt(conn, &begin_at, attempt, now));
+
+            let state = Arc::new(StepState {
+                execution: exec.id.clone(),
+                key: key.clone(),
+                attempt,
+                permanent: AtomicBool::new(false),
+            });
+            let running = CatchUnwind::new(SCOPE.scope(Scope::Step(Arc::clone(&state)), body()));
+            let outcome = match spec.timeout {
+                None => Ok(running.instrument(span.clone()).await),
+                Some(limit) => tokio::time::timeout(limit, running.instrument(span.clone()))
+                    .await
+                    .map_err(|_| StepFailure::Timeout {
+                        step: key.to_string(),
+                        attempt,
+                        timeout_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    }),
+            };
+
+            let failure = match outcome {
+                Ok(Ok(Ok(value))) => {
+                    let failure = match exec.codec.encode(&value, what_output) {
+                        Ok(bytes) if bytes.len() > exec.rt.inner.max_payload => {
+                            StepFailure::TooLarge {
+                                step: key.to_string(),
+                                size: bytes.len(),
+                                limit: exec.rt.inner.max_payload,
+                            }
+                        }
+                        Ok(bytes) => {
+                            // The workflow gets the decoded value, on the first
+                            // run as on replay.
+                            match exec.codec.decode::<T>(&bytes, what_output) {
+                                Ok(decoded) => {
+                                    let done_at = at.clone();
+                                    let now = exec.now_millis();
+                                    let written = exec
+                                        .rt
+                                        .inner
+                                        .store
+                                        .write(move |conn| {
+                                            store::complete_step(
+                                                conn, &done_at, attempt, &bytes, now,
+                                            )
+                                        })
+                                        .await;
+                                    if let Err(e) = written {
+                                        tracing::error!(step = %key, error = %e, "cannot journal a step result; stopping the execution");
+                                        exec.halt().await
+                                    }
+                                    tracing::debug!(step = %key, attempt, "step completed");
+                                    return Ok(decoded);
+                                }
+                                Err(e) => StepFailure::Encode {
+                                    step: key.to_string(),
+                                    message: format!(
+                                        "the value does not survive the round trip: {e}"
+                                    ),
+                                },
+                            }
+                        }
+                        Err(e) => StepFailure::Encode {
+                            step: key.to_string(),
+                            message: e.to_string(),
+                        },
+                    };
+                    runtime_failure(failure, convert)
+                }
+                Ok(Ok(Err(error))) => Failure {
+                    message: format!("{error:?}"),
+                    permanent: state.permanent.load(Ordering::Relaxed),
+                    error: Some(error),
+                },
+                Ok(Err((panic, payload))) => {
+                    // A panicking step is not retried by its policy: the
+                    // execution restarts by replay and this attempt count goes on.
+                    let failed_at = at.clone();
+                    let message = panic.to_string();
+                    let now = exec.now_millis();
+                    let _ = exec
+                        .rt
+                        .inner
+                        .store
+                        .write(move |conn| {
+                            store::fail_attempt(conn, &failed_at, attempt, &message, None, now)
+                        })
+                        .await;
+                    std::panic::resume_unwind(payload)
+                }
+                Err(timeout) => runtime_failure(timeout, convert),
+            };
+
+            let last = failure.permanent || attempt >= spec.policy.max_attempts;
+            if !last {
+                let failed_at = at.clone();
+                let message = failure.message.clone();
+                let now = exec.now_millis();
+                exec.rt.inner.store.enqueue(move |conn| {
+                    store::fail_attempt(conn, &failed_at, attempt, &message, None, now)
+                });
+                let delay = spec.policy.delay_before(attempt + 1);
+                tracing::info!(step = %key, attempt, error = %failure.message, ?delay, "step attempt failed; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                continue;
+            }
+
+            tracing::info!(step = %key, attempt, error = %failure.message, "step failed");
+            let Some(error) = failure.error else {
+                let failed_at = at.clone();
+                let message = failure.message.clone();
+                let now = exec.now_millis();
+                let _ = exec
+                    .rt
+                    .inner
+                    .store
+                    .write(move |conn| {
+                        store::fail_attempt(conn, &failed_at, attempt, &message, None, now)
+                    })
+                    .await;
+                exec.fail(format!(
+                    "{} (the step's error type cannot hold it: implement `From<workflow::StepFailure>` for it to handle this in the workflow)",
+                    failure.message
+                ))
+                .await
+            };
+            let (bytes, decoded) = match encode_round_trip(&exec.codec, &error, what_error) {
+                Ok(pair) => pair,
+                Err(message) => {
+                    let failure = StepFailure::Encode {
+                        step: key.to_string(),
+                        message,
+                    };
+                    match convert(failure.clone())
+                        .map(|e| encode_round_trip(&exec.codec, &e, what_error))
+                    {
+                        Some(Ok(pair)) => pair,
+                        _ => exec.fail(failure.to_string()).await,
+                    }
+                }
+            };
+            let failed_at = at.clone();
+            let message = failure.message;
+            let now = exec.now_millis();
+            let written = exec
+                .rt
+                .inner
+                .store
+                .write(move |conn| {
+                    store::fail_attempt(conn, &failed_at, attempt, &message, Some(&bytes), now)
+                })
+                .await;
+            if let Err(e) = written {
+                tracing::error!(step = %key, error = %e, "cannot journal a step failure; stopping the execution");
+                exec.halt().await
+            }
+            return Err(decoded);
+        }
+    }
+}
+
+/// A failure the runtime itself produced, as the step's error if it can hold one.
+fn runtime_failure<E: fmt::Debug>(
+    failure: StepFailure,
+    convert: fn(StepFailure) -> Option<E>,
+) -> Failure<E> {
+    Failure {
+        message: failure.to_string(),
+        permanent: !failure.is_transient(),
+        error: convert(failure),
+    }
+}
+
+/// Encodes a value and decodes it back, so the caller hands on what replay would.
+fn encode_round_trip<V: Serialize + DeserializeOwned>(
+    codec: &crate::codec::Codec,
+    value: &V,
+    what: impl Fn() -> String,
+) -> Result<(Vec<u8>, V), String> {
+    let bytes = codec.encode(value, &what).map_err(|e| e.to_string())?;
+    let decoded = codec.decode(&bytes, &what).map_err(|e| e.to_string())?;
+    Ok((bytes, decoded))
+}

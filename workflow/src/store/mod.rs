@@ -1,0 +1,256 @@
+//! The SQLite store: one writer thread doing group commit, and a reader
+//! connection used off the async executor. The only rusqlite user.
+
+mod queries;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+pub(crate) use queries::*;
+
+/// How hard each commit pushes data to the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `synchronous = FULL`: every commit is fsynced before a step returns. The default.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: in WAL mode a commit survives a process crash,
+    /// but an OS crash or power loss can lose the last commits.
+    Normal,
+    /// `synchronous = OFF`: for tests and benchmarks.
+    Off,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+            Durability::Off => "OFF",
+        }
+    }
+}
+
+/// What is called with the commit's outcome once the batch holding an op is done.
+type Done = Box<dyn FnOnce(std::result::Result<(), &rusqlite::Error>) + Send>;
+/// One unit of work for the writer thread; runs inside the batch's transaction
+/// and says whether it succeeded (a failed op is rolled back alone).
+/// It gets the error instead of a connection when the transaction could not begin.
+type Op =
+    Box<dyn FnOnce(std::result::Result<&Connection, &rusqlite::Error>) -> (bool, Done) + Send>;
+
+enum Command {
+    Op(Op),
+    /// Commit what came before, then stop.
+    Close,
+}
+
+/// Most ops committed in one transaction. Bounds a batch's latency while
+/// still sharing each fsync among many workflows.
+const MAX_BATCH: usize = 4096;
+
+pub(crate) struct Store {
+    ops: mpsc::Sender<Command>,
+    reader: Option<Arc<Mutex<Connection>>>,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+    path: Option<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating if needed) a database file. Blocking: call from
+    /// `spawn_blocking`.
+    pub(crate) fn open_file(path: &Path, durability: Durability) -> Result<Store> {
+        let (writer, reader) = schema::open_file(path, durability)?;
+        Store::start(writer, Some(reader), Some(path.to_owned()))
+    }
+
+    /// A private in-memory database; reads go through the writer's connection.
+    pub(crate) fn open_in_memory() -> Result<Store> {
+        let writer = schema::open_in_memory()?;
+        Store::start(writer, None, None)
+    }
+
+    fn start(conn: Connection, reader: Option<Connection>, path: Option<PathBuf>) -> Result<Store> {
+        let (tx, rx) = mpsc::channel::<Command>();
+        let handle = thread::Builder::new()
+            .name("workflow-journal-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|source| Error::Io {
+                path: "writer thread".into(),
+                source,
+            })?;
+        Ok(Store {
+            ops: tx,
+            reader: reader.map(|r| Arc::new(Mutex::new(r))),
+            writer: Mutex::new(Some(handle)),
+            path,
+        })
+    }
+
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs `op` in the writer's next transaction and waits for its commit.
+    pub(crate) async fn write<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R>>();
+        let boxed: Op = Box::new(move |conn| {
+            let result = conn.map_err(copy_error).and_then(op);
+            let ok = result.is_ok();
+            let done: Done = Box::new(move |committed| {
+                let outcome = match (result, committed) {
+                    (Err(e), _) => Err(Error::Database(e)),
+                    (Ok(_), Err(e)) => Err(Error::Database(copy_error(e))),
+                    (Ok(value), Ok(())) => Ok(value),
+                };
+                let _ = tx.send(outcome);
+            });
+            (ok, done)
+        });
+        self.ops
+            .send(Command::Op(boxed))
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// Queues `op` for the writer's next transaction without waiting: it
+    /// commits with the next waited write. A failure is logged.
+    pub(crate) fn enqueue<F>(&self, op: F)
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        let boxed: Op = Box::new(move |conn| {
+            let result = conn.map_err(copy_error).and_then(op);
+            let ok = result.is_ok();
+            let done: Done = Box::new(move |committed| match (result, committed) {
+                (Err(e), _) => tracing::error!(error = %e, "queued journal write failed"),
+                (Ok(()), Err(e)) => {
+                    tracing::error!(error = %e, "queued journal write was not committed")
+                }
+                (Ok(()), Ok(())) => {}
+            });
+            (ok, done)
+        });
+        if self.ops.send(Command::Op(boxed)).is_err() {
+            tracing::warn!("journal write dropped: the runtime is shut down");
+        }
+    }
+
+    /// Reads with the reader connection on a blocking thread, or through the
+    /// writer for an in-memory store. Does not see writes still queued.
+    pub(crate) async fn read<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        match &self.reader {
+            None => self.write(op).await,
+            Some(reader) => {
+                let reader = Arc::clone(reader);
+                tokio::task::spawn_blocking(move || {
+                    // A poisoned lock means a read panicked; the connection itself is fine.
+                    let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+                    op(&conn).map_err(Error::from)
+                })
+                .await
+                .map_err(|_| Error::Shutdown)?
+            }
+        }
+    }
+
+    /// Stops the writer after it has committed everything queued, and waits for it.
+    pub(crate) fn close(&self) {
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = self.ops.send(Command::Close);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
+    let mut batch: Vec<Op> = Vec::with_capacity(64);
+    let mut done: Vec<Done> = Vec::with_capacity(64);
+    let mut open = true;
+    while open {
+        match commands.recv() {
+            Ok(Command::Op(op)) => batch.push(op),
+            Ok(Command::Close) | Err(_) => break,
+        }
+        while batch.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(Command::Op(op)) => batch.push(op),
+                Ok(Command::Close) => {
+                    open = false;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, &mut batch, &mut done);
+    }
+    tracing::debug!("journal writer stopped");
+}
+
+/// Runs one batch in one transaction, each op under its own savepoint so a
+/// failing op is rolled back alone, then tells every op the commit's outcome.
+fn run_batch(conn: &mut Connection, batch: &mut Vec<Op>, done: &mut Vec<Done>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, "cannot begin a journal transaction");
+        for op in batch.drain(..) {
+            // Run nothing; each op learns of the failure as a failed commit.
+            let (_, d) = op(Err(&e));
+            d(Err(&e));
+        }
+        return;
+    }
+    for op in batch.drain(..) {
+        match conn.savepoint() {
+            Ok(savepoint) => {
+                let (ok, d) = op(Ok(&*savepoint));
+                if ok {
+                    if let Err(e) = savepoint.commit() {
+                        tracing::error!(error = %e, "cannot release a savepoint");
+                    }
+                }
+                // Dropping an unreleased savepoint rolls the failed op back.
+                done.push(d);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open a savepoint");
+            }
+        }
+    }
+    let committed = conn.execute_batch("COMMIT");
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for d in done.drain(..) {
+        d(committed.as_ref().map(|_| ()));
+    }
+}
+
+/// A copy of a SQLite error for each waiter of a failed commit.
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            rusqlite::Error::SqliteFailure(*code, msg.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}

@@ -1,0 +1,477 @@
+//! The journal's SQL. Every function takes a connection and blocks; callers
+//! run them on the writer thread or a blocking thread.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::codec::{Codec, Payload};
+use crate::journal::{
+    AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
+    from_millis, to_millis,
+};
+use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+
+/// A new execution's row.
+pub(crate) struct NewExecution {
+    pub id: ExecutionId,
+    pub workflow: &'static str,
+    pub codec: Codec,
+    pub input: Vec<u8>,
+    pub options: String,
+    pub now: i64,
+}
+
+/// What `insert_execution` found.
+pub(crate) enum Inserted {
+    Created,
+    Existing { workflow: String },
+}
+
+pub(crate) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite::Result<Inserted> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO workflow_executions
+                 (id, workflow_name, status, codec, input, options, created_at, updated_at)
+             VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            e.id.as_str(),
+            e.workflow,
+            e.codec.as_str(),
+            e.input,
+            e.options,
+            e.now
+        ])?;
+    if inserted == 1 {
+        return Ok(Inserted::Created);
+    }
+    let workflow: String = conn
+        .prepare_cached("SELECT workflow_name FROM workflow_executions WHERE id = ?1")?
+        .query_row([e.id.as_str()], |r| r.get(0))?;
+    Ok(Inserted::Existing { workflow })
+}
+
+/// An execution's row, as replay and `Handle::result` need it.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecutionRow {
+    pub id: ExecutionId,
+    pub workflow: String,
+    pub status: ExecutionStatus,
+    pub codec: Codec,
+    pub input: Vec<u8>,
+    pub output: Option<Vec<u8>>,
+    pub error: Option<Vec<u8>>,
+    pub error_message: Option<String>,
+    pub options: String,
+    pub restart_attempt: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+const EXECUTION_COLUMNS: &str =
+    "id, workflow_name, status, codec, input, output, error, error_message,
+     options, restart_attempt, created_at, updated_at, completed_at";
+
+fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
+    let codec_name: String = r.get(3)?;
+    let codec = Codec::from_name(&codec_name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            format!("unknown codec `{codec_name}` (built without its cargo feature?)").into(),
+        )
+    })?;
+    Ok(ExecutionRow {
+        id: ExecutionId::new(r.get::<_, String>(0)?),
+        workflow: r.get(1)?,
+        status: r.get(2)?,
+        codec,
+        input: r.get(4)?,
+        output: r.get(5)?,
+        error: r.get(6)?,
+        error_message: r.get(7)?,
+        options: r.get(8)?,
+        restart_attempt: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+        completed_at: r.get(12)?,
+    })
+}
+
+pub(crate) fn load_execution(
+    conn: &Connection,
+    id: &ExecutionId,
+) -> rusqlite::Result<Option<ExecutionRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {EXECUTION_COLUMNS} FROM workflow_executions WHERE id = ?1"
+    ))?
+    .query_row([id.as_str()], execution_row)
+    .optional()
+}
+
+/// One journal entry as replay reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub position: u32,
+    pub kind: EntryKind,
+    pub name: String,
+    pub occurrence: u32,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub output: Option<Vec<u8>>,
+    pub error: Option<Vec<u8>>,
+    pub error_message: Option<String>,
+}
+
+/// The whole journal of an execution, in one query.
+pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message
+         FROM step_executions WHERE execution_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([id.as_str()], |r| {
+        Ok(Entry {
+            position: r.get(0)?,
+            kind: r.get(1)?,
+            name: r.get(2)?,
+            occurrence: r.get(3)?,
+            status: r.get(4)?,
+            attempts: r.get(5)?,
+            output: r.get(6)?,
+            error: r.get(7)?,
+            error_message: r.get(8)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Where a journal entry sits and what it is.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryAt {
+    pub execution: ExecutionId,
+    pub position: u32,
+    pub kind: EntryKind,
+    pub name: String,
+    pub occurrence: u32,
+}
+
+/// Records that attempt `attempt` of a step began.
+pub(crate) fn begin_attempt(
+    conn: &Connection,
+    at: &EntryAt,
+    attempt: u32,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, kind, name, occurrence, status, attempts, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)
+         ON CONFLICT (execution_id, position)
+         DO UPDATE SET status = 'running', attempts = excluded.attempts",
+    )?
+    .execute(params![
+        at.execution.as_str(),
+        at.position,
+        at.kind,
+        at.name,
+        at.occurrence,
+        attempt,
+        now
+    ])?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO step_attempts (execution_id, position, attempt, status, started_at)
+         VALUES (?1, ?2, ?3, 'running', ?4)",
+    )?
+    .execute(params![at.execution.as_str(), at.position, attempt, now])?;
+    Ok(())
+}
+
+/// Records a step's result. The entry is created if its start record was lost.
+pub(crate) fn complete_step(
+    conn: &Connection,
+    at: &EntryAt,
+    attempt: u32,
+    output: &[u8],
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, kind, name, occurrence, status, attempts, output, started_at, completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'completed', ?6, ?7, ?8, ?8)
+         ON CONFLICT (execution_id, position)
+         DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
+                       error = NULL, completed_at = excluded.completed_at",
+    )?
+    .execute(params![
+        at.execution.as_str(),
+        at.position,
+        at.kind,
+        at.name,
+        at.occurrence,
+        attempt,
+        output,
+        now
+    ])?;
+    conn.prepare_cached(
+        "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
+         VALUES (?1, ?2, ?3, 'completed', ?4, ?4)
+         ON CONFLICT (execution_id, position, attempt)
+         DO UPDATE SET status = 'completed', ended_at = excluded.ended_at",
+    )?
+    .execute(params![at.execution.as_str(), at.position, attempt, now])?;
+    Ok(())
+}
+
+/// Records a failed attempt. With `terminal`, the step has failed for good and
+/// the encoded error is what replay returns; otherwise it waits to retry.
+pub(crate) fn fail_attempt(
+    conn: &Connection,
+    at: &EntryAt,
+    attempt: u32,
+    message: &str,
+    terminal: Option<&[u8]>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let status = if terminal.is_some() {
+        StepStatus::Failed
+    } else {
+        StepStatus::Retrying
+    };
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, kind, name, occurrence, status, attempts, error, error_message,
+              started_at, completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?8 IS NULL THEN NULL ELSE ?10 END)
+         ON CONFLICT (execution_id, position)
+         DO UPDATE SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
+                       error_message = excluded.error_message, completed_at = excluded.completed_at",
+    )?
+    .execute(params![
+        at.execution.as_str(),
+        at.position,
+        at.kind,
+        at.name,
+        at.occurrence,
+        status,
+        attempt,
+        terminal,
+        message,
+        now
+    ])?;
+    conn.prepare_cached(
+        "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at, error_message)
+         VALUES (?1, ?2, ?3, 'failed', ?4, ?4, ?5)
+         ON CONFLICT (execution_id, position, attempt)
+         DO UPDATE SET status = 'failed', ended_at = excluded.ended_at, error_message = excluded.error_message",
+    )?
+    .execute(params![at.execution.as_str(), at.position, attempt, now, message])?;
+    Ok(())
+}
+
+/// Records a helper value (`now`, random) as a completed entry.
+pub(crate) fn record_value(
+    conn: &Connection,
+    at: &EntryAt,
+    output: &[u8],
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, kind, name, occurrence, status, attempts, output, started_at, completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'completed', 1, ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        at.execution.as_str(),
+        at.position,
+        at.kind,
+        at.name,
+        at.occurrence,
+        output,
+        now
+    ])?;
+    Ok(())
+}
+
+/// Sets an execution's status, and with a terminal status its output or error.
+pub(crate) fn set_status(
+    conn: &Connection,
+    id: &ExecutionId,
+    status: ExecutionStatus,
+    output: Option<&[u8]>,
+    error: Option<&[u8]>,
+    message: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let completed_at = status.is_terminal().then_some(now);
+    conn.prepare_cached(
+        "UPDATE workflow_executions
+         SET status = ?2, output = ?3, error = ?4, error_message = ?5, updated_at = ?6, completed_at = ?7
+         WHERE id = ?1",
+    )?
+    .execute(params![id.as_str(), status, output, error, message, now, completed_at])?;
+    Ok(())
+}
+
+/// Moves a panicked (or restarting) execution back to running with one more
+/// restart counted; false if it is not in such a state any more.
+pub(crate) fn begin_restart(
+    conn: &Connection,
+    id: &ExecutionId,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE workflow_executions
+             SET status = 'running', restart_attempt = restart_attempt + 1, updated_at = ?2
+             WHERE id = ?1 AND status IN ('panicked', 'restarting')",
+        )?
+        .execute(params![id.as_str(), now])?;
+    Ok(changed == 1)
+}
+
+/// Everything known of one execution, for `Runtime::status`, read in one snapshot.
+pub(crate) fn load_info(
+    conn: &Connection,
+    id: &ExecutionId,
+) -> rusqlite::Result<Option<ExecutionInfo>> {
+    // A savepoint opens a read transaction on the reader connection and nests
+    // inside the writer's batch transaction on an in-memory store.
+    conn.execute_batch("SAVEPOINT snapshot")?;
+    let info = load_info_unguarded(conn, id);
+    conn.execute_batch("RELEASE snapshot")?;
+    info
+}
+
+fn load_info_unguarded(
+    conn: &Connection,
+    id: &ExecutionId,
+) -> rusqlite::Result<Option<ExecutionInfo>> {
+    let Some(row) = load_execution(conn, id)? else {
+        return Ok(None);
+    };
+    let codec = row.codec;
+    let mut attempts_by_position: std::collections::HashMap<u32, Vec<AttemptRecord>> =
+        Default::default();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT position, attempt, status, started_at, ended_at, error_message
+             FROM step_attempts WHERE execution_id = ?1 ORDER BY position, attempt",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                AttemptRecord {
+                    attempt: r.get(1)?,
+                    status: r.get::<_, AttemptStatus>(2)?,
+                    started_at: from_millis(r.get(3)?),
+                    ended_at: r.get::<_, Option<i64>>(4)?.map(from_millis),
+                    error: r.get(5)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (position, attempt) = row?;
+            attempts_by_position
+                .entry(position)
+                .or_default()
+                .push(attempt);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT position, kind, name, occurrence, status, attempts, output, error_message, started_at, completed_at
+         FROM step_executions WHERE execution_id = ?1 ORDER BY position",
+    )?;
+    let steps = stmt
+        .query_map([id.as_str()], |r| {
+            let position: u32 = r.get(0)?;
+            Ok(StepRecord {
+                position,
+                kind: r.get(1)?,
+                key: StepKey {
+                    name: r.get(2)?,
+                    occurrence: r.get(3)?,
+                },
+                status: r.get(4)?,
+                attempts: r.get(5)?,
+                output: r
+                    .get::<_, Option<Vec<u8>>>(6)?
+                    .map(|b| Payload::new(codec, b)),
+                error: r.get(7)?,
+                started_at: from_millis(r.get(8)?),
+                completed_at: r.get::<_, Option<i64>>(9)?.map(from_millis),
+                attempt_log: attempts_by_position.remove(&position).unwrap_or_default(),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(ExecutionInfo {
+        id: row.id,
+        workflow: row.workflow,
+        status: row.status,
+        input: Payload::new(codec, row.input),
+        output: row.output.map(|b| Payload::new(codec, b)),
+        error: row.error.map(|b| Payload::new(codec, b)),
+        error_message: row.error_message,
+        restart_attempt: row.restart_attempt,
+        created_at: from_millis(row.created_at),
+        updated_at: from_millis(row.updated_at),
+        completed_at: row.completed_at.map(from_millis),
+        steps,
+    }))
+}
+
+/// Executions matching `filter`, newest first.
+pub(crate) fn list(
+    conn: &Connection,
+    filter: &ListFilter,
+) -> rusqlite::Result<Vec<ExecutionSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, workflow_name, status, error_message, restart_attempt, created_at, updated_at
+         FROM workflow_executions
+         WHERE (?1 IS NULL OR status = ?1)
+           AND (?2 IS NULL OR workflow_name = ?2)
+           AND (?3 IS NULL OR created_at >= ?3)
+           AND (?4 IS NULL OR created_at < ?4)
+         ORDER BY created_at DESC, id DESC
+         LIMIT ?5 OFFSET ?6",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            filter.status,
+            filter.workflow,
+            filter.created_after.map(to_millis),
+            filter.created_before.map(to_millis),
+            filter.limit.unwrap_or(100),
+            filter.offset.unwrap_or(0)
+        ],
+        |r| {
+            Ok(ExecutionSummary {
+                id: ExecutionId::new(r.get::<_, String>(0)?),
+                workflow: r.get(1)?,
+                status: r.get(2)?,
+                error_message: r.get(3)?,
+                restart_attempt: r.get(4)?,
+                created_at: from_millis(r.get(5)?),
+                updated_at: from_millis(r.get(6)?),
+            })
+        },
+    )?;
+    rows.collect()
+}
+
+/// Records the registered workflows with their options.
+pub(crate) fn register_workflows(
+    conn: &Connection,
+    workflows: &[(String, String, String)],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO workflows (name, module_path, options, registered_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET module_path = excluded.module_path, options = excluded.options,
+                                          registered_at = excluded.registered_at",
+    )?;
+    for (name, module_path, options) in workflows {
+        stmt.execute(params![name, module_path, options, now])?;
+    }
+    Ok(())
+}

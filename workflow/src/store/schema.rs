@@ -1,0 +1,299 @@
+//! Opening a database file safely, and the schema with its migrations.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::Durability;
+use crate::error::{Error, Result};
+use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+
+/// `PRAGMA application_id` of our files: "WFLW".
+pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// How long a write waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the header of an existing file says.
+enum Probe {
+    /// No file, or an empty one: ours to create.
+    Fresh,
+    /// One of ours, at this schema version.
+    Ours,
+}
+
+/// Reads the 100-byte SQLite header without SQLite, so a foreign or corrupt
+/// file is refused before anything (not even a `-wal` or `-shm` file) is created.
+fn probe(path: &Path) -> Result<Probe> {
+    let display = || path.display().to_string();
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Probe::Fresh),
+        Err(source) => {
+            return Err(Error::Io {
+                path: display(),
+                source,
+            });
+        }
+    };
+    let mut header = Vec::with_capacity(100);
+    file.by_ref()
+        .take(100)
+        .read_to_end(&mut header)
+        .map_err(|source| Error::Io {
+            path: display(),
+            source,
+        })?;
+    if header.is_empty() {
+        return Ok(Probe::Fresh);
+    }
+    if header.len() < 100 || !header.starts_with(b"SQLite format 3\0") {
+        return Err(Error::ForeignDatabase {
+            path: display(),
+            reason: "it is not a SQLite database".into(),
+        });
+    }
+    let be_i32 = |at: usize| {
+        i32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let application_id = be_i32(68);
+    let user_version = i64::from(be_i32(60));
+    if application_id != APPLICATION_ID {
+        return Err(Error::ForeignDatabase {
+            path: display(),
+            reason: format!(
+                "its application_id is {application_id:#x}, not {APPLICATION_ID:#x} (a database of another program)"
+            ),
+        });
+    }
+    if user_version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: display(),
+            found: user_version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(Probe::Ours)
+}
+
+/// Opens a file for the writer thread and a reader, creating and migrating it
+/// as needed. Blocking.
+pub(super) fn open_file(path: &Path, durability: Durability) -> Result<(Connection, Connection)> {
+    let probe = probe(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let writer = Connection::open_with_flags(path, flags)?;
+    writer.busy_timeout(BUSY_TIMEOUT)?;
+    if matches!(probe, Probe::Fresh) {
+        // Stamp the file while still in rollback-journal mode, so its header
+        // names it ours on disk from the first write on.
+        writer.pragma_update(None, "application_id", APPLICATION_ID)?;
+    }
+    let mode: String = writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "the database could not switch to WAL mode");
+    }
+    configure(&writer, durability)?;
+    migrate(&writer, path)?;
+
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    reader.busy_timeout(BUSY_TIMEOUT)?;
+    Ok((writer, reader))
+}
+
+/// A private in-memory database for the writer thread.
+pub(super) fn open_in_memory() -> Result<Connection> {
+    let conn = Connection::open_in_memory()?;
+    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    configure(&conn, Durability::Off)?;
+    migrate(&conn, Path::new(":memory:"))?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, durability: Durability) -> Result<()> {
+    conn.pragma_update(None, "synchronous", durability.pragma())?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The journal's statements are few and hot.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction.
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path: path.display().to_string(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            conn.execute_batch(&schema_v1())?;
+        }
+        if version < SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn schema_v1() -> String {
+    let execution_status = ExecutionStatus::sql_list();
+    let step_status = StepStatus::sql_list();
+    let kind = EntryKind::sql_list();
+    let attempt_status = AttemptStatus::sql_list();
+    format!(
+        "
+        CREATE TABLE workflows (
+            name          TEXT PRIMARY KEY,
+            module_path   TEXT NOT NULL,
+            options       TEXT NOT NULL,
+            registered_at INTEGER NOT NULL
+        ) STRICT;
+
+        CREATE TABLE workflow_executions (
+            id                 TEXT PRIMARY KEY,
+            workflow_name      TEXT NOT NULL,
+            status             TEXT NOT NULL CHECK (status IN {execution_status}),
+            codec              TEXT NOT NULL,
+            input              BLOB NOT NULL,
+            output             BLOB,
+            error              BLOB,
+            error_message      TEXT,
+            options            TEXT NOT NULL,
+            restart_attempt    INTEGER NOT NULL DEFAULT 0,
+            recovery_attempts  INTEGER NOT NULL DEFAULT 0,
+            wake_at            INTEGER,
+            created_at         INTEGER NOT NULL,
+            updated_at         INTEGER NOT NULL,
+            completed_at       INTEGER
+        ) STRICT;
+        CREATE INDEX workflow_executions_by_status ON workflow_executions (status, created_at);
+        CREATE INDEX workflow_executions_by_created ON workflow_executions (created_at);
+
+        CREATE TABLE step_executions (
+            execution_id   TEXT NOT NULL,
+            position       INTEGER NOT NULL,
+            kind           TEXT NOT NULL CHECK (kind IN {kind}),
+            name           TEXT NOT NULL,
+            occurrence     INTEGER NOT NULL,
+            status         TEXT NOT NULL CHECK (status IN {step_status}),
+            attempts       INTEGER NOT NULL DEFAULT 0,
+            output         BLOB,
+            error          BLOB,
+            error_message  TEXT,
+            wake_at        INTEGER,
+            started_at     INTEGER NOT NULL,
+            completed_at   INTEGER,
+            PRIMARY KEY (execution_id, position)
+        ) STRICT, WITHOUT ROWID;
+
+        CREATE TABLE step_attempts (
+            execution_id   TEXT NOT NULL,
+            position       INTEGER NOT NULL,
+            attempt        INTEGER NOT NULL,
+            status         TEXT NOT NULL CHECK (status IN {attempt_status}),
+            started_at     INTEGER NOT NULL,
+            ended_at       INTEGER,
+            error_message  TEXT,
+            PRIMARY KEY (execution_id, position, attempt)
+        ) STRICT, WITHOUT ROWID;
+        "
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_file_is_refused_and_untouched() {
+        let dir = tempfile_dir();
+        let path = dir.join("notes.txt");
+        std::fs::write(
+            &path,
+            b"hello, this is not a database at all, just some text",
+        )
+        .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = open_file(&path, Durability::Full).unwrap_err();
+        assert!(matches!(err, Error::ForeignDatabase { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(!dir.join("notes.txt-wal").exists());
+        assert!(!dir.join("notes.txt-shm").exists());
+    }
+
+    #[test]
+    fn another_programs_sqlite_file_is_refused() {
+        let dir = tempfile_dir();
+        let path = dir.join("other.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = open_file(&path, Durability::Full).unwrap_err();
+        assert!(err.to_string().contains("another program"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn fresh_file_is_stamped_and_reopens() {
+        let dir = tempfile_dir();
+        let path = dir.join("wf.db");
+        drop(open_file(&path, Durability::Full).unwrap());
+        assert!(matches!(probe(&path).unwrap(), Probe::Ours));
+        drop(open_file(&path, Durability::Full).unwrap());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile_dir();
+        let path = dir.join("wf.db");
+        {
+            let (w, _r) = open_file(&path, Durability::Full).unwrap();
+            w.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+            w.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        }
+        let err = open_file(&path, Durability::Full).unwrap_err();
+        assert!(
+            matches!(err, Error::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err}"
+        );
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "workflow-schema-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
