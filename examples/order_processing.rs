@@ -152,7 +152,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("journal of {}:", info.id);
     for s in &info.steps {
         println!(
-            "  #{} {:<16} {:<10} attempts: {}",
+            "  #{} {:<20} {:<10} attempts: {}",
             s.position,
             s.key.to_string(),
             s.status,
