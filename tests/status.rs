@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use support::within;
+use support::{with_clock_running, within};
 use workflow::{
     AnyError, AttemptStatus, Context, EntryKind, ExecutionStatus, ListFilter, ManualClock,
     RunError, Runtime, StepStatus, step, workflow,
@@ -70,7 +70,7 @@ async fn status_reports_input_output_steps_attempts_and_errors() {
     let failed = stock::start(&rt, "stock-missing", "missing".into(), 1)
         .await
         .unwrap();
-    let err = within(failed.result()).await.unwrap_err();
+    let err = with_clock_running(&clock, failed.result()).await.unwrap_err();
     assert!(
         matches!(&err, RunError::Workflow(e) if e.message() == "no stock of missing"),
         "{err:?}"
@@ -113,7 +113,7 @@ async fn list_filters_by_status_and_workflow_newest_first() {
         let h = stock::start(&rt, format!("list-{i}"), sku.to_string(), 1)
             .await
             .unwrap();
-        let _ = within(h.result()).await;
+        let _ = with_clock_running(&clock, h.result()).await;
     }
     let all = rt.list(ListFilter::new()).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();

@@ -1,6 +1,7 @@
 //! A worker process for the crash tests: runs execution `crash-1` of
-//! `crash_flow` on a database file, starting it or resuming it, and prints
-//! its result. The test SIGKILLs it while step two is in flight.
+//! `crash_flow` on a database file, starting it or (in `resume` mode) waiting
+//! for the recovery that opening the database does, and prints its result.
+//! The test SIGKILLs it while step two is in flight.
 //!
 //! Usage: `crash-worker start|resume <db> <ledger>`
 
@@ -62,11 +63,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: crash-worker start|resume <db> <ledger>".into());
     };
     let rt = Runtime::open(db).await?;
-    if mode == "resume" {
+    let handle = if mode == "resume" {
+        // Nothing to call: opening the database recovered the execution.
         RELEASED.store(true, Ordering::SeqCst);
-        crash_flow::resume(&rt, "crash-1").await?;
-    }
-    let handle = crash_flow::start(&rt, "crash-1", ledger.clone()).await?;
+        rt.handle::<crash_flow>("crash-1")
+    } else {
+        crash_flow::start(&rt, "crash-1", ledger.clone()).await?
+    };
     let out = handle.result().await?;
     println!("result: {out}");
     Ok(())

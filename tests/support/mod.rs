@@ -37,3 +37,18 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> T {
         .await
         .expect("did not finish within 60 s")
 }
+
+/// Awaits `fut` while moving `clock` forward, for tests whose retries or
+/// sleeps wait on a manual clock.
+pub async fn with_clock_running<T>(clock: &workflow::ManualClock, fut: impl Future<Output = T>) -> T {
+    tokio::pin!(fut);
+    within(async {
+        loop {
+            tokio::select! {
+                out = &mut fut => return out,
+                () = tokio::time::sleep(Duration::from_millis(2)) => clock.advance(Duration::from_secs(1)),
+            }
+        }
+    })
+    .await
+}

@@ -12,7 +12,7 @@ pub(crate) use workflow::expand_workflow;
 
 use crate::args::Millis;
 use crate::parse::RetModel;
-use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
 use syn::Path;
 
@@ -93,14 +93,77 @@ impl Cover {
     }
 }
 
-/// Checks that `T` and `E` of the return type are serde types, spanned on the return type.
-/// The runtime calls that require the same bounds are spanned there too, so the compiler
-/// reports each missing impl once (it drops a repeated error at the same span).
+/// `T` and `E` of the return type, as generated code should write them.
+struct OkErr {
+    ok: TokenStream,
+    err: TokenStream,
+}
+
+impl OkErr {
+    /// The user's own tokens when the return type is spelled `Result<T, E>`, so that an
+    /// unsatisfied bound on one of them is reported on it; otherwise (`io::Result<T>` and
+    /// other aliases) the projections of [`OkErr::projected`].
+    fn split(krate: &Path, ret: &RetModel) -> OkErr {
+        match &ret.split {
+            Some((ok, err)) => OkErr {
+                ok: ok.to_token_stream(),
+                err: err.to_token_stream(),
+            },
+            None => OkErr::projected(krate, ret),
+        }
+    }
+
+    /// `<R as SplitResult>::Ok` and `::Err`, spanned over the return type `R`.
+    fn projected(krate: &Path, ret: &RetModel) -> OkErr {
+        let ty = &ret.ty;
+        let cover = Cover::of(ty);
+        let project = |assoc: TokenStream| {
+            cover.wrap(
+                quote!(<),
+                ty,
+                quote!(as #krate::__private::SplitResult>::#assoc),
+            )
+        };
+        OkErr {
+            ok: project(quote!(Ok)),
+            err: project(quote!(Err)),
+        }
+    }
+}
+
+/// Checks that `T` and `E` are serde types: on `T` and on `E` when the return type spells
+/// them out, on the whole return type otherwise. These are the spans at which the runtime
+/// calls, given `T` and `E` explicitly (see [`OkErr::split`]), report the same bounds, and
+/// the compiler reports a repeated error at the same span only once.
 fn output_check(krate: &Path, ret: &RetModel) -> TokenStream {
-    let ty = &ret.ty;
-    Cover::of(ty).wrap(
-        quote!(#krate::__private::assert_step_output::<),
-        ty,
-        quote!(>();),
-    )
+    let check = |cover: Cover, result_ty: TokenStream| {
+        cover.wrap(
+            quote!(#krate::__private::assert_step_output::<),
+            result_ty,
+            quote!(>();),
+        )
+    };
+    match &ret.split {
+        Some((ok, err)) => {
+            let ok_cover = Cover::of(ok);
+            let err_cover = Cover::of(err);
+            let ok_check = check(
+                ok_cover,
+                ok_cover.wrap(quote!(::core::result::Result<), ok, quote!(, ()>)),
+            );
+            let err_check = check(
+                err_cover,
+                err_cover.wrap(quote!(::core::result::Result<(), ), err, quote!(>)),
+            );
+            quote!(#ok_check #err_check)
+        }
+        None => check(Cover::of(&ret.ty), ret.ty.to_token_stream()),
+    }
+}
+
+/// `( inner )` whose parentheses carry `span`, leaving the spans inside alone.
+fn parens(inner: TokenStream, span: Span) -> TokenStream {
+    let mut group = Group::new(Delimiter::Parenthesis, inner);
+    group.set_span(span);
+    TokenTree::Group(group).into()
 }

@@ -65,30 +65,31 @@ pub(crate) struct RetModel {
     pub(crate) split: Option<(Type, Type)>,
 }
 
+/// Parses `#[step(args)] item`. Bad options are recorded and replaced by defaults, so the
+/// function is still checked and every problem is reported in one build.
 pub(crate) fn parse_step(
     args: TokenStream,
     item: TokenStream,
     errors: &mut Errors,
 ) -> Option<StepFn> {
-    let config = errors.take(args::parse_step_config(args));
+    let config = errors
+        .take(args::parse_step_config(args))
+        .unwrap_or_default();
     let func = parse_fn(AttrKind::Step, item, errors)?;
-    Some(StepFn {
-        func,
-        config: config?,
-    })
+    Some(StepFn { func, config })
 }
 
+/// Parses `#[workflow(args)] item`, like [`parse_step`].
 pub(crate) fn parse_workflow(
     args: TokenStream,
     item: TokenStream,
     errors: &mut Errors,
 ) -> Option<WorkflowFn> {
-    let config = errors.take(args::parse_workflow_config(args));
+    let config = errors
+        .take(args::parse_workflow_config(args))
+        .unwrap_or_default();
     let func = parse_fn(AttrKind::Workflow, item, errors)?;
-    Some(WorkflowFn {
-        func,
-        config: config?,
-    })
+    Some(WorkflowFn { func, config })
 }
 
 fn parse_fn(attr: AttrKind, item: TokenStream, errors: &mut Errors) -> Option<FnModel> {

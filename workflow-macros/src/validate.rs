@@ -106,16 +106,20 @@ pub(crate) fn validate_step(step: StepFn, errors: &mut Errors) -> Option<Step> {
 pub(crate) fn validate_workflow(workflow: WorkflowFn, errors: &mut Errors) -> Option<Workflow> {
     let attr = AttrKind::Workflow;
     let options = freeze_workflow_options(workflow.config, &workflow.func.original, errors);
-    let mut args = workflow.func.args.into_iter();
-    let ctx = match args.next() {
+    let any_context = workflow.func.args.iter().any(|arg| arg.context.is_some());
+    let mut args = workflow.func.args.into_iter().peekable();
+    let ctx = match args.next_if(|first| first.context.is_some()) {
         Some(first) => context_param(first, errors),
+        // A `Context` further on is reported as misplaced below.
+        None if any_context => None,
         None => {
-            errors.at(
-                workflow.func.original.sig.paren_token.span.join(),
-                format_args!(
-                    "{attr} functions take a `Context` as their first parameter: write `ctx: Context`"
-                ),
+            let message = format!(
+                "{attr} functions take a `Context` as their first parameter: write `ctx: Context`"
             );
+            match args.peek() {
+                Some(first) => errors.spanned(&first.original, format_args!("{message} before it")),
+                None => errors.at(workflow.func.original.sig.paren_token.span.join(), message),
+            }
             None
         }
     };
@@ -153,29 +157,15 @@ pub(crate) fn validate_workflow(workflow: WorkflowFn, errors: &mut Errors) -> Op
     })
 }
 
-/// The workflow's first parameter, which must be a `Context` taken by value.
+/// The workflow's first parameter, a `Context`, which must be taken by value.
 fn context_param(first: ArgModel, errors: &mut Errors) -> Option<PatType> {
     let attr = AttrKind::Workflow;
-    match first.context {
-        Some(ContextUse::ByValue) => {}
-        Some(ContextUse::ByRef(and_span)) => {
-            errors.at(
-                and_span,
-                format_args!(
-                    "{attr} functions take their `Context` by value: write `ctx: Context`"
-                ),
-            );
-            return None;
-        }
-        None => {
-            errors.spanned(
-                &first.original,
-                format_args!(
-                    "{attr} functions take a `Context` as their first parameter: write `ctx: Context` before it"
-                ),
-            );
-            return None;
-        }
+    if let Some(ContextUse::ByRef(and_span)) = first.context {
+        errors.at(
+            and_span,
+            format_args!("{attr} functions take their `Context` by value: write `ctx: Context`"),
+        );
+        return None;
     }
     match first.binding {
         ArgBinding::Ident { .. } | ArgBinding::Wild => Some(first.original),

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,9 +16,9 @@ use crate::codec::Codec;
 use crate::journal::{ExecutionId, StepKey, from_millis, to_millis};
 use crate::retry::RetryPolicy;
 use crate::runtime::Runtime;
-use crate::status::{EntryKind, ExecutionStatus, StepStatus};
+use crate::status::{EntryKind, ExecutionStatus, PauseCause, StepStatus};
 use crate::step::{self, StepCall, StepSpec};
-use crate::store::{self, Entry, EntryAt};
+use crate::store::{self, Entry, EntryAt, Transition};
 
 tokio::task_local! {
     /// What the code being polled runs inside: a workflow body, or a step body.
@@ -52,6 +53,13 @@ pub(crate) struct Execution {
     /// Told when the execution must stop (parked, failed by the runtime): the
     /// driver then drops the workflow future.
     pub stop: Notify,
+    /// Set by a cancel request; honoured at the next boundary.
+    cancel: AtomicBool,
+    /// Wakes in-memory waits (short sleeps, backoffs) for a cancel or shutdown.
+    interrupt: Notify,
+    /// Taken over after an unclean end: the first progress resets the
+    /// recovery count.
+    recovered: AtomicBool,
 }
 
 /// Replay position: the journal loaded at start, consumed in call order.
@@ -77,6 +85,7 @@ impl Execution {
         restart_attempt: u32,
         retry: RetryPolicy,
         journal: Vec<Entry>,
+        recovered: bool,
     ) -> Self {
         let len = journal
             .iter()
@@ -102,7 +111,138 @@ impl Execution {
                 occurrences: HashMap::new(),
             }),
             stop: Notify::new(),
+            cancel: AtomicBool::new(false),
+            interrupt: Notify::new(),
+            recovered: AtomicBool::new(recovered),
         }
+    }
+
+    /// Asks the execution to stop as cancelled at its next boundary.
+    pub(crate) fn request_cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.interrupt.notify_waiters();
+    }
+
+    /// Wakes in-memory waits so they see a cancel or a shutdown.
+    pub(crate) fn interrupt(&self) {
+        self.interrupt.notify_waiters();
+    }
+
+    /// A step boundary: stops the execution here if it was cancelled or the
+    /// runtime is shutting down.
+    pub(crate) async fn boundary(&self) {
+        if self.cancel.load(Ordering::SeqCst) {
+            tracing::info!(execution = %self.id, "execution cancelled");
+            self.rt
+                .set_status(&self.id, ExecutionStatus::Cancelled, Transition::default())
+                .await;
+            self.halt().await
+        }
+        if self.rt.is_shutting_down() {
+            // The journal stays as it is; the next open recovers it.
+            self.halt().await
+        }
+    }
+
+    /// Called after a step completes: progress resets the recovery count.
+    pub(crate) fn made_progress(&self) {
+        if self.recovered.swap(false, Ordering::SeqCst) {
+            let id = self.id.clone();
+            self.rt
+                .inner
+                .store
+                .enqueue(move |conn| store::reset_recovery(conn, &id));
+        }
+    }
+
+    /// Waits until `wake_at` (Unix ms): in memory when it is near, otherwise
+    /// by suspending the execution (which never returns here; the
+    /// scheduler replays it when due).
+    pub(crate) async fn wait_until(&self, wake_at: i64) {
+        loop {
+            let now = self.now_millis();
+            if wake_at <= now {
+                return;
+            }
+            let left = Duration::from_millis(u64::try_from(wake_at - now).unwrap_or(0));
+            if left > self.rt.inner.defaults.suspend_after {
+                self.suspend(wake_at).await
+            }
+            let interrupted = self.interrupt.notified();
+            tokio::pin!(interrupted);
+            interrupted.as_mut().enable();
+            self.boundary().await;
+            tokio::select! {
+                () = self.rt.inner.clock.sleep_until(from_millis(wake_at)) => {}
+                () = interrupted => self.boundary().await,
+            }
+        }
+    }
+
+    /// Suspends the execution until `wake_at`: its status becomes `sleeping`
+    /// with the wake time, the scheduler gets a timer, and the workflow
+    /// future is dropped.
+    async fn suspend(&self, wake_at: i64) -> ! {
+        tracing::debug!(execution = %self.id, wake_at, "suspending");
+        let transition = Transition {
+            wake_at: Some(wake_at),
+            ..Transition::default()
+        };
+        self.rt
+            .set_status(&self.id, ExecutionStatus::Sleeping, transition)
+            .await;
+        self.rt.inner.timers.add_wake(wake_at, self.id.clone());
+        self.halt().await
+    }
+
+    /// A durable sleep until `wake`, computed once and journaled before the
+    /// workflow waits.
+    async fn sleep(&self, wake: Wake) {
+        self.boundary().await;
+        let r = self.reserve("sleep");
+        let key = StepKey {
+            name: "sleep".to_owned(),
+            occurrence: r.occurrence,
+        };
+        let at = self.entry_at(r.position, EntryKind::Sleep, "sleep", r.occurrence);
+        let wake_at = match r.recorded {
+            Some(entry) if entry.kind == EntryKind::Sleep && entry.name == "sleep" && entry.occurrence == r.occurrence => {
+                if entry.status == StepStatus::Completed {
+                    return;
+                }
+                // Never recomputed from "now": the journaled time stands.
+                entry.wake_at.unwrap_or(0)
+            }
+            Some(entry) => {
+                let reason = self.nondeterminism(r.position, &entry, EntryKind::Sleep, &key);
+                self.park_for(PauseCause::Nondeterminism, reason).await
+            }
+            None => {
+                let now = self.now_millis();
+                let wake_at = match wake {
+                    Wake::After(d) => now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                    Wake::At(t) => to_millis(t),
+                };
+                let record = at.clone();
+                let written = self
+                    .rt
+                    .inner
+                    .store
+                    .write(move |conn| store::record_sleep(conn, &record, wake_at, now))
+                    .await;
+                if let Err(e) = written {
+                    tracing::error!(execution = %self.id, error = %e, "cannot journal a sleep; stopping the execution");
+                    self.halt().await
+                }
+                wake_at
+            }
+        };
+        self.wait_until(wake_at).await;
+        let now = self.now_millis();
+        self.rt
+            .inner
+            .store
+            .enqueue(move |conn| store::complete_sleep(conn, &at, now));
     }
 
     /// Takes the next position and the occurrence of `name`; synchronous, so a
@@ -157,12 +297,17 @@ impl Execution {
         to_millis(self.rt.inner.clock.now())
     }
 
-    /// Parks the execution as `paused` with `reason`, then never returns: the
+    /// Parks the execution as `paused` for `cause`, then never returns: the
     /// driver drops the workflow future.
-    pub(crate) async fn park(&self, reason: String) -> ! {
+    pub(crate) async fn park_for(&self, cause: PauseCause, reason: String) -> ! {
         tracing::warn!(execution = %self.id, workflow = self.workflow, %reason, "execution paused");
+        let transition = Transition {
+            message: Some(reason),
+            cause: Some(cause),
+            ..Transition::default()
+        };
         self.rt
-            .set_status(&self.id, ExecutionStatus::Paused, None, None, Some(reason))
+            .set_status(&self.id, ExecutionStatus::Paused, transition)
             .await;
         self.halt().await
     }
@@ -171,8 +316,12 @@ impl Execution {
     /// cannot hold, then never returns.
     pub(crate) async fn fail(&self, reason: String) -> ! {
         tracing::warn!(execution = %self.id, workflow = self.workflow, %reason, "execution failed");
+        let transition = Transition {
+            message: Some(reason),
+            ..Transition::default()
+        };
         self.rt
-            .set_status(&self.id, ExecutionStatus::Failed, None, None, Some(reason))
+            .set_status(&self.id, ExecutionStatus::Failed, transition)
             .await;
         self.halt().await
     }
@@ -206,6 +355,7 @@ impl Execution {
     where
         V: Serialize + DeserializeOwned,
     {
+        self.boundary().await;
         let r = self.reserve(name);
         let key = StepKey {
             name: name.to_owned(),
@@ -214,14 +364,14 @@ impl Execution {
         if let Some(entry) = r.recorded {
             if entry.kind != kind || entry.name != name || entry.occurrence != r.occurrence {
                 let reason = self.nondeterminism(r.position, &entry, kind, &key);
-                self.park(reason).await
+                self.park_for(PauseCause::Nondeterminism, reason).await
             }
             let Some(bytes) = entry
                 .output
                 .as_deref()
                 .filter(|_| entry.status == StepStatus::Completed)
             else {
-                self.park(format!(
+                self.park_for(PauseCause::Undecodable, format!(
                     "journal entry `{key}` of `{}` has no value",
                     self.id
                 ))
@@ -231,7 +381,7 @@ impl Execution {
                 format!("the value of `{key}` in workflow `{}`", self.workflow)
             }) {
                 Ok(v) => v,
-                Err(e) => self.park(e.to_string()).await,
+                Err(e) => self.park_for(PauseCause::Undecodable, e.to_string()).await,
             };
         }
         let value = make();
@@ -252,7 +402,28 @@ impl Execution {
     }
 }
 
+/// When a durable sleep ends.
+enum Wake {
+    After(Duration),
+    At(SystemTime),
+}
+
 impl Context {
+    /// Sleeps durably for `duration`: the absolute wake time is journaled
+    /// before the workflow waits, and a replay (after a crash, a restart)
+    /// waits only for what is left of it. A sleep longer than the runtime's
+    /// suspension threshold ([`RuntimeBuilder::suspend_after`](crate::RuntimeBuilder::suspend_after),
+    /// 500 ms by default) suspends the execution: its task and future are
+    /// dropped, its status is `sleeping`, and it is resumed by replay when due.
+    pub async fn sleep(&self, duration: Duration) {
+        self.exec.sleep(Wake::After(duration)).await
+    }
+
+    /// Sleeps durably until `deadline` (wall time); see [`Context::sleep`].
+    pub async fn sleep_until(&self, deadline: SystemTime) {
+        self.exec.sleep(Wake::At(deadline)).await
+    }
+
     /// The id of this execution.
     pub fn execution_id(&self) -> &ExecutionId {
         &self.exec.id

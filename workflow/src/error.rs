@@ -55,6 +55,17 @@ pub enum Error {
         supported: i64,
     },
 
+    /// Another worker process runs the executions of this database.
+    #[error(
+        "`{path}` is in use by {holder}; one database is run by one worker process"
+    )]
+    Locked {
+        /// The database file.
+        path: String,
+        /// Who holds the lock, as it wrote itself into the lock file.
+        holder: String,
+    },
+
     /// No execution has this id.
     #[error("no execution with id `{0}`")]
     NotFound(ExecutionId),
@@ -98,6 +109,15 @@ pub enum Error {
         size: usize,
         /// The limit.
         limit: usize,
+    },
+
+    /// Only panicked executions can be restarted by request.
+    #[error("execution `{id}` is {status}; only a panicked execution can be restarted")]
+    NotRestartable {
+        /// The execution.
+        id: ExecutionId,
+        /// Its status.
+        status: crate::status::ExecutionStatus,
     },
 
     /// The runtime has been shut down, or its writer thread is gone.

@@ -89,6 +89,8 @@ pub struct ExecutionInfo {
     pub error_message: Option<String>,
     /// Restarts so far (0 on the first run).
     pub restart_attempt: u32,
+    /// When a sleeping execution wakes.
+    pub wake_at: Option<SystemTime>,
     /// When it was started.
     pub created_at: SystemTime,
     /// When its row last changed.

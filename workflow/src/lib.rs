@@ -70,14 +70,19 @@
 //! each await several steps are not supported yet.
 #![warn(missing_docs)]
 
+mod builder;
 mod clock;
 mod codec;
 mod context;
+mod driver;
 mod error;
+mod handle;
 mod journal;
+mod lock;
 mod panic;
 mod retry;
 mod runtime;
+mod scheduler;
 mod status;
 mod step;
 mod store;
@@ -96,8 +101,10 @@ pub use journal::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
 };
 pub use retry::RetryPolicy;
-pub use runtime::{Handle, Runtime, RuntimeBuilder, StartOptions, Workflow};
-pub use status::{AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+pub use builder::RuntimeBuilder;
+pub use handle::Handle;
+pub use runtime::{Runtime, StartOptions, Workflow};
+pub use status::{AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
 pub use step::{StepContext, permanent};
 pub use store::Durability;
 pub use uuid::Uuid;

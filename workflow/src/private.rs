@@ -17,7 +17,8 @@ pub use crate::codec::Payload;
 use crate::context::{Context, SCOPE, Scope};
 use crate::error::{Error, StepFailure};
 use crate::journal::ExecutionId;
-use crate::runtime::{Handle, Runtime, StartOptions, Workflow};
+use crate::handle::Handle;
+use crate::runtime::{Runtime, StartOptions, Workflow};
 use crate::step::{StepCall, StepSpec};
 
 /// A `#[step]`'s options as written on its attribute; unset ones fall through

@@ -147,6 +147,19 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Why an execution is paused.
+    pub enum PauseCause {
+        /// The workflow made other calls than its journal recorded; resumed
+        /// automatically when a process opens the database (its code may be fixed).
+        Nondeterminism = "nondeterminism",
+        /// A journaled payload no longer decodes into the workflow's types.
+        Undecodable = "undecodable",
+        /// The execution was interrupted too many times in a row without progress.
+        RecoveryBudget = "recovery_budget",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use crate::error::StepFailure;
 use crate::journal::{ExecutionId, StepKey};
 use crate::panic::CatchUnwind;
 use crate::retry::RetryPolicy;
-use crate::status::{EntryKind, StepStatus};
+use crate::status::{EntryKind, PauseCause, StepStatus};
 use crate::store;
 
 /// What a step body can learn about the attempt it runs in.
@@ -178,6 +178,7 @@ impl StepCall {
         let what_output = || format!("the output of step `{key}` in workflow `{}`", exec.workflow);
         let what_error = || format!("the error of step `{key}` in workflow `{}`", exec.workflow);
 
+        exec.boundary().await;
         let mut attempt = 1;
         if let Some(entry) = reservation.recorded {
             if entry.kind != EntryKind::Step
@@ -185,12 +186,12 @@ impl StepCall {
                 || entry.occurrence != key.occurrence
             {
                 let reason = exec.nondeterminism(position, &entry, EntryKind::Step, &key);
-                exec.park(reason).await
+                exec.park_for(PauseCause::Nondeterminism, reason).await
             }
             match entry.status {
                 StepStatus::Completed => {
                     let Some(bytes) = entry.output.as_deref() else {
-                        exec.park(format!(
+                        exec.park_for(PauseCause::Undecodable, format!(
                             "completed step `{key}` has no output in the journal"
                         ))
                         .await
@@ -200,7 +201,7 @@ impl StepCall {
                             tracing::debug!(step = %key, "replayed completed step");
                             return Ok(v);
                         }
-                        Err(e) => exec.park(e.to_string()).await,
+                        Err(e) => exec.park_for(PauseCause::Undecodable, e.to_string()).await,
                     }
                 }
                 StepStatus::Failed => {
@@ -213,8 +214,16 @@ impl StepCall {
                             tracing::debug!(step = %key, "replayed failed step");
                             return Err(e);
                         }
-                        Err(e) => exec.park(e.to_string()).await,
+                        Err(e) => exec.park_for(PauseCause::Undecodable, e.to_string()).await,
                     }
+                }
+                // Waiting out a backoff when the execution stopped or was
+                // suspended: the journaled retry time stands.
+                StepStatus::Retrying => {
+                    if let Some(wake_at) = entry.wake_at {
+                        exec.wait_until(wake_at).await;
+                    }
+                    attempt = entry.attempts + 1;
                 }
                 // In flight when the process stopped: run again, counting on.
                 _ => attempt = entry.attempts + 1,
@@ -254,11 +263,11 @@ impl StepCall {
             let failure = match outcome {
                 Ok(Ok(Ok(value))) => {
                     let failure = match exec.codec.encode(&value, what_output) {
-                        Ok(bytes) if bytes.len() > exec.rt.inner.max_payload => {
+                        Ok(bytes) if bytes.len() > exec.rt.inner.defaults.max_payload => {
                             StepFailure::TooLarge {
                                 step: key.to_string(),
                                 size: bytes.len(),
-                                limit: exec.rt.inner.max_payload,
+                                limit: exec.rt.inner.defaults.max_payload,
                             }
                         }
                         Ok(bytes) => {
@@ -283,6 +292,7 @@ impl StepCall {
                                         exec.halt().await
                                     }
                                     tracing::debug!(step = %key, attempt, "step completed");
+                                    exec.made_progress();
                                     return Ok(decoded);
                                 }
                                 Err(e) => StepFailure::Encode {
@@ -316,7 +326,7 @@ impl StepCall {
                         .inner
                         .store
                         .write(move |conn| {
-                            store::fail_attempt(conn, &failed_at, attempt, &message, None, now)
+                            store::fail_attempt(conn, &failed_at, attempt, &message, None, None, now)
                         })
                         .await;
                     std::panic::resume_unwind(payload)
@@ -326,15 +336,27 @@ impl StepCall {
 
             let last = failure.permanent || attempt >= spec.policy.max_attempts;
             if !last {
+                let delay = spec.policy.delay_before(attempt + 1);
+                let now = exec.now_millis();
+                let retry_at = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
                 let failed_at = at.clone();
                 let message = failure.message.clone();
-                let now = exec.now_millis();
-                exec.rt.inner.store.enqueue(move |conn| {
-                    store::fail_attempt(conn, &failed_at, attempt, &message, None, now)
-                });
-                let delay = spec.policy.delay_before(attempt + 1);
+                let record = move |conn: &rusqlite::Connection| {
+                    store::fail_attempt(conn, &failed_at, attempt, &message, None, Some(retry_at), now)
+                };
                 tracing::info!(step = %key, attempt, error = %failure.message, ?delay, "step attempt failed; retrying");
-                tokio::time::sleep(delay).await;
+                if delay > exec.rt.inner.defaults.suspend_after {
+                    // A long backoff is durable like a sleep: the retry time is
+                    // committed before the execution is suspended.
+                    if let Err(e) = exec.rt.inner.store.write(record).await {
+                        tracing::error!(step = %key, error = %e, "cannot journal a failed attempt; stopping the execution");
+                        exec.halt().await
+                    }
+                } else {
+                    exec.rt.inner.store.enqueue(record);
+                }
+                exec.wait_until(retry_at).await;
+                exec.boundary().await;
                 attempt += 1;
                 continue;
             }
@@ -349,7 +371,7 @@ impl StepCall {
                     .inner
                     .store
                     .write(move |conn| {
-                        store::fail_attempt(conn, &failed_at, attempt, &message, None, now)
+                        store::fail_attempt(conn, &failed_at, attempt, &message, None, None, now)
                     })
                     .await;
                 exec.fail(format!(
@@ -381,7 +403,7 @@ impl StepCall {
                 .inner
                 .store
                 .write(move |conn| {
-                    store::fail_attempt(conn, &failed_at, attempt, &message, Some(&bytes), now)
+                    store::fail_attempt(conn, &failed_at, attempt, &message, Some(&bytes), None, now)
                 })
                 .await;
             if let Err(e) = written {

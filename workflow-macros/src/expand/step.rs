@@ -2,11 +2,10 @@
 //! future. Calling it reads the workflow context right away (so a step's key is reserved at
 //! call time), and the original body runs, once per attempt, as a nested `async fn`.
 
-use super::{Cover, count, duration, flag, output_check};
+use super::{Cover, OkErr, count, duration, flag, output_check, parens, respan};
 use crate::validate::{Param, Step};
-use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
 
 pub(crate) fn expand_step(step: &Step) -> TokenStream {
     let Step {
@@ -36,15 +35,15 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
              ty,
          }| quote!(#(#attrs)* #mutability #ident: #ty),
     );
-    // Spanned over the return type, like everything that needs `T` and `E` to be serde
-    // types (see `output_check`).
+
+    // The signature's `impl Future` needs the runtime's bounds on `T` and `E` too; it is
+    // spanned over the return type (see `step_call`).
     let ret_cover = Cover::of(ret_ty);
     let future_ty = ret_cover.wrap(
         quote!(impl ::core::future::Future<Output =),
         ret_ty,
         quote!(>),
     );
-    let step_call = ret_cover.wrap(quote!(#krate::__private::), quote!(), quote!(step_call));
 
     let name = &options.name;
     let max_attempts = count(options.max_attempts);
@@ -54,11 +53,14 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
     let timeout = duration(options.timeout);
 
     let check = output_check(krate, ret);
-    let attempt = if options.runs_once() {
-        move_once(params)
+    let (retry_arg_trait, attempt) = if options.runs_once() {
+        (TokenStream::new(), move_once(params))
+    } else if params.is_empty() {
+        (TokenStream::new(), quote!(let __workflow_attempt = __workflow_body;))
     } else {
-        clone_per_attempt(params)
+        (retry_arg_trait(), clone_per_attempt(params))
     };
+    let step_call = step_call(krate, ret_cover, OkErr::split(krate, ret));
 
     quote! {
         #(#attrs)*
@@ -74,46 +76,81 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
 
             async fn __workflow_body #generics (#(#body_params),*) -> #ret_ty #where_clause #block
 
+            #retry_arg_trait
             #check
             #attempt
-            #step_call(
-                &__WORKFLOW_STEP,
-                |__workflow_failure| {
-                    #[allow(unused_imports)]
-                    use #krate::__private::{ConvertFailure as _, NoConvertFailure as _};
-                    (&&#krate::__private::FailureProbe::<
-                        <#ret_ty as #krate::__private::SplitResult>::Err,
-                    >::new())
-                        .__workflow_convert(__workflow_failure)
-                },
-                __workflow_attempt,
-            )
+            #step_call
         }
     }
 }
 
-/// Lints that the per-attempt closure can trigger on the user's argument names and types.
-fn attempt_allows() -> TokenStream {
+/// `step_call::<T, E, _, _>(&__WORKFLOW_STEP, convert, __workflow_attempt)`.
+///
+/// The compiler reports a bound of `step_call` on `T` or `E` at the explicit type argument,
+/// the same span as `output_check`, where it drops the repeated error. Checking that the
+/// call's future is well formed repeats the bounds once more, at the call, which is
+/// spanned over the return type like the signature's `impl Future`.
+fn step_call(krate: &syn::Path, ret_cover: Cover, types: OkErr) -> TokenStream {
+    let OkErr { ok, err } = types;
+    // Runtime failures (a timeout, an unencodable result) become the step's error when
+    // `E: From<StepFailure>`, picked by autoref on the probe.
+    let convert = quote! {
+        |__workflow_failure| {
+            #[allow(unused_imports)]
+            use #krate::__private::{ConvertFailure as _, NoConvertFailure as _};
+            (&&#krate::__private::FailureProbe::<#err>::new())
+                .__workflow_convert(__workflow_failure)
+        }
+    };
+    let path = ret_cover.wrap(
+        quote!(#krate::__private::step_call::<),
+        quote!(#ok, #err),
+        quote!(, _, _>),
+    );
+    let args = parens(
+        quote!(&__WORKFLOW_STEP, #convert, __workflow_attempt),
+        ret_cover.last,
+    );
+    quote!(#path #args)
+}
+
+/// A local trait through which arguments are cloned, so that a missing `Clone` is reported
+/// with why the step needs it.
+fn retry_arg_trait() -> TokenStream {
     quote! {
-        #[allow(
-            clippy::clone_on_copy,
-            clippy::clone_on_ref_ptr,
-            clippy::redundant_clone,
-            clippy::used_underscore_binding
+        #[diagnostic::on_unimplemented(
+            message = "`#[step]` argument type `{Self}` is not `Clone`, but the step can retry and each attempt gets its own copy of the arguments",
+            label = "not `Clone`",
+            note = "derive or implement `Clone`, take the argument by reference, or set `max_attempts = 1` to move it into the only attempt"
         )]
+        trait __WorkflowRetryArg: ::core::marker::Sized {
+            fn __workflow_clone(&self) -> Self;
+        }
+
+        impl<__WorkflowT: ::core::clone::Clone> __WorkflowRetryArg for __WorkflowT {
+            fn __workflow_clone(&self) -> Self {
+                ::core::clone::Clone::clone(self)
+            }
+        }
     }
 }
 
 /// A step can retry, so each attempt gets its own clone of every argument (a reference
-/// clones for free). The clone is spanned on the argument's type, so a missing `Clone`
-/// is reported there.
+/// clones for free). Each clone is spanned on its parameter, so a missing `Clone` points
+/// at the parameter's type.
 fn clone_per_attempt(params: &[Param]) -> TokenStream {
-    let allows = attempt_allows();
-    let clones = params.iter().map(
-        |Param { ident, ty, .. }| quote_spanned!(ty.span()=> ::core::clone::Clone::clone(&#ident)),
-    );
+    let clones = params.iter().map(|Param { ident, ty, .. }| {
+        let cover = Cover::of(ty);
+        let path = respan(quote!(__WorkflowRetryArg::__workflow_clone), ident.span());
+        // `&name` spans the type, where "not `Clone`" belongs; the call spans the name.
+        let ampersand = respan(quote!(&), cover.first);
+        let mut name = ident.clone();
+        name.set_span(cover.last);
+        let arg = parens(quote!(#ampersand #name), ident.span());
+        quote!(#path #arg)
+    });
     quote! {
-        #allows
+        #[allow(clippy::used_underscore_binding)]
         let __workflow_attempt = move || __workflow_body(#(#clones),*);
     }
 }
@@ -121,11 +158,10 @@ fn clone_per_attempt(params: &[Param]) -> TokenStream {
 /// With `max_attempts = 1` the runtime runs the body once, so the arguments move into
 /// that attempt and need not be `Clone`.
 fn move_once(params: &[Param]) -> TokenStream {
-    let allows = attempt_allows();
-    let idents: Vec<_> = params.iter().map(|param| &param.ident).collect();
+    let idents: Vec<&Ident> = params.iter().map(|param| &param.ident).collect();
     quote! {
         let mut __workflow_args = ::core::option::Option::Some((#(#idents,)*));
-        #allows
+        #[allow(clippy::used_underscore_binding)]
         let __workflow_attempt = move || {
             let __workflow_taken = ::core::option::Option::take(&mut __workflow_args);
             async move {

@@ -3,10 +3,10 @@
 //! and `NAME`, an input struct keyed by parameter name, the `Workflow` impl, and a
 //! link-time registration.
 
-use super::{Cover, count, duration, output_check};
+use super::{Cover, OkErr, count, duration, parens, respan};
 use crate::validate::{Param, Workflow};
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote};
 use syn::ext::IdentExt;
 use syn::{Attribute, Ident};
 
@@ -67,22 +67,40 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let result_ty = quote!(::core::result::Result<#handle_ty, #krate::Error>);
     let id_ty = quote!(impl ::core::convert::Into<#krate::ExecutionId>);
 
-    let input_checks = params.iter().map(|Param { ty, .. }| {
-        Cover::of(ty).wrap(quote!(#krate::__private::assert_input::<), ty, quote!(>();))
-    });
-    let output_check = output_check(krate, ret);
-    let ret_cover = Cover::of(ret_ty);
-    let run_workflow = ret_cover.wrap(quote!(#krate::__private::), quote!(), quote!(run_workflow));
-    let output_ty = ret_cover.wrap(
-        quote!(<),
-        ret_ty,
-        quote!(as #krate::__private::SplitResult>::Ok),
-    );
-    let error_ty = ret_cover.wrap(
-        quote!(<),
-        ret_ty,
-        quote!(as #krate::__private::SplitResult>::Err),
-    );
+    let params_cover = Cover::of(&quote!(#(#arg_params),*));
+    let serialize = params_cover.wrap(quote!(#krate::__private::serde::), quote!(), quote!(Serialize));
+    let deserialize = params_cover.wrap(quote!(#krate::__private::serde::), quote!(), quote!(Deserialize));
+    // `T` and `E` are explicit in `run_workflow` and are the `Workflow` impl's associated
+    // types, so a missing serde impl or `Debug` is reported on them; the bounds of those
+    // associated types are the serde check of the workflow's output.
+    let OkErr {
+        ok: ok_ty,
+        err: err_ty,
+        ..
+    } = OkErr::split(krate, ret);
+    // The call is spanned on the function's name, so an error about the body's future
+    // (not `Send`, not `'static`) points at the workflow; `T` and `E` keep their spans.
+    let run_workflow = {
+        let span = ident.span();
+        let head = respan(
+            quote!(#krate::__private::run_workflow::<#input_ident,),
+            span,
+        );
+        let tail = respan(quote!(, _>), span);
+        let run_body = respan(
+            quote! {
+                |__workflow_ctx, __workflow_input: #input_ident| {
+                    #ident::__workflow_body(__workflow_ctx, #(__workflow_input.#field_idents),*)
+                }
+            },
+            span,
+        );
+        let args = parens(
+            quote!(__workflow_ctx, __workflow_payload, #run_body),
+            span,
+        );
+        quote!(#head #ok_ty, #err_ty #tail #args)
+    };
 
     quote! {
         #(#cfgs)*
@@ -99,7 +117,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code)]
-        #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+        #[derive(#serialize, #deserialize)]
         #[serde(crate = #serde_crate)]
         struct #input_ident {
             #(#field_idents: #field_tys,)*
@@ -169,22 +187,14 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
                 __workflow_ctx: #krate::Context,
                 __workflow_payload: #krate::__private::Payload,
             ) -> #krate::__private::BoxFuture {
-                #(#input_checks)*
-                #output_check
-                #run_workflow(
-                    __workflow_ctx,
-                    __workflow_payload,
-                    |__workflow_ctx, __workflow_input: #input_ident| {
-                        #ident::__workflow_body(__workflow_ctx, #(__workflow_input.#field_idents),*)
-                    },
-                )
+                #run_workflow
             }
         }
 
         #(#cfgs)*
         impl #krate::Workflow for #ident {
-            type Output = #output_ty;
-            type Error = #error_ty;
+            type Output = #ok_ty;
+            type Error = #err_ty;
 
             fn descriptor() -> &'static #krate::__private::WorkflowDescriptor {
                 static __WORKFLOW_DESCRIPTOR: #krate::__private::WorkflowDescriptor =

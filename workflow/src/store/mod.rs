@@ -7,11 +7,13 @@ mod schema;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::lock::WorkerLock;
 
 pub(crate) use queries::*;
 
@@ -48,7 +50,8 @@ type Op =
     Box<dyn FnOnce(std::result::Result<&Connection, &rusqlite::Error>) -> (bool, Done) + Send>;
 
 enum Command {
-    Op(Op),
+    /// An op, and whether someone waits for its commit.
+    Op(Op, bool),
     /// Commit what came before, then stop.
     Close,
 }
@@ -62,14 +65,18 @@ pub(crate) struct Store {
     reader: Option<Arc<Mutex<Connection>>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
     path: Option<PathBuf>,
+    /// The worker lock of a file database, held until the store is closed.
+    lock: Mutex<Option<WorkerLock>>,
 }
 
 impl Store {
     /// Opens (creating if needed) a database file. Blocking: call from
     /// `spawn_blocking`.
     pub(crate) fn open_file(path: &Path, durability: Durability) -> Result<Store> {
-        let (writer, reader) = schema::open_file(path, durability)?;
-        Store::start(writer, Some(reader), Some(path.to_owned()))
+        let (writer, reader, lock) = schema::open_file(path, durability)?;
+        let store = Store::start(writer, Some(reader), Some(path.to_owned()))?;
+        *store.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+        Ok(store)
     }
 
     /// A private in-memory database; reads go through the writer's connection.
@@ -92,6 +99,7 @@ impl Store {
             reader: reader.map(|r| Arc::new(Mutex::new(r))),
             writer: Mutex::new(Some(handle)),
             path,
+            lock: Mutex::new(None),
         })
     }
 
@@ -120,7 +128,7 @@ impl Store {
             (ok, done)
         });
         self.ops
-            .send(Command::Op(boxed))
+            .send(Command::Op(boxed, true))
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)?
     }
@@ -143,7 +151,7 @@ impl Store {
             });
             (ok, done)
         });
-        if self.ops.send(Command::Op(boxed)).is_err() {
+        if self.ops.send(Command::Op(boxed, false)).is_err() {
             tracing::warn!("journal write dropped: the runtime is shut down");
         }
     }
@@ -170,33 +178,66 @@ impl Store {
         }
     }
 
-    /// Stops the writer after it has committed everything queued, and waits for it.
-    pub(crate) fn close(&self) {
+    /// Stops the writer after it has committed everything queued before
+    /// this call, waits for it, then releases the worker lock. Blocking.
+    pub(crate) fn close_and_wait(&self) {
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
             let _ = self.ops.send(Command::Close);
             let _ = handle.join();
         }
+        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Tells the writer to stop once it has committed everything queued
+    /// before this call. Does not wait (it may be called from a runtime
+    /// thread, in `Drop`); the thread ends on its own.
+    pub(crate) fn close(&self) {
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if handle.is_some() {
+            let _ = self.ops.send(Command::Close);
+        }
     }
 }
+
+/// How long queued (unwaited) writes may wait for a waited one to share its
+/// commit. A step's start record is queued; when the step finishes within this
+/// window its start and result cost one fsync instead of two, and a longer
+/// step's start still becomes durable promptly.
+const QUEUED_LINGER: Duration = Duration::from_millis(10);
 
 fn writer_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
     let mut batch: Vec<Op> = Vec::with_capacity(64);
     let mut done: Vec<Done> = Vec::with_capacity(64);
     let mut open = true;
     while open {
-        match commands.recv() {
-            Ok(Command::Op(op)) => batch.push(op),
+        let mut waited = match commands.recv() {
+            Ok(Command::Op(op, waited)) => {
+                batch.push(op);
+                waited
+            }
             Ok(Command::Close) | Err(_) => break,
-        }
+        };
+        let mut linger_until = None;
         while batch.len() < MAX_BATCH {
-            match commands.try_recv() {
-                Ok(Command::Op(op)) => batch.push(op),
+            let next = if waited {
+                commands.try_recv().map_err(|_| ())
+            } else {
+                // Only queued writes so far: linger briefly for a waited one.
+                let until = *linger_until.get_or_insert_with(|| Instant::now() + QUEUED_LINGER);
+                let left = until.saturating_duration_since(Instant::now());
+                commands.recv_timeout(left).map_err(|_| ())
+            };
+            match next {
+                Ok(Command::Op(op, w)) => {
+                    batch.push(op);
+                    waited |= w;
+                }
                 Ok(Command::Close) => {
                     open = false;
                     break;
                 }
-                Err(_) => break,
+                Err(()) => break,
             }
         }
         run_batch(&mut conn, &mut batch, &mut done);

@@ -8,7 +8,7 @@ use crate::journal::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
     from_millis, to_millis,
 };
-use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
 
 /// A new execution's row.
 pub(crate) struct NewExecution {
@@ -64,6 +64,7 @@ pub(crate) struct ExecutionRow {
     pub error_message: Option<String>,
     pub options: String,
     pub restart_attempt: u32,
+    pub wake_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     pub completed_at: Option<i64>,
@@ -71,7 +72,7 @@ pub(crate) struct ExecutionRow {
 
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
-     options, restart_attempt, created_at, updated_at, completed_at";
+     options, restart_attempt, wake_at, created_at, updated_at, completed_at";
 
 fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
     let codec_name: String = r.get(3)?;
@@ -93,9 +94,10 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
         error_message: r.get(7)?,
         options: r.get(8)?,
         restart_attempt: r.get(9)?,
-        created_at: r.get(10)?,
-        updated_at: r.get(11)?,
-        completed_at: r.get(12)?,
+        wake_at: r.get(10)?,
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
+        completed_at: r.get(13)?,
     })
 }
 
@@ -122,12 +124,13 @@ pub(crate) struct Entry {
     pub output: Option<Vec<u8>>,
     pub error: Option<Vec<u8>>,
     pub error_message: Option<String>,
+    pub wake_at: Option<i64>,
 }
 
 /// The whole journal of an execution, in one query.
 pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message
+        "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at
          FROM step_executions WHERE execution_id = ?1 ORDER BY position",
     )?;
     let rows = stmt.query_map([id.as_str()], |r| {
@@ -141,6 +144,7 @@ pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Res
             output: r.get(6)?,
             error: r.get(7)?,
             error_message: r.get(8)?,
+            wake_at: r.get(9)?,
         })
     })?;
     rows.collect()
@@ -231,6 +235,7 @@ pub(crate) fn fail_attempt(
     attempt: u32,
     message: &str,
     terminal: Option<&[u8]>,
+    retry_at: Option<i64>,
     now: i64,
 ) -> rusqlite::Result<()> {
     let status = if terminal.is_some() {
@@ -241,11 +246,12 @@ pub(crate) fn fail_attempt(
     conn.prepare_cached(
         "INSERT INTO step_executions
              (execution_id, position, kind, name, occurrence, status, attempts, error, error_message,
-              started_at, completed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?8 IS NULL THEN NULL ELSE ?10 END)
+              started_at, completed_at, wake_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?8 IS NULL THEN NULL ELSE ?10 END, ?11)
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
-                       error_message = excluded.error_message, completed_at = excluded.completed_at",
+                       error_message = excluded.error_message, completed_at = excluded.completed_at,
+                       wake_at = excluded.wake_at",
     )?
     .execute(params![
         at.execution.as_str(),
@@ -257,7 +263,8 @@ pub(crate) fn fail_attempt(
         attempt,
         terminal,
         message,
-        now
+        now,
+        retry_at
     ])?;
     conn.prepare_cached(
         "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at, error_message)
@@ -294,23 +301,132 @@ pub(crate) fn record_value(
 }
 
 /// Sets an execution's status, and with a terminal status its output or error.
+/// A status change of an execution.
+#[derive(Debug, Default)]
+pub(crate) struct Transition {
+    pub output: Option<Vec<u8>>,
+    pub error: Option<Vec<u8>>,
+    pub message: Option<String>,
+    pub cause: Option<PauseCause>,
+    pub wake_at: Option<i64>,
+}
+
+/// Sets an execution's status, with its output, error, reason or wake time.
+/// A terminal status is final: it is never overwritten.
 pub(crate) fn set_status(
     conn: &Connection,
     id: &ExecutionId,
     status: ExecutionStatus,
-    output: Option<&[u8]>,
-    error: Option<&[u8]>,
-    message: Option<&str>,
+    t: &Transition,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let completed_at = status.is_terminal().then_some(now);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE workflow_executions
+             SET status = ?2, output = ?3, error = ?4, error_message = ?5, pause_cause = ?6, wake_at = ?7,
+                 updated_at = ?8, completed_at = ?9
+             WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')",
+        )?
+        .execute(params![
+            id.as_str(),
+            status,
+            t.output,
+            t.error,
+            t.message,
+            t.cause,
+            t.wake_at,
+            now,
+            completed_at
+        ])?;
+    Ok(changed == 1)
+}
+
+/// Records a durable sleep (or a durable backoff's wake time) of an entry.
+pub(crate) fn record_sleep(conn: &Connection, at: &EntryAt, wake_at: i64, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE workflow_executions
-         SET status = ?2, output = ?3, error = ?4, error_message = ?5, updated_at = ?6, completed_at = ?7
-         WHERE id = ?1",
+        "INSERT INTO step_executions
+             (execution_id, position, kind, name, occurrence, status, attempts, wake_at, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'sleeping', 1, ?6, ?7)",
     )?
-    .execute(params![id.as_str(), status, output, error, message, now, completed_at])?;
+    .execute(params![
+        at.execution.as_str(),
+        at.position,
+        at.kind,
+        at.name,
+        at.occurrence,
+        wake_at,
+        now
+    ])?;
     Ok(())
+}
+
+/// Marks a sleep entry as woken.
+pub(crate) fn complete_sleep(conn: &Connection, at: &EntryAt, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE step_executions SET status = 'completed', completed_at = ?3
+         WHERE execution_id = ?1 AND position = ?2",
+    )?
+    .execute(params![at.execution.as_str(), at.position, now])?;
+    Ok(())
+}
+
+/// An unfinished execution, as recovery sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Unfinished {
+    pub id: ExecutionId,
+    pub workflow: String,
+    pub status: ExecutionStatus,
+    pub cause: Option<PauseCause>,
+    pub wake_at: Option<i64>,
+    pub restart_attempt: u32,
+    pub options: String,
+}
+
+pub(crate) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinished>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, workflow_name, status, pause_cause, wake_at, restart_attempt, options
+         FROM workflow_executions
+         WHERE status IN ('running', 'restarting', 'sleeping', 'panicked', 'paused')
+         ORDER BY created_at",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Unfinished {
+            id: ExecutionId::new(r.get::<_, String>(0)?),
+            workflow: r.get(1)?,
+            status: r.get(2)?,
+            cause: r.get(3)?,
+            wake_at: r.get(4)?,
+            restart_attempt: r.get(5)?,
+            options: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Counts a claim of an execution after an unclean end; returns the count.
+pub(crate) fn count_recovery(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<u32> {
+    conn.prepare_cached(
+        "UPDATE workflow_executions SET recovery_attempts = recovery_attempts + 1
+         WHERE id = ?1 RETURNING recovery_attempts",
+    )?
+    .query_row([id.as_str()], |r| r.get(0))
+}
+
+/// Progress after a recovery: the count starts over.
+pub(crate) fn reset_recovery(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE workflow_executions SET recovery_attempts = 0 WHERE id = ?1")?
+        .execute([id.as_str()])?;
+    Ok(())
+}
+
+/// Sleeping executions due by `now`, for the periodic sweep.
+pub(crate) fn due_sleepers(conn: &Connection, now: i64) -> rusqlite::Result<Vec<ExecutionId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM workflow_executions WHERE status = 'sleeping' AND wake_at <= ?1 ORDER BY wake_at LIMIT 1000",
+    )?;
+    let rows = stmt.query_map([now], |r| Ok(ExecutionId::new(r.get::<_, String>(0)?)))?;
+    rows.collect()
 }
 
 /// Moves a panicked (or restarting) execution back to running with one more
@@ -413,6 +529,7 @@ fn load_info_unguarded(
         error: row.error.map(|b| Payload::new(codec, b)),
         error_message: row.error_message,
         restart_attempt: row.restart_attempt,
+        wake_at: row.wake_at.map(from_millis),
         created_at: from_millis(row.created_at),
         updated_at: from_millis(row.updated_at),
         completed_at: row.completed_at.map(from_millis),

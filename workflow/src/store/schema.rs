@@ -9,7 +9,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::Durability;
 use crate::error::{Error, Result};
-use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+use crate::lock::{self, WorkerLock};
+use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
 
 /// `PRAGMA application_id` of our files: "WFLW".
 pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
@@ -84,8 +85,11 @@ fn probe(path: &Path) -> Result<Probe> {
 
 /// Opens a file for the writer thread and a reader, creating and migrating it
 /// as needed. Blocking.
-pub(super) fn open_file(path: &Path, durability: Durability) -> Result<(Connection, Connection)> {
+pub(super) fn open_file(path: &Path, durability: Durability) -> Result<(Connection, Connection, WorkerLock)> {
     let probe = probe(path)?;
+    // After the probe, so a foreign file gets no sidecar; before anything is
+    // written, so two workers never migrate or run one file at once.
+    let lock = lock::acquire(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -108,7 +112,7 @@ pub(super) fn open_file(path: &Path, durability: Durability) -> Result<(Connecti
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     reader.busy_timeout(BUSY_TIMEOUT)?;
-    Ok((writer, reader))
+    Ok((writer, reader, lock))
 }
 
 /// A private in-memory database for the writer thread.
@@ -165,6 +169,7 @@ fn schema_v1() -> String {
     let step_status = StepStatus::sql_list();
     let kind = EntryKind::sql_list();
     let attempt_status = AttemptStatus::sql_list();
+    let pause_cause = PauseCause::sql_list();
     format!(
         "
         CREATE TABLE workflows (
@@ -186,6 +191,7 @@ fn schema_v1() -> String {
             options            TEXT NOT NULL,
             restart_attempt    INTEGER NOT NULL DEFAULT 0,
             recovery_attempts  INTEGER NOT NULL DEFAULT 0,
+            pause_cause        TEXT CHECK (pause_cause IN {pause_cause}),
             wake_at            INTEGER,
             created_at         INTEGER NOT NULL,
             updated_at         INTEGER NOT NULL,
@@ -193,6 +199,7 @@ fn schema_v1() -> String {
         ) STRICT;
         CREATE INDEX workflow_executions_by_status ON workflow_executions (status, created_at);
         CREATE INDEX workflow_executions_by_created ON workflow_executions (created_at);
+        CREATE INDEX workflow_executions_by_wake ON workflow_executions (wake_at) WHERE status = 'sleeping';
 
         CREATE TABLE step_executions (
             execution_id   TEXT NOT NULL,
@@ -244,6 +251,7 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert!(!dir.join("notes.txt-wal").exists());
         assert!(!dir.join("notes.txt-shm").exists());
+        assert!(!dir.join("notes.txt.lock").exists());
     }
 
     #[test]
@@ -267,6 +275,7 @@ mod tests {
         let path = dir.join("wf.db");
         drop(open_file(&path, Durability::Full).unwrap());
         assert!(matches!(probe(&path).unwrap(), Probe::Ours));
+        assert!(!dir.join("notes.txt.lock").exists());
         drop(open_file(&path, Durability::Full).unwrap());
     }
 
@@ -275,7 +284,7 @@ mod tests {
         let dir = tempfile_dir();
         let path = dir.join("wf.db");
         {
-            let (w, _r) = open_file(&path, Durability::Full).unwrap();
+            let (w, _r, _l) = open_file(&path, Durability::Full).unwrap();
             w.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
                 .unwrap();
             w.pragma_update(None, "journal_mode", "DELETE").unwrap();

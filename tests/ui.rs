@@ -1,0 +1,14 @@
+//! Compile tests of `#[workflow]` and `#[step]`: every valid form compiles (and runs), and
+//! each mistake is reported on the offending token with a message worth reading.
+//!
+//! After changing a message, regenerate the `.stderr` files with
+//! `TRYBUILD=overwrite cargo test --test ui` and read the diff.
+
+#[test]
+fn ui() {
+    let cases = trybuild::TestCases::new();
+    cases.pass("tests/ui/step/pass/*.rs");
+    cases.pass("tests/ui/workflow/pass/*.rs");
+    cases.compile_fail("tests/ui/step/fail/*.rs");
+    cases.compile_fail("tests/ui/workflow/fail/*.rs");
+}

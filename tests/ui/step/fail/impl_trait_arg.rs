@@ -1,0 +1,8 @@
+use workflow::step;
+
+#[step]
+async fn describe(value: impl std::fmt::Display) -> Result<String, String> {
+    Ok(value.to_string())
+}
+
+fn main() {}

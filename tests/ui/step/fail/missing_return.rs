@@ -1,0 +1,8 @@
+use workflow::step;
+
+#[step]
+async fn charge(amount: u64) {
+    let _ = amount;
+}
+
+fn main() {}

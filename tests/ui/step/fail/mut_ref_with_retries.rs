@@ -1,0 +1,9 @@
+use workflow::step;
+
+#[step]
+async fn append(log: &mut Vec<String>, line: String) -> Result<usize, String> {
+    log.push(line);
+    Ok(log.len())
+}
+
+fn main() {}

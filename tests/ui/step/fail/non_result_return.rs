@@ -1,0 +1,8 @@
+use workflow::step;
+
+#[step]
+async fn charge(amount: u64) -> Option<u64> {
+    Some(amount)
+}
+
+fn main() {}

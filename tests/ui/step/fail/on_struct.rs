@@ -1,0 +1,8 @@
+use workflow::step;
+
+#[step]
+struct Charge {
+    amount: u64,
+}
+
+fn main() {}

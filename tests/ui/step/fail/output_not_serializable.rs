@@ -1,0 +1,13 @@
+use workflow::step;
+
+#[derive(Debug)]
+struct Payment {
+    amount: u64,
+}
+
+#[step]
+async fn charge(amount: u64) -> Result<Payment, String> {
+    Ok(Payment { amount })
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use workflow::step;
+
+struct Payments;
+
+impl Payments {
+    #[step]
+    async fn charge(&self, amount: u64) -> Result<u64, String> {
+        Ok(amount)
+    }
+}
+
+fn main() {}

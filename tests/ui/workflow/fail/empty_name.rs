@@ -1,0 +1,9 @@
+use workflow::{Context, workflow};
+
+#[workflow(name = "")]
+async fn process(ctx: Context) -> Result<(), String> {
+    let _ = ctx;
+    Ok(())
+}
+
+fn main() {}

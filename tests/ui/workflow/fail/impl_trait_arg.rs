@@ -1,0 +1,9 @@
+use workflow::{Context, workflow};
+
+#[workflow]
+async fn process(ctx: Context, name: impl Into<String>) -> Result<String, String> {
+    let _ = ctx;
+    Ok(name.into())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use workflow::workflow;
+
+#[workflow]
+async fn process() -> Result<u64, String> {
+    Ok(1)
+}
+
+fn main() {}

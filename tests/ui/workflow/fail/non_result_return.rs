@@ -1,0 +1,9 @@
+use workflow::{Context, workflow};
+
+#[workflow]
+async fn process(ctx: Context, order_id: u64) -> u64 {
+    let _ = ctx;
+    order_id
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use workflow::{Context, workflow};
+
+#[workflow]
+fn process(ctx: Context, order_id: u64) -> Result<u64, String> {
+    let _ = ctx;
+    Ok(order_id)
+}
+
+fn main() {}

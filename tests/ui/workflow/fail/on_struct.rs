@@ -1,0 +1,8 @@
+use workflow::workflow;
+
+#[workflow]
+struct Process {
+    order_id: u64,
+}
+
+fn main() {}

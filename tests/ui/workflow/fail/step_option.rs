@@ -1,0 +1,9 @@
+use workflow::{Context, workflow};
+
+#[workflow(max_attempts = 3)]
+async fn process(ctx: Context) -> Result<(), String> {
+    let _ = ctx;
+    Ok(())
+}
+
+fn main() {}

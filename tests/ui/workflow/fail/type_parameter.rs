@@ -1,0 +1,9 @@
+use workflow::{Context, workflow};
+
+#[workflow]
+async fn process<T>(ctx: Context, input: T) -> Result<T, String> {
+    let _ = ctx;
+    Ok(input)
+}
+
+fn main() {}

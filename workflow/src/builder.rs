@@ -1,0 +1,255 @@
+//! [`RuntimeBuilder`]: options, the workflow registry, and opening.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::journal::to_millis;
+use crate::panic;
+use crate::private::{Registration, WorkflowDescriptor};
+use crate::retry::RetryPolicy;
+use crate::runtime::{Defaults, Runtime, Workflow};
+use crate::store::{self, Durability, Store};
+
+/// Options for opening a [`Runtime`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), workflow::Error> {
+/// use std::time::Duration;
+/// use workflow::{Durability, RetryPolicy, Runtime};
+///
+/// let rt = Runtime::builder()
+///     .in_memory()
+///     .durability(Durability::Normal)
+///     .retry(RetryPolicy::default().max_attempts(5).backoff(Duration::from_millis(100)))
+///     .open()
+///     .await?;
+/// # drop(rt);
+/// # Ok(())
+/// # }
+/// ```
+pub struct RuntimeBuilder {
+    path: Option<PathBuf>,
+    durability: Durability,
+    codec: Codec,
+    retry: RetryPolicy,
+    max_restarts: u32,
+    restart_delay: Duration,
+    auto_restart: bool,
+    max_payload: usize,
+    clock: Arc<dyn Clock>,
+    panic_hook: bool,
+    suspend_after: Duration,
+    recovery_budget: u32,
+    extra: Vec<&'static WorkflowDescriptor>,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            path: None,
+            durability: Durability::Full,
+            codec: Codec::Json,
+            retry: RetryPolicy::default(),
+            max_restarts: 3,
+            restart_delay: Duration::from_secs(5),
+            auto_restart: true,
+            max_payload: 16 * 1024 * 1024,
+            clock: Arc::new(SystemClock),
+            panic_hook: true,
+            suspend_after: Duration::from_millis(500),
+            recovery_budget: 3,
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// The database file (created if missing). Without it, or with
+    /// [`RuntimeBuilder::in_memory`], the database lives in memory.
+    pub fn path(mut self, path: impl AsRef<Path>) -> Self {
+        self.path = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// A private in-memory database.
+    pub fn in_memory(mut self) -> Self {
+        self.path = None;
+        self
+    }
+
+    /// How hard commits push to the disk (default [`Durability::Full`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The codec of new executions (default JSON).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The default retry policy of steps (3 attempts, 1 s, exponential).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Restarts allowed after panics, by default (3).
+    pub fn max_restarts(mut self, n: u32) -> Self {
+        self.max_restarts = n;
+        self
+    }
+
+    /// Wait before a restart, by default (5 s).
+    pub fn restart_delay(mut self, delay: Duration) -> Self {
+        self.restart_delay = delay;
+        self
+    }
+
+    /// Whether panicked executions restart by themselves (default on).
+    pub fn auto_restart(mut self, on: bool) -> Self {
+        self.auto_restart = on;
+        self
+    }
+
+    /// The largest encoded input or step result accepted (default 16 MiB).
+    pub fn max_payload_bytes(mut self, limit: usize) -> Self {
+        self.max_payload = limit;
+        self
+    }
+
+    /// Where wall time comes from (default the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Whether to install the panic hook that records panic locations
+    /// (default on; it chains to the hook already installed).
+    pub fn panic_hook(mut self, on: bool) -> Self {
+        self.panic_hook = on;
+        self
+    }
+
+    /// Sleeps (and retry backoffs) longer than this suspend the execution:
+    /// its task and future are dropped and it is resumed by replay when due.
+    /// Shorter ones wait in memory, because suspending costs two journal
+    /// writes and a replay, more than holding a future for a moment.
+    /// Default 500 ms.
+    pub fn suspend_after(mut self, threshold: Duration) -> Self {
+        self.suspend_after = threshold;
+        self
+    }
+
+    /// How many times in a row an execution may be taken over after an
+    /// unclean end (the process died while it ran) before it is paused
+    /// instead: a workflow that kills its process every time must not loop
+    /// forever. Progress (a completed step) resets the count. Default 3.
+    pub fn recovery_budget(mut self, n: u32) -> Self {
+        self.recovery_budget = n;
+        self
+    }
+
+    /// Registers a workflow explicitly (workflows also register themselves
+    /// at link time; registering one twice is harmless).
+    pub fn register<W: Workflow>(mut self) -> Self {
+        self.extra.push(W::descriptor());
+        self
+    }
+
+    /// Opens the database and builds the runtime.
+    pub async fn open(self) -> Result<Runtime> {
+        if self.retry.max_attempts == 0 {
+            return Err(Error::InvalidOption(
+                "retry.max_attempts must be at least 1".into(),
+            ));
+        }
+        let registry = build_registry(
+            inventory::iter::<Registration>
+                .into_iter()
+                .map(|r| (r.0)())
+                .chain(self.extra.iter().copied()),
+        )?;
+        if self.panic_hook {
+            panic::install_hook();
+        }
+        let path = self.path.clone();
+        let durability = self.durability;
+        let store = tokio::task::spawn_blocking(move || match path {
+            Some(path) => Store::open_file(&path, durability),
+            None => Store::open_in_memory(),
+        })
+        .await
+        .map_err(|_| Error::Shutdown)??;
+
+        let rt = Runtime::assemble(
+            store,
+            registry,
+            self.clock,
+            Defaults {
+                codec: self.codec,
+                max_payload: self.max_payload,
+                retry: self.retry,
+                max_restarts: self.max_restarts,
+                restart_delay: self.restart_delay,
+                auto_restart: self.auto_restart,
+                suspend_after: self.suspend_after,
+                recovery_budget: self.recovery_budget,
+            },
+        );
+        let rows: Vec<(String, String, String)> = rt
+            .inner
+            .registry
+            .values()
+            .map(|d| {
+                let options = serde_json::json!({
+                    "max_restarts": d.max_restarts,
+                    "restart_delay_ms": d.restart_delay.map(|d| d.as_millis() as u64),
+                });
+                (
+                    d.name.to_owned(),
+                    format!("{}::{}", d.module_path, d.fn_name),
+                    options.to_string(),
+                )
+            })
+            .collect();
+        let now = to_millis(rt.inner.clock.now());
+        rt.inner
+            .store
+            .write(move |conn| store::register_workflows(conn, &rows, now))
+            .await?;
+        rt.recover().await?;
+        rt.start_scheduler();
+        Ok(rt)
+    }
+}
+
+fn build_registry(
+    descriptors: impl Iterator<Item = &'static WorkflowDescriptor>,
+) -> Result<HashMap<&'static str, &'static WorkflowDescriptor>> {
+    let mut registry: HashMap<&'static str, &'static WorkflowDescriptor> = HashMap::new();
+    for d in descriptors {
+        match registry.get(d.name) {
+            Some(existing) if std::ptr::eq(*existing, d) => {}
+            Some(existing) => {
+                return Err(Error::DuplicateWorkflow {
+                    name: d.name.to_owned(),
+                    first: format!("{}::{}", existing.module_path, existing.fn_name),
+                    second: format!("{}::{}", d.module_path, d.fn_name),
+                });
+            }
+            None => {
+                registry.insert(d.name, d);
+            }
+        }
+    }
+    Ok(registry)
+}
+
