@@ -1,5 +1,6 @@
 //! The order workflow: validate the order, check inventory (which fails
-//! transiently at first), take the payment, ship. Every step is journaled in
+//! transiently at first), wait before the payment (a durable sleep), take the
+//! payment, ship. Every step is journaled in
 //! `order_processing.db`.
 //!
 //! Run it, interrupt it with Ctrl-C in the middle, and run it again: the
@@ -89,6 +90,11 @@ async fn order_processing(ctx: Context, order: Order) -> Result<Receipt, AnyErro
     );
     validate_order(&order).await?;
     let reservation = check_inventory(&order).await?;
+    // A durable delay before charging: the wake time is journaled, the
+    // execution is suspended (no task, no future) and replayed when due.
+    // Interrupt it here and run again: only the remaining time is waited.
+    println!("    sleeping 3 s before the payment (durable)");
+    ctx.sleep(Duration::from_secs(3)).await;
     let payment = charge_payment(&order).await?;
     let tracking = ship(&order).await?;
     Ok(Receipt {

@@ -3,7 +3,10 @@
 //! for the recovery that opening the database does, and prints its result.
 //! The test SIGKILLs it while step two is in flight.
 //!
-//! Usage: `crash-worker start|resume <db> <ledger>`
+//! Usage: `crash-worker start|resume <db> <ledger>`, or
+//! `crash-worker poison|open <db>`: start `poison-1`, which aborts the
+//! process each time it runs, or open the database (recovering it) and
+//! print `paused` once it is paused.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,9 +59,37 @@ async fn crash_flow(ctx: Context, ledger: String) -> Result<String, AnyError> {
     Ok(format!("{one}+{two}={}", one + two))
 }
 
+#[step]
+async fn abort_process() -> Result<(), AnyError> {
+    // What an OOM kill or a segfault looks like from the journal's side.
+    std::process::abort()
+}
+
+/// Kills its process every time it runs.
+#[workflow]
+async fn poison_flow(_ctx: Context) -> Result<(), AnyError> {
+    abort_process().await
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, db] = args.as_slice() {
+        let rt = Runtime::open(db).await?;
+        if mode == "poison" {
+            poison_flow::start(&rt, "poison-1").await?.result().await?;
+            return Err("the poison workflow returned".into());
+        }
+        // Recovery runs on open; the poison aborts us unless it is paused.
+        for _ in 0..600 {
+            if rt.status("poison-1").await?.status == workflow::ExecutionStatus::Paused {
+                println!("paused");
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        return Err("poison-1 neither aborted the process nor was paused".into());
+    }
     let [_, mode, db, ledger] = args.as_slice() else {
         return Err("usage: crash-worker start|resume <db> <ledger>".into());
     };

@@ -85,6 +85,15 @@ impl Cover {
         Cover { first, last }
     }
 
+    /// The same locations, resolved as code written by this macro: such tokens keep the
+    /// macro crate's edition whatever the user's crate is on.
+    fn as_macro_code(self) -> Cover {
+        Cover {
+            first: Span::call_site().located_at(self.first),
+            last: Span::call_site().located_at(self.last),
+        }
+    }
+
     /// `head`, then `middle` untouched, then `tail`, spanned from `first` to `last`.
     fn wrap(self, head: TokenStream, middle: impl ToTokens, tail: TokenStream) -> TokenStream {
         let head = respan(head, self.first);
@@ -153,7 +162,7 @@ fn output_check(krate: &Path, ret: &RetModel) -> TokenStream {
             );
             let err_check = check(
                 err_cover,
-                err_cover.wrap(quote!(::core::result::Result<(), ), err, quote!(>)),
+                err_cover.wrap(quote!(::core::result::Result < (),), err, quote!(>)),
             );
             quote!(#ok_check #err_check)
         }

@@ -125,7 +125,7 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// retry, each attempt gets its own clone of every argument, so owned arguments must be
 /// `Clone` (references clone for free), unless `max_attempts = 1` is set: then the
 /// arguments move into the single attempt. A step takes no `Context`; inside its body,
-/// the runtime's step-info API gives the attempt number and an idempotency key.
+/// `workflow::StepContext::current()` gives the attempt number and an idempotency key.
 ///
 /// # Options
 ///

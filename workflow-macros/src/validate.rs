@@ -199,7 +199,7 @@ fn named_param(attr: AttrKind, arg: ArgModel, errors: &mut Errors) -> Option<Par
         ArgBinding::Pattern => {
             let hint = match &*arg.original.pat {
                 Pat::Ident(_) => "",
-                _ => "; destructure it inside the body",
+                _ => ": bind the value to a name and destructure it in the body",
             };
             errors.spanned(
                 &arg.original.pat,

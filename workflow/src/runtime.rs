@@ -210,8 +210,8 @@ impl Runtime {
             .await
     }
 
-    /// Resumes execution `id` now: a sleeping one wakes early, a paused one
-    /// is unparked, an interrupted one is replayed. One already running here
+    /// Resumes execution `id` now: a sleeping one wakes early (its sleep
+    /// ends now), a paused one is unparked, an interrupted one is replayed. One already running here
     /// and finished ones are left as they are.
     pub async fn resume(&self, id: impl Into<ExecutionId>) -> Result<()> {
         let id = id.into();
@@ -219,8 +219,16 @@ impl Runtime {
         if row.status.is_terminal() {
             return Ok(());
         }
-        if row.status == ExecutionStatus::Sleeping && self.is_active(&id) {
-            return Ok(());
+        if row.status == ExecutionStatus::Sleeping {
+            if self.is_active(&id) {
+                return Ok(());
+            }
+            let wake = id.clone();
+            let now = to_millis(self.inner.clock.now());
+            self.inner
+                .store
+                .write(move |conn| store::wake_now(conn, &wake, now))
+                .await?;
         }
         self.replay(&id, false).await.map(|_| ())
     }

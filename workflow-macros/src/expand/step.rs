@@ -36,9 +36,11 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
          }| quote!(#(#attrs)* #mutability #ident: #ty),
     );
 
-    // The signature's `impl Future` needs the runtime's bounds on `T` and `E` too; it is
-    // spanned over the return type (see `step_call`).
-    let ret_cover = Cover::of(ret_ty);
+    // The signature's `impl Future` needs the runtime's bounds on `T` and `E` too, so it is
+    // spanned over the return type like the call (see `step_call`). Its `impl` resolves as
+    // this macro's code, so it captures the arguments' lifetimes by the 2024 rules even in
+    // a crate on an older edition.
+    let ret_cover = Cover::of(ret_ty).as_macro_code();
     let future_ty = ret_cover.wrap(
         quote!(impl ::core::future::Future<Output =),
         ret_ty,
@@ -56,7 +58,10 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
     let (retry_arg_trait, attempt) = if options.runs_once() {
         (TokenStream::new(), move_once(params))
     } else if params.is_empty() {
-        (TokenStream::new(), quote!(let __workflow_attempt = __workflow_body;))
+        (
+            TokenStream::new(),
+            quote!(let __workflow_attempt = __workflow_body;),
+        )
     } else {
         (retry_arg_trait(), clone_per_attempt(params))
     };

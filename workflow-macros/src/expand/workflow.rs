@@ -68,8 +68,16 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let id_ty = quote!(impl ::core::convert::Into<#krate::ExecutionId>);
 
     let params_cover = Cover::of(&quote!(#(#arg_params),*));
-    let serialize = params_cover.wrap(quote!(#krate::__private::serde::), quote!(), quote!(Serialize));
-    let deserialize = params_cover.wrap(quote!(#krate::__private::serde::), quote!(), quote!(Deserialize));
+    let serialize = params_cover.wrap(
+        quote!(#krate::__private::serde::),
+        quote!(),
+        quote!(Serialize),
+    );
+    let deserialize = params_cover.wrap(
+        quote!(#krate::__private::serde::),
+        quote!(),
+        quote!(Deserialize),
+    );
     // `T` and `E` are explicit in `run_workflow` and are the `Workflow` impl's associated
     // types, so a missing serde impl or `Debug` is reported on them; the bounds of those
     // associated types are the serde check of the workflow's output.
@@ -95,10 +103,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             },
             span,
         );
-        let args = parens(
-            quote!(__workflow_ctx, __workflow_payload, #run_body),
-            span,
-        );
+        let args = parens(quote!(__workflow_ctx, __workflow_payload, #run_body), span);
         quote!(#head #ok_ty, #err_ty #tail #args)
     };
 

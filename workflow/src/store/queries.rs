@@ -371,6 +371,17 @@ pub(crate) fn complete_sleep(conn: &Connection, at: &EntryAt, now: i64) -> rusql
     Ok(())
 }
 
+/// Brings every pending wake time of an execution (sleeps, backoffs) forward
+/// to `now`: `resume` wakes a sleeping execution early.
+pub(crate) fn wake_now(conn: &Connection, id: &ExecutionId, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE step_executions SET wake_at = ?2
+         WHERE execution_id = ?1 AND status IN ('sleeping', 'retrying') AND wake_at > ?2",
+    )?
+    .execute(params![id.as_str(), now])?;
+    Ok(())
+}
+
 /// An unfinished execution, as recovery sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct Unfinished {

@@ -2,7 +2,8 @@
 use workflow::step;
 
 #[step(max_attempts = 0, timeout = "soon")]
-fn charge<T>(self, (a, b): (u64, u64)) -> u64 {
+fn charge<T>((a, b): (u64, u64), note: impl ToString) -> u64 {
+    let _ = note.to_string();
     a + b
 }
 
