@@ -39,18 +39,32 @@ async fn a_panicking_step_restarts_the_execution_by_replay() {
     let rt = db.builder().open().await.unwrap();
     let handle = step_panics::start(&rt, "step-panic").await.unwrap();
     assert_eq!(within(handle.result()).await.unwrap(), (3, 1));
-    assert_eq!(BEFORE.load(Ordering::SeqCst), 1, "a completed step ran again after the restart");
-    assert_eq!(EXPLODING.load(Ordering::SeqCst), 2, "not retried by its policy, re-run once by the restart");
+    assert_eq!(
+        BEFORE.load(Ordering::SeqCst),
+        1,
+        "a completed step ran again after the restart"
+    );
+    assert_eq!(
+        EXPLODING.load(Ordering::SeqCst),
+        2,
+        "not retried by its policy, re-run once by the restart"
+    );
 
     let info = rt.status("step-panic").await.unwrap();
     assert_eq!(info.status, ExecutionStatus::Completed);
     assert_eq!(info.restart_attempt, 1);
     let step = &info.steps[1];
     assert_eq!(step.status, StepStatus::Completed);
-    assert_eq!(step.attempts, 2, "the attempt count goes on across the restart");
+    assert_eq!(
+        step.attempts, 2,
+        "the attempt count goes on across the restart"
+    );
     let first = step.attempt_log[0].error.as_deref().unwrap_or_default();
     assert!(first.contains("the step blew up"), "{first}");
-    assert!(first.contains("tests/panic.rs"), "the location is recorded: {first}");
+    assert!(
+        first.contains("tests/panic.rs"),
+        "the location is recorded: {first}"
+    );
 }
 
 #[step]
@@ -77,7 +91,10 @@ async fn a_spent_restart_budget_ends_failed() {
     assert!(reason.contains("restart budget of 2"), "{reason}");
     let info = rt.status("budget").await.unwrap();
     assert_eq!(info.status, ExecutionStatus::Failed);
-    assert_eq!(info.restart_attempt, 2, "max_restarts = 2 allows 2 restarts (3 runs)");
+    assert_eq!(
+        info.restart_attempt, 2,
+        "max_restarts = 2 allows 2 restarts (3 runs)"
+    );
 }
 
 #[workflow]

@@ -25,7 +25,10 @@ fn a_workflow_that_aborts_its_process_every_time_ends_paused() {
     let path = db.path();
     let path = path.to_str().unwrap();
     let first = worker(&["poison", path]);
-    assert!(!first.status.success(), "the poison workflow did not abort its process");
+    assert!(
+        !first.status.success(),
+        "the poison workflow did not abort its process"
+    );
 
     // Budget 3: three recoveries abort the process again, the fourth open pauses it.
     let mut opens = 0;

@@ -50,7 +50,11 @@ async fn nap(ctx: Context, hours: u64) -> Result<u32, AnyError> {
     Ok(a + b)
 }
 
-async fn wait_for_status(rt: &Runtime, id: &str, status: ExecutionStatus) -> workflow::ExecutionInfo {
+async fn wait_for_status(
+    rt: &Runtime,
+    id: &str,
+    status: ExecutionStatus,
+) -> workflow::ExecutionInfo {
     within(async {
         loop {
             let info = rt.status(id).await.unwrap();
@@ -67,13 +71,21 @@ async fn wait_for_status(rt: &Runtime, id: &str, status: ExecutionStatus) -> wor
 async fn a_long_sleep_suspends_the_execution_and_replays_it_when_due() {
     let clock = clock();
     let start = clock.now();
-    let rt = Runtime::builder().in_memory().clock(clock.clone()).open().await.unwrap();
+    let rt = Runtime::builder()
+        .in_memory()
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
     let handle = nap::start(&rt, "nap-1", 2).await.unwrap();
 
     let info = wait_for_status(&rt, "nap-1", ExecutionStatus::Sleeping).await;
     assert_eq!(info.wake_at, Some(start + Duration::from_secs(7200)));
     let sleep = &info.steps[1];
-    assert_eq!((sleep.kind, sleep.status), (EntryKind::Sleep, StepStatus::Sleeping));
+    assert_eq!(
+        (sleep.kind, sleep.status),
+        (EntryKind::Sleep, StepStatus::Sleeping)
+    );
     within(async {
         while DROPPED.load(Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -84,11 +96,19 @@ async fn a_long_sleep_suspends_the_execution_and_replays_it_when_due() {
 
     clock.advance(Duration::from_secs(3600));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(rt.status("nap-1").await.unwrap().status, ExecutionStatus::Sleeping, "woke an hour early");
+    assert_eq!(
+        rt.status("nap-1").await.unwrap().status,
+        ExecutionStatus::Sleeping,
+        "woke an hour early"
+    );
 
     clock.advance(Duration::from_secs(3600));
     assert_eq!(within(handle.result()).await.unwrap(), 3);
-    assert_eq!(BEFORE.load(Ordering::SeqCst), 1, "the step before the sleep ran again");
+    assert_eq!(
+        BEFORE.load(Ordering::SeqCst),
+        1,
+        "the step before the sleep ran again"
+    );
     assert_eq!(AFTER.load(Ordering::SeqCst), 1);
     let info = rt.status("nap-1").await.unwrap();
     assert_eq!(info.steps[1].status, StepStatus::Completed);
@@ -115,7 +135,11 @@ async fn a_sleep_that_expired_while_down_fires_promptly_after_open() {
     let opened = std::time::Instant::now();
     let rt = db.builder().clock(clock.clone()).open().await.unwrap();
     let woke_at = within(rt.handle::<doze>("doze-1").result()).await.unwrap();
-    assert!(opened.elapsed() < Duration::from_secs(1), "took {:?}", opened.elapsed());
+    assert!(
+        opened.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        opened.elapsed()
+    );
     assert_eq!(woke_at, start + Duration::from_secs(3600));
 }
 
@@ -134,9 +158,16 @@ async fn a_sleep_not_yet_due_after_reopen_waits_only_the_remainder() {
     let rt = db.builder().clock(clock.clone()).open().await.unwrap();
     let info = rt.status("doze-2").await.unwrap();
     assert_eq!(info.status, ExecutionStatus::Sleeping);
-    assert_eq!(info.wake_at, Some(start + Duration::from_secs(600)), "the wake time was recomputed");
+    assert_eq!(
+        info.wake_at,
+        Some(start + Duration::from_secs(600)),
+        "the wake time was recomputed"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(rt.status("doze-2").await.unwrap().status, ExecutionStatus::Sleeping);
+    assert_eq!(
+        rt.status("doze-2").await.unwrap().status,
+        ExecutionStatus::Sleeping
+    );
 
     clock.advance(Duration::from_secs(200));
     let woke_at = within(rt.handle::<doze>("doze-2").result()).await.unwrap();
@@ -152,7 +183,12 @@ async fn short_nap(ctx: Context) -> Result<u32, AnyError> {
 #[tokio::test]
 async fn a_short_sleep_waits_in_memory() {
     let rt = Runtime::in_memory().await.unwrap();
-    assert_eq!(within(short_nap::start(&rt, "short-1").await.unwrap().result()).await.unwrap(), 0);
+    assert_eq!(
+        within(short_nap::start(&rt, "short-1").await.unwrap().result())
+            .await
+            .unwrap(),
+        0
+    );
     let info = rt.status("short-1").await.unwrap();
     assert_eq!(info.steps[0].kind, EntryKind::Sleep);
     assert_eq!(info.steps[0].status, StepStatus::Completed);
@@ -177,7 +213,11 @@ async fn ten_thousand_sleeping_executions_hold_no_tasks() {
     let mut starts = Vec::with_capacity(N);
     for i in 0..N {
         let rt = rt.clone();
-        starts.push(tokio::spawn(async move { long_nap::start(&rt, format!("sleeper-{i}")).await.map(|_| ()) }));
+        starts.push(tokio::spawn(async move {
+            long_nap::start(&rt, format!("sleeper-{i}"))
+                .await
+                .map(|_| ())
+        }));
     }
     for s in starts {
         s.await.unwrap().unwrap();
@@ -185,7 +225,11 @@ async fn ten_thousand_sleeping_executions_hold_no_tasks() {
     within(async {
         loop {
             let sleeping = rt
-                .list(workflow::ListFilter::new().status(ExecutionStatus::Sleeping).limit(N as u32 + 1))
+                .list(
+                    workflow::ListFilter::new()
+                        .status(ExecutionStatus::Sleeping)
+                        .limit(N as u32 + 1),
+                )
                 .await
                 .unwrap()
                 .len();
@@ -198,6 +242,11 @@ async fn ten_thousand_sleeping_executions_hold_no_tasks() {
     .await;
     // Let the drivers of the suspended executions finish.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks();
-    assert!(alive < 10, "{alive} tasks alive for {N} sleeping executions");
+    let alive = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(
+        alive < 10,
+        "{alive} tasks alive for {N} sleeping executions"
+    );
 }

@@ -70,7 +70,9 @@ async fn status_reports_input_output_steps_attempts_and_errors() {
     let failed = stock::start(&rt, "stock-missing", "missing".into(), 1)
         .await
         .unwrap();
-    let err = with_clock_running(&clock, failed.result()).await.unwrap_err();
+    let err = with_clock_running(&clock, failed.result())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, RunError::Workflow(e) if e.message() == "no stock of missing"),
         "{err:?}"

@@ -40,7 +40,10 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> T {
 
 /// Awaits `fut` while moving `clock` forward, for tests whose retries or
 /// sleeps wait on a manual clock.
-pub async fn with_clock_running<T>(clock: &workflow::ManualClock, fut: impl Future<Output = T>) -> T {
+pub async fn with_clock_running<T>(
+    clock: &workflow::ManualClock,
+    fut: impl Future<Output = T>,
+) -> T {
     tokio::pin!(fut);
     within(async {
         loop {

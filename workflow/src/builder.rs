@@ -46,6 +46,7 @@ pub struct RuntimeBuilder {
     panic_hook: bool,
     suspend_after: Duration,
     recovery_budget: u32,
+    busy_timeout: Duration,
     extra: Vec<&'static WorkflowDescriptor>,
 }
 
@@ -64,6 +65,7 @@ impl Default for RuntimeBuilder {
             panic_hook: true,
             suspend_after: Duration::from_millis(500),
             recovery_budget: 3,
+            busy_timeout: Duration::from_secs(5),
             extra: Vec::new(),
         }
     }
@@ -157,6 +159,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How long a write waits for another connection's lock on the file
+    /// before trying again (three tries, then [`Error::Busy`]). Default 5 s.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
     /// Registers a workflow explicitly (workflows also register themselves
     /// at link time; registering one twice is harmless).
     pub fn register<W: Workflow>(mut self) -> Self {
@@ -182,8 +191,9 @@ impl RuntimeBuilder {
         }
         let path = self.path.clone();
         let durability = self.durability;
+        let busy_timeout = self.busy_timeout;
         let store = tokio::task::spawn_blocking(move || match path {
-            Some(path) => Store::open_file(&path, durability),
+            Some(path) => Store::open_file(&path, durability, busy_timeout),
             None => Store::open_in_memory(),
         })
         .await
@@ -252,4 +262,3 @@ fn build_registry(
     }
     Ok(registry)
 }
-

@@ -196,11 +196,18 @@ mod tests {
     #[cfg(feature = "bincode")]
     #[test]
     fn bincode_round_trips_and_names_the_type_on_failure() {
-        let bytes = Codec::Bincode.encode(&(7u32, "x".to_owned()), String::new).unwrap();
+        let bytes = Codec::Bincode
+            .encode(&(7u32, "x".to_owned()), String::new)
+            .unwrap();
         let back: (u32, String) = Codec::Bincode.decode(&bytes, String::new).unwrap();
         assert_eq!(back, (7, "x".to_owned()));
-        let err = Codec::Bincode.decode::<Vec<String>>(&[0xff], || "a value".into()).unwrap_err();
-        assert!(err.to_string().contains("Vec<alloc::string::String>"), "{err}");
+        let err = Codec::Bincode
+            .decode::<Vec<String>>(&[0xff], || "a value".into())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("Vec<alloc::string::String>"),
+            "{err}"
+        );
         assert_eq!(Payload::new(Codec::Bincode, bytes).to_json(), None);
     }
 

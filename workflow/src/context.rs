@@ -206,7 +206,11 @@ impl Execution {
         };
         let at = self.entry_at(r.position, EntryKind::Sleep, "sleep", r.occurrence);
         let wake_at = match r.recorded {
-            Some(entry) if entry.kind == EntryKind::Sleep && entry.name == "sleep" && entry.occurrence == r.occurrence => {
+            Some(entry)
+                if entry.kind == EntryKind::Sleep
+                    && entry.name == "sleep"
+                    && entry.occurrence == r.occurrence =>
+            {
                 if entry.status == StepStatus::Completed {
                     return;
                 }
@@ -220,7 +224,9 @@ impl Execution {
             None => {
                 let now = self.now_millis();
                 let wake_at = match wake {
-                    Wake::After(d) => now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                    Wake::After(d) => {
+                        now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    }
                     Wake::At(t) => to_millis(t),
                 };
                 let record = at.clone();
@@ -371,10 +377,10 @@ impl Execution {
                 .as_deref()
                 .filter(|_| entry.status == StepStatus::Completed)
             else {
-                self.park_for(PauseCause::Undecodable, format!(
-                    "journal entry `{key}` of `{}` has no value",
-                    self.id
-                ))
+                self.park_for(
+                    PauseCause::Undecodable,
+                    format!("journal entry `{key}` of `{}` has no value", self.id),
+                )
                 .await
             };
             return match self.codec.decode(bytes, || {

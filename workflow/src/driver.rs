@@ -26,7 +26,11 @@ pub(crate) struct RestartPolicy {
 impl Runtime {
     /// The restart policy of an execution: its start options, then the
     /// workflow's attribute, then the runtime default.
-    pub(crate) fn restart_policy(&self, descriptor: &WorkflowDescriptor, options: &StartOptions) -> RestartPolicy {
+    pub(crate) fn restart_policy(
+        &self,
+        descriptor: &WorkflowDescriptor,
+        options: &StartOptions,
+    ) -> RestartPolicy {
         let defaults = &self.inner.defaults;
         RestartPolicy {
             max_restarts: options
@@ -122,7 +126,13 @@ impl Runtime {
 
     /// After a panic: schedules a restart by replay once its delay has
     /// passed, or fails the execution when its restart budget is spent.
-    pub(crate) async fn after_panic(&self, id: ExecutionId, restart_attempt: u32, policy: RestartPolicy, panic: String) {
+    pub(crate) async fn after_panic(
+        &self,
+        id: ExecutionId,
+        restart_attempt: u32,
+        policy: RestartPolicy,
+        panic: String,
+    ) {
         if restart_attempt >= policy.max_restarts {
             let reason = format!(
                 "{panic} (restart budget of {} spent after {} run{})",
@@ -134,7 +144,8 @@ impl Runtime {
                 message: Some(reason),
                 ..Transition::default()
             };
-            self.set_status(&id, ExecutionStatus::Failed, transition).await;
+            self.set_status(&id, ExecutionStatus::Failed, transition)
+                .await;
             return;
         }
         if !self.inner.defaults.auto_restart {
@@ -191,7 +202,12 @@ impl Runtime {
 
 /// Runs a workflow body to its end, or until the runtime stops it, and
 /// records the outcome.
-async fn drive(exec: Arc<Execution>, descriptor: &'static WorkflowDescriptor, input: Payload, restarts: RestartPolicy) {
+async fn drive(
+    exec: Arc<Execution>,
+    descriptor: &'static WorkflowDescriptor,
+    input: Payload,
+    restarts: RestartPolicy,
+) {
     let ctx = Context {
         exec: Arc::clone(&exec),
     };
@@ -216,7 +232,8 @@ async fn drive(exec: Arc<Execution>, descriptor: &'static WorkflowDescriptor, in
                 message: Some(message.clone()),
                 ..Transition::default()
             };
-            rt.set_status(&exec.id, ExecutionStatus::Panicked, transition).await;
+            rt.set_status(&exec.id, ExecutionStatus::Panicked, transition)
+                .await;
             rt.release(&exec.id);
             rt.after_panic(exec.id.clone(), exec.restart_attempt, restarts, message)
                 .await;
@@ -243,7 +260,9 @@ async fn finish(exec: &Execution, outcome: WorkflowOutcome) {
             cause: Some(PauseCause::Nondeterminism),
             ..Transition::default()
         };
-        exec.rt.set_status(&exec.id, ExecutionStatus::Paused, transition).await;
+        exec.rt
+            .set_status(&exec.id, ExecutionStatus::Paused, transition)
+            .await;
         return;
     }
     let limit = exec.rt.inner.defaults.max_payload;

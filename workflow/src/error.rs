@@ -21,7 +21,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// SQLite reported an error.
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
 
     /// Reading or writing a file next to the database failed.
     #[error("i/o error on `{path}`: {source}")]
@@ -42,6 +42,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// The file carries our header but its content is damaged. The file was
+    /// not modified.
+    #[error("`{path}` is corrupt: {message}; the file was left untouched")]
+    Corrupt {
+        /// The file concerned.
+        path: String,
+        /// What SQLite found.
+        message: String,
+    },
+
+    /// Another connection held the database's write lock longer than the
+    /// busy timeout, through every retry. Nothing was written.
+    #[error("the database is locked by another connection: {message}")]
+    Busy {
+        /// SQLite's message.
+        message: String,
+    },
+
     /// The database was written by a newer version of this library.
     #[error(
         "`{path}` has schema version {found}, newer than the {supported} this build supports; upgrade the application"
@@ -56,9 +74,7 @@ pub enum Error {
     },
 
     /// Another worker process runs the executions of this database.
-    #[error(
-        "`{path}` is in use by {holder}; one database is run by one worker process"
-    )]
+    #[error("`{path}` is in use by {holder}; one database is run by one worker process")]
     Locked {
         /// The database file.
         path: String,
@@ -127,6 +143,19 @@ pub enum Error {
     /// A runtime option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::Busy {
+                    message: e.to_string(),
+                }
+            }
+            _ => Error::Database(e),
+        }
+    }
 }
 
 /// A payload that could not be encoded or decoded with the execution's codec.

@@ -93,16 +93,16 @@ pub mod private;
 #[doc(hidden)]
 pub use private as __private;
 
+pub use builder::RuntimeBuilder;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, Payload};
 pub use context::{Context, StepOptions};
 pub use error::{AnyError, CodecError, Error, Result, RunError, StepFailure};
+pub use handle::Handle;
 pub use journal::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
 };
 pub use retry::RetryPolicy;
-pub use builder::RuntimeBuilder;
-pub use handle::Handle;
 pub use runtime::{Runtime, StartOptions, Workflow};
 pub use status::{AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
 pub use step::{StepContext, permanent};

@@ -40,7 +40,9 @@ pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
             let holder = format!(
                 "process {} on {}",
                 std::process::id(),
-                std::env::args().next().unwrap_or_else(|| "an unknown program".into())
+                std::env::args()
+                    .next()
+                    .unwrap_or_else(|| "an unknown program".into())
             );
             file.set_len(0).map_err(io)?;
             file.seek(SeekFrom::Start(0)).map_err(io)?;

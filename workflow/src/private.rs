@@ -16,8 +16,8 @@ pub use ::serde;
 pub use crate::codec::Payload;
 use crate::context::{Context, SCOPE, Scope};
 use crate::error::{Error, StepFailure};
-use crate::journal::ExecutionId;
 use crate::handle::Handle;
+use crate::journal::ExecutionId;
 use crate::runtime::{Runtime, StartOptions, Workflow};
 use crate::step::{StepCall, StepSpec};
 

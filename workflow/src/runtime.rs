@@ -270,7 +270,9 @@ impl Runtime {
         let id = id.into();
         let row = self.load_row(&id).await?;
         match row.status {
-            ExecutionStatus::Panicked | ExecutionStatus::Restarting => self.restart_panicked(&id).await,
+            ExecutionStatus::Panicked | ExecutionStatus::Restarting => {
+                self.restart_panicked(&id).await
+            }
             status => Err(Error::NotRestartable { id, status }),
         }
     }
@@ -353,7 +355,12 @@ impl Runtime {
     /// Writes a status change and wakes waiters. A terminal status is never
     /// overwritten. A failure to write is logged: the execution then stays as
     /// the journal last had it, which replay handles.
-    pub(crate) async fn set_status(&self, id: &ExecutionId, status: ExecutionStatus, transition: Transition) {
+    pub(crate) async fn set_status(
+        &self,
+        id: &ExecutionId,
+        status: ExecutionStatus,
+        transition: Transition,
+    ) {
         let id_owned = id.clone();
         let now = to_millis(self.inner.clock.now());
         let written = self
@@ -363,8 +370,12 @@ impl Runtime {
             .await;
         match written {
             Ok(true) => {}
-            Ok(false) => tracing::debug!(execution = %id, %status, "status unchanged: the execution had already finished"),
-            Err(e) => tracing::error!(execution = %id, %status, error = %e, "cannot record a status change"),
+            Ok(false) => {
+                tracing::debug!(execution = %id, %status, "status unchanged: the execution had already finished")
+            }
+            Err(e) => {
+                tracing::error!(execution = %id, %status, error = %e, "cannot record a status change")
+            }
         }
         self.notify_change();
     }
@@ -388,7 +399,9 @@ impl Runtime {
             return Err(Error::Shutdown);
         }
         let codec = self.inner.defaults.codec;
-        let bytes = codec.encode(input, || format!("the input of workflow `{}`", descriptor.name))?;
+        let bytes = codec.encode(input, || {
+            format!("the input of workflow `{}`", descriptor.name)
+        })?;
         if bytes.len() > self.inner.defaults.max_payload {
             return Err(Error::PayloadTooLarge {
                 what: format!("the input of execution `{id}`"),
@@ -396,12 +409,13 @@ impl Runtime {
                 limit: self.inner.defaults.max_payload,
             });
         }
-        let options_json = serde_json::to_string(&options).map_err(|e| crate::error::CodecError {
-            operation: "encode",
-            what: "the start options".into(),
-            type_name: "StartOptions",
-            message: e.to_string(),
-        })?;
+        let options_json =
+            serde_json::to_string(&options).map_err(|e| crate::error::CodecError {
+                operation: "encode",
+                what: "the start options".into(),
+                type_name: "StartOptions",
+                message: e.to_string(),
+            })?;
         let new = NewExecution {
             id: id.clone(),
             workflow: descriptor.name,
@@ -410,7 +424,12 @@ impl Runtime {
             options: options_json.clone(),
             now: to_millis(self.inner.clock.now()),
         };
-        match self.inner.store.write(move |conn| store::insert_execution(conn, &new)).await? {
+        match self
+            .inner
+            .store
+            .write(move |conn| store::insert_execution(conn, &new))
+            .await?
+        {
             Inserted::Existing { workflow } if workflow != descriptor.name => {
                 return Err(Error::IdConflict {
                     id,

@@ -108,12 +108,16 @@ impl Runtime {
             };
             match row.status {
                 ExecutionStatus::Running | ExecutionStatus::Restarting => interrupted.push(row.id),
-                ExecutionStatus::Sleeping => self.inner.timers.add_wake(row.wake_at.unwrap_or(0), row.id),
+                ExecutionStatus::Sleeping => {
+                    self.inner.timers.add_wake(row.wake_at.unwrap_or(0), row.id)
+                }
                 ExecutionStatus::Panicked => {
-                    let options: StartOptions = serde_json::from_str(&row.options).unwrap_or_default();
+                    let options: StartOptions =
+                        serde_json::from_str(&row.options).unwrap_or_default();
                     let policy = self.restart_policy(descriptor, &options);
                     let message = String::from("panicked before the last shutdown");
-                    self.after_panic(row.id, row.restart_attempt, policy, message).await;
+                    self.after_panic(row.id, row.restart_attempt, policy, message)
+                        .await;
                 }
                 ExecutionStatus::Paused if row.cause == Some(PauseCause::Nondeterminism) => {
                     if let Err(e) = self.replay(&row.id, false).await {
@@ -150,7 +154,8 @@ impl Runtime {
                     cause: Some(PauseCause::RecoveryBudget),
                     ..Transition::default()
                 };
-                self.set_status(&id, ExecutionStatus::Paused, transition).await;
+                self.set_status(&id, ExecutionStatus::Paused, transition)
+                    .await;
                 continue;
             }
             tracing::info!(execution = %id, attempt = count, "recovering an interrupted execution");
@@ -211,7 +216,12 @@ async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Inner>
 /// that raced the end of the task that suspended it).
 async fn sweep_due_sleepers(rt: &Runtime, clock: &dyn Clock) {
     let now = to_millis(clock.now());
-    let due = match rt.inner.store.read(move |conn| store::due_sleepers(conn, now)).await {
+    let due = match rt
+        .inner
+        .store
+        .read(move |conn| store::due_sleepers(conn, now))
+        .await
+    {
         Ok(due) => due,
         Err(e) => {
             tracing::warn!(error = %e, "sweep could not read the journal");

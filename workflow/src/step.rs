@@ -191,9 +191,10 @@ impl StepCall {
             match entry.status {
                 StepStatus::Completed => {
                     let Some(bytes) = entry.output.as_deref() else {
-                        exec.park_for(PauseCause::Undecodable, format!(
-                            "completed step `{key}` has no output in the journal"
-                        ))
+                        exec.park_for(
+                            PauseCause::Undecodable,
+                            format!("completed step `{key}` has no output in the journal"),
+                        )
                         .await
                     };
                     match exec.codec.decode(bytes, what_output) {
@@ -326,7 +327,9 @@ impl StepCall {
                         .inner
                         .store
                         .write(move |conn| {
-                            store::fail_attempt(conn, &failed_at, attempt, &message, None, None, now)
+                            store::fail_attempt(
+                                conn, &failed_at, attempt, &message, None, None, now,
+                            )
                         })
                         .await;
                     std::panic::resume_unwind(payload)
@@ -338,11 +341,20 @@ impl StepCall {
             if !last {
                 let delay = spec.policy.delay_before(attempt + 1);
                 let now = exec.now_millis();
-                let retry_at = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                let retry_at =
+                    now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
                 let failed_at = at.clone();
                 let message = failure.message.clone();
                 let record = move |conn: &rusqlite::Connection| {
-                    store::fail_attempt(conn, &failed_at, attempt, &message, None, Some(retry_at), now)
+                    store::fail_attempt(
+                        conn,
+                        &failed_at,
+                        attempt,
+                        &message,
+                        None,
+                        Some(retry_at),
+                        now,
+                    )
                 };
                 tracing::info!(step = %key, attempt, error = %failure.message, ?delay, "step attempt failed; retrying");
                 if delay > exec.rt.inner.defaults.suspend_after {
@@ -403,7 +415,15 @@ impl StepCall {
                 .inner
                 .store
                 .write(move |conn| {
-                    store::fail_attempt(conn, &failed_at, attempt, &message, Some(&bytes), None, now)
+                    store::fail_attempt(
+                        conn,
+                        &failed_at,
+                        attempt,
+                        &message,
+                        Some(&bytes),
+                        None,
+                        now,
+                    )
                 })
                 .await;
             if let Err(e) = written {

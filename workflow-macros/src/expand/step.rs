@@ -166,7 +166,13 @@ fn move_once(params: &[Param]) -> TokenStream {
     let idents: Vec<&Ident> = params.iter().map(|param| &param.ident).collect();
     quote! {
         let mut __workflow_args = ::core::option::Option::Some((#(#idents,)*));
-        #[allow(clippy::used_underscore_binding)]
+        // The arguments are bound again, under their own names, inside the attempt.
+        #[allow(
+            clippy::used_underscore_binding,
+            clippy::shadow_reuse,
+            clippy::shadow_same,
+            clippy::shadow_unrelated
+        )]
         let __workflow_attempt = move || {
             let __workflow_taken = ::core::option::Option::take(&mut __workflow_args);
             async move {

@@ -121,7 +121,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
 
         #(#cfgs)*
         #[doc(hidden)]
-        #[allow(non_camel_case_types, dead_code)]
+        #[allow(non_camel_case_types, dead_code, clippy::arbitrary_source_item_ordering)]
         #[derive(#serialize, #deserialize)]
         #[serde(crate = #serde_crate)]
         struct #input_ident {

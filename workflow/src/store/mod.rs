@@ -56,6 +56,9 @@ enum Command {
     Close,
 }
 
+/// Tries to begin a write transaction before its batch fails as busy.
+const BEGIN_TRIES: usize = 3;
+
 /// Most ops committed in one transaction. Bounds a batch's latency while
 /// still sharing each fsync among many workflows.
 const MAX_BATCH: usize = 4096;
@@ -72,8 +75,12 @@ pub(crate) struct Store {
 impl Store {
     /// Opens (creating if needed) a database file. Blocking: call from
     /// `spawn_blocking`.
-    pub(crate) fn open_file(path: &Path, durability: Durability) -> Result<Store> {
-        let (writer, reader, lock) = schema::open_file(path, durability)?;
+    pub(crate) fn open_file(
+        path: &Path,
+        durability: Durability,
+        busy_timeout: Duration,
+    ) -> Result<Store> {
+        let (writer, reader, lock) = schema::open_file(path, durability, busy_timeout)?;
         let store = Store::start(writer, Some(reader), Some(path.to_owned()))?;
         *store.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
         Ok(store)
@@ -119,8 +126,8 @@ impl Store {
             let ok = result.is_ok();
             let done: Done = Box::new(move |committed| {
                 let outcome = match (result, committed) {
-                    (Err(e), _) => Err(Error::Database(e)),
-                    (Ok(_), Err(e)) => Err(Error::Database(copy_error(e))),
+                    (Err(e), _) => Err(Error::from(e)),
+                    (Ok(_), Err(e)) => Err(Error::from(copy_error(e))),
                     (Ok(value), Ok(())) => Ok(value),
                 };
                 let _ = tx.send(outcome);
@@ -248,7 +255,18 @@ fn writer_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
 /// Runs one batch in one transaction, each op under its own savepoint so a
 /// failing op is rolled back alone, then tells every op the commit's outcome.
 fn run_batch(conn: &mut Connection, batch: &mut Vec<Op>, done: &mut Vec<Done>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    // Each try waits up to the busy timeout for another connection's lock.
+    let mut begun = conn.execute_batch("BEGIN IMMEDIATE");
+    for _ in 1..BEGIN_TRIES {
+        match &begun {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                tracing::warn!(error = %e, "the database is locked by another connection; trying again");
+                begun = conn.execute_batch("BEGIN IMMEDIATE");
+            }
+            _ => break,
+        }
+    }
+    if let Err(e) = begun {
         tracing::error!(error = %e, "cannot begin a journal transaction");
         for op in batch.drain(..) {
             // Run nothing; each op learns of the failure as a failed commit.

@@ -343,7 +343,12 @@ pub(crate) fn set_status(
 }
 
 /// Records a durable sleep (or a durable backoff's wake time) of an entry.
-pub(crate) fn record_sleep(conn: &Connection, at: &EntryAt, wake_at: i64, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn record_sleep(
+    conn: &Connection,
+    at: &EntryAt,
+    wake_at: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO step_executions
              (execution_id, position, kind, name, occurrence, status, attempts, wake_at, started_at)

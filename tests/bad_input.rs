@@ -1,0 +1,171 @@
+//! Bad input gets a clear error and loses nothing: payloads that no longer
+//! decode park their execution (others go on), corrupt files are refused
+//! untouched, a database held by another connection gives a typed error.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use support::{TempDb, within};
+use workflow::{
+    AnyError, Context, Error, ExecutionStatus, PauseCause, RunError, Runtime, step, workflow,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReadingV1 {
+    value: TemperatureV1,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TemperatureV1 {
+    celsius: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReadingV2 {
+    value: TemperatureV2,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TemperatureV2 {
+    celsius: f64,
+}
+
+static NEW_CODE: AtomicBool = AtomicBool::new(false);
+
+#[step(name = "measure")]
+async fn measure_v1() -> Result<ReadingV1, AnyError> {
+    Ok(ReadingV1 {
+        value: TemperatureV1 {
+            celsius: "21.5".into(),
+        },
+    })
+}
+
+#[step(name = "measure")]
+async fn measure_v2() -> Result<ReadingV2, AnyError> {
+    Ok(ReadingV2 {
+        value: TemperatureV2 { celsius: 21.5 },
+    })
+}
+
+#[workflow]
+async fn thermostat(ctx: Context) -> Result<String, AnyError> {
+    let shown = if NEW_CODE.load(Ordering::SeqCst) {
+        format!("{}", measure_v2().await?.value.celsius)
+    } else {
+        measure_v1().await?.value.celsius
+    };
+    if ctx.restart_attempt() == 0 {
+        // The types change while the execution is down.
+        NEW_CODE.store(true, Ordering::SeqCst);
+        panic!("crash before the new types are deployed");
+    }
+    Ok(shown)
+}
+
+#[workflow]
+async fn bystander(_ctx: Context, n: u32) -> Result<u32, AnyError> {
+    Ok(n + 1)
+}
+
+#[tokio::test]
+async fn a_journaled_value_that_no_longer_decodes_parks_its_execution_only() {
+    let db = TempDb::new();
+    let rt = db.builder().open().await.unwrap();
+    let handle = thermostat::start(&rt, "thermo-1").await.unwrap();
+    let err = within(handle.result()).await.unwrap_err();
+    let RunError::Paused(reason) = err else {
+        panic!("expected paused, got {err:?}");
+    };
+    assert!(
+        reason.contains("thermostat"),
+        "names the workflow: {reason}"
+    );
+    assert!(reason.contains("measure#0"), "names the step: {reason}");
+    assert!(
+        reason.contains("value.celsius"),
+        "names the serde path: {reason}"
+    );
+    assert!(reason.contains("ReadingV2"), "names the type: {reason}");
+    let info = rt.status("thermo-1").await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Paused);
+    assert_eq!(
+        info.steps[0].output.as_ref().unwrap().to_json().unwrap(),
+        serde_json::json!({"value": {"celsius": "21.5"}}),
+        "the journaled value is kept as it was"
+    );
+    let _ = PauseCause::Undecodable;
+
+    let other = bystander::start(&rt, "bystander-1", 1).await.unwrap();
+    assert_eq!(within(other.result()).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_corrupt_database_is_refused_and_left_untouched() {
+    let db = TempDb::new();
+    {
+        let rt = db.builder().open().await.unwrap();
+        within(bystander::start(&rt, "b-1", 1).await.unwrap().result())
+            .await
+            .unwrap();
+        rt.shutdown().await.unwrap();
+    }
+    // Keep our header (first 100 bytes), garble the rest of the file.
+    let path = db.path();
+    let checkpointed = {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        drop(c);
+        std::fs::read(&path).unwrap()
+    };
+    let mut bytes = checkpointed.clone();
+    for (i, b) in bytes.iter_mut().enumerate().skip(100) {
+        *b = (i * 7 % 251) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let err = match Runtime::open(&path).await {
+        Ok(_) => panic!("opened a corrupt database"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file was modified"
+    );
+    assert!(!db.dir.path().join("workflow.db-wal").exists());
+}
+
+#[tokio::test]
+async fn a_database_held_by_another_connection_gives_a_typed_error() {
+    let db = TempDb::new();
+    let rt = db
+        .builder()
+        .busy_timeout(Duration::from_millis(100))
+        .open()
+        .await
+        .unwrap();
+    let path = db.path();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        c.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let err = bystander::start(&rt, "held-1", 1).await.unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    // Nothing was lost or half-written: the same start now works.
+    let handle = bystander::start(&rt, "held-1", 1).await.unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), 2);
+}
