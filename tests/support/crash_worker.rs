@@ -6,7 +6,9 @@
 //! Usage: `crash-worker start|resume <db> <ledger>`, or
 //! `crash-worker poison|open <db>`: start `poison-1`, which aborts the
 //! process each time it runs, or open the database (recovering it) and
-//! print `paused` once it is paused.
+//! print `paused` once it is paused; or
+//! `crash-worker torture <db> <ledger> <generation> <n>`: run `n` mixed
+//! workflows to their end, printing each output.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,9 +73,86 @@ async fn poison_flow(_ctx: Context) -> Result<(), AnyError> {
     abort_process().await
 }
 
+/// The generation (run number) of this process, in the torture test.
+static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Tagged {
+    value: u64,
+    /// The generation whose run produced the journaled value.
+    generation: u32,
+}
+
+#[step(max_attempts = 4, backoff = "20ms")]
+async fn work(ledger: &str, i: u64, k: u64) -> Result<Tagged, AnyError> {
+    let generation = GENERATION.load(Ordering::SeqCst);
+    let (key, attempt) =
+        StepContext::current().map_or((String::new(), 0), |s| (s.idempotency_key(), s.attempt()));
+    append(ledger, &format!("begin {key} {generation} {attempt}"))?;
+    // Long enough that kills land while many bodies are in flight.
+    tokio::time::sleep(Duration::from_millis(300 + (i * 37 + k * 53) % 600)).await;
+    if (i + k) % 5 == 0 && attempt == 1 {
+        return Err(AnyError::msg("transient failure on the first attempt"));
+    }
+    Ok(Tagged {
+        value: i * 100 + k,
+        generation,
+    })
+}
+
+/// Steps of each torture workflow.
+const STEPS: u64 = 10;
+
+/// Steps, retries, inline steps and sleeps (some in memory, some suspended).
+#[workflow]
+async fn torture(ctx: Context, ledger: String, i: u64) -> Result<u64, AnyError> {
+    let mut sum = 0;
+    for k in 0..STEPS {
+        sum += work(&ledger, i, k).await?.value;
+        if k % 4 == 1 {
+            // In memory for even workflows, suspended for odd ones.
+            let ms = if i % 2 == 0 { 300 } else { 1_500 };
+            ctx.sleep(Duration::from_millis(ms)).await;
+        }
+    }
+    let bonus = ctx
+        .step("bonus", || async move { Ok::<_, AnyError>(i % 3) })
+        .await?;
+    Ok(sum + bonus)
+}
+
+async fn run_torture(
+    db: &str,
+    ledger: &str,
+    generation: u32,
+    n: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    GENERATION.store(generation, Ordering::SeqCst);
+    // Kills come faster than progress at times; the budget is tested elsewhere.
+    let rt = Runtime::builder()
+        .path(db)
+        .recovery_budget(1_000)
+        .open()
+        .await?;
+    let mut handles = Vec::new();
+    for i in 0..n {
+        handles.push(torture::start(&rt, format!("t-{i}"), ledger.to_owned(), i).await?);
+    }
+    for (i, h) in handles.iter().enumerate() {
+        let out = h.result().await?;
+        println!("t-{i} {out}");
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, db, ledger, generation, n] = args.as_slice() {
+        if mode == "torture" {
+            return run_torture(db, ledger, generation.parse()?, n.parse()?).await;
+        }
+    }
     if let [_, mode, db] = args.as_slice() {
         let rt = Runtime::open(db).await?;
         if mode == "poison" {

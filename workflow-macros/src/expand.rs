@@ -176,3 +176,147 @@ fn parens(inner: TokenStream, span: Span) -> TokenStream {
     group.set_span(span);
     TokenTree::Group(group).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    /// Expands `#[step(args)] item` and checks the output is a well-formed file.
+    fn step(args: TokenStream, item: TokenStream) -> String {
+        let out = crate::step_attribute(args, item);
+        syn::parse2::<syn::File>(out.clone()).expect("the expansion parses as items");
+        out.to_string()
+    }
+
+    fn workflow(args: TokenStream, item: TokenStream) -> String {
+        let out = crate::workflow_attribute(args, item);
+        syn::parse2::<syn::File>(out.clone()).expect("the expansion parses as items");
+        out.to_string()
+    }
+
+    #[test]
+    fn step_becomes_a_plain_fn_around_the_runtime_call() {
+        let out = step(
+            quote!(max_attempts = 5, backoff = "200ms"),
+            quote! {
+                /// Charges.
+                pub async fn charge<'a>(order: &'a Order, mut amount: u64) -> Result<Payment, PaymentError> {
+                    amount += 1;
+                    Ok(Payment)
+                }
+            },
+        );
+        assert!(out.contains("pub fn charge < 'a >"), "{out}");
+        assert!(!out.contains("pub async fn"), "{out}");
+        assert!(
+            out.contains("max_attempts : :: core :: option :: Option :: Some (5)"),
+            "{out}"
+        );
+        assert!(
+            out.contains(":: core :: time :: Duration :: from_millis (200)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("async fn __workflow_body < 'a > (order : & 'a Order , mut amount : u64)"),
+            "{out}"
+        );
+        assert!(
+            out.contains(":: workflow :: __private :: step_call"),
+            "{out}"
+        );
+        assert!(out.contains("__workflow_clone"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn single_attempt_step_moves_its_arguments() {
+        let out = step(
+            quote!(max_attempts = 1),
+            quote!(
+                async fn send(conn: Conn) -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains("__workflow_args"), "{out}");
+        assert!(!out.contains("__workflow_clone"), "{out}");
+    }
+
+    #[test]
+    fn crate_option_replaces_the_runtime_path() {
+        let out = step(
+            quote!(crate = "my_wf"),
+            quote!(
+                async fn a() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains("my_wf :: __private :: StepMeta"), "{out}");
+        assert!(!out.contains(":: workflow ::"), "{out}");
+    }
+
+    #[test]
+    fn workflow_becomes_a_struct_with_start_and_resume() {
+        let out = workflow(
+            quote!(max_restarts = 2, name = "orders"),
+            quote! {
+                pub async fn order_processing(ctx: Context, order: Order, n: u32) -> Result<Receipt, OrderError> {
+                    Ok(Receipt)
+                }
+            },
+        );
+        for expected in [
+            "pub struct order_processing { }",
+            "struct __workflow_input_order_processing { order : Order , n : u32 , }",
+            "pub const NAME : & 'static str = \"orders\"",
+            "pub async fn start (rt : & :: workflow :: Runtime",
+            "pub async fn start_with",
+            "pub async fn resume",
+            "async fn __workflow_body (ctx : Context , order : Order , n : u32)",
+            "impl :: workflow :: Workflow for order_processing",
+            "fn_name : \"order_processing\"",
+            "inventory :: submit !",
+            "serde (crate = \":: workflow::__private::serde\")",
+        ] {
+            assert!(out.contains(expected), "missing {expected:?} in {out}");
+        }
+    }
+
+    #[test]
+    fn generated_parameters_avoid_the_arguments_names() {
+        let out = workflow(
+            quote!(),
+            quote!(
+                async fn f(ctx: Context, id: u64, rt: u8) -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(
+            out.contains("__workflow_rt : & :: workflow :: Runtime"),
+            "{out}"
+        );
+        assert!(out.contains("__workflow_id : impl"), "{out}");
+        assert!(
+            out.contains("options : :: workflow :: StartOptions"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn failure_keeps_the_item_next_to_the_errors() {
+        let out = step(
+            quote!(max_attempts = 0),
+            quote!(
+                fn charge(amount: u64) -> Result<u64, E> {
+                    Ok(amount)
+                }
+            ),
+        );
+        assert!(out.starts_with("fn charge (amount : u64)"), "{out}");
+        assert_eq!(out.matches("compile_error").count(), 2, "{out}");
+        assert!(!out.contains("__private"), "{out}");
+    }
+}

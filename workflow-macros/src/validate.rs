@@ -105,7 +105,7 @@ pub(crate) fn validate_step(step: StepFn, errors: &mut Errors) -> Option<Step> {
 
 pub(crate) fn validate_workflow(workflow: WorkflowFn, errors: &mut Errors) -> Option<Workflow> {
     let attr = AttrKind::Workflow;
-    let options = freeze_workflow_options(workflow.config, &workflow.func.original, errors);
+    let options = freeze_workflow_options(workflow.config, &workflow.func.original);
     let any_context = workflow.func.args.iter().any(|arg| arg.context.is_some());
     let mut args = workflow.func.args.into_iter().peekable();
     let ctx = match args.next_if(|first| first.context.is_some()) {
@@ -237,11 +237,7 @@ fn freeze_step_options(config: StepConfig, item: &ItemFn, errors: &mut Errors) -
     }
 }
 
-fn freeze_workflow_options(
-    config: WorkflowConfig,
-    item: &ItemFn,
-    _errors: &mut Errors,
-) -> WorkflowOptions {
+fn freeze_workflow_options(config: WorkflowConfig, item: &ItemFn) -> WorkflowOptions {
     WorkflowOptions {
         name: name_or_ident(config.name, item),
         max_restarts: value(config.max_restarts),
@@ -271,4 +267,146 @@ fn crate_path(krate: Option<Setting<Path>>) -> Path {
         },
         |krate| krate.value,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse_step, parse_workflow};
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    fn messages(errors: Errors) -> Vec<String> {
+        match errors.finish(()) {
+            Ok(()) => Vec::new(),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn workflow_errors(item: TokenStream) -> Vec<String> {
+        let mut errors = Errors::new();
+        if let Some(workflow) = parse_workflow(TokenStream::new(), item, &mut errors) {
+            validate_workflow(workflow, &mut errors);
+        }
+        messages(errors)
+    }
+
+    fn step_errors(args: TokenStream, item: TokenStream) -> Vec<String> {
+        let mut errors = Errors::new();
+        if let Some(step) = parse_step(args, item, &mut errors) {
+            validate_step(step, &mut errors);
+        }
+        messages(errors)
+    }
+
+    #[test]
+    fn context_must_come_first_and_by_value() {
+        assert!(
+            workflow_errors(quote!(
+                async fn f(ctx: Context, a: u8) -> Result<(), E> {
+                    Ok(())
+                }
+            ))
+            .is_empty()
+        );
+        assert!(
+            workflow_errors(quote!(
+                async fn f(_: wf::Context) -> Result<(), E> {
+                    Ok(())
+                }
+            ))
+            .is_empty()
+        );
+
+        let errors = workflow_errors(quote!(
+            async fn f(a: u8) -> Result<(), E> {
+                Ok(())
+            }
+        ));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("first parameter"), "{errors:?}");
+
+        let errors = workflow_errors(quote!(
+            async fn f(a: u8, ctx: Context) -> Result<(), E> {
+                Ok(())
+            }
+        ));
+        assert_eq!(
+            errors,
+            ["misplaced `Context`: it must be the first parameter of a `#[workflow]` function"]
+        );
+
+        let errors = workflow_errors(quote!(
+            async fn f(ctx: &Context) -> Result<(), E> {
+                Ok(())
+            }
+        ));
+        assert!(errors[0].contains("by value"), "{errors:?}");
+    }
+
+    #[test]
+    fn workflow_arguments_are_owned() {
+        let errors = workflow_errors(quote!(
+            async fn f(ctx: Context, a: &str) -> Result<(), E> {
+                Ok(())
+            }
+        ));
+        assert!(errors[0].contains("must be owned"), "{errors:?}");
+    }
+
+    #[test]
+    fn steps_take_no_context() {
+        let errors = step_errors(
+            quote!(),
+            quote!(
+                async fn f(ctx: Context) -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(errors[0].contains("do not take a `Context`"), "{errors:?}");
+    }
+
+    #[test]
+    fn mutable_references_need_a_single_attempt() {
+        let item = quote!(
+            async fn f(buf: &mut Vec<u8>) -> Result<(), E> {
+                Ok(())
+            }
+        );
+        let errors = step_errors(quote!(), item.clone());
+        assert!(errors[0].contains("cannot be `&mut`"), "{errors:?}");
+        assert!(step_errors(quote!(max_attempts = 1), item).is_empty());
+    }
+
+    #[test]
+    fn max_backoff_cannot_be_below_backoff() {
+        let item = quote!(
+            async fn f() -> Result<(), E> {
+                Ok(())
+            }
+        );
+        let errors = step_errors(quote!(backoff = "2s", max_backoff = "1s"), item.clone());
+        assert_eq!(
+            errors,
+            ["`#[step]` option `max_backoff` must not be shorter than `backoff`"]
+        );
+        assert!(step_errors(quote!(backoff = "1s", max_backoff = "1s"), item).is_empty());
+    }
+
+    #[test]
+    fn names_default_to_the_function_without_raw_prefix() {
+        let mut errors = Errors::new();
+        let step = parse_step(
+            TokenStream::new(),
+            quote!(
+                async fn r#match() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+            &mut errors,
+        )
+        .and_then(|step| validate_step(step, &mut errors));
+        assert_eq!(step.map(|step| step.options.name).as_deref(), Some("match"));
+    }
 }

@@ -128,7 +128,10 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             #(#field_idents: #field_tys,)*
         }
 
+        // The generated items refer to the struct, which carries the function's
+        // `#[deprecated]` if it has one: that warning is for the user's callers.
         #(#cfgs)*
+        #[allow(deprecated)]
         impl #ident {
             /// The name this workflow is registered under.
             #[allow(dead_code)]
@@ -197,6 +200,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         }
 
         #(#cfgs)*
+        #[allow(deprecated)]
         impl #krate::Workflow for #ident {
             type Output = #ok_ty;
             type Error = #err_ty;
@@ -216,9 +220,12 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         }
 
         #(#cfgs)*
-        #krate::__private::inventory::submit! {
-            #krate::__private::Registration(<#ident as #krate::Workflow>::descriptor)
-        }
+        #[allow(deprecated)]
+        const _: () = {
+            #krate::__private::inventory::submit! {
+                #krate::__private::Registration(<#ident as #krate::Workflow>::descriptor)
+            }
+        };
     }
 }
 
@@ -231,8 +238,9 @@ fn generated_name(params: &[Param], name: &str) -> Ident {
     }
 }
 
-/// The user's attributes, by where they go: docs on the struct, `cfg` on every item,
-/// everything else (lint levels, other attribute macros) on the body.
+/// The user's attributes, by where they go: docs and `#[deprecated]` on the struct (what
+/// callers name), `cfg` on every item, everything else (lint levels, other attribute
+/// macros) on the body.
 struct SortedAttrs<'a> {
     cfg: Vec<&'a Attribute>,
     docs: Vec<&'a Attribute>,
