@@ -1,8 +1,8 @@
-//! Procedural macros of the [`workflow`](https://docs.rs/workflow) crate: `#[workflow]` and
-//! `#[step]`.
+//! Procedural macros of the `workflow` crate: `#[workflow]` and `#[step]`.
 //!
 //! Use them through the runtime crate, which re-exports them as `workflow::workflow` and
-//! `workflow::step`; the code they generate calls into it.
+//! `workflow::step`: the code they generate calls into it, through `workflow::__private`
+//! (or the path given by the `crate = "..."` option when the dependency is renamed).
 
 #![warn(missing_docs)]
 
@@ -30,11 +30,14 @@ use quote::quote;
 ///   exists) and returns a `Handle` once the input is committed;
 /// - `name::start_with(&rt, id, options, args...)`: the same with per-execution
 ///   `StartOptions`;
-/// - `name::resume(&rt, id)`: resumes a sleeping, restarting or paused execution now;
+/// - `name::resume(&rt, id)`: resumes a sleeping, paused or interrupted execution now;
 /// - `name::NAME`: the name the workflow is registered under.
 ///
-/// The workflow registers itself at link time, so a restarted process finds it again to
-/// recover unfinished executions. Its future must be `Send + 'static`.
+/// The type also implements `workflow::Workflow` (so `Handle<name>` knows `T` and `E`), and
+/// the workflow registers itself at link time, so a restarted process finds it again to
+/// recover unfinished executions. The body's future must be `Send + 'static`: it runs in
+/// the background. The function's docs go on the type; its other attributes stay on the
+/// body.
 ///
 /// # Options
 ///
@@ -118,8 +121,12 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// its options; called anywhere else, the step is a plain `async fn`, so it can be unit
 /// tested like one.
 ///
-/// The call reads the workflow context right away, when the function is called rather
-/// than when its future is first polled, so `join!` of several steps is deterministic.
+/// The function keeps its name, visibility, attributes and docs, and becomes a plain `fn`
+/// returning `impl Future<Output = Result<T, E>>`: a call reads the workflow context right
+/// away, when the function is called rather than when its future is first polled, so
+/// `join!` of several steps is deterministic. Failures the runtime detects (a timeout, a
+/// result that cannot be encoded) become the step's error when
+/// `E: From<workflow::StepFailure>`, as for `workflow::AnyError`.
 ///
 /// Arguments are not journaled and need no serde bound; they may borrow. Since a step can
 /// retry, each attempt gets its own clone of every argument, so owned arguments must be

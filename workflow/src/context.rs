@@ -79,10 +79,8 @@ pub(crate) struct Reservation {
 impl Execution {
     pub(crate) fn new(
         rt: Runtime,
-        id: ExecutionId,
+        row: &store::ExecutionRow,
         workflow: &'static str,
-        codec: Codec,
-        restart_attempt: u32,
         retry: RetryPolicy,
         journal: Vec<Entry>,
         recovered: bool,
@@ -100,10 +98,10 @@ impl Execution {
         }
         Execution {
             rt,
-            id,
+            id: row.id.clone(),
             workflow,
-            codec,
-            restart_attempt,
+            codec: row.codec,
+            restart_attempt: row.restart_attempt,
             retry,
             cursor: Mutex::new(Cursor {
                 journal: slots,

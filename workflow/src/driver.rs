@@ -109,10 +109,8 @@ impl Runtime {
         });
         let exec = Arc::new(Execution::new(
             self.clone(),
-            row.id.clone(),
+            &row,
             descriptor.name,
-            row.codec,
-            row.restart_attempt,
             options.retry.unwrap_or(self.inner.defaults.retry),
             journal,
             recovered,

@@ -67,6 +67,9 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let result_ty = quote!(::core::result::Result<#handle_ty, #krate::Error>);
     let id_ty = quote!(impl ::core::convert::Into<#krate::ExecutionId>);
 
+    // The input struct's fields are the parameters, so the derived impls check that each
+    // argument is a serde type on its own type. Serde reports some of these at the span
+    // of the derive itself, which is spanned over the parameter list for that reason.
     let params_cover = Cover::of(&quote!(#(#arg_params),*));
     let serialize = params_cover.wrap(
         quote!(#krate::__private::serde::),
@@ -84,7 +87,6 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let OkErr {
         ok: ok_ty,
         err: err_ty,
-        ..
     } = OkErr::split(krate, ret);
     // The call is spanned on the function's name, so an error about the body's future
     // (not `Send`, not `'static`) points at the workflow; `T` and `E` keep their spans.
@@ -145,8 +147,9 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             ///
             /// # Errors
             ///
-            /// Fails if `id` belongs to an execution of another workflow, if the input cannot
-            /// be encoded or is over the size limit, or if the store cannot be written.
+            /// Fails if `id` belongs to an execution of another workflow, if this workflow
+            /// is not registered with `rt`, if the input cannot be encoded or is over the
+            /// size limit, or if the store cannot be written.
             #[allow(dead_code, clippy::too_many_arguments, clippy::future_not_send)]
             #vis async fn start(#rt: &#krate::Runtime, #id: #id_ty, #(#arg_params),*) -> #result_ty {
                 Self::start_with(#rt, #id, ::core::default::Default::default(), #(#field_idents),*).await
@@ -175,12 +178,14 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
                 .await
             }
 
-            /// Resumes execution `id` now: wakes it if it is sleeping or waiting to restart,
-            /// and runs it again by replay if it was paused.
+            /// Resumes execution `id` now: a sleeping one wakes early, a paused one is
+            /// unparked and an interrupted one is replayed. Running and finished executions
+            /// are left as they are.
             ///
             /// # Errors
             ///
-            /// Fails if there is no execution `id` or the store cannot be written.
+            /// Fails if there is no execution `id`, if it belongs to another workflow, or if
+            /// the store cannot be read or written.
             #[allow(dead_code, clippy::future_not_send)]
             #vis async fn resume(#rt: &#krate::Runtime, #id: #id_ty) -> ::core::result::Result<(), #krate::Error> {
                 #krate::__private::resume::<#ident>(#rt, ::core::convert::Into::into(#id)).await

@@ -279,10 +279,8 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Op>, done: &mut Vec<Done>) {
         match conn.savepoint() {
             Ok(savepoint) => {
                 let (ok, d) = op(Ok(&*savepoint));
-                if ok {
-                    if let Err(e) = savepoint.commit() {
-                        tracing::error!(error = %e, "cannot release a savepoint");
-                    }
+                if ok && let Err(e) = savepoint.commit() {
+                    tracing::error!(error = %e, "cannot release a savepoint");
                 }
                 // Dropping an unreleased savepoint rolls the failed op back.
                 done.push(d);

@@ -20,12 +20,19 @@ async fn first_line<'a, 'b>(order: &'a Order, _note: &'b str) -> Result<u64, Str
 where
     'b: 'a,
 {
-    order.lines.first().copied().ok_or_else(|| "empty order".to_owned())
+    order
+        .lines
+        .first()
+        .copied()
+        .ok_or_else(|| "empty order".to_owned())
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let order = Order { id: 7, lines: vec![10, 20] };
+    let order = Order {
+        id: 7,
+        lines: vec![10, 20],
+    };
     assert_eq!(total(&order, "order", &[5]).await.unwrap(), "order 7: 25");
     assert_eq!(first_line(&order, "note").await.unwrap(), 10);
 }

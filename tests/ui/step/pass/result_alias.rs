@@ -11,7 +11,8 @@ mod app {
 
 #[step]
 async fn parse(text: &str) -> app::Result<u32> {
-    text.parse().map_err(|_| app::AppError(format!("not a number: {text}")))
+    text.parse()
+        .map_err(|_| app::AppError(format!("not a number: {text}")))
 }
 
 #[step]

@@ -24,10 +24,18 @@ async fn deliver(_ctx: Context, message: String) -> Result<usize, String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut log = Vec::new();
-    let n = send(Connection { sent: Vec::new() }, "plain".to_owned(), &mut log).await.unwrap();
+    let n = send(
+        Connection { sent: Vec::new() },
+        "plain".to_owned(),
+        &mut log,
+    )
+    .await
+    .unwrap();
     assert_eq!((n, log.len()), (1, 1));
 
     let rt = Runtime::in_memory().await.unwrap();
-    let handle = deliver::start(&rt, "deliver-1", "hello".to_owned()).await.unwrap();
+    let handle = deliver::start(&rt, "deliver-1", "hello".to_owned())
+        .await
+        .unwrap();
     assert_eq!(handle.result().await.unwrap(), 2);
 }

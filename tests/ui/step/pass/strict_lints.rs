@@ -1,5 +1,11 @@
 // The expansion is clean under strict lints.
-#![deny(warnings, missing_docs, unused_qualifications, unreachable_pub, missing_debug_implementations)]
+#![deny(
+    warnings,
+    missing_docs,
+    unused_qualifications,
+    unreachable_pub,
+    missing_debug_implementations
+)]
 //! A crate with strict lints.
 
 use workflow::step;

@@ -21,13 +21,21 @@ enum OrderError {
 }
 
 /// Processes an order.
-#[workflow(name = "orders.process", max_restarts = 2, restart_delay = "5s", crate = "::workflow")]
+#[workflow(
+    name = "orders.process",
+    max_restarts = 2,
+    restart_delay = "5s",
+    crate = "::workflow"
+)]
 async fn process_order(ctx: Context, order: Order, note: String) -> Result<Receipt, OrderError> {
     let _ = (ctx.execution_id(), note);
     if order.amount == 0 {
         return Err(OrderError::Empty);
     }
-    Ok(Receipt { order: order.id, charged: order.amount })
+    Ok(Receipt {
+        order: order.id,
+        charged: order.amount,
+    })
 }
 
 #[workflow(max_restarts = 0)]
@@ -42,14 +50,17 @@ async fn main() {
 
     let rt = Runtime::in_memory().await.unwrap();
     let order = Order { id: 7, amount: 120 };
-    let handle = process_order::start(&rt, "order-7", order.clone(), "first".to_owned()).await.unwrap();
+    let handle = process_order::start(&rt, "order-7", order.clone(), "first".to_owned())
+        .await
+        .unwrap();
     let receipt = handle.result().await.unwrap();
     assert_eq!((receipt.order, receipt.charged), (7, 120));
 
     let empty = Order { id: 8, amount: 0 };
-    let handle = process_order::start_with(&rt, "order-8", StartOptions::new(), empty, String::new())
-        .await
-        .unwrap();
+    let handle =
+        process_order::start_with(&rt, "order-8", StartOptions::new(), empty, String::new())
+            .await
+            .unwrap();
     assert!(handle.result().await.is_err());
 
     // Resuming a finished execution is allowed or refused, but always compiles.

@@ -20,7 +20,9 @@ async fn main() {
     }
 
     let rt = Runtime::in_memory().await.unwrap();
-    let greeting = Greeting { name: "ada".to_owned() };
+    let greeting = Greeting {
+        name: "ada".to_owned(),
+    };
     let handle = greet::start(&rt, "greet-1", greeting).await.unwrap();
     assert_eq!(handle.result().await.unwrap(), "hello, ADA");
 }

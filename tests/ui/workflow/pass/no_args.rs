@@ -27,7 +27,31 @@ async fn main() {
     let rt = Runtime::in_memory().await.unwrap();
     let handle = ping::start(&rt, "ping-1").await.unwrap();
     assert_eq!(handle.result().await.unwrap(), "ping");
-    assert_eq!(ping_qualified::start(&rt, "ping-2").await.unwrap().result().await.unwrap(), 1);
-    assert_eq!(ping_ignored::start(&rt, "ping-3").await.unwrap().result().await.unwrap(), 2);
-    assert_eq!(ping_mut::start(&rt, "ping-4").await.unwrap().result().await.unwrap(), 0);
+    assert_eq!(
+        ping_qualified::start(&rt, "ping-2")
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        ping_ignored::start(&rt, "ping-3")
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        ping_mut::start(&rt, "ping-4")
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap(),
+        0
+    );
 }

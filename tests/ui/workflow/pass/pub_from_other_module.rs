@@ -23,7 +23,9 @@ mod api {
     use workflow::{Handle, Runtime};
 
     pub async fn submit(rt: &Runtime) -> Handle<crate::orders::reserve_stock> {
-        crate::orders::reserve_stock::start(rt, "reserve-1", 3).await.unwrap()
+        crate::orders::reserve_stock::start(rt, "reserve-1", 3)
+            .await
+            .unwrap()
     }
 }
 
@@ -32,5 +34,10 @@ async fn main() {
     let rt = workflow::Runtime::in_memory().await.unwrap();
     let handle = api::submit(&rt).await;
     assert_eq!(handle.result().await.unwrap(), 3);
-    orders::internal::start(&rt, "internal-1").await.unwrap().result().await.unwrap();
+    orders::internal::start(&rt, "internal-1")
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
 }

@@ -24,6 +24,22 @@ async fn parsed(_ctx: Context, text: String) -> std::result::Result<u32, AnyErro
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let rt = Runtime::in_memory().await.unwrap();
-    assert_eq!(checked::start(&rt, "c-1", 5).await.unwrap().result().await.unwrap(), 5);
-    assert_eq!(parsed::start(&rt, "p-1", "12".to_owned()).await.unwrap().result().await.unwrap(), 12);
+    assert_eq!(
+        checked::start(&rt, "c-1", 5)
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        parsed::start(&rt, "p-1", "12".to_owned())
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap(),
+        12
+    );
 }

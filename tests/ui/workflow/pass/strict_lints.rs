@@ -1,5 +1,11 @@
 // The expansion is clean under strict lints.
-#![deny(warnings, missing_docs, unused_qualifications, unreachable_pub, missing_debug_implementations)]
+#![deny(
+    warnings,
+    missing_docs,
+    unused_qualifications,
+    unreachable_pub,
+    missing_debug_implementations
+)]
 //! A crate with strict lints.
 
 use workflow::{Context, Runtime, workflow};
@@ -23,7 +29,14 @@ pub mod flows {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let rt = Runtime::in_memory().await.unwrap();
-    let handle = flows::count::start(&rt, "count-1", "abc".to_owned(), 0).await.unwrap();
+    let handle = flows::count::start(&rt, "count-1", "abc".to_owned(), 0)
+        .await
+        .unwrap();
     assert_eq!(handle.result().await.unwrap(), 3);
-    flows::undocumented_private::start(&rt, "p-1").await.unwrap().result().await.unwrap();
+    flows::undocumented_private::start(&rt, "p-1")
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
 }
