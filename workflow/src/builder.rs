@@ -47,6 +47,7 @@ pub struct RuntimeBuilder {
     suspend_after: Duration,
     recovery_budget: u32,
     busy_timeout: Duration,
+    admin: bool,
     extra: Vec<&'static WorkflowDescriptor>,
 }
 
@@ -66,6 +67,7 @@ impl Default for RuntimeBuilder {
             suspend_after: Duration::from_millis(500),
             recovery_budget: 3,
             busy_timeout: Duration::from_secs(5),
+            admin: false,
             extra: Vec::new(),
         }
     }
@@ -166,6 +168,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Opens an existing database file as an admin (for a CLI or a
+    /// dashboard beside the application): no worker lock is taken and
+    /// nothing is run or recovered; `status` and `list` read, and `cancel`,
+    /// `resume` and `restart` record requests that the worker process picks
+    /// up within a second.
+    pub fn admin(mut self) -> Self {
+        self.admin = true;
+        self
+    }
+
     /// Registers a workflow explicitly (workflows also register themselves
     /// at link time; registering one twice is harmless).
     pub fn register<W: Workflow>(mut self) -> Self {
@@ -192,7 +204,14 @@ impl RuntimeBuilder {
         let path = self.path.clone();
         let durability = self.durability;
         let busy_timeout = self.busy_timeout;
+        let admin = self.admin;
+        if admin && path.is_none() {
+            return Err(Error::InvalidOption(
+                "an admin open needs a database file".into(),
+            ));
+        }
         let store = tokio::task::spawn_blocking(move || match path {
+            Some(path) if admin => Store::open_admin(&path, busy_timeout),
             Some(path) => Store::open_file(&path, durability, busy_timeout),
             None => Store::open_in_memory(),
         })
@@ -213,7 +232,11 @@ impl RuntimeBuilder {
                 suspend_after: self.suspend_after,
                 recovery_budget: self.recovery_budget,
             },
+            admin,
         );
+        if admin {
+            return Ok(rt);
+        }
         let rows: Vec<(String, String, String)> = rt
             .inner
             .registry

@@ -82,6 +82,32 @@ pub enum Error {
         holder: String,
     },
 
+    /// An admin open found no database at the path.
+    #[error("no workflow database at `{path}`")]
+    NoDatabase {
+        /// The path given.
+        path: String,
+    },
+
+    /// An admin open found a schema other than the one this build writes.
+    #[error(
+        "`{path}` has schema version {found}, this build reads version {supported}; open it with a matching version"
+    )]
+    SchemaMismatch {
+        /// The file concerned.
+        path: String,
+        /// The schema version in the file.
+        found: i64,
+        /// The version this build reads.
+        supported: i64,
+    },
+
+    /// The operation needs a worker runtime; this one was opened as an admin.
+    #[error(
+        "{0} needs a worker runtime; this one was opened as an admin (it only reads and records requests)"
+    )]
+    AdminMode(&'static str),
+
     /// No execution has this id.
     #[error("no execution with id `{0}`")]
     NotFound(ExecutionId),

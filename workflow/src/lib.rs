@@ -104,7 +104,7 @@ pub use journal::{
 };
 pub use retry::RetryPolicy;
 pub use runtime::{Runtime, StartOptions, Workflow};
-pub use status::{AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
+pub use status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
 pub use step::{StepContext, permanent};
 pub use store::Durability;
 pub use uuid::Uuid;

@@ -15,7 +15,7 @@ pub use ::serde;
 
 pub use crate::codec::Payload;
 use crate::context::{Context, SCOPE, Scope};
-use crate::error::{Error, StepFailure};
+use crate::error::{CodecError, Error, StepFailure};
 use crate::handle::Handle;
 use crate::journal::ExecutionId;
 use crate::runtime::{Runtime, StartOptions, Workflow};
@@ -132,6 +132,13 @@ pub struct WorkflowDescriptor {
     pub max_restarts: Option<u32>,
     pub restart_delay: Option<Duration>,
     pub run: fn(Context, Payload) -> BoxFuture,
+    /// Whether a payload decodes as this workflow's input.
+    pub check_input: fn(&Payload) -> Result<(), CodecError>,
+}
+
+/// The body of a generated `check_input`.
+pub fn check_input<I: DeserializeOwned>(input: &Payload) -> Result<(), CodecError> {
+    input.decode::<I>().map(drop)
 }
 
 /// A running workflow body.

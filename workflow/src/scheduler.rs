@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::error::Result;
 use crate::journal::{ExecutionId, from_millis, to_millis};
 use crate::runtime::{Inner, Runtime, StartOptions};
-use crate::status::{ExecutionStatus, PauseCause};
+use crate::status::{AdminAction, ExecutionStatus, PauseCause};
 use crate::store::{self, Transition};
 
 /// How often the sweep looks for due sleepers the timers missed.
@@ -206,6 +206,7 @@ async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Inner>
                 let Some(inner) = weak.upgrade() else { break };
                 let rt = Runtime { inner };
                 sweep_due_sleepers(&rt, clock.as_ref()).await;
+                apply_requests(&rt, clock.as_ref()).await;
             }
         }
     }
@@ -238,5 +239,37 @@ async fn sweep_due_sleepers(rt: &Runtime, clock: &dyn Clock) {
                 tracing::error!(execution = %id, error = %e, "sweep could not wake an execution");
             }
         });
+    }
+}
+
+/// Applies the requests admins recorded (CLI, dashboard), oldest first.
+async fn apply_requests(rt: &Runtime, clock: &dyn Clock) {
+    let pending = match rt.inner.store.read(store::pending_requests).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read admin requests");
+            return;
+        }
+    };
+    for (request, id, action) in pending {
+        let result = match action {
+            AdminAction::Cancel => rt.cancel(id.clone()).await,
+            AdminAction::Resume => rt.resume(id.clone()).await,
+            AdminAction::Restart => rt.restart(id.clone()).await,
+        };
+        let outcome = match &result {
+            Ok(()) => "applied".to_owned(),
+            Err(e) => format!("refused: {e}"),
+        };
+        tracing::info!(execution = %id, %action, %outcome, "admin request");
+        let now = to_millis(clock.now());
+        if let Err(e) = rt
+            .inner
+            .store
+            .write(move |conn| store::finish_request(conn, request, &outcome, now))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot mark an admin request applied");
+        }
     }
 }

@@ -160,6 +160,18 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// A request written by an admin (CLI, dashboard) for the worker to apply.
+    pub enum AdminAction {
+        /// `Runtime::cancel`.
+        Cancel = "cancel",
+        /// `Runtime::resume`.
+        Resume = "resume",
+        /// `Runtime::restart`.
+        Restart = "restart",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,6 +202,13 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             ) -> #krate::__private::BoxFuture {
                 #run_workflow
             }
+
+            #[doc(hidden)]
+            fn __workflow_check_input(
+                __workflow_payload: &#krate::__private::Payload,
+            ) -> ::core::result::Result<(), #krate::CodecError> {
+                #krate::__private::check_input::<#input_ident>(__workflow_payload)
+            }
         }
 
         #(#cfgs)*
@@ -219,6 +226,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
                         max_restarts: #max_restarts,
                         restart_delay: #restart_delay,
                         run: #ident::__workflow_run,
+                        check_input: #ident::__workflow_check_input,
                     };
                 &__WORKFLOW_DESCRIPTOR
             }

@@ -86,6 +86,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database file as an admin (no lock). Blocking.
+    pub(crate) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<Store> {
+        let (writer, reader) = schema::open_admin(path, busy_timeout)?;
+        Store::start(writer, Some(reader), Some(path.to_owned()))
+    }
+
     /// A private in-memory database; reads go through the writer's connection.
     pub(crate) fn open_in_memory() -> Result<Store> {
         let writer = schema::open_in_memory()?;

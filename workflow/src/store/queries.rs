@@ -8,7 +8,9 @@ use crate::journal::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
     from_millis, to_millis,
 };
-use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
+use crate::status::{
+    AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
+};
 
 /// A new execution's row.
 pub(crate) struct NewExecution {
@@ -606,5 +608,48 @@ pub(crate) fn register_workflows(
     for (name, module_path, options) in workflows {
         stmt.execute(params![name, module_path, options, now])?;
     }
+    Ok(())
+}
+
+/// Records an admin's request for the worker.
+pub(crate) fn insert_request(
+    conn: &Connection,
+    id: &ExecutionId,
+    action: AdminAction,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO admin_requests (execution_id, action, requested_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id.as_str(), action, now])?;
+    Ok(())
+}
+
+/// Requests not yet applied, oldest first.
+pub(crate) fn pending_requests(
+    conn: &Connection,
+) -> rusqlite::Result<Vec<(i64, ExecutionId, AdminAction)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, execution_id, action FROM admin_requests WHERE applied_at IS NULL ORDER BY id LIMIT 1000",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            ExecutionId::new(r.get::<_, String>(1)?),
+            r.get(2)?,
+        ))
+    })?;
+    rows.collect()
+}
+
+/// Marks a request as applied, with what came of it.
+pub(crate) fn finish_request(
+    conn: &Connection,
+    request: i64,
+    outcome: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE admin_requests SET applied_at = ?2, outcome = ?3 WHERE id = ?1")?
+        .execute(params![request, now, outcome])?;
     Ok(())
 }

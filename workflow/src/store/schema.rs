@@ -10,7 +10,9 @@ use rusqlite::{Connection, OpenFlags};
 use super::Durability;
 use crate::error::{Error, Result};
 use crate::lock::{self, WorkerLock};
-use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
+use crate::status::{
+    AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
+};
 
 /// `PRAGMA application_id` of our files: "WFLW".
 pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
@@ -146,6 +148,39 @@ fn check_integrity(path: &Path, busy_timeout: Duration) -> Result<()> {
     }
 }
 
+/// Opens an existing database as an admin: no worker lock, no migration,
+/// nothing run. The schema must be the one this build writes.
+pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connection, Connection)> {
+    match probe(path)? {
+        Probe::Fresh => {
+            return Err(Error::NoDatabase {
+                path: path.display().to_string(),
+            });
+        }
+        Probe::Ours => {}
+    }
+    let writer = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    writer.busy_timeout(busy_timeout)?;
+    let version: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version != SCHEMA_VERSION {
+        return Err(Error::SchemaMismatch {
+            path: path.display().to_string(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    configure(&writer, Durability::Full)?;
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    reader.busy_timeout(busy_timeout)?;
+    Ok((writer, reader))
+}
+
 /// A private in-memory database for the writer thread.
 pub(super) fn open_in_memory() -> Result<Connection> {
     let conn = Connection::open_in_memory()?;
@@ -201,6 +236,7 @@ fn schema_v1() -> String {
     let kind = EntryKind::sql_list();
     let attempt_status = AttemptStatus::sql_list();
     let pause_cause = PauseCause::sql_list();
+    let admin_action = AdminAction::sql_list();
     format!(
         "
         CREATE TABLE workflows (
@@ -248,6 +284,16 @@ fn schema_v1() -> String {
             completed_at   INTEGER,
             PRIMARY KEY (execution_id, position)
         ) STRICT, WITHOUT ROWID;
+
+        CREATE TABLE admin_requests (
+            id            INTEGER PRIMARY KEY,
+            execution_id  TEXT NOT NULL,
+            action        TEXT NOT NULL CHECK (action IN {admin_action}),
+            requested_at  INTEGER NOT NULL,
+            applied_at    INTEGER,
+            outcome       TEXT
+        ) STRICT;
+        CREATE INDEX admin_requests_pending ON admin_requests (id) WHERE applied_at IS NULL;
 
         CREATE TABLE step_attempts (
             execution_id   TEXT NOT NULL,
