@@ -169,3 +169,56 @@ async fn a_database_held_by_another_connection_gives_a_typed_error() {
     let handle = bystander::start(&rt, "held-1", 1).await.unwrap();
     assert_eq!(within(handle.result()).await.unwrap(), 2);
 }
+
+#[step]
+async fn bulky(i: u32) -> Result<String, AnyError> {
+    Ok(format!("{i}:{}", "x".repeat(64 * 1024)))
+}
+
+#[workflow]
+async fn fills_the_disk(_ctx: Context) -> Result<u32, AnyError> {
+    for i in 0..1_000 {
+        bulky(i).await?;
+    }
+    Ok(1_000)
+}
+
+#[tokio::test]
+async fn a_full_disk_pauses_the_execution_and_marks_no_step_complete_without_its_output() {
+    let db = TempDb::new();
+    let rt = db
+        .builder()
+        .max_database_size(1024 * 1024)
+        .open()
+        .await
+        .unwrap();
+    let handle = fills_the_disk::start(&rt, "full-1").await.unwrap();
+    let err = within(handle.result()).await.unwrap_err();
+    let RunError::Paused(reason) = err else {
+        panic!("expected paused, got {err:?}");
+    };
+    assert!(reason.contains("full"), "{reason}");
+    assert!(reason.contains("bulky#"), "names the step: {reason}");
+    let info = rt.status("full-1").await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Paused);
+    assert!(info.steps.len() < 1_000);
+    for s in &info.steps {
+        if s.status == workflow::StepStatus::Completed {
+            assert!(s.output.is_some(), "{s:?}");
+        }
+    }
+    // Nothing already journaled was lost: every completed value is intact.
+    let last = info
+        .steps
+        .iter()
+        .filter(|s| s.status == workflow::StepStatus::Completed)
+        .count();
+    assert!(last > 0);
+    let v: String = info.steps[last - 1]
+        .output
+        .as_ref()
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert!(v.starts_with(&format!("{}:", last - 1)));
+}

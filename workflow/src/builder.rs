@@ -47,6 +47,7 @@ pub struct RuntimeBuilder {
     suspend_after: Duration,
     recovery_budget: u32,
     busy_timeout: Duration,
+    max_size: Option<u64>,
     admin: bool,
     extra: Vec<&'static WorkflowDescriptor>,
 }
@@ -67,6 +68,7 @@ impl Default for RuntimeBuilder {
             suspend_after: Duration::from_millis(500),
             recovery_budget: 3,
             busy_timeout: Duration::from_secs(5),
+            max_size: None,
             admin: false,
             extra: Vec::new(),
         }
@@ -168,6 +170,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Caps the database file's size: a write that would grow it further
+    /// fails, and the execution that made it is paused (resumable once space
+    /// is freed) instead of going on unrecorded. Default: no cap.
+    pub fn max_database_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
     /// Opens an existing database file as an admin (for a CLI or a
     /// dashboard beside the application): no worker lock is taken and
     /// nothing is run or recovered; `status` and `list` read, and `cancel`,
@@ -204,6 +214,11 @@ impl RuntimeBuilder {
         let path = self.path.clone();
         let durability = self.durability;
         let busy_timeout = self.busy_timeout;
+        let file_options = store::FileOptions {
+            durability,
+            busy_timeout,
+            max_size: self.max_size,
+        };
         let admin = self.admin;
         if admin && path.is_none() {
             return Err(Error::InvalidOption(
@@ -212,7 +227,7 @@ impl RuntimeBuilder {
         }
         let store = tokio::task::spawn_blocking(move || match path {
             Some(path) if admin => Store::open_admin(&path, busy_timeout),
-            Some(path) => Store::open_file(&path, durability, busy_timeout),
+            Some(path) => Store::open_file(&path, &file_options),
             None => Store::open_in_memory(),
         })
         .await

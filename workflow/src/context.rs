@@ -235,8 +235,7 @@ impl Execution {
                     .write(move |conn| store::record_sleep(conn, &record, wake_at, now))
                     .await;
                 if let Err(e) = written {
-                    tracing::error!(execution = %self.id, error = %e, "cannot journal a sleep; stopping the execution");
-                    self.halt().await
+                    self.journal_failed("a sleep", &e).await
                 }
                 wake_at
             }
@@ -328,6 +327,17 @@ impl Execution {
             .set_status(&self.id, ExecutionStatus::Failed, transition)
             .await;
         self.halt().await
+    }
+
+    /// The journal refused a write (disk full, database locked past every
+    /// retry): the workflow must not go on as if it had been recorded. The
+    /// execution is paused (when even that cannot be written, it stays
+    /// `running` and the next open recovers it) and stopped where it is.
+    pub(crate) async fn journal_failed(&self, what: &str, error: &crate::Error) -> ! {
+        let reason = format!(
+            "the journal could not record {what}: {error}; resume the execution once the database can be written"
+        );
+        self.park_for(PauseCause::Storage, reason).await
     }
 
     /// Stops the execution where it is: the journal keeps its state and a

@@ -154,8 +154,8 @@ impl Runtime {
         self.inner.timers.add_restart(to_millis(due), id);
     }
 
-    /// Restarts a panicked execution by replay, keeping its journal.
-    pub(crate) async fn restart_panicked(&self, id: &ExecutionId) -> Result<()> {
+    /// Restarts a panicked (or failed) execution by replay; see `Runtime::restart`.
+    pub(crate) async fn restart_by_replay(&self, id: &ExecutionId) -> Result<()> {
         if !self.claim(id) {
             return Ok(());
         }

@@ -153,8 +153,8 @@ pub enum Error {
         limit: usize,
     },
 
-    /// Only panicked executions can be restarted by request.
-    #[error("execution `{id}` is {status}; only a panicked execution can be restarted")]
+    /// Only panicked and failed executions can be restarted.
+    #[error("execution `{id}` is {status}; only panicked and failed executions can be restarted")]
     NotRestartable {
         /// The execution.
         id: ExecutionId,

@@ -291,9 +291,11 @@ impl Runtime {
         Ok(())
     }
 
-    /// Restarts a panicked execution by replay now, without waiting for its
-    /// restart delay (and whether or not auto-restart is on). Its journal is
-    /// kept and `restart_attempt` goes up by one.
+    /// Restarts a panicked or failed execution by replay now, adding one to
+    /// its `restart_attempt`. A panicked one keeps its journal (and restarts
+    /// without waiting for its delay, whether or not auto-restart is on). A
+    /// failed one has its journal from the first failed entry on set aside,
+    /// so the failed step really runs again, its attempts counted anew.
     pub async fn restart(&self, id: impl Into<ExecutionId>) -> Result<()> {
         let id = id.into();
         if self.inner.admin {
@@ -301,8 +303,8 @@ impl Runtime {
         }
         let row = self.load_row(&id).await?;
         match row.status {
-            ExecutionStatus::Panicked | ExecutionStatus::Restarting => {
-                self.restart_panicked(&id).await
+            ExecutionStatus::Panicked | ExecutionStatus::Restarting | ExecutionStatus::Failed => {
+                self.restart_by_replay(&id).await
             }
             status => Err(Error::NotRestartable { id, status }),
         }

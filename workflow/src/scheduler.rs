@@ -194,7 +194,7 @@ async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Inner>
                     tokio::spawn(async move {
                         let result = match kind {
                             Due::Wake => rt.replay(&id, false).await.map(|_| ()),
-                            Due::Restart => rt.restart_panicked(&id).await,
+                            Due::Restart => rt.restart_by_replay(&id).await,
                         };
                         if let Err(e) = result {
                             tracing::error!(execution = %id, error = %e, "scheduled wake-up failed");

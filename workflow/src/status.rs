@@ -157,6 +157,8 @@ text_enum! {
         Undecodable = "undecodable",
         /// The execution was interrupted too many times in a row without progress.
         RecoveryBudget = "recovery_budget",
+        /// The journal refused a write (disk full, database locked).
+        Storage = "storage",
     }
 }
 

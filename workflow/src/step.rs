@@ -289,8 +289,11 @@ impl StepCall {
                                         })
                                         .await;
                                     if let Err(e) = written {
-                                        tracing::error!(step = %key, error = %e, "cannot journal a step result; stopping the execution");
-                                        exec.halt().await
+                                        exec.journal_failed(
+                                            &format!("the result of step `{key}`"),
+                                            &e,
+                                        )
+                                        .await
                                     }
                                     tracing::debug!(step = %key, attempt, "step completed");
                                     exec.made_progress();
@@ -361,8 +364,8 @@ impl StepCall {
                     // A long backoff is durable like a sleep: the retry time is
                     // committed before the execution is suspended.
                     if let Err(e) = exec.rt.inner.store.write(record).await {
-                        tracing::error!(step = %key, error = %e, "cannot journal a failed attempt; stopping the execution");
-                        exec.halt().await
+                        exec.journal_failed(&format!("a failed attempt of step `{key}`"), &e)
+                            .await
                     }
                 } else {
                     exec.rt.inner.store.enqueue(record);
@@ -427,8 +430,8 @@ impl StepCall {
                 })
                 .await;
             if let Err(e) = written {
-                tracing::error!(step = %key, error = %e, "cannot journal a step failure; stopping the execution");
-                exec.halt().await
+                exec.journal_failed(&format!("the failure of step `{key}`"), &e)
+                    .await
             }
             return Err(decoded);
         }

@@ -41,6 +41,15 @@ impl Durability {
     }
 }
 
+/// How a worker opens its database file.
+#[derive(Debug, Clone)]
+pub(crate) struct FileOptions {
+    pub durability: Durability,
+    pub busy_timeout: Duration,
+    /// The largest the file may grow (`PRAGMA max_page_count`), in bytes.
+    pub max_size: Option<u64>,
+}
+
 /// What is called with the commit's outcome once the batch holding an op is done.
 type Done = Box<dyn FnOnce(std::result::Result<(), &rusqlite::Error>) + Send>;
 /// One unit of work for the writer thread; runs inside the batch's transaction
@@ -75,12 +84,8 @@ pub(crate) struct Store {
 impl Store {
     /// Opens (creating if needed) a database file. Blocking: call from
     /// `spawn_blocking`.
-    pub(crate) fn open_file(
-        path: &Path,
-        durability: Durability,
-        busy_timeout: Duration,
-    ) -> Result<Store> {
-        let (writer, reader, lock) = schema::open_file(path, durability, busy_timeout)?;
+    pub(crate) fn open_file(path: &Path, options: &FileOptions) -> Result<Store> {
+        let (writer, reader, lock) = schema::open_file(path, options)?;
         let store = Store::start(writer, Some(reader), Some(path.to_owned()))?;
         *store.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
         Ok(store)

@@ -447,21 +447,66 @@ pub(crate) fn due_sleepers(conn: &Connection, now: i64) -> rusqlite::Result<Vec<
     rows.collect()
 }
 
-/// Moves a panicked (or restarting) execution back to running with one more
-/// restart counted; false if it is not in such a state any more.
+/// Moves a panicked, restarting or failed execution back to running with one
+/// more restart counted; false if it is in none of those states. A failed
+/// execution's journal from its first failed entry on is set aside (kept in
+/// the `superseded_*` tables), so the failed step really runs again, its
+/// attempts counted from 1.
 pub(crate) fn begin_restart(
     conn: &Connection,
     id: &ExecutionId,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE workflow_executions
-             SET status = 'running', restart_attempt = restart_attempt + 1, updated_at = ?2
-             WHERE id = ?1 AND status IN ('panicked', 'restarting')",
-        )?
-        .execute(params![id.as_str(), now])?;
-    Ok(changed == 1)
+    let status: Option<ExecutionStatus> = conn
+        .prepare_cached("SELECT status FROM workflow_executions WHERE id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
+        .optional()?;
+    match status {
+        Some(ExecutionStatus::Panicked | ExecutionStatus::Restarting) => {}
+        Some(ExecutionStatus::Failed) => supersede_from_first_failure(conn, id, now)?,
+        _ => return Ok(false),
+    }
+    conn.prepare_cached(
+        "UPDATE workflow_executions
+         SET status = 'running', restart_attempt = restart_attempt + 1, output = NULL, error = NULL,
+             error_message = NULL, pause_cause = NULL, wake_at = NULL, completed_at = NULL, updated_at = ?2
+         WHERE id = ?1",
+    )?
+    .execute(params![id.as_str(), now])?;
+    Ok(true)
+}
+
+fn supersede_from_first_failure(
+    conn: &Connection,
+    id: &ExecutionId,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let first: Option<u32> = conn
+        .prepare_cached("SELECT min(position) FROM step_executions WHERE execution_id = ?1 AND status = 'failed'")?
+        .query_row([id.as_str()], |r| r.get(0))?;
+    let Some(first) = first else {
+        // The workflow itself returned the error: replay runs it again.
+        return Ok(());
+    };
+    conn.prepare_cached(
+        "INSERT INTO superseded_steps
+         SELECT s.execution_id, s.position, s.kind, s.name, s.occurrence, s.status, s.attempts, s.output, s.error,
+                s.error_message, s.wake_at, s.started_at, s.completed_at, ?3, e.restart_attempt
+         FROM step_executions s JOIN workflow_executions e ON e.id = s.execution_id
+         WHERE s.execution_id = ?1 AND s.position >= ?2",
+    )?
+    .execute(params![id.as_str(), first, now])?;
+    conn.prepare_cached(
+        "INSERT INTO superseded_attempts
+         SELECT execution_id, position, attempt, status, started_at, ended_at, error_message, ?3
+         FROM step_attempts WHERE execution_id = ?1 AND position >= ?2",
+    )?
+    .execute(params![id.as_str(), first, now])?;
+    conn.prepare_cached("DELETE FROM step_attempts WHERE execution_id = ?1 AND position >= ?2")?
+        .execute(params![id.as_str(), first])?;
+    conn.prepare_cached("DELETE FROM step_executions WHERE execution_id = ?1 AND position >= ?2")?
+        .execute(params![id.as_str(), first])?;
+    Ok(())
 }
 
 /// Everything known of one execution, for `Runtime::status`, read in one snapshot.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::Durability;
+use super::{Durability, FileOptions};
 use crate::error::{Error, Result};
 use crate::lock::{self, WorkerLock};
 use crate::status::{
@@ -86,9 +86,9 @@ fn probe(path: &Path) -> Result<Probe> {
 /// as needed. Blocking.
 pub(super) fn open_file(
     path: &Path,
-    durability: Durability,
-    busy_timeout: Duration,
+    options: &FileOptions,
 ) -> Result<(Connection, Connection, WorkerLock)> {
+    let busy_timeout = options.busy_timeout;
     let probe = probe(path)?;
     if matches!(probe, Probe::Ours) {
         check_integrity(path, busy_timeout)?;
@@ -110,8 +110,17 @@ pub(super) fn open_file(
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(mode, "the database could not switch to WAL mode");
     }
-    configure(&writer, durability)?;
+    configure(&writer, options.durability)?;
     migrate(&writer, path)?;
+    if let Some(bytes) = options.max_size {
+        let page_size: i64 = writer.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = bytes.div_ceil(u64::try_from(page_size.max(1)).unwrap_or(4096));
+        writer.pragma_update(
+            None,
+            "max_page_count",
+            i64::try_from(pages).unwrap_or(i64::MAX),
+        )?;
+    }
 
     let reader = Connection::open_with_flags(
         path,
@@ -285,6 +294,39 @@ fn schema_v1() -> String {
             PRIMARY KEY (execution_id, position)
         ) STRICT, WITHOUT ROWID;
 
+        -- Entries and attempts set aside when a failed execution is restarted:
+        -- its journal from the first failed entry on, kept as history.
+        CREATE TABLE superseded_steps (
+            execution_id     TEXT NOT NULL,
+            position         INTEGER NOT NULL,
+            kind             TEXT NOT NULL,
+            name             TEXT NOT NULL,
+            occurrence       INTEGER NOT NULL,
+            status           TEXT NOT NULL,
+            attempts         INTEGER NOT NULL,
+            output           BLOB,
+            error            BLOB,
+            error_message    TEXT,
+            wake_at          INTEGER,
+            started_at       INTEGER NOT NULL,
+            completed_at     INTEGER,
+            superseded_at    INTEGER NOT NULL,
+            restart_attempt  INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX superseded_steps_by_execution ON superseded_steps (execution_id, position);
+
+        CREATE TABLE superseded_attempts (
+            execution_id   TEXT NOT NULL,
+            position       INTEGER NOT NULL,
+            attempt        INTEGER NOT NULL,
+            status         TEXT NOT NULL,
+            started_at     INTEGER NOT NULL,
+            ended_at       INTEGER,
+            error_message  TEXT,
+            superseded_at  INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX superseded_attempts_by_execution ON superseded_attempts (execution_id, position);
+
         CREATE TABLE admin_requests (
             id            INTEGER PRIMARY KEY,
             execution_id  TEXT NOT NULL,
@@ -323,7 +365,7 @@ mod tests {
         )
         .unwrap();
         let before = std::fs::read(&path).unwrap();
-        let err = open_file(&path, Durability::Full, Duration::from_secs(5)).unwrap_err();
+        let err = open_file(&path, &test_options()).unwrap_err();
         assert!(matches!(err, Error::ForeignDatabase { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert!(!dir.join("notes.txt-wal").exists());
@@ -341,7 +383,7 @@ mod tests {
                 .unwrap();
         }
         let before = std::fs::read(&path).unwrap();
-        let err = open_file(&path, Durability::Full, Duration::from_secs(5)).unwrap_err();
+        let err = open_file(&path, &test_options()).unwrap_err();
         assert!(err.to_string().contains("another program"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
@@ -350,10 +392,10 @@ mod tests {
     fn fresh_file_is_stamped_and_reopens() {
         let dir = tempfile_dir();
         let path = dir.join("wf.db");
-        drop(open_file(&path, Durability::Full, Duration::from_secs(5)).unwrap());
+        drop(open_file(&path, &test_options()).unwrap());
         assert!(matches!(probe(&path).unwrap(), Probe::Ours));
         assert!(!dir.join("notes.txt.lock").exists());
-        drop(open_file(&path, Durability::Full, Duration::from_secs(5)).unwrap());
+        drop(open_file(&path, &test_options()).unwrap());
     }
 
     #[test]
@@ -361,16 +403,24 @@ mod tests {
         let dir = tempfile_dir();
         let path = dir.join("wf.db");
         {
-            let (w, _r, _l) = open_file(&path, Durability::Full, Duration::from_secs(5)).unwrap();
+            let (w, _r, _l) = open_file(&path, &test_options()).unwrap();
             w.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
                 .unwrap();
             w.pragma_update(None, "journal_mode", "DELETE").unwrap();
         }
-        let err = open_file(&path, Durability::Full, Duration::from_secs(5)).unwrap_err();
+        let err = open_file(&path, &test_options()).unwrap_err();
         assert!(
             matches!(err, Error::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1),
             "{err}"
         );
+    }
+
+    fn test_options() -> FileOptions {
+        FileOptions {
+            durability: Durability::Full,
+            busy_timeout: Duration::from_secs(5),
+            max_size: None,
+        }
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
