@@ -139,3 +139,60 @@ async fn resume_wakes_a_sleeping_execution_now() {
     sleepy_then_done::resume(&rt, "sleepy-1").await.unwrap();
     assert_eq!(within(handle.result()).await.unwrap(), 7);
 }
+
+static GATE_OPEN: AtomicBool = AtomicBool::new(false);
+static ENTERED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[step]
+async fn gated() -> Result<u32, AnyError> {
+    ENTERED.fetch_add(1, Ordering::SeqCst);
+    while !GATE_OPEN.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(1)
+}
+
+#[workflow]
+async fn long_running(_ctx: Context) -> Result<u32, AnyError> {
+    gated().await
+}
+
+#[tokio::test]
+async fn clean_shutdowns_do_not_count_against_the_recovery_budget() {
+    let db = TempDb::new();
+    let rt = db.builder().recovery_budget(1).open().await.unwrap();
+    long_running::start(&rt, "long-1").await.unwrap();
+    for round in 1..=4 {
+        within(async {
+            while ENTERED.load(Ordering::SeqCst) < round {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        let rt = if round == 1 {
+            rt.clone()
+        } else {
+            db.builder().recovery_budget(1).open().await.unwrap()
+        };
+        rt.shutdown().await.unwrap();
+        if round == 4 {
+            break;
+        }
+        // Reopen: recovery replays the interrupted step without counting.
+        let reopened = db.builder().recovery_budget(1).open().await.unwrap();
+        assert_ne!(
+            reopened.status("long-1").await.unwrap().status,
+            ExecutionStatus::Paused
+        );
+        reopened.shutdown().await.unwrap();
+        drop(reopened);
+    }
+    GATE_OPEN.store(true, Ordering::SeqCst);
+    let rt = db.builder().recovery_budget(1).open().await.unwrap();
+    assert_eq!(
+        within(rt.handle::<long_running>("long-1").result())
+            .await
+            .unwrap(),
+        1
+    );
+}

@@ -11,7 +11,30 @@ use crate::error::{Error, Result};
 /// Held for as long as the worker runs; dropping it releases the lock.
 #[derive(Debug)]
 pub(crate) struct WorkerLock {
-    _file: File,
+    file: File,
+    holder: String,
+    /// Whether the previous worker ended with a clean shutdown (it said so
+    /// in the lock file before releasing it).
+    pub previous_end_clean: bool,
+}
+
+/// What a worker writes into its lock file when it shuts down cleanly.
+const CLEAN_END: &str = " (shut down cleanly)";
+
+impl WorkerLock {
+    /// Records a clean end, read by the next worker. Best effort.
+    pub(crate) fn mark_clean_end(&mut self) {
+        let text = format!("{}{CLEAN_END}", self.holder);
+        let written = self
+            .file
+            .set_len(0)
+            .and_then(|()| self.file.seek(SeekFrom::Start(0)))
+            .and_then(|_| self.file.write_all(text.as_bytes()))
+            .and_then(|()| self.file.sync_all());
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot record the clean shutdown in the lock file");
+        }
+    }
 }
 
 /// The sidecar lock file of a database.
@@ -37,6 +60,10 @@ pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
         .map_err(io)?;
     match file.try_lock() {
         Ok(()) => {
+            let mut previous = String::new();
+            let _ = file.read_to_string(&mut previous);
+            // A missing lock file means a new database: nothing to recover.
+            let previous_end_clean = previous.is_empty() || previous.ends_with(CLEAN_END);
             let holder = format!(
                 "process {} on {}",
                 std::process::id(),
@@ -48,7 +75,11 @@ pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
             file.seek(SeekFrom::Start(0)).map_err(io)?;
             file.write_all(holder.as_bytes()).map_err(io)?;
             file.flush().map_err(io)?;
-            Ok(WorkerLock { _file: file })
+            Ok(WorkerLock {
+                file,
+                holder,
+                previous_end_clean,
+            })
         }
         Err(TryLockError::WouldBlock) => {
             let mut holder = String::new();

@@ -115,7 +115,7 @@ impl Runtime {
                     let options: StartOptions =
                         serde_json::from_str(&row.options).unwrap_or_default();
                     let policy = self.restart_policy(descriptor, &options);
-                    let message = String::from("panicked before the last shutdown");
+                    let message = row.error_message.unwrap_or_else(|| "panicked".to_owned());
                     self.after_panic(row.id, row.restart_attempt, policy, message)
                         .await;
                 }
@@ -128,6 +128,15 @@ impl Runtime {
             }
         }
         if interrupted.is_empty() {
+            return Ok(());
+        }
+        if self.inner.store.previous_end_clean() {
+            // Stopped by a clean shutdown, not by a crash: nothing to count.
+            for id in interrupted {
+                if let Err(e) = self.replay(&id, false).await {
+                    tracing::error!(execution = %id, error = %e, "cannot resume an execution");
+                }
+            }
             return Ok(());
         }
         // One transaction counts every claim: a workflow that kills the

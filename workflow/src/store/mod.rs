@@ -204,7 +204,19 @@ impl Store {
             let _ = self.ops.send(Command::Close);
             let _ = handle.join();
         }
-        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut lock) = self.lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            lock.mark_clean_end();
+        }
+    }
+
+    /// Whether the previous worker on this file ended with a clean shutdown
+    /// (true for in-memory stores and new files).
+    pub(crate) fn previous_end_clean(&self) -> bool {
+        self.lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(|l| l.previous_end_clean)
     }
 
     /// Tells the writer to stop once it has committed everything queued

@@ -399,11 +399,12 @@ pub(crate) struct Unfinished {
     pub wake_at: Option<i64>,
     pub restart_attempt: u32,
     pub options: String,
+    pub error_message: Option<String>,
 }
 
 pub(crate) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinished>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, workflow_name, status, pause_cause, wake_at, restart_attempt, options
+        "SELECT id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message
          FROM workflow_executions
          WHERE status IN ('running', 'restarting', 'sleeping', 'panicked', 'paused')
          ORDER BY created_at",
@@ -417,6 +418,7 @@ pub(crate) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinis
             wake_at: r.get(4)?,
             restart_attempt: r.get(5)?,
             options: r.get(6)?,
+            error_message: r.get(7)?,
         })
     })?;
     rows.collect()
