@@ -184,7 +184,7 @@ impl Runtime {
                 return Err(e);
             }
         };
-        self.notify_change();
+        self.notify_change(id);
         let descriptor = match self.descriptor(&row.workflow) {
             Ok(d) => d,
             Err(e) => {

@@ -1,6 +1,7 @@
 //! [`Handle`]: waiting for an execution's end.
 
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use crate::error::{Error, RunError};
 use crate::journal::ExecutionId;
@@ -50,8 +51,12 @@ impl<W: Workflow> Handle<W> {
     /// Waits until the execution is completed, failed, cancelled or paused,
     /// and returns its output, or why there is none.
     pub async fn result(&self) -> std::result::Result<W::Output, RunError<W::Error>> {
-        let mut events = self.rt.inner.events.subscribe();
+        let watch = self.rt.watch(&self.id);
         loop {
+            // Registered before the read, so a change in between is not missed.
+            let changed = watch.notify.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             let id = self.id.clone();
             let row = self
                 .rt
@@ -86,9 +91,9 @@ impl<W: Workflow> Handle<W> {
                 ExecutionStatus::Paused => return Err(RunError::Paused(message())),
                 _ => {}
             }
-            if events.changed().await.is_err() {
-                return Err(RunError::Runtime(Error::Shutdown));
-            }
+            // Changes made by another process (an admin open watching a
+            // worker) are not notified here: read again at least every second.
+            let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
         }
     }
 }

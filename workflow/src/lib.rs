@@ -90,6 +90,9 @@ mod store;
 #[doc(hidden)]
 pub mod private;
 
+#[cfg(feature = "http")]
+pub mod http;
+
 #[doc(hidden)]
 pub use private as __private;
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::builder::RuntimeBuilder;
 use crate::clock::Clock;
@@ -129,8 +129,8 @@ pub(crate) struct Inner {
     pub registry: HashMap<&'static str, &'static WorkflowDescriptor>,
     /// Executions driven by this process (the execution itself once spawned).
     active: Mutex<HashMap<ExecutionId, Weak<Execution>>>,
-    /// Bumped after every status change, so waiters re-read.
-    pub events: watch::Sender<u64>,
+    /// Waiters of `Handle::result`, per execution, told after each status change.
+    pub waiters: Mutex<HashMap<ExecutionId, (Arc<Notify>, usize)>>,
     pub timers: Arc<Timers>,
     pub shutting_down: AtomicBool,
     /// Opened as an admin: reads, and records requests for the worker.
@@ -168,7 +168,6 @@ impl Runtime {
         defaults: Defaults,
         admin: bool,
     ) -> Runtime {
-        let (events, _) = watch::channel(0u64);
         Runtime {
             inner: Arc::new(Inner {
                 store,
@@ -176,7 +175,7 @@ impl Runtime {
                 defaults,
                 registry,
                 active: Mutex::new(HashMap::new()),
-                events,
+                waiters: Mutex::new(HashMap::new()),
                 timers: Arc::new(Timers::default()),
                 shutting_down: AtomicBool::new(false),
                 admin,
@@ -410,11 +409,29 @@ impl Runtime {
                 tracing::error!(execution = %id, %status, error = %e, "cannot record a status change")
             }
         }
-        self.notify_change();
+        self.notify_change(id);
     }
 
-    pub(crate) fn notify_change(&self) {
-        self.inner.events.send_modify(|n| *n = n.wrapping_add(1));
+    /// Wakes the waiters of `id`'s result.
+    pub(crate) fn notify_change(&self, id: &ExecutionId) {
+        let waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((notify, _)) = waiters.get(id) {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Registers interest in `id`'s status changes until the guard drops.
+    pub(crate) fn watch(&self, id: &ExecutionId) -> WatchGuard {
+        let mut waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = waiters
+            .entry(id.clone())
+            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+        entry.1 += 1;
+        WatchGuard {
+            rt: self.clone(),
+            id: id.clone(),
+            notify: Arc::clone(&entry.0),
+        }
     }
 
     /// Starts (or attaches to) execution `id` of the workflow registered as
@@ -551,5 +568,29 @@ impl Runtime {
         let mut names: Vec<&'static str> = self.inner.registry.keys().copied().collect();
         names.sort_unstable();
         names
+    }
+}
+
+/// Interest in one execution's status changes; see [`Runtime::watch`].
+pub(crate) struct WatchGuard {
+    rt: Runtime,
+    id: ExecutionId,
+    pub notify: Arc<Notify>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let mut waiters = self
+            .rt
+            .inner
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = waiters.get_mut(&self.id) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                waiters.remove(&self.id);
+            }
+        }
     }
 }

@@ -88,7 +88,8 @@ impl HttpConfig {
     /// or `name:port`. Adds to the loopback defaults. `*` accepts any host:
     /// only for a server behind a proxy that checks it.
     pub fn allow_host(mut self, host: impl Into<String>) -> Self {
-        self.allowed_hosts.push(host.into().trim().to_ascii_lowercase());
+        self.allowed_hosts
+            .push(host.into().trim().to_ascii_lowercase());
         self
     }
 
@@ -155,7 +156,10 @@ impl HttpConfig {
         }
         if let Some(addr) = self.addr {
             let ip = addr.ip();
-            if !ip.is_unspecified() && !ip.is_loopback() && name == ip_host(ip) && port_ok(bound_port)
+            if !ip.is_unspecified()
+                && !ip.is_loopback()
+                && name == ip_host(ip)
+                && port_ok(bound_port)
             {
                 return true;
             }
@@ -230,12 +234,22 @@ mod tests {
     #[test]
     fn loopback_hosts_on_the_bound_port() {
         let c = HttpConfig::for_addr(addr("127.0.0.1:8080"));
-        for ok in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "LOCALHOST:8080"] {
+        for ok in [
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "LOCALHOST:8080",
+        ] {
             assert!(c.host_allowed(ok), "{ok}");
         }
         for bad in [
-            "localhost:9090", "localhost", "evil.com:8080", "127.0.0.1.evil.com:8080", "",
-            "[::1]", "localhost:80",
+            "localhost:9090",
+            "localhost",
+            "evil.com:8080",
+            "127.0.0.1.evil.com:8080",
+            "",
+            "[::1]",
+            "localhost:80",
         ] {
             assert!(!c.host_allowed(bad), "{bad}");
         }
@@ -243,7 +257,9 @@ mod tests {
 
     #[test]
     fn any_port_when_unknown_and_explicit_hosts() {
-        let c = HttpConfig::new().allow_host("ops.example.com").allow_host("box:9000");
+        let c = HttpConfig::new()
+            .allow_host("ops.example.com")
+            .allow_host("box:9000");
         assert!(c.host_allowed("localhost:1234"));
         assert!(c.host_allowed("localhost"));
         assert!(c.host_allowed("ops.example.com"));
@@ -279,7 +295,17 @@ mod tests {
         assert!(HttpConfig::new().check_bind(addr("[::1]:0")).is_ok());
         assert!(HttpConfig::new().check_bind(addr("0.0.0.0:80")).is_err());
         assert!(HttpConfig::new().check_bind(addr("[::]:80")).is_err());
-        assert!(HttpConfig::new().token(" ").check_bind(addr("127.0.0.1:0")).is_err());
-        assert!(HttpConfig::new().token("s3cret").check_bind(addr("0.0.0.0:80")).is_ok());
+        assert!(
+            HttpConfig::new()
+                .token(" ")
+                .check_bind(addr("127.0.0.1:0"))
+                .is_err()
+        );
+        assert!(
+            HttpConfig::new()
+                .token("s3cret")
+                .check_bind(addr("0.0.0.0:80"))
+                .is_ok()
+        );
     }
 }

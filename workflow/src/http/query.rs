@@ -133,14 +133,25 @@ mod tests {
     #[test]
     fn builds_the_filter() {
         let now = SystemTime::now();
-        let f = query(&[("status", "failed"), ("workflow", "w"), ("since", "1h"), ("limit", "10"), ("offset", "20")])
-            .to_filter(now)
-            .unwrap();
+        let f = query(&[
+            ("status", "failed"),
+            ("workflow", "w"),
+            ("since", "1h"),
+            ("limit", "10"),
+            ("offset", "20"),
+        ])
+        .to_filter(now)
+        .unwrap();
         assert_eq!(f.status, Some(ExecutionStatus::Failed));
         assert_eq!(f.workflow.as_deref(), Some("w"));
-        assert_eq!(f.created_after, Some(now - std::time::Duration::from_secs(3600)));
+        assert_eq!(
+            f.created_after,
+            Some(now - std::time::Duration::from_secs(3600))
+        );
         assert_eq!((f.limit, f.offset), (Some(10), Some(20)));
-        let f = query(&[("status", ""), ("limit", " ")]).to_filter(now).unwrap();
+        let f = query(&[("status", ""), ("limit", " ")])
+            .to_filter(now)
+            .unwrap();
         assert_eq!((f.status, f.limit), (None, Some(DEFAULT_LIMIT)));
     }
 

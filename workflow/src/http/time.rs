@@ -56,7 +56,8 @@ pub fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
     if text.eq_ignore_ascii_case("now") {
         return Ok(now);
     }
-    if text.starts_with(|c: char| c.is_ascii_digit()) && text.ends_with(|c: char| c.is_ascii_alphabetic())
+    if text.starts_with(|c: char| c.is_ascii_digit())
+        && text.ends_with(|c: char| c.is_ascii_alphabetic())
     {
         if let Some(ago) = parse_duration(text) {
             return now.checked_sub(ago).ok_or_else(invalid);
@@ -230,7 +231,13 @@ mod tests {
 
     #[test]
     fn formats_and_parses_back() {
-        for ms in [0, 951_782_400_000, 1_764_096_483_120, -86_400_000, 4_102_444_799_999] {
+        for ms in [
+            0,
+            951_782_400_000,
+            1_764_096_483_120,
+            -86_400_000,
+            4_102_444_799_999,
+        ] {
             let text = format_time(at(ms));
             assert_eq!(parse_time(&text, at(0)).unwrap(), at(ms), "{text}");
         }
@@ -241,8 +248,14 @@ mod tests {
     #[test]
     fn parses_offsets_fractions_and_dates() {
         let base = parse_time("2025-11-25T18:00:00Z", at(0)).unwrap();
-        assert_eq!(parse_time("2025-11-25T19:30:00+01:30", at(0)).unwrap(), base);
-        assert_eq!(parse_time("2025-11-25 13:00:00-05:00", at(0)).unwrap(), base);
+        assert_eq!(
+            parse_time("2025-11-25T19:30:00+01:30", at(0)).unwrap(),
+            base
+        );
+        assert_eq!(
+            parse_time("2025-11-25 13:00:00-05:00", at(0)).unwrap(),
+            base
+        );
         assert_eq!(
             parse_time("2025-11-25T18:00:00.5Z", at(0)).unwrap(),
             base + Duration::from_millis(500)
@@ -273,9 +286,20 @@ mod tests {
     #[test]
     fn rejects_nonsense() {
         for bad in [
-            "", "1", "h", "1x", "1h-", "2025-13-01", "2025-02-30", "2025-11-25T24:00:00Z",
-            "2025-11-25T18:00:00", "2025-11-25T18:00:00+0100", "2025-11-25T18:00Z",
-            "2025-11-25T18:00:00.Z", "tomorrow", "99999999999999999999d",
+            "",
+            "1",
+            "h",
+            "1x",
+            "1h-",
+            "2025-13-01",
+            "2025-02-30",
+            "2025-11-25T24:00:00Z",
+            "2025-11-25T18:00:00",
+            "2025-11-25T18:00:00+0100",
+            "2025-11-25T18:00Z",
+            "2025-11-25T18:00:00.Z",
+            "tomorrow",
+            "99999999999999999999d",
         ] {
             let err = parse_time(bad, at(0)).unwrap_err();
             assert!(err.contains("invalid time"), "{bad}: {err}");

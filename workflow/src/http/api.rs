@@ -1,0 +1,294 @@
+//! The JSON endpoints under `/api/`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::config::HttpConfig;
+use super::problem::ApiError;
+use super::query::{ListQuery, count_by_status};
+use super::view::{ExecutionView, SummaryView};
+use crate::error::Error;
+use crate::journal::ExecutionId;
+use crate::runtime::Runtime;
+use crate::status::{AdminAction, ExecutionStatus};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub rt: Runtime,
+    pub config: Arc<HttpConfig>,
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok_json(status: StatusCode, body: &impl Serialize) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn query_or_400(query: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// `GET /api/info`: the server's mode and what the dashboard may offer.
+pub(crate) async fn info(State(state): State<AppState>) -> ApiResult {
+    let admin = state.rt.is_admin();
+    let database = state
+        .rt
+        .path()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    Ok(ok_json(
+        StatusCode::OK,
+        &json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "mode": if admin { "admin" } else { "worker" },
+            "read_only": state.config.read_only,
+            "can_start": !admin && !state.config.read_only,
+            "database": database,
+            "statuses": ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "workflows": state.rt.workflows(),
+        }),
+    ))
+}
+
+/// `GET /api/executions`: a page of executions, newest first.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let query = query_or_400(query)?;
+    let mut filter = query
+        .to_filter(state.rt.inner.clock.now())
+        .map_err(ApiError::bad_request)?;
+    let limit = filter.limit.unwrap_or(super::query::DEFAULT_LIMIT);
+    let offset = filter.offset.unwrap_or(0);
+    // One more than asked, to tell whether another page follows.
+    filter.limit = Some(limit.saturating_add(1));
+    let mut rows = state.rt.list(filter).await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let executions: Vec<SummaryView> = rows.iter().map(SummaryView::from).collect();
+    Ok(ok_json(
+        StatusCode::OK,
+        &json!({
+            "executions": executions,
+            "limit": limit,
+            "offset": offset,
+            "has_more": has_more,
+        }),
+    ))
+}
+
+/// `GET /api/counts`: executions per status, for the list's workflow and
+/// time filters.
+pub(crate) async fn counts(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let query = query_or_400(query)?;
+    let filter = query
+        .to_filter(state.rt.inner.clock.now())
+        .map_err(ApiError::bad_request)?;
+    let counts = count_by_status(&state.rt, &filter).await?;
+    Ok(ok_json(StatusCode::OK, &counts))
+}
+
+/// `GET /api/executions/{id}`: one execution with its journal.
+pub(crate) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let info = state.rt.status(id).await?;
+    let view = ExecutionView::new(&info, state.rt.inner.clock.now());
+    Ok(ok_json(StatusCode::OK, &view))
+}
+
+/// `POST /api/executions/{id}/{cancel|resume|restart}`.
+pub(crate) async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let action = match action.as_str() {
+        "cancel" => AdminAction::Cancel,
+        "resume" => AdminAction::Resume,
+        "restart" => AdminAction::Restart,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown action `{action}`, expected cancel, resume or restart"),
+            ));
+        }
+    };
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_slice::<serde_json::Map<String, Value>>(&body).map_err(|e| {
+            ApiError::bad_request(format!("the body must be empty or a JSON object: {e}"))
+        })?;
+    }
+    let id = ExecutionId::new(id);
+    let info = state.rt.status(id.clone()).await?;
+    check_action(&id, info.status, action)?;
+    match action {
+        AdminAction::Cancel => state.rt.cancel(id.clone()).await?,
+        AdminAction::Resume => state.rt.resume(id.clone()).await?,
+        AdminAction::Restart => state.rt.restart(id.clone()).await?,
+    }
+    let (status, outcome, message) = if state.rt.is_admin() {
+        (
+            StatusCode::ACCEPTED,
+            "requested",
+            format!("{action} of `{id}` recorded; the worker applies it within a second"),
+        )
+    } else {
+        (
+            StatusCode::OK,
+            "applied",
+            format!("{action} of `{id}` applied"),
+        )
+    };
+    Ok(ok_json(
+        status,
+        &json!({ "id": id.as_str(), "action": action, "outcome": outcome, "message": message }),
+    ))
+}
+
+/// Refuses actions that cannot apply to an execution in `status`, so an
+/// admin learns it now rather than from the worker's log.
+pub(crate) fn check_action(
+    id: &ExecutionId,
+    status: ExecutionStatus,
+    action: AdminAction,
+) -> Result<(), ApiError> {
+    match action {
+        AdminAction::Cancel | AdminAction::Resume if status.is_terminal() => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("execution `{id}` is {status}; there is nothing to {action}"),
+        )),
+        AdminAction::Restart
+            if !matches!(
+                status,
+                ExecutionStatus::Panicked | ExecutionStatus::Restarting
+            ) =>
+        {
+            Err(Error::NotRestartable {
+                id: id.clone(),
+                status,
+            }
+            .into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `GET /api/workflows`: the workflows this process can start.
+pub(crate) async fn workflows(State(state): State<AppState>) -> ApiResult {
+    let admin = state.rt.is_admin();
+    let names: Vec<Value> = state
+        .rt
+        .workflows()
+        .into_iter()
+        .map(|name| json!({ "name": name }))
+        .collect();
+    Ok(ok_json(
+        StatusCode::OK,
+        &json!({ "workflows": names, "can_start": !admin && !state.config.read_only }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRequest {
+    id: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+/// `POST /api/workflows/{name}/executions` with `{"id": "...", "input": {...}}`.
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let request: StartRequest = serde_json::from_slice(&body).map_err(|e| {
+        let status = match e.classify() {
+            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(
+            status,
+            format!("the body must be {{\"id\": \"...\", \"input\": {{...}}}}: {e}"),
+        )
+    })?;
+    if state.rt.is_admin() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this server opened the database as an admin and cannot start workflows; start them from the application that runs them (or embed workflow::http::router in it)",
+        ));
+    }
+    if !state.rt.workflows().contains(&name.as_str()) {
+        return Err(Error::UnknownWorkflow(name).into());
+    }
+    let input = request.input.unwrap_or_else(|| json!({}));
+    if !input.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`input` must be a JSON object keyed by the workflow's parameter names",
+        ));
+    }
+    let id = match request.id {
+        Some(id) if id.trim().is_empty() => {
+            return Err(ApiError::bad_request("`id` must not be empty"));
+        }
+        Some(id) => ExecutionId::new(id),
+        None => ExecutionId::new(uuid::Uuid::new_v4().to_string()),
+    };
+    let existed = match state.rt.status(id.clone()).await {
+        Ok(_) => true,
+        Err(Error::NotFound(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let id = state.rt.start_by_name(&name, id, &input).await?;
+    let (status, created) = if existed {
+        (StatusCode::OK, false)
+    } else {
+        (StatusCode::CREATED, true)
+    };
+    let mut response = ok_json(
+        status,
+        &json!({ "id": id.as_str(), "workflow": name, "created": created }),
+    );
+    let location = format!("/api/executions/{}", encode_segment(id.as_str()));
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Percent-encodes a path segment.
+fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Any other path under `/api/`.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
