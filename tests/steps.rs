@@ -209,3 +209,47 @@ async fn decoded_values_and_encoding_failures_reach_the_first_run() {
         "the encoding error names the type: {out}"
     );
 }
+
+#[step(max_attempts = 1)]
+async fn read_config(path: &str) -> Result<String, AnyError> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {path}"))?;
+    Ok(text)
+}
+
+#[step(max_attempts = 1)]
+async fn boxed_failure() -> Result<u32, AnyError> {
+    let boxed: Box<dyn std::error::Error + Send + Sync> = "a boxed error".into();
+    Err(boxed.into())
+}
+
+#[workflow]
+async fn application_errors(ctx: Context) -> Result<Vec<String>, AnyError> {
+    let anyhow_err = read_config("/definitely/not/here.toml").await.unwrap_err();
+    let boxed_err = boxed_failure().await.unwrap_err();
+    if ctx.restart_attempt() == 0 {
+        panic!("crash: replay must hand back equivalent errors");
+    }
+    Ok(anyhow_err
+        .chain()
+        .chain(boxed_err.chain())
+        .map(str::to_owned)
+        .collect())
+}
+
+#[tokio::test]
+async fn anyhow_and_boxed_errors_keep_their_message_chain_across_replay() {
+    let db = TempDb::new();
+    let rt = db.builder().open().await.unwrap();
+    let chain = within(
+        application_errors::start(&rt, "errors-1")
+            .await
+            .unwrap()
+            .result(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(chain[0], "reading config /definitely/not/here.toml");
+    assert!(chain[1].contains("No such file"), "{chain:?}");
+    assert_eq!(chain.last().map(String::as_str), Some("a boxed error"));
+}
