@@ -39,6 +39,9 @@ pub(crate) enum Scope {
 #[derive(Clone)]
 pub struct Context {
     pub(crate) exec: Arc<Execution>,
+    /// The branch this handle reserves in: `""` for the workflow body,
+    /// `"0"`, `"1"`, `"0.1"`... for [`Context::branch`]es.
+    pub(crate) branch: Arc<str>,
 }
 
 /// The shared state of one running execution.
@@ -62,16 +65,29 @@ pub(crate) struct Execution {
     recovered: AtomicBool,
 }
 
-/// Replay position: the journal loaded at start, consumed in call order.
+/// Replay position: the journal loaded at start, consumed in call order
+/// within each branch.
 struct Cursor {
-    journal: Vec<Option<Entry>>,
+    /// Recorded entries not yet reached, by (branch, index in the branch).
+    journal: HashMap<(Arc<str>, u32), Entry>,
+    /// The position of the next new entry (positions order all entries).
+    next_position: u32,
+    branches: HashMap<Arc<str>, BranchCursor>,
+}
+
+/// Call order inside one branch.
+#[derive(Default)]
+struct BranchCursor {
     next: u32,
     occurrences: HashMap<Box<str>, u32>,
+    children: u32,
 }
 
 /// A journal position reserved by a call.
 pub(crate) struct Reservation {
     pub position: u32,
+    pub branch: Arc<str>,
+    pub local: u32,
     pub occurrence: u32,
     pub recorded: Option<Entry>,
 }
@@ -85,16 +101,10 @@ impl Execution {
         journal: Vec<Entry>,
         recovered: bool,
     ) -> Self {
-        let len = journal
-            .iter()
-            .map(|e| e.position as usize + 1)
-            .max()
-            .unwrap_or(0);
-        let mut slots: Vec<Option<Entry>> = Vec::with_capacity(len);
-        slots.resize_with(len, || None);
+        let next_position = journal.iter().map(|e| e.position + 1).max().unwrap_or(0);
+        let mut recorded = HashMap::with_capacity(journal.len());
         for entry in journal {
-            let at = entry.position as usize;
-            slots[at] = Some(entry);
+            recorded.insert((Arc::clone(&entry.branch), entry.local), entry);
         }
         Execution {
             rt,
@@ -104,9 +114,9 @@ impl Execution {
             restart_attempt: row.restart_attempt,
             retry,
             cursor: Mutex::new(Cursor {
-                journal: slots,
-                next: 0,
-                occurrences: HashMap::new(),
+                journal: recorded,
+                next_position,
+                branches: HashMap::new(),
             }),
             stop: Notify::new(),
             cancel: AtomicBool::new(false),
@@ -195,14 +205,14 @@ impl Execution {
 
     /// A durable sleep until `wake`, computed once and journaled before the
     /// workflow waits.
-    async fn sleep(&self, wake: Wake) {
+    async fn sleep(&self, branch: &Arc<str>, wake: Wake) {
         self.boundary().await;
-        let r = self.reserve("sleep");
+        let r = self.reserve(branch, "sleep");
         let key = StepKey {
             name: "sleep".to_owned(),
             occurrence: r.occurrence,
         };
-        let at = self.entry_at(r.position, EntryKind::Sleep, "sleep", r.occurrence);
+        let at = self.entry_at(&r, EntryKind::Sleep, "sleep");
         let wake_at = match r.recorded {
             Some(entry)
                 if entry.kind == EntryKind::Sleep
@@ -248,51 +258,74 @@ impl Execution {
             .enqueue(move |conn| store::complete_sleep(conn, &at, now));
     }
 
-    /// Takes the next position and the occurrence of `name`; synchronous, so a
-    /// call reserves its key when it is made, not when first polled.
-    pub(crate) fn reserve(&self, name: &str) -> Reservation {
+    /// Takes the next position in `branch` and the occurrence of `name`;
+    /// synchronous, so a call reserves its key when it is made, not when
+    /// first polled.
+    pub(crate) fn reserve(&self, branch: &Arc<str>, name: &str) -> Reservation {
         // The lock is never held across an await; a panic while holding it
         // cannot leave the cursor half-updated.
         let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let position = c.next;
-        c.next += 1;
-        let occurrence = match c.occurrences.get_mut(name) {
+        let b = c.branches.entry(Arc::clone(branch)).or_default();
+        let local = b.next;
+        b.next += 1;
+        let occurrence = match b.occurrences.get_mut(name) {
             Some(n) => {
                 *n += 1;
                 *n
             }
             None => {
-                c.occurrences.insert(name.into(), 0);
+                b.occurrences.insert(name.into(), 0);
                 0
             }
         };
-        let recorded = c.journal.get_mut(position as usize).and_then(Option::take);
+        let recorded = c.journal.remove(&(Arc::clone(branch), local));
+        let position = match &recorded {
+            Some(entry) => entry.position,
+            None => {
+                let p = c.next_position;
+                c.next_position += 1;
+                p
+            }
+        };
         Reservation {
             position,
+            branch: Arc::clone(branch),
+            local,
             occurrence,
             recorded,
+        }
+    }
+
+    /// Names the next child branch of `parent` (synchronous: in call order).
+    fn child_branch(&self, parent: &Arc<str>) -> Arc<str> {
+        let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let b = c.branches.entry(Arc::clone(parent)).or_default();
+        let n = b.children;
+        b.children += 1;
+        if parent.is_empty() {
+            Arc::from(n.to_string())
+        } else {
+            Arc::from(format!("{parent}.{n}"))
         }
     }
 
     /// Journal entries the run did not reach, for the completion check.
     pub(crate) fn unreached(&self) -> Vec<Entry> {
         let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        c.journal.iter_mut().filter_map(Option::take).collect()
+        let mut left: Vec<Entry> = c.journal.drain().map(|(_, e)| e).collect();
+        left.sort_by_key(|e| e.position);
+        left
     }
 
-    pub(crate) fn entry_at(
-        &self,
-        position: u32,
-        kind: EntryKind,
-        name: &str,
-        occurrence: u32,
-    ) -> EntryAt {
+    pub(crate) fn entry_at(&self, r: &Reservation, kind: EntryKind, name: &str) -> EntryAt {
         EntryAt {
             execution: self.id.clone(),
-            position,
+            position: r.position,
+            branch: Arc::clone(&r.branch),
+            local: r.local,
             kind,
             name: name.to_owned(),
-            occurrence,
+            occurrence: r.occurrence,
         }
     }
 
@@ -365,12 +398,18 @@ impl Execution {
     /// A journaled helper value: replayed from the journal, or made now and
     /// queued (it commits with the next waited write, before anything that
     /// could depend on it becomes durable).
-    async fn journaled<V>(&self, kind: EntryKind, name: &str, make: impl FnOnce() -> V) -> V
+    async fn journaled<V>(
+        &self,
+        branch: &Arc<str>,
+        kind: EntryKind,
+        name: &str,
+        make: impl FnOnce() -> V,
+    ) -> V
     where
         V: Serialize + DeserializeOwned,
     {
         self.boundary().await;
-        let r = self.reserve(name);
+        let r = self.reserve(branch, name);
         let key = StepKey {
             name: name.to_owned(),
             occurrence: r.occurrence,
@@ -406,7 +445,7 @@ impl Execution {
             Ok(b) => b,
             Err(e) => self.fail(e.to_string()).await,
         };
-        let at = self.entry_at(r.position, kind, name, r.occurrence);
+        let at = self.entry_at(&r, kind, name);
         let now = self.now_millis();
         self.rt
             .inner
@@ -423,6 +462,70 @@ enum Wake {
 }
 
 impl Context {
+    /// The branch calls through this handle reserve in: the one being polled
+    /// when that is a branch of this execution (a `ctx` captured from the
+    /// workflow body and used inside [`Context::branch`] still reserves in
+    /// the branch), otherwise this handle's own.
+    fn current_branch(&self) -> Arc<str> {
+        SCOPE
+            .try_with(|scope| match scope {
+                Scope::Workflow(c) if Arc::ptr_eq(&c.exec, &self.exec) => {
+                    Some(Arc::clone(&c.branch))
+                }
+                _ => None,
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Arc::clone(&self.branch))
+    }
+
+    fn in_current_branch(&self) -> Context {
+        Context {
+            exec: Arc::clone(&self.exec),
+            branch: self.current_branch(),
+        }
+    }
+
+    /// Runs `body` as a branch of the workflow with its own journal keys, so
+    /// concurrent branches that each await several steps replay
+    /// deterministically:
+    ///
+    /// ```
+    /// # use workflow::{step, workflow, AnyError, Context, Runtime};
+    /// #[step]
+    /// async fn fetch(n: u32) -> Result<u32, AnyError> { Ok(n) }
+    ///
+    /// #[workflow]
+    /// async fn fan_out(ctx: Context) -> Result<u32, AnyError> {
+    ///     let (a, b) = tokio::join!(
+    ///         ctx.branch(async { Ok::<_, AnyError>(fetch(1).await? + fetch(2).await?) }),
+    ///         ctx.branch(async { Ok::<_, AnyError>(fetch(3).await? + fetch(4).await?) }),
+    ///     );
+    ///     Ok(a? + b?)
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rt = Runtime::in_memory().await?;
+    /// # assert_eq!(fan_out::start(&rt, "f-1").await?.result().await?, 10);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Step calls inside a branch are keyed by the branch (named in call
+    /// order: `0`, `1`, nested `0.1`...) and their order in it, so the
+    /// interleaving of branches at run time does not matter. Without
+    /// branches, concurrent code that awaits several steps per branch (plain
+    /// `tokio::join!` of async blocks, `select!`) could replay in another
+    /// order; direct step calls in one `join!` need no branch.
+    pub fn branch<F: Future>(&self, body: F) -> impl Future<Output = F::Output> + use<F> {
+        let parent = self.current_branch();
+        let child = Context {
+            exec: Arc::clone(&self.exec),
+            branch: self.exec.child_branch(&parent),
+        };
+        SCOPE.scope(Scope::Workflow(child), body)
+    }
+
     /// Sleeps durably for `duration`: the absolute wake time is journaled
     /// before the workflow waits, and a replay (after a crash, a restart)
     /// waits only for what is left of it. A sleep longer than the runtime's
@@ -430,12 +533,16 @@ impl Context {
     /// 500 ms by default) suspends the execution: its task and future are
     /// dropped, its status is `sleeping`, and it is resumed by replay when due.
     pub async fn sleep(&self, duration: Duration) {
-        self.exec.sleep(Wake::After(duration)).await
+        self.exec
+            .sleep(&self.current_branch(), Wake::After(duration))
+            .await
     }
 
     /// Sleeps durably until `deadline` (wall time); see [`Context::sleep`].
     pub async fn sleep_until(&self, deadline: SystemTime) {
-        self.exec.sleep(Wake::At(deadline)).await
+        self.exec
+            .sleep(&self.current_branch(), Wake::At(deadline))
+            .await
     }
 
     /// The id of this execution.
@@ -458,7 +565,9 @@ impl Context {
     pub async fn now(&self) -> SystemTime {
         let ms = self
             .exec
-            .journaled(EntryKind::Now, "now", || self.exec.now_millis())
+            .journaled(&self.current_branch(), EntryKind::Now, "now", || {
+                self.exec.now_millis()
+            })
             .await;
         from_millis(ms)
     }
@@ -466,7 +575,7 @@ impl Context {
     /// A random number, journaled: a replay returns the same one.
     pub async fn random_u64(&self) -> u64 {
         self.exec
-            .journaled(EntryKind::Random, "random", || {
+            .journaled(&self.current_branch(), EntryKind::Random, "random", || {
                 let bytes = uuid::Uuid::new_v4().into_bytes();
                 let mut half = [0u8; 8];
                 half.copy_from_slice(&bytes[..8]);
@@ -478,7 +587,12 @@ impl Context {
     /// A random (version 4) UUID, journaled: a replay returns the same one.
     pub async fn uuid(&self) -> uuid::Uuid {
         self.exec
-            .journaled(EntryKind::Random, "uuid", uuid::Uuid::new_v4)
+            .journaled(
+                &self.current_branch(),
+                EntryKind::Random,
+                "uuid",
+                uuid::Uuid::new_v4,
+            )
             .await
     }
 
@@ -529,7 +643,7 @@ impl Context {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let call = StepCall::reserve(self.clone(), name);
+        let call = StepCall::reserve(self.in_current_branch(), name);
         let spec = StepSpec {
             policy: options.retry.unwrap_or(self.exec.retry),
             timeout: options.timeout,

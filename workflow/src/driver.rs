@@ -208,6 +208,7 @@ async fn drive(
 ) {
     let ctx = Context {
         exec: Arc::clone(&exec),
+        branch: Arc::from(""),
     };
     let body = SCOPE.scope(Scope::Workflow(ctx.clone()), (descriptor.run)(ctx, input));
     let outcome = tokio::select! {

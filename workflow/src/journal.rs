@@ -125,6 +125,11 @@ pub struct StepRecord {
     pub completed_at: Option<SystemTime>,
     /// Every attempt, in order.
     pub attempt_log: Vec<AttemptRecord>,
+    /// The [`Context::branch`](crate::Context::branch) it was called in
+    /// (`""` for the workflow body).
+    pub branch: String,
+    /// When a sleep wakes (or a step waiting out a backoff retries).
+    pub wake_at: Option<SystemTime>,
 }
 
 /// One attempt of a step.

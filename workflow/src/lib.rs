@@ -66,8 +66,10 @@
 //! name and occurrence. Read time and randomness through [`Context::now`],
 //! [`Context::random_u64`] and [`Context::uuid`], which are journaled. Step
 //! calls combined with `tokio::join!` are deterministic (positions are taken
-//! when the steps are called, not when first polled); concurrent branches that
-//! each await several steps are not supported yet.
+//! when the steps are called, not when first polled). Concurrent branches that
+//! each await several steps must run in [`Context::branch`]es, which key their
+//! steps by branch: plain `tokio::join!`/`select!` of multi-step async blocks
+//! may replay in another order than they first ran.
 #![warn(missing_docs)]
 
 mod builder;

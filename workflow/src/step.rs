@@ -23,6 +23,7 @@ use crate::store;
 /// What a step body can learn about the attempt it runs in.
 pub(crate) struct StepState {
     execution: ExecutionId,
+    branch: Arc<str>,
     key: StepKey,
     attempt: u32,
     permanent: AtomicBool,
@@ -68,10 +69,20 @@ impl StepContext {
         &self.state.key
     }
 
-    /// `"<execution id>/<step name>#<occurrence>"`: the same for every attempt
-    /// of this step in this execution, different for every other step call.
+    /// `"<execution id>/<step name>#<occurrence>"` (with the branch inside
+    /// a [`Context::branch`](crate::Context::branch):
+    /// `"<execution id>/<branch>/<step name>#<occurrence>"`): the same for
+    /// every attempt of this step in this execution, different for every
+    /// other step call.
     pub fn idempotency_key(&self) -> String {
-        format!("{}/{}", self.state.execution, self.state.key)
+        if self.state.branch.is_empty() {
+            format!("{}/{}", self.state.execution, self.state.key)
+        } else {
+            format!(
+                "{}/{}/{}",
+                self.state.execution, self.state.branch, self.state.key
+            )
+        }
     }
 }
 
@@ -140,7 +151,7 @@ struct Failure<E> {
 impl StepCall {
     /// Reserves the next position for step `name` (synchronously, at call time).
     pub(crate) fn reserve(ctx: Context, name: &str) -> StepCall {
-        let reservation = ctx.exec.reserve(name);
+        let reservation = ctx.exec.reserve(&ctx.branch, name);
         StepCall {
             ctx,
             name: name.to_owned(),
@@ -175,6 +186,7 @@ impl StepCall {
             occurrence: reservation.occurrence,
         };
         let position = reservation.position;
+        let at = exec.entry_at(&reservation, EntryKind::Step, &key.name);
         let what_output = || format!("the output of step `{key}` in workflow `{}`", exec.workflow);
         let what_error = || format!("the error of step `{key}` in workflow `{}`", exec.workflow);
 
@@ -231,7 +243,6 @@ impl StepCall {
             }
         }
 
-        let at = exec.entry_at(position, EntryKind::Step, &key.name, key.occurrence);
         let span = tracing::info_span!("step", step = %key, execution = %exec.id);
         loop {
             let begin_at = at.clone();
@@ -245,6 +256,7 @@ impl StepCall {
 
             let state = Arc::new(StepState {
                 execution: exec.id.clone(),
+                branch: Arc::clone(&at.branch),
                 key: key.clone(),
                 attempt,
                 permanent: AtomicBool::new(false),

@@ -178,7 +178,7 @@ pub(crate) fn check_action(
         AdminAction::Restart
             if !matches!(
                 status,
-                ExecutionStatus::Panicked | ExecutionStatus::Restarting
+                ExecutionStatus::Panicked | ExecutionStatus::Restarting | ExecutionStatus::Failed
             ) =>
         {
             Err(Error::NotRestartable {

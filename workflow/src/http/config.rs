@@ -181,7 +181,7 @@ impl HttpConfig {
         if origin == format!("http://{host}") || origin == format!("https://{host}") {
             return true;
         }
-        self.allowed_origins.iter().any(|o| *o == origin)
+        self.allowed_origins.contains(&origin)
     }
 }
 

@@ -1,5 +1,8 @@
 //! The web dashboard: plain HTML, CSS and JavaScript compiled into the
-//! binary, no build step and nothing fetched from elsewhere.
+//! binary, no build step and nothing fetched from elsewhere. It is one page
+//! whose views are addressed by the fragment (`#/executions/ID`), and it
+//! reaches its files and the API by relative URLs, so the router can be
+//! nested under a prefix (link to it with a trailing slash).
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -19,7 +22,6 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
-        .route("/executions/{id}", get(index))
         .route(
             "/assets/style.css",
             get(|| asset(STYLE, "text/css; charset=utf-8")),

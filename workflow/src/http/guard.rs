@@ -43,10 +43,8 @@ fn check(config: &HttpConfig, request: &Request<Body>) -> Result<(), Rejection> 
 
     let path = request.uri().path();
     let is_api = path == "/api" || path.starts_with("/api/");
-    if is_api {
-        if let Some(expected) = &config.token {
-            check_token(headers, expected)?;
-        }
+    if let (true, Some(expected)) = (is_api, &config.token) {
+        check_token(headers, expected)?;
     }
 
     if is_safe(request.method()) {

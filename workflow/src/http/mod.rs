@@ -29,10 +29,10 @@
 //! | `GET /api/executions/{id}` | one execution: input, output or error, and each journal entry with its attempts |
 //! | `POST /api/executions/{id}/cancel` | cancels it (200 when applied here, 202 when recorded for the worker) |
 //! | `POST /api/executions/{id}/resume` | resumes a sleeping, paused or interrupted one now |
-//! | `POST /api/executions/{id}/restart` | restarts a panicked one now |
+//! | `POST /api/executions/{id}/restart` | restarts a panicked or failed one now, by replay |
 //! | `GET /api/workflows` | the workflows this process can start |
 //! | `POST /api/workflows/{name}/executions` | starts one with `{"id": "...", "input": {...}}` (`id` optional); worker runtimes only |
-//! | `GET /`, `GET /executions/{id}` | the dashboard |
+//! | `GET /` | the dashboard (`/#/executions/{id}` shows one execution) |
 //!
 //! `since` and `until` take RFC 3339 (`2025-11-25T18:00:00Z`), a date, or a
 //! duration before now (`15m`, `2h`, `7d`); `limit` is 1 to 1000 (50 by

@@ -56,12 +56,8 @@ pub fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
     if text.eq_ignore_ascii_case("now") {
         return Ok(now);
     }
-    if text.starts_with(|c: char| c.is_ascii_digit())
-        && text.ends_with(|c: char| c.is_ascii_alphabetic())
-    {
-        if let Some(ago) = parse_duration(text) {
-            return now.checked_sub(ago).ok_or_else(invalid);
-        }
+    if let Some(ago) = parse_duration(text) {
+        return now.checked_sub(ago).ok_or_else(invalid);
     }
     let ms = parse_rfc3339(text).ok_or_else(invalid)?;
     Ok(from_unix_millis(ms))
@@ -70,6 +66,9 @@ pub fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
 /// Parses `1h30m`-style durations: integers each followed by `ms`, `s`, `m`,
 /// `h`, `d` or `w`.
 fn parse_duration(text: &str) -> Option<Duration> {
+    if text.is_empty() {
+        return None;
+    }
     let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {

@@ -1,6 +1,8 @@
 //! The journal's SQL. Every function takes a connection and blocks; callers
 //! run them on the writer thread or a blocking thread.
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::codec::{Codec, Payload};
@@ -127,12 +129,15 @@ pub(crate) struct Entry {
     pub error: Option<Vec<u8>>,
     pub error_message: Option<String>,
     pub wake_at: Option<i64>,
+    pub branch: Arc<str>,
+    pub local: u32,
 }
 
 /// The whole journal of an execution, in one query.
 pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at
+        "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
+                branch, local
          FROM step_executions WHERE execution_id = ?1 ORDER BY position",
     )?;
     let rows = stmt.query_map([id.as_str()], |r| {
@@ -147,6 +152,8 @@ pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Res
             error: r.get(7)?,
             error_message: r.get(8)?,
             wake_at: r.get(9)?,
+            branch: Arc::from(r.get_ref(10)?.as_str()?),
+            local: r.get(11)?,
         })
     })?;
     rows.collect()
@@ -157,6 +164,8 @@ pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Res
 pub(crate) struct EntryAt {
     pub execution: ExecutionId,
     pub position: u32,
+    pub branch: Arc<str>,
+    pub local: u32,
     pub kind: EntryKind,
     pub name: String,
     pub occurrence: u32,
@@ -171,8 +180,8 @@ pub(crate) fn begin_attempt(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO step_executions
-             (execution_id, position, kind, name, occurrence, status, attempts, started_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, started_at)
+         VALUES (?1, ?2, ?8, ?9, ?3, ?4, ?5, 'running', ?6, ?7)
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = 'running', attempts = excluded.attempts",
     )?
@@ -183,7 +192,9 @@ pub(crate) fn begin_attempt(
         at.name,
         at.occurrence,
         attempt,
-        now
+        now,
+        at.branch.as_ref(),
+        at.local
     ])?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO step_attempts (execution_id, position, attempt, status, started_at)
@@ -203,8 +214,8 @@ pub(crate) fn complete_step(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO step_executions
-             (execution_id, position, kind, name, occurrence, status, attempts, output, started_at, completed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'completed', ?6, ?7, ?8, ?8)
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output, started_at, completed_at)
+         VALUES (?1, ?2, ?9, ?10, ?3, ?4, ?5, 'completed', ?6, ?7, ?8, ?8)
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
                        error = NULL, completed_at = excluded.completed_at",
@@ -217,7 +228,9 @@ pub(crate) fn complete_step(
         at.occurrence,
         attempt,
         output,
-        now
+        now,
+        at.branch.as_ref(),
+        at.local
     ])?;
     conn.prepare_cached(
         "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
@@ -247,9 +260,9 @@ pub(crate) fn fail_attempt(
     };
     conn.prepare_cached(
         "INSERT INTO step_executions
-             (execution_id, position, kind, name, occurrence, status, attempts, error, error_message,
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, error, error_message,
               started_at, completed_at, wake_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?8 IS NULL THEN NULL ELSE ?10 END, ?11)
+         VALUES (?1, ?2, ?12, ?13, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?8 IS NULL THEN NULL ELSE ?10 END, ?11)
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
                        error_message = excluded.error_message, completed_at = excluded.completed_at,
@@ -266,7 +279,9 @@ pub(crate) fn fail_attempt(
         terminal,
         message,
         now,
-        retry_at
+        retry_at,
+        at.branch.as_ref(),
+        at.local
     ])?;
     conn.prepare_cached(
         "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at, error_message)
@@ -287,8 +302,8 @@ pub(crate) fn record_value(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO step_executions
-             (execution_id, position, kind, name, occurrence, status, attempts, output, started_at, completed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'completed', 1, ?6, ?7, ?7)",
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output, started_at, completed_at)
+         VALUES (?1, ?2, ?8, ?9, ?3, ?4, ?5, 'completed', 1, ?6, ?7, ?7)",
     )?
     .execute(params![
         at.execution.as_str(),
@@ -297,7 +312,9 @@ pub(crate) fn record_value(
         at.name,
         at.occurrence,
         output,
-        now
+        now,
+        at.branch.as_ref(),
+        at.local
     ])?;
     Ok(())
 }
@@ -353,8 +370,8 @@ pub(crate) fn record_sleep(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO step_executions
-             (execution_id, position, kind, name, occurrence, status, attempts, wake_at, started_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'sleeping', 1, ?6, ?7)",
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, wake_at, started_at)
+         VALUES (?1, ?2, ?8, ?9, ?3, ?4, ?5, 'sleeping', 1, ?6, ?7)",
     )?
     .execute(params![
         at.execution.as_str(),
@@ -363,7 +380,9 @@ pub(crate) fn record_sleep(
         at.name,
         at.occurrence,
         wake_at,
-        now
+        now,
+        at.branch.as_ref(),
+        at.local
     ])?;
     Ok(())
 }
@@ -492,7 +511,8 @@ fn supersede_from_first_failure(
     };
     conn.prepare_cached(
         "INSERT INTO superseded_steps
-         SELECT s.execution_id, s.position, s.kind, s.name, s.occurrence, s.status, s.attempts, s.output, s.error,
+         SELECT s.execution_id, s.position, s.branch, s.local, s.kind, s.name, s.occurrence, s.status, s.attempts,
+                s.output, s.error,
                 s.error_message, s.wake_at, s.started_at, s.completed_at, ?3, e.restart_attempt
          FROM step_executions s JOIN workflow_executions e ON e.id = s.execution_id
          WHERE s.execution_id = ?1 AND s.position >= ?2",
@@ -560,7 +580,8 @@ fn load_info_unguarded(
         }
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT position, kind, name, occurrence, status, attempts, output, error_message, started_at, completed_at
+        "SELECT position, kind, name, occurrence, status, attempts, output, error_message, started_at, completed_at,
+                branch, wake_at
          FROM step_executions WHERE execution_id = ?1 ORDER BY position",
     )?;
     let steps = stmt
@@ -582,6 +603,8 @@ fn load_info_unguarded(
                 started_at: from_millis(r.get(8)?),
                 completed_at: r.get::<_, Option<i64>>(9)?.map(from_millis),
                 attempt_log: attempts_by_position.remove(&position).unwrap_or_default(),
+                branch: r.get(10)?,
+                wake_at: r.get::<_, Option<i64>>(11)?.map(from_millis),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -280,6 +280,8 @@ fn schema_v1() -> String {
         CREATE TABLE step_executions (
             execution_id   TEXT NOT NULL,
             position       INTEGER NOT NULL,
+            branch         TEXT NOT NULL DEFAULT '',
+            local          INTEGER NOT NULL,
             kind           TEXT NOT NULL CHECK (kind IN {kind}),
             name           TEXT NOT NULL,
             occurrence     INTEGER NOT NULL,
@@ -293,12 +295,15 @@ fn schema_v1() -> String {
             completed_at   INTEGER,
             PRIMARY KEY (execution_id, position)
         ) STRICT, WITHOUT ROWID;
+        CREATE UNIQUE INDEX step_executions_by_branch ON step_executions (execution_id, branch, local);
 
         -- Entries and attempts set aside when a failed execution is restarted:
         -- its journal from the first failed entry on, kept as history.
         CREATE TABLE superseded_steps (
             execution_id     TEXT NOT NULL,
             position         INTEGER NOT NULL,
+            branch           TEXT NOT NULL,
+            local            INTEGER NOT NULL,
             kind             TEXT NOT NULL,
             name             TEXT NOT NULL,
             occurrence       INTEGER NOT NULL,
