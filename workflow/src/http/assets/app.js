@@ -322,13 +322,11 @@
   }
 
   function applyFilters() {
-    const r = route();
     location.hash = listHash({
       status: $('f-status').value,
       workflow: $('f-workflow').value.trim(),
       since: $('f-since').value,
       offset: 0,
-      view: r.view,
     });
   }
 

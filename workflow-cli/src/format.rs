@@ -1,0 +1,181 @@
+//! Text output: times, durations, colors and tables.
+
+use std::io::IsTerminal;
+use std::time::{Duration, SystemTime};
+
+use workflow::{ExecutionStatus, StepStatus};
+
+/// Whether stdout is a terminal that takes colors (and `NO_COLOR` is unset).
+pub(crate) fn colors() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// `2025-11-25 18:48:03` (UTC).
+pub(crate) fn time(t: SystemTime) -> String {
+    let text = workflow::http::format_time(t);
+    format!("{} {}", &text[..10], &text[11..19])
+}
+
+/// `702ms`, `3.1s`, `2m 05s`, `1h 02m`, `3d 04h`.
+pub(crate) fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    let s = d.as_secs();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if s < 60 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else if s < 86_400 {
+        format!("{}h {:02}m", s / 3600, s / 60 % 60)
+    } else {
+        format!("{}d {:02}h", s / 86_400, s / 3600 % 24)
+    }
+}
+
+/// The time from `from` to `to`, 0 if `to` is earlier.
+pub(crate) fn between(from: SystemTime, to: SystemTime) -> Duration {
+    to.duration_since(from).unwrap_or_default()
+}
+
+/// At most `max` characters, with `…` when cut; one line.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The ANSI color of an execution status.
+pub(crate) fn execution_color(status: ExecutionStatus) -> &'static str {
+    match status {
+        ExecutionStatus::Completed => "32",
+        ExecutionStatus::Failed | ExecutionStatus::Panicked => "31",
+        ExecutionStatus::Running | ExecutionStatus::Restarting => "34",
+        ExecutionStatus::Sleeping => "35",
+        ExecutionStatus::Paused => "33",
+        ExecutionStatus::Cancelled => "90",
+    }
+}
+
+/// The ANSI color of a step status.
+pub(crate) fn step_color(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Completed => "32",
+        StepStatus::Failed => "31",
+        StepStatus::Running => "34",
+        StepStatus::Retrying => "33",
+        StepStatus::Sleeping => "35",
+        StepStatus::Pending => "90",
+    }
+}
+
+/// `text` in `color` when `on`.
+pub(crate) fn paint(text: &str, color: &str, on: bool) -> String {
+    if on {
+        format!("\x1b[{color}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A table of text cells; a cell may carry an ANSI color applied after
+/// padding, so widths stay right.
+pub(crate) struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<(String, Option<&'static str>)>>,
+}
+
+impl Table {
+    pub fn new(header: Vec<&'static str>) -> Self {
+        Table {
+            header,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<(String, Option<&'static str>)>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self, colors: bool) -> String {
+        let columns = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, (text, _)) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(text.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<String> = self
+            .header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| pad(h, widths[i], i + 1 == columns))
+            .collect();
+        out.push_str(&paint(header.join("  ").trim_end(), "1", colors));
+        out.push('\n');
+        for row in &self.rows {
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .take(columns)
+                .map(|(i, (text, color))| {
+                    let padded = pad(text, widths[i], i + 1 == columns);
+                    match color {
+                        Some(c) => paint(&padded, c, colors),
+                        None => padded,
+                    }
+                })
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn pad(text: &str, width: usize, last: bool) -> String {
+    if last {
+        return text.to_owned();
+    }
+    let fill = width.saturating_sub(text.chars().count());
+    format!("{text}{}", " ".repeat(fill))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(Duration::from_millis(702)), "702ms");
+        assert_eq!(duration(Duration::from_millis(3140)), "3.1s");
+        assert_eq!(duration(Duration::from_secs(125)), "2m 05s");
+        assert_eq!(duration(Duration::from_secs(3720)), "1h 02m");
+        assert_eq!(duration(Duration::from_secs(2 * 86_400 + 3600)), "2d 01h");
+    }
+
+    #[test]
+    fn truncates_on_characters() {
+        assert_eq!(truncate("héllo wörld", 5), "héll…");
+        assert_eq!(truncate("a\nb", 5), "a b");
+    }
+
+    #[test]
+    fn tables_align() {
+        let mut t = Table::new(vec!["ID", "STATUS"]);
+        t.row(vec![("a-long-id".into(), None), ("ok".into(), Some("32"))]);
+        t.row(vec![("b".into(), None), ("failed".into(), Some("31"))]);
+        assert_eq!(
+            t.render(false),
+            "ID         STATUS\na-long-id  ok\nb          failed\n"
+        );
+    }
+}

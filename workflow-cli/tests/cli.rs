@@ -1,0 +1,650 @@
+//! The `workflow` program, run as a user runs it, on databases the library
+//! wrote.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{TempDb, seed, wait_status, within};
+use workflow::ExecutionStatus;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn command(db: Option<&Path>, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workflow"));
+    cmd.env_remove("WORKFLOW_DB")
+        .env_remove("WORKFLOW_TOKEN")
+        .env("NO_COLOR", "1");
+    if let Some(db) = db {
+        cmd.arg("--db").arg(db);
+    }
+    cmd.args(args);
+    cmd
+}
+
+/// Runs the program to its end, off the async executor.
+async fn run_cmd(mut cmd: Command) -> Run {
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run the workflow binary"))
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn cli(db: &Path, args: &[&str]) -> Run {
+    run_cmd(command(Some(db), args)).await
+}
+
+fn ok(run: &Run) -> &str {
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    &run.stdout
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(ok(run)).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+/// Asserts one `error: ...` line on stderr and a failing exit code.
+fn fails(run: &Run, needle: &str) {
+    assert_eq!(
+        run.code, 1,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", run.stderr);
+    assert!(lines[0].contains(needle), "{}", run.stderr);
+}
+
+/// A database with executions in several states, its worker shut down.
+async fn seeded() -> TempDb {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    seed(&rt).await;
+    rt.shutdown().await.unwrap();
+    db
+}
+
+#[tokio::test]
+async fn list_prints_a_table_and_counts() {
+    let db = seeded().await;
+    let run = cli(&db.path(), &["list"]).await;
+    let out = ok(&run);
+    let header = out.lines().next().unwrap();
+    for column in [
+        "ID",
+        "WORKFLOW",
+        "STATUS",
+        "RESTARTS",
+        "CREATED (UTC)",
+        "ERROR",
+    ] {
+        assert!(header.contains(column), "{out}");
+    }
+    for id in ["greet-1", "flaky-1", "doomed-1", "nap-1", "boom-1"] {
+        assert!(out.contains(id), "{out}");
+    }
+    assert!(out.contains("no such customer"), "{out}");
+    assert!(out.contains("showing 1-7 of 7"), "{out}");
+    assert!(
+        out.contains("7 executions: 2 sleeping, 3 completed, 1 failed, 1 panicked"),
+        "{out}"
+    );
+    assert!(!out.contains('\x1b'), "colors on a pipe: {out}");
+
+    let run = cli(&db.path(), &["list", "--status", "sleeping"]).await;
+    let out = ok(&run);
+    assert!(out.contains("nap-1") && !out.contains("greet-1"), "{out}");
+    assert!(out.contains("showing 1-2 of 2"), "{out}");
+
+    let run = cli(&db.path(), &["list", "--limit", "2"]).await;
+    assert!(
+        ok(&run).contains("(next page: --offset 2)"),
+        "{}",
+        run.stdout
+    );
+
+    let run = cli(&db.path(), &["list", "--until", "1h"]).await;
+    assert!(ok(&run).contains("no executions match"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn list_json_filters_and_pages() {
+    let db = seeded().await;
+    let all = json(&cli(&db.path(), &["list", "--json"]).await);
+    let executions = all["executions"].as_array().unwrap();
+    assert_eq!(executions.len(), 7);
+    assert_eq!(executions[0]["id"], "boom-1");
+    assert_eq!(all["total"], 7);
+    assert_eq!(all["counts"]["completed"], 3);
+    assert_eq!(all["counts"]["running"], 0);
+    assert_eq!(all["has_more"], false);
+
+    let failed = json(&cli(&db.path(), &["list", "--json", "--status", "failed"]).await);
+    let executions = failed["executions"].as_array().unwrap();
+    assert_eq!(executions.len(), 1);
+    assert_eq!(executions[0]["id"], "doomed-1");
+    assert_eq!(executions[0]["error_message"], "no such customer");
+
+    let greet = json(&cli(&db.path(), &["list", "--json", "--workflow", "greet"]).await);
+    assert_eq!(greet["executions"].as_array().unwrap().len(), 2);
+    assert_eq!(greet["total"], 2);
+
+    let page = json(
+        &cli(
+            &db.path(),
+            &["list", "--json", "--limit", "2", "--offset", "2"],
+        )
+        .await,
+    );
+    let ids: Vec<&str> = page["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["nap-1", "doomed-1"]);
+    assert_eq!(page["has_more"], true);
+
+    let recent = json(&cli(&db.path(), &["list", "--json", "--since", "10m"]).await);
+    assert_eq!(recent["executions"].as_array().unwrap().len(), 7);
+    let old = json(
+        &cli(
+            &db.path(),
+            &["list", "--json", "--until", "2000-01-01T00:00:00Z"],
+        )
+        .await,
+    );
+    assert_eq!(old["executions"].as_array().unwrap().len(), 0);
+    assert_eq!(old["total"], 0);
+
+    fails(
+        &cli(&db.path(), &["list", "--since", "yesterday"]).await,
+        "--since: invalid time `yesterday`",
+    );
+    // Bad values of typed options are usage errors (exit 2).
+    let run = cli(&db.path(), &["list", "--status", "done"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("expected one of"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn show_prints_the_timeline() {
+    let db = seeded().await;
+    let run = cli(&db.path(), &["show", "flaky-1"]).await;
+    let out = ok(&run);
+    assert!(out.contains("execution  flaky-1"), "{out}");
+    assert!(out.contains("status     completed"), "{out}");
+    assert!(out.contains("output     3"), "{out}");
+    assert!(out.contains("input      {}"), "{out}");
+    let header = out
+        .lines()
+        .find(|l| l.starts_with('#'))
+        .unwrap_or_else(|| panic!("{out}"));
+    for column in [
+        "STEP", "KIND", "STATUS", "ATTEMPTS", "START", "DURATION", "RESULT",
+    ] {
+        assert!(header.contains(column), "{out}");
+    }
+    let step = out.lines().find(|l| l.contains("wobble#0")).unwrap();
+    assert!(step.contains("completed") && step.contains(" 3 "), "{step}");
+    assert!(out.contains("attempt 1"), "{out}");
+    assert!(out.contains("wobble 1 fell over"), "{out}");
+    assert!(out.contains("wobble 2 fell over"), "{out}");
+
+    let out = ok(&cli(&db.path(), &["show", "doomed-1"]).await).to_owned();
+    assert!(out.contains("status     failed"), "{out}");
+    assert!(out.contains("reason     no such customer"), "{out}");
+    assert!(
+        out.contains(r#"error      {"message":"no such customer"}"#),
+        "{out}"
+    );
+
+    let out = ok(&cli(&db.path(), &["show", "nap-1"]).await).to_owned();
+    assert!(out.contains("wakes"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("sleep#0") && l.contains("sleeping")),
+        "{out}"
+    );
+
+    let out = ok(&cli(&db.path(), &["show", "boom-1"]).await).to_owned();
+    assert!(out.contains("the fuse was lit"), "{out}");
+}
+
+#[tokio::test]
+async fn show_json_decodes_payloads() {
+    let db = seeded().await;
+    let e = json(&cli(&db.path(), &["show", "greet-1", "--json"]).await);
+    assert_eq!(e["id"], "greet-1");
+    assert_eq!(e["workflow"], "greet");
+    assert_eq!(e["status"], "completed");
+    assert_eq!(e["input"]["name"], "Ada");
+    assert_eq!(e["output"], "hello, Ada");
+    assert_eq!(e["steps"][0]["key"], "hello#0");
+    assert_eq!(e["steps"][0]["output"], "hello, Ada");
+    assert_eq!(e["steps"][0]["attempt_log"][0]["status"], "completed");
+    assert!(e["steps"][0]["duration_ms"].is_u64());
+
+    let e = json(&cli(&db.path(), &["show", "flaky-1", "--json"]).await);
+    let log = e["steps"][0]["attempt_log"].as_array().unwrap();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[1]["error"], "wobble 2 fell over");
+}
+
+#[tokio::test]
+async fn errors_are_one_line_and_a_failing_exit() {
+    let db = seeded().await;
+    let dir = db.dir.path();
+
+    let missing = dir.join("missing.db");
+    fails(&cli(&missing, &["list"]).await, "no workflow database at");
+    assert!(!missing.exists(), "the CLI created the file");
+
+    fails(
+        &cli(&db.path(), &["show", "no-such-id"]).await,
+        "no execution with id `no-such-id`",
+    );
+    fails(
+        &cli(&db.path(), &["cancel", "no-such-id"]).await,
+        "no-such-id",
+    );
+    fails(
+        &cli(&db.path(), &["watch", "no-such-id"]).await,
+        "no-such-id",
+    );
+
+    // Another program's SQLite file, and a text file: refused, untouched.
+    let foreign = dir.join("other.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&foreign).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi');")
+            .unwrap();
+    }
+    let text = dir.join("notes.txt");
+    std::fs::write(
+        &text,
+        "just some text, long enough to have a header?\n".repeat(4),
+    )
+    .unwrap();
+    for file in [&foreign, &text] {
+        let before = std::fs::read(file).unwrap();
+        fails(&cli(file, &["list"]).await, "is not a workflow database");
+        fails(
+            &cli(file, &["show", "x"]).await,
+            "is not a workflow database",
+        );
+        assert_eq!(std::fs::read(file).unwrap(), before);
+        let wal = format!("{}-wal", file.display());
+        assert!(!Path::new(&wal).exists());
+    }
+
+    let run = run_cmd(command(None, &["list"])).await;
+    fails(&run, "no database given: pass --db PATH or set WORKFLOW_DB");
+
+    // The environment variable works as --db.
+    let mut cmd = command(None, &["list", "--json"]);
+    cmd.env("WORKFLOW_DB", db.path());
+    let run = run_cmd(cmd).await;
+    assert_eq!(json(&run)["total"], 7);
+}
+
+/// Reads how many requests the admin table holds for `id`, applied or not.
+fn requests(db: &Path, id: &str) -> Vec<(String, Option<i64>)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT action, applied_at FROM admin_requests WHERE execution_id = ?1 ORDER BY id",
+        )
+        .unwrap();
+    stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn actions_are_recorded_as_requests() {
+    // No worker: the request waits in the database.
+    let db = seeded().await;
+    let run = cli(&db.path(), &["cancel", "nap-1"]).await;
+    assert!(
+        ok(&run).contains("cancel of `nap-1` requested (sleeping)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(requests(&db.path(), "nap-1"), [("cancel".to_owned(), None)]);
+    let run = cli(&db.path(), &["resume", "nap-2"]).await;
+    ok(&run);
+    assert_eq!(requests(&db.path(), "nap-2"), [("resume".to_owned(), None)]);
+    let run = cli(&db.path(), &["restart", "boom-1"]).await;
+    ok(&run);
+    assert_eq!(
+        requests(&db.path(), "boom-1"),
+        [("restart".to_owned(), None)]
+    );
+
+    // A worker opened later applies them.
+    let rt = db.worker().open().await.unwrap();
+    wait_status(&rt, "nap-1", ExecutionStatus::Cancelled).await;
+    wait_status(&rt, "nap-2", ExecutionStatus::Completed).await;
+    wait_status(&rt, "boom-1", ExecutionStatus::Completed).await;
+    assert!(requests(&db.path(), "nap-1")[0].1.is_some());
+    rt.shutdown().await.unwrap();
+
+    // Refused at once when the status does not allow it; nothing recorded.
+    fails(
+        &cli(&db.path(), &["cancel", "greet-1"]).await,
+        "execution `greet-1` is completed; there is nothing to cancel",
+    );
+    fails(
+        &cli(&db.path(), &["resume", "greet-1"]).await,
+        "nothing to resume",
+    );
+    fails(
+        &cli(&db.path(), &["restart", "greet-1"]).await,
+        "only panicked and failed executions can be restarted",
+    );
+    assert!(requests(&db.path(), "greet-1").is_empty());
+}
+
+#[tokio::test]
+async fn a_running_worker_applies_requests_within_seconds() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    seed(&rt).await;
+
+    let asked = Instant::now();
+    ok(&cli(&db.path(), &["cancel", "nap-1"]).await);
+    wait_status(&rt, "nap-1", ExecutionStatus::Cancelled).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    let run = cli(&db.path(), &["resume", "nap-2", "--wait"]).await;
+    assert!(
+        ok(&run).contains("resume of `nap-2` applied"),
+        "{}",
+        run.stdout
+    );
+    wait_status(&rt, "nap-2", ExecutionStatus::Completed).await;
+
+    let run = cli(&db.path(), &["restart", "boom-1", "--wait"]).await;
+    assert!(
+        ok(&run).contains("restart of `boom-1` applied"),
+        "{}",
+        run.stdout
+    );
+    wait_status(&rt, "boom-1", ExecutionStatus::Completed).await;
+    assert_eq!(rt.status("boom-1").await.unwrap().restart_attempt, 1);
+
+    let run = cli(&db.path(), &["restart", "doomed-1", "--wait"]).await;
+    ok(&run);
+    assert_eq!(rt.status("doomed-1").await.unwrap().restart_attempt, 1);
+
+    support::nap::start(&rt, "nap-3").await.unwrap();
+    wait_status(&rt, "nap-3", ExecutionStatus::Sleeping).await;
+    let run = cli(&db.path(), &["cancel", "nap-3", "--wait"]).await;
+    assert!(
+        ok(&run).contains("cancel of `nap-3` applied: it is cancelled"),
+        "{}",
+        run.stdout
+    );
+    rt.shutdown().await.unwrap();
+
+    // With no worker, --wait gives up with a clear error.
+    support::wait_status(&db.admin().await, "greet-1", ExecutionStatus::Completed).await;
+    let rt = db.worker().open().await.unwrap();
+    support::nap::start(&rt, "nap-4").await.unwrap();
+    wait_status(&rt, "nap-4", ExecutionStatus::Sleeping).await;
+    rt.shutdown().await.unwrap();
+    fails(
+        &cli(
+            &db.path(),
+            &["cancel", "nap-4", "--wait", "--timeout", "1s"],
+        )
+        .await,
+        "was requested but not applied within 1s",
+    );
+}
+
+#[tokio::test]
+async fn watch_follows_an_execution_to_its_end() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    support::steady::start(&rt, "steady-1").await.unwrap();
+    let run = cli(&db.path(), &["watch", "steady-1", "--interval", "50ms"]).await;
+    let out = ok(&run);
+    // One plain line per change, the last one saying how it ended.
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 4, "{out}");
+    assert!(lines.iter().all(|l| !l.contains('\x1b')), "{out}");
+    for needle in ["tick#0  completed", "sleep#0  slept", "tick#2  completed"] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+    let last = lines.last().unwrap();
+    assert!(last.contains("execution steady-1 completed after"), "{out}");
+    rt.shutdown().await.unwrap();
+
+    // An execution that already ended prints its story and exits at once;
+    // one that failed exits 3.
+    let db = seeded().await;
+    let run = cli(&db.path(), &["watch", "flaky-1"]).await;
+    let out = ok(&run);
+    assert!(
+        out.contains("wobble#0  attempt 1 failed: wobble 1 fell over"),
+        "{out}"
+    );
+    assert!(out.contains("wobble#0  completed in"), "{out}");
+    let run = cli(&db.path(), &["watch", "doomed-1"]).await;
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("refuse#0  failed after 1 attempt: no such customer"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("execution doomed-1 failed"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A `workflow serve` child process, killed on drop.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut cmd = command(Some(db), &args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    reader.read_line(&mut first).unwrap();
+    // Keep reading, so the server never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .trim()
+        .trim_end_matches('/')
+        .to_owned();
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request; the status code and the body.
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn serve_answers_on_the_database() {
+    let db = seeded().await;
+    let server = serve(&db.path(), &[], &[]);
+    let addr = server.addr.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        http(
+            &addr,
+            &format!("GET /api/counts HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let counts: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(counts["total"], 7);
+
+    let addr = server.addr.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        http(
+            &addr,
+            "GET / HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+
+    // Cancel through the API: recorded for the worker.
+    let addr = server.addr.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        http(
+            &addr,
+            &format!(
+                "POST /api/executions/nap-1/cancel HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(requests(&db.path(), "nap-1"), [("cancel".to_owned(), None)]);
+    drop(server);
+
+    // A token from the environment guards the API.
+    let server = serve(&db.path(), &["--read-only"], &[("WORKFLOW_TOKEN", "t0ken")]);
+    let addr = server.addr.clone();
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        http(
+            &addr,
+            &format!("GET /api/counts HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 401);
+    let addr = server.addr.clone();
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        http(
+            &addr,
+            &format!(
+                "GET /api/counts HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn serve_refuses_unsafe_or_impossible_setups() {
+    let db = seeded().await;
+    fails(
+        &cli(&db.path(), &["serve", "--bind", "0.0.0.0:0"]).await,
+        "needs a bearer token",
+    );
+    fails(
+        &cli(
+            &db.path(),
+            &["serve", "--bind", "127.0.0.1:0", "--token", ""],
+        )
+        .await,
+        "the bearer token is empty",
+    );
+    let missing = db.dir.path().join("missing.db");
+    fails(&cli(&missing, &["serve"]).await, "no workflow database at");
+
+    // A port already taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    fails(
+        &cli(&db.path(), &["serve", "--bind", &bind]).await,
+        "cannot listen on",
+    );
+}
+
+#[tokio::test]
+async fn an_admin_open_never_runs_anything() {
+    // The CLI reads a database whose worker is running, without taking its lock.
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    seed(&rt).await;
+    let all = json(&cli(&db.path(), &["list", "--json"]).await);
+    assert_eq!(all["total"], 7);
+    within(async {
+        assert_eq!(
+            rt.status("nap-1").await.unwrap().status,
+            ExecutionStatus::Sleeping
+        );
+    })
+    .await;
+    rt.shutdown().await.unwrap();
+}
