@@ -231,6 +231,22 @@ impl Runtime {
             .await
     }
 
+    /// How many executions match `filter`'s workflow and time bounds, per
+    /// status (its status, limit and offset are ignored); statuses without
+    /// executions are left out.
+    pub async fn count(&self, filter: ListFilter) -> Result<Vec<(ExecutionStatus, u64)>> {
+        self.inner
+            .store
+            .read(move |conn| store::count_by_status(conn, &filter))
+            .await
+    }
+
+    /// The names of the workflows registered in the database by the worker
+    /// processes that opened it (for an admin open, which registers none).
+    pub async fn registered_workflows(&self) -> Result<Vec<String>> {
+        self.inner.store.read(store::registered_workflows).await
+    }
+
     /// Resumes execution `id` now: a sleeping one wakes early (its sleep
     /// ends now), a paused one is unparked, an interrupted one is replayed. One already running here
     /// and finished ones are left as they are.

@@ -43,9 +43,20 @@ fn query_or_400(query: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQ
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
+/// The workflow names to offer: those this process registers, or on an admin
+/// open (which registers none) those the database's workers registered.
+async fn known_workflows(rt: &Runtime) -> Result<Vec<String>, ApiError> {
+    if rt.is_admin() {
+        Ok(rt.registered_workflows().await?)
+    } else {
+        Ok(rt.workflows().into_iter().map(str::to_owned).collect())
+    }
+}
+
 /// `GET /api/info`: the server's mode and what the dashboard may offer.
 pub(crate) async fn info(State(state): State<AppState>) -> ApiResult {
     let admin = state.rt.is_admin();
+    let workflows = known_workflows(&state.rt).await?;
     let database = state
         .rt
         .path()
@@ -60,7 +71,7 @@ pub(crate) async fn info(State(state): State<AppState>) -> ApiResult {
             "can_start": !admin && !state.config.read_only,
             "database": database,
             "statuses": ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            "workflows": state.rt.workflows(),
+            "workflows": workflows,
         }),
     ))
 }
@@ -194,9 +205,8 @@ pub(crate) fn check_action(
 /// `GET /api/workflows`: the workflows this process can start.
 pub(crate) async fn workflows(State(state): State<AppState>) -> ApiResult {
     let admin = state.rt.is_admin();
-    let names: Vec<Value> = state
-        .rt
-        .workflows()
+    let names: Vec<Value> = known_workflows(&state.rt)
+        .await?
         .into_iter()
         .map(|name| json!({ "name": name }))
         .collect();

@@ -85,28 +85,13 @@ pub(crate) fn bad_status(text: &str) -> String {
 }
 
 /// Counts the executions that match `filter` (its workflow and time bounds;
-/// its status, limit and offset are ignored) in each status.
-///
-/// It pages through [`Runtime::list`], so it reads every matching row; an
-/// execution started while it counts may be counted twice or not at all.
+/// its status, limit and offset are ignored) in each status, in one query.
 pub async fn count_by_status(rt: &Runtime, filter: &ListFilter) -> Result<Counts> {
-    const PAGE: u32 = 1000;
     let mut counts = Counts::new();
-    let mut page = filter.clone();
-    page.status = None;
-    page.limit = Some(PAGE);
-    let mut offset: u32 = 0;
-    loop {
-        page.offset = Some(offset);
-        let rows = rt.list(page.clone()).await?;
-        for row in &rows {
-            counts.add(row.status);
-        }
-        if rows.len() < PAGE as usize {
-            return Ok(counts);
-        }
-        offset = offset.saturating_add(PAGE);
+    for (status, n) in rt.count(filter.clone()).await? {
+        counts.add_many(status, n);
     }
+    Ok(counts)
 }
 
 #[cfg(test)]

@@ -248,11 +248,16 @@ impl Counts {
 
     /// Counts one execution in `status`.
     pub fn add(&mut self, status: ExecutionStatus) {
+        self.add_many(status, 1);
+    }
+
+    /// Counts `n` more executions in `status`.
+    pub fn add_many(&mut self, status: ExecutionStatus, n: u64) {
         match self.counts.iter_mut().find(|(s, _)| *s == status) {
-            Some((_, n)) => *n += 1,
-            None => self.counts.push((status, 1)),
+            Some((_, count)) => *count += n,
+            None => self.counts.push((status, n)),
         }
-        self.total += 1;
+        self.total += n;
     }
 
     /// The count of `status`.

@@ -664,6 +664,36 @@ pub(crate) fn list(
     rows.collect()
 }
 
+/// Executions matching `filter`'s workflow and time bounds, counted per status.
+pub(crate) fn count_by_status(
+    conn: &Connection,
+    filter: &ListFilter,
+) -> rusqlite::Result<Vec<(ExecutionStatus, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, count(*) FROM workflow_executions
+         WHERE (?1 IS NULL OR workflow_name = ?1)
+           AND (?2 IS NULL OR created_at >= ?2)
+           AND (?3 IS NULL OR created_at < ?3)
+         GROUP BY status",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            filter.workflow,
+            filter.created_after.map(to_millis),
+            filter.created_before.map(to_millis)
+        ],
+        |r| Ok((r.get(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0))),
+    )?;
+    rows.collect()
+}
+
+/// The names of the workflows some worker registered in this database.
+pub(crate) fn registered_workflows(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM workflows ORDER BY name")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// Records the registered workflows with their options.
 pub(crate) fn register_workflows(
     conn: &Connection,

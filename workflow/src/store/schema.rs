@@ -166,7 +166,7 @@ pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connect
                 path: path.display().to_string(),
             });
         }
-        Probe::Ours => {}
+        Probe::Ours => check_integrity(path, busy_timeout)?,
     }
     let writer = Connection::open_with_flags(
         path,
