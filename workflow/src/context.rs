@@ -381,6 +381,19 @@ impl Execution {
         unreachable!("a pending future never completes")
     }
 
+    /// Decodes a journaled value, or parks the execution when it no longer
+    /// decodes (the error names what it is, the type and the serde path).
+    pub(crate) async fn decode_or_park<V: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> V {
+        match self.codec.decode(bytes, what) {
+            Ok(v) => v,
+            Err(e) => self.park_for(PauseCause::Undecodable, e.to_string()).await,
+        }
+    }
+
     /// A human-readable description of a position mismatch.
     pub(crate) fn nondeterminism(
         &self,
@@ -430,12 +443,8 @@ impl Execution {
                 )
                 .await
             };
-            return match self.codec.decode(bytes, || {
-                format!("the value of `{key}` in workflow `{}`", self.workflow)
-            }) {
-                Ok(v) => v,
-                Err(e) => self.park_for(PauseCause::Undecodable, e.to_string()).await,
-            };
+            let what = || format!("the value of `{key}` in workflow `{}`", self.workflow);
+            return self.decode_or_park(bytes, what).await;
         }
         let value = make();
         let bytes = match self

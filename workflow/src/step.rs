@@ -209,26 +209,18 @@ impl StepCall {
                         )
                         .await
                     };
-                    match exec.codec.decode(bytes, what_output) {
-                        Ok(v) => {
-                            tracing::debug!(step = %key, "replayed completed step");
-                            return Ok(v);
-                        }
-                        Err(e) => exec.park_for(PauseCause::Undecodable, e.to_string()).await,
-                    }
+                    let value = exec.decode_or_park(bytes, what_output).await;
+                    tracing::debug!(step = %key, "replayed completed step");
+                    return Ok(value);
                 }
                 StepStatus::Failed => {
                     let Some(bytes) = entry.error.as_deref() else {
                         let reason = entry.error_message.unwrap_or_default();
                         exec.fail(format!("step `{key}` failed: {reason}")).await
                     };
-                    match exec.codec.decode(bytes, what_error) {
-                        Ok(e) => {
-                            tracing::debug!(step = %key, "replayed failed step");
-                            return Err(e);
-                        }
-                        Err(e) => exec.park_for(PauseCause::Undecodable, e.to_string()).await,
-                    }
+                    let error = exec.decode_or_park(bytes, what_error).await;
+                    tracing::debug!(step = %key, "replayed failed step");
+                    return Err(error);
                 }
                 // Waiting out a backoff when the execution stopped or was
                 // suspended: the journaled retry time stands.
