@@ -52,14 +52,34 @@ impl Runtime {
             return Ok(false);
         }
         let lookup = id.clone();
+        let now = to_millis(self.inner.clock.now());
+        // Loading and the move to `running` are one write: one commit
+        // before the woken workflow runs.
+        let rt = self.clone();
         let loaded = self
             .inner
             .store
             .write(move |conn| {
-                let row = store::load_execution(conn, &lookup)?;
-                let journal = match &row {
-                    Some(_) => store::load_journal(conn, &lookup)?,
-                    None => Vec::new(),
+                let mut row = store::load_execution(conn, &lookup)?;
+                let journal = match &mut row {
+                    // An unregistered workflow is left as it is (reported below).
+                    Some(r)
+                        if !r.status.is_terminal()
+                            && rt.inner.registry.contains_key(r.workflow.as_str()) =>
+                    {
+                        if r.status != ExecutionStatus::Running {
+                            store::set_status(
+                                conn,
+                                &lookup,
+                                ExecutionStatus::Running,
+                                &Transition::default(),
+                                now,
+                            )?;
+                            r.status = ExecutionStatus::Running;
+                        }
+                        store::load_journal(conn, &lookup)?
+                    }
+                    _ => Vec::new(),
                 };
                 Ok((row, journal))
             })
@@ -86,10 +106,7 @@ impl Runtime {
                 return Err(e);
             }
         };
-        if row.status != ExecutionStatus::Running {
-            self.set_status(id, ExecutionStatus::Running, Transition::default())
-                .await;
-        }
+        self.notify_change(id);
         tracing::info!(execution = %id, workflow = descriptor.name, entries = journal.len(), "resuming by replay");
         self.spawn(descriptor, row, journal, recovered);
         Ok(true)

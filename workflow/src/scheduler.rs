@@ -132,11 +132,8 @@ impl Runtime {
         }
         if self.inner.store.previous_end_clean() {
             // Stopped by a clean shutdown, not by a crash: nothing to count.
-            for id in interrupted {
-                if let Err(e) = self.replay(&id, false).await {
-                    tracing::error!(execution = %id, error = %e, "cannot resume an execution");
-                }
-            }
+            self.replay_all(interrupted.into_iter().map(|id| (id, false)).collect())
+                .await;
             return Ok(());
         }
         // One transaction counts every claim: a workflow that kills the
@@ -152,6 +149,7 @@ impl Runtime {
             })
             .await?;
         let budget = self.inner.defaults.recovery_budget;
+        let mut resumed = Vec::new();
         for (id, count) in interrupted.into_iter().zip(counts) {
             if count > budget {
                 let reason = format!(
@@ -168,11 +166,25 @@ impl Runtime {
                 continue;
             }
             tracing::info!(execution = %id, attempt = count, "recovering an interrupted execution");
-            if let Err(e) = self.replay(&id, true).await {
-                tracing::error!(execution = %id, error = %e, "cannot recover an execution");
-            }
+            resumed.push((id, true));
         }
+        self.replay_all(resumed).await;
         Ok(())
+    }
+
+    /// Replays executions side by side, so the writer loads and commits
+    /// them in a few group commits rather than one commit each.
+    async fn replay_all(&self, executions: Vec<(ExecutionId, bool)>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (id, recovered) in executions {
+            let rt = self.clone();
+            tasks.spawn(async move {
+                if let Err(e) = rt.replay(&id, recovered).await {
+                    tracing::error!(execution = %id, error = %e, "cannot recover an execution");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
     }
 }
 

@@ -240,12 +240,12 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
 }
 
 fn schema_v1() -> String {
-    let execution_status = ExecutionStatus::sql_list();
-    let step_status = StepStatus::sql_list();
-    let kind = EntryKind::sql_list();
-    let attempt_status = AttemptStatus::sql_list();
-    let pause_cause = PauseCause::sql_list();
-    let admin_action = AdminAction::sql_list();
+    let execution_status = ExecutionStatus::sql_check("status");
+    let step_status = StepStatus::sql_check("status");
+    let kind = EntryKind::sql_check("kind");
+    let attempt_status = AttemptStatus::sql_check("status");
+    let pause_cause = PauseCause::sql_check("pause_cause");
+    let admin_action = AdminAction::sql_check("action");
     format!(
         "
         CREATE TABLE workflows (
@@ -258,7 +258,7 @@ fn schema_v1() -> String {
         CREATE TABLE workflow_executions (
             id                 TEXT PRIMARY KEY,
             workflow_name      TEXT NOT NULL,
-            status             TEXT NOT NULL CHECK (status IN {execution_status}),
+            status             TEXT NOT NULL CHECK ({execution_status}),
             codec              TEXT NOT NULL,
             input              BLOB NOT NULL,
             output             BLOB,
@@ -267,7 +267,7 @@ fn schema_v1() -> String {
             options            TEXT NOT NULL,
             restart_attempt    INTEGER NOT NULL DEFAULT 0,
             recovery_attempts  INTEGER NOT NULL DEFAULT 0,
-            pause_cause        TEXT CHECK (pause_cause IN {pause_cause}),
+            pause_cause        TEXT CHECK ({pause_cause}),
             wake_at            INTEGER,
             created_at         INTEGER NOT NULL,
             updated_at         INTEGER NOT NULL,
@@ -282,10 +282,10 @@ fn schema_v1() -> String {
             position       INTEGER NOT NULL,
             branch         TEXT NOT NULL DEFAULT '',
             local          INTEGER NOT NULL,
-            kind           TEXT NOT NULL CHECK (kind IN {kind}),
+            kind           TEXT NOT NULL CHECK ({kind}),
             name           TEXT NOT NULL,
             occurrence     INTEGER NOT NULL,
-            status         TEXT NOT NULL CHECK (status IN {step_status}),
+            status         TEXT NOT NULL CHECK ({step_status}),
             attempts       INTEGER NOT NULL DEFAULT 0,
             output         BLOB,
             error          BLOB,
@@ -335,7 +335,7 @@ fn schema_v1() -> String {
         CREATE TABLE admin_requests (
             id            INTEGER PRIMARY KEY,
             execution_id  TEXT NOT NULL,
-            action        TEXT NOT NULL CHECK (action IN {admin_action}),
+            action        TEXT NOT NULL CHECK ({admin_action}),
             requested_at  INTEGER NOT NULL,
             applied_at    INTEGER,
             outcome       TEXT
@@ -346,7 +346,7 @@ fn schema_v1() -> String {
             execution_id   TEXT NOT NULL,
             position       INTEGER NOT NULL,
             attempt        INTEGER NOT NULL,
-            status         TEXT NOT NULL CHECK (status IN {attempt_status}),
+            status         TEXT NOT NULL CHECK ({attempt_status}),
             started_at     INTEGER NOT NULL,
             ended_at       INTEGER,
             error_message  TEXT,
