@@ -91,3 +91,50 @@ fn sigkill_mid_step_then_resume_runs_completed_steps_once() {
     assert_eq!(values.len(), 2, "{after:?}");
     assert_eq!(values[0], values[1], "now/random differ after the crash");
 }
+
+#[test]
+fn a_sleep_that_came_due_while_the_worker_was_dead_fires_promptly_after_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nap.db");
+    let ledger = dir.path().join("ledger.txt");
+    let mut child = worker()
+        .args(["nap", db.to_str().unwrap(), ledger.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ledger_lines(&ledger).iter().any(|l| l == "before sleep") {
+        assert!(
+            Instant::now() < deadline,
+            "the workflow never reached its sleep"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Killed during the two-second sleep; reopened after its wake time.
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    let out = worker()
+        .args(["nap-resume", db.to_str().unwrap(), ledger.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ms: u64 = stdout
+        .trim()
+        .strip_prefix("result: 1 after ")
+        .and_then(|s| s.strip_suffix(" ms"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output: {stdout}"));
+    assert!(ms < 1_000, "completed {ms} ms after open");
+    assert_eq!(
+        ledger_lines(&ledger).iter().filter(|l| *l == "one").count(),
+        1
+    );
+}

@@ -74,6 +74,14 @@ async fn poison_flow(_ctx: Context) -> Result<(), AnyError> {
     abort_process().await
 }
 
+/// Sleeps two seconds between two steps (`nap` mode).
+#[workflow]
+async fn nap_flow(ctx: Context, ledger: String) -> Result<u32, AnyError> {
+    append(&ledger, "before sleep")?;
+    ctx.sleep(Duration::from_secs(2)).await;
+    step_one(&ledger).await
+}
+
 /// The generation (run number) of this process, in the torture test.
 static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
@@ -169,6 +177,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         return Err("poison-1 neither aborted the process nor was paused".into());
+    }
+    if let [_, mode, db, ledger] = args.as_slice()
+        && (mode == "nap" || mode == "nap-resume")
+    {
+        let opened = std::time::Instant::now();
+        let rt = Runtime::open(db).await?;
+        let handle = if mode == "nap" {
+            nap_flow::start(&rt, "nap-1", ledger.clone()).await?
+        } else {
+            rt.handle::<nap_flow>("nap-1")
+        };
+        let out = handle.result().await?;
+        println!("result: {out} after {} ms", opened.elapsed().as_millis());
+        return Ok(());
     }
     let [_, mode, db, ledger] = args.as_slice() else {
         return Err("usage: crash-worker start|resume <db> <ledger>".into());
