@@ -24,8 +24,8 @@ async fn a_second_worker_on_the_same_file_is_refused() {
         text.contains(&format!("process {}", std::process::id())),
         "{text}"
     );
-    drop(first);
-    // Released with the runtime: a new worker may open it.
+    first.shutdown().await.unwrap();
+    // Released by the shutdown: a new worker may open it.
     let _again = Runtime::open(db.path()).await.unwrap();
 }
 
