@@ -327,7 +327,9 @@ impl Runtime {
 
     /// Stops the scheduler, stops every execution at its next boundary
     /// (their journal stays as it is; the next open recovers them), commits
-    /// what is queued and releases the database.
+    /// what is queued and releases the database. Dropping every `Runtime`
+    /// handle also releases it, but only once the tasks that still hold the
+    /// runtime have ended; call `shutdown` to hand the file to another worker.
     pub async fn shutdown(&self) -> Result<()> {
         if self.inner.shutting_down.swap(true, Ordering::SeqCst) {
             return Ok(());
