@@ -6,7 +6,7 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use support::within;
+use support::{wait_for_status, within};
 use workflow::{AnyError, Context, ExecutionStatus, RunError, Runtime, StepStatus, step, workflow};
 
 static WOKE: AtomicU32 = AtomicU32::new(0);
@@ -23,20 +23,11 @@ async fn long_wait(ctx: Context) -> Result<(), AnyError> {
     after_wake().await
 }
 
-async fn wait_for(rt: &Runtime, id: &str, status: ExecutionStatus) {
-    within(async {
-        while rt.status(id).await.unwrap().status != status {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-}
-
 #[tokio::test]
 async fn cancelling_a_sleeping_execution_takes_effect_at_once() {
     let rt = Runtime::in_memory().await.unwrap();
     let handle = long_wait::start(&rt, "wait-1").await.unwrap();
-    wait_for(&rt, "wait-1", ExecutionStatus::Sleeping).await;
+    wait_for_status(&rt, "wait-1", ExecutionStatus::Sleeping).await;
     rt.cancel("wait-1").await.unwrap();
     assert_eq!(
         rt.status("wait-1").await.unwrap().status,
@@ -129,7 +120,7 @@ async fn cancelling_unknown_or_finished_executions() {
         Err(workflow::Error::NotFound(_))
     ));
     let handle = long_wait::start(&rt, "wait-2").await.unwrap();
-    wait_for(&rt, "wait-2", ExecutionStatus::Sleeping).await;
+    wait_for_status(&rt, "wait-2", ExecutionStatus::Sleeping).await;
     rt.cancel("wait-2").await.unwrap();
     rt.cancel("wait-2").await.unwrap();
     assert!(matches!(

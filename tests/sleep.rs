@@ -6,7 +6,7 @@ mod support;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{TempDb, within};
+use support::{TempDb, wait_for_status, within};
 use workflow::{
     AnyError, Clock, Context, EntryKind, ExecutionStatus, ManualClock, Runtime, StepStatus, step,
     workflow,
@@ -48,23 +48,6 @@ async fn nap(ctx: Context, hours: u64) -> Result<u32, AnyError> {
     ctx.sleep(Duration::from_secs(hours * 3600)).await;
     let b = after_sleep().await?;
     Ok(a + b)
-}
-
-async fn wait_for_status(
-    rt: &Runtime,
-    id: &str,
-    status: ExecutionStatus,
-) -> workflow::ExecutionInfo {
-    within(async {
-        loop {
-            let info = rt.status(id).await.unwrap();
-            if info.status == status {
-                return info;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
 }
 
 #[tokio::test]

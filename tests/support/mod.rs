@@ -55,3 +55,21 @@ pub async fn with_clock_running<T>(
     })
     .await
 }
+
+/// Waits (within the generous bound) until execution `id` is in `status`.
+pub async fn wait_for_status(
+    rt: &Runtime,
+    id: &str,
+    status: workflow::ExecutionStatus,
+) -> workflow::ExecutionInfo {
+    within(async {
+        loop {
+            let info = rt.status(id).await.expect("read the status");
+            if info.status == status {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
