@@ -44,6 +44,15 @@ impl Errors {
         }
     }
 
+    /// The collected messages, for tests.
+    #[cfg(test)]
+    pub(crate) fn messages(self) -> Vec<String> {
+        match self.finish(()) {
+            Ok(()) => Vec::new(),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
     /// `Ok(value)` when nothing was recorded, otherwise every recorded error.
     pub(crate) fn finish<T>(self, value: T) -> syn::Result<T> {
         match self.combined {

@@ -382,10 +382,7 @@ mod tests {
     use quote::quote;
 
     fn messages(errors: Errors) -> Vec<String> {
-        match errors.finish(()) {
-            Ok(()) => Vec::new(),
-            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
-        }
+        errors.messages()
     }
 
     fn step_errors(item: TokenStream) -> Vec<String> {

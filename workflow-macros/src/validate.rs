@@ -277,10 +277,7 @@ mod tests {
     use quote::quote;
 
     fn messages(errors: Errors) -> Vec<String> {
-        match errors.finish(()) {
-            Ok(()) => Vec::new(),
-            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
-        }
+        errors.messages()
     }
 
     fn workflow_errors(item: TokenStream) -> Vec<String> {
