@@ -3,9 +3,11 @@
 //! [`permanent`]).
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -237,15 +239,7 @@ impl StepCall {
 
         let span = tracing::info_span!("step", step = %key, execution = %exec.id);
         loop {
-            let begin_at = at.clone();
-            let now = exec.now_millis();
-            // Queued, not waited: it commits with the next waited write, and a
-            // start lost in a crash only means an interrupted attempt.
-            exec.rt
-                .inner
-                .store
-                .enqueue(move |conn| store::begin_attempt(conn, &begin_at, attempt, now));
-
+            let started = exec.now_millis();
             let state = Arc::new(StepState {
                 execution: exec.id.clone(),
                 branch: Arc::clone(&at.branch),
@@ -253,17 +247,32 @@ impl StepCall {
                 attempt,
                 permanent: AtomicBool::new(false),
             });
-            let running = CatchUnwind::new(SCOPE.scope(Scope::Step(Arc::clone(&state)), body()));
-            let outcome = match spec.timeout {
-                None => Ok(running.instrument(span.clone()).await),
-                Some(limit) => tokio::time::timeout(limit, running.instrument(span.clone()))
-                    .await
-                    .map_err(|_| StepFailure::Timeout {
-                        step: key.to_string(),
-                        attempt,
-                        timeout_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            let running = CatchUnwind::new(SCOPE.scope(Scope::Step(Arc::clone(&state)), body()))
+                .instrument(span.clone());
+            let attempt_key = &key;
+            let timeout = spec.timeout;
+            let limited = async move {
+                match timeout {
+                    None => Ok(running.await),
+                    Some(limit) => tokio::time::timeout(limit, running).await.map_err(|_| {
+                        StepFailure::Timeout {
+                            step: attempt_key.to_string(),
+                            attempt,
+                            timeout_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                        }
                     }),
+                }
             };
+            // Queued, not waited: it commits with the next write, and a start
+            // lost in a crash only means an interrupted attempt.
+            let record_start = || {
+                let begin_at = at.clone();
+                exec.rt
+                    .inner
+                    .store
+                    .enqueue(move |conn| store::begin_attempt(conn, &begin_at, attempt, started));
+            };
+            let (outcome, start_recorded) = recording_start(limited, record_start).await;
 
             let failure = match outcome {
                 Ok(Ok(Ok(value))) => {
@@ -282,16 +291,25 @@ impl StepCall {
                                 Ok(decoded) => {
                                     let done_at = at.clone();
                                     let now = exec.now_millis();
-                                    let written = exec
-                                        .rt
-                                        .inner
-                                        .store
-                                        .write(move |conn| {
-                                            store::complete_step(
-                                                conn, &done_at, attempt, &bytes, now,
-                                            )
-                                        })
-                                        .await;
+                                    let log_attempt = start_recorded || attempt > 1;
+                                    let op = move |conn: &rusqlite::Connection| {
+                                        store::complete_step(
+                                            conn,
+                                            &done_at,
+                                            attempt,
+                                            started,
+                                            &bytes,
+                                            now,
+                                            log_attempt,
+                                        )
+                                    };
+                                    let store = &exec.rt.inner.store;
+                                    let written = if log_attempt {
+                                        store.write(op).await
+                                    } else {
+                                        // One statement: the entry, completed.
+                                        store.write_one(op).await
+                                    };
                                     if let Err(e) = written {
                                         exec.journal_failed(
                                             &format!("the result of step `{key}`"),
@@ -335,7 +353,7 @@ impl StepCall {
                         .store
                         .write(move |conn| {
                             store::fail_attempt(
-                                conn, &failed_at, attempt, &message, None, None, now,
+                                conn, &failed_at, attempt, started, &message, None, None, now,
                             )
                         })
                         .await;
@@ -357,6 +375,7 @@ impl StepCall {
                         conn,
                         &failed_at,
                         attempt,
+                        started,
                         &message,
                         None,
                         Some(retry_at),
@@ -390,7 +409,9 @@ impl StepCall {
                     .inner
                     .store
                     .write(move |conn| {
-                        store::fail_attempt(conn, &failed_at, attempt, &message, None, None, now)
+                        store::fail_attempt(
+                            conn, &failed_at, attempt, started, &message, None, None, now,
+                        )
                     })
                     .await;
                 exec.fail(format!(
@@ -426,6 +447,7 @@ impl StepCall {
                         conn,
                         &failed_at,
                         attempt,
+                        started,
                         &message,
                         Some(&bytes),
                         None,
@@ -440,6 +462,37 @@ impl StepCall {
             return Err(decoded);
         }
     }
+}
+
+/// How long a step body runs before its start is journaled on its own. A
+/// quicker step's start and result are written together, as one statement
+/// in one waited commit.
+const START_RECORD_AFTER: Duration = Duration::from_millis(10);
+
+/// Runs `body`, calling `record` once if it is still running after
+/// [`START_RECORD_AFTER`]; returns its output and whether `record` was called.
+/// The timer exists only for a body that does not finish at its first poll.
+async fn recording_start<F: Future>(body: F, record: impl FnOnce()) -> (F::Output, bool) {
+    let mut body = pin!(body);
+    let mut record = Some(record);
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let output = poll_fn(|cx| {
+        if let Poll::Ready(output) = body.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        if record.is_some() {
+            let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(START_RECORD_AFTER)));
+            if t.as_mut().poll(cx).is_ready() {
+                timer = None;
+                if let Some(record) = record.take() {
+                    record();
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    (output, record.is_none())
 }
 
 /// A failure the runtime itself produced, as the step's error if it can hold one.

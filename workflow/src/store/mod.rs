@@ -58,9 +58,19 @@ type Done = Box<dyn FnOnce(std::result::Result<(), &rusqlite::Error>) + Send>;
 type Op =
     Box<dyn FnOnce(std::result::Result<&Connection, &rusqlite::Error>) -> (bool, Done) + Send>;
 
+/// An op queued for the writer.
+struct Queued {
+    op: Op,
+    /// Someone waits for its commit: the writer commits without lingering.
+    waited: bool,
+    /// It may run several statements, so it runs under a savepoint that a
+    /// failure rolls back. An op of one statement needs none: SQLite undoes
+    /// a failed statement by itself.
+    savepoint: bool,
+}
+
 enum Command {
-    /// An op, and whether someone waits for its commit.
-    Op(Op, bool),
+    Op(Queued),
     /// Commit what came before, then stop.
     Close,
 }
@@ -131,6 +141,24 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
+        self.send_waited(op, true).await
+    }
+
+    /// Like [`Store::write`], for an op that runs at most one statement that
+    /// changes anything: it runs without a savepoint of its own.
+    pub(crate) async fn write_one<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        self.send_waited(op, false).await
+    }
+
+    async fn send_waited<R, F>(&self, op: F, savepoint: bool) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<R>>();
         let boxed: Op = Box::new(move |conn| {
             let result = conn.map_err(copy_error).and_then(op);
@@ -145,8 +173,13 @@ impl Store {
             });
             (ok, done)
         });
+        let queued = Queued {
+            op: boxed,
+            waited: true,
+            savepoint,
+        };
         self.ops
-            .send(Command::Op(boxed, true))
+            .send(Command::Op(queued))
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)?
     }
@@ -169,7 +202,12 @@ impl Store {
             });
             (ok, done)
         });
-        if self.ops.send(Command::Op(boxed, false)).is_err() {
+        let queued = Queued {
+            op: boxed,
+            waited: false,
+            savepoint: true,
+        };
+        if self.ops.send(Command::Op(queued)).is_err() {
             tracing::warn!("journal write dropped: the runtime is shut down");
         }
     }
@@ -236,14 +274,15 @@ impl Store {
 /// step's start still becomes durable promptly.
 const QUEUED_LINGER: Duration = Duration::from_millis(10);
 
-fn writer_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
-    let mut batch: Vec<Op> = Vec::with_capacity(64);
+fn writer_loop(conn: Connection, commands: mpsc::Receiver<Command>) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(64);
     let mut done: Vec<Done> = Vec::with_capacity(64);
     let mut open = true;
     while open {
         let mut waited = match commands.recv() {
-            Ok(Command::Op(op, waited)) => {
-                batch.push(op);
+            Ok(Command::Op(queued)) => {
+                let waited = queued.waited;
+                batch.push(queued);
                 waited
             }
             Ok(Command::Close) | Err(_) => break,
@@ -259,9 +298,9 @@ fn writer_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
                 commands.recv_timeout(left).map_err(|_| ())
             };
             match next {
-                Ok(Command::Op(op, w)) => {
-                    batch.push(op);
-                    waited |= w;
+                Ok(Command::Op(queued)) => {
+                    waited |= queued.waited;
+                    batch.push(queued);
                 }
                 Ok(Command::Close) => {
                     open = false;
@@ -270,52 +309,64 @@ fn writer_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
                 Err(()) => break,
             }
         }
-        run_batch(&mut conn, &mut batch, &mut done);
+        run_batch(&conn, &mut batch, &mut done);
     }
     tracing::debug!("journal writer stopped");
 }
 
-/// Runs one batch in one transaction, each op under its own savepoint so a
-/// failing op is rolled back alone, then tells every op the commit's outcome.
-fn run_batch(conn: &mut Connection, batch: &mut Vec<Op>, done: &mut Vec<Done>) {
+/// Runs one statement of the writer's own (transaction control), prepared once.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// Runs one batch in one transaction, each op that needs it under its own
+/// savepoint so a failing op is rolled back alone, then tells every op the
+/// commit's outcome.
+fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Done>) {
     // Each try waits up to the busy timeout for another connection's lock.
-    let mut begun = conn.execute_batch("BEGIN IMMEDIATE");
+    let mut begun = control(conn, "BEGIN IMMEDIATE");
     for _ in 1..BEGIN_TRIES {
         match &begun {
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
                 tracing::warn!(error = %e, "the database is locked by another connection; trying again");
-                begun = conn.execute_batch("BEGIN IMMEDIATE");
+                begun = control(conn, "BEGIN IMMEDIATE");
             }
             _ => break,
         }
     }
     if let Err(e) = begun {
         tracing::error!(error = %e, "cannot begin a journal transaction");
-        for op in batch.drain(..) {
+        for queued in batch.drain(..) {
             // Run nothing; each op learns of the failure as a failed commit.
-            let (_, d) = op(Err(&e));
+            let (_, d) = (queued.op)(Err(&e));
             d(Err(&e));
         }
         return;
     }
-    for op in batch.drain(..) {
-        match conn.savepoint() {
-            Ok(savepoint) => {
-                let (ok, d) = op(Ok(&*savepoint));
-                if ok && let Err(e) = savepoint.commit() {
-                    tracing::error!(error = %e, "cannot release a savepoint");
-                }
-                // Dropping an unreleased savepoint rolls the failed op back.
-                done.push(d);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open a savepoint");
-            }
+    for queued in batch.drain(..) {
+        if !queued.savepoint {
+            let (_, d) = (queued.op)(Ok(conn));
+            done.push(d);
+            continue;
         }
+        if let Err(e) = control(conn, "SAVEPOINT op") {
+            tracing::error!(error = %e, "cannot open a savepoint");
+            let (_, d) = (queued.op)(Err(&e));
+            d(Err(&e));
+            continue;
+        }
+        let (ok, d) = (queued.op)(Ok(conn));
+        if !ok && let Err(e) = control(conn, "ROLLBACK TO op") {
+            tracing::error!(error = %e, "cannot roll back a failed journal write");
+        }
+        if let Err(e) = control(conn, "RELEASE op") {
+            tracing::error!(error = %e, "cannot release a savepoint");
+        }
+        done.push(d);
     }
-    let committed = conn.execute_batch("COMMIT");
-    if committed.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+    let committed = control(conn, "COMMIT");
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = control(conn, "ROLLBACK");
     }
     for d in done.drain(..) {
         d(committed.as_ref().map(|_| ()));

@@ -204,18 +204,26 @@ pub(crate) fn begin_attempt(
     Ok(())
 }
 
-/// Records a step's result. The entry is created if its start record was lost.
+/// Records a step's result; `started` is when this attempt began. The entry
+/// is created if its start was never recorded.
+///
+/// With `log_attempt` false (a first attempt whose start was not recorded:
+/// a quick step, the usual case) this is one statement, and the attempt is
+/// not written to `step_attempts`: the entry itself holds it (`attempts` 1,
+/// `started_at`, `completed_at`), and [`load_info`] shows it as attempt 1.
 pub(crate) fn complete_step(
     conn: &Connection,
     at: &EntryAt,
     attempt: u32,
+    started: i64,
     output: &[u8],
     now: i64,
+    log_attempt: bool,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO step_executions
              (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output, started_at, completed_at)
-         VALUES (?1, ?2, ?9, ?10, ?3, ?4, ?5, 'completed', ?6, ?7, ?8, ?8)
+         VALUES (?1, ?2, ?9, ?10, ?3, ?4, ?5, 'completed', ?6, ?7, ?11, ?8)
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
                        error = NULL, completed_at = excluded.completed_at",
@@ -230,24 +238,30 @@ pub(crate) fn complete_step(
         output,
         now,
         at.branch.as_ref(),
-        at.local
+        at.local,
+        started
     ])?;
-    conn.prepare_cached(
-        "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
-         VALUES (?1, ?2, ?3, 'completed', ?4, ?4)
-         ON CONFLICT (execution_id, position, attempt)
-         DO UPDATE SET status = 'completed', ended_at = excluded.ended_at",
-    )?
-    .execute(params![at.execution.as_str(), at.position, attempt, now])?;
+    if log_attempt {
+        conn.prepare_cached(
+            "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
+             VALUES (?1, ?2, ?3, 'completed', ?4, ?5)
+             ON CONFLICT (execution_id, position, attempt)
+             DO UPDATE SET status = 'completed', ended_at = excluded.ended_at",
+        )?
+        .execute(params![at.execution.as_str(), at.position, attempt, started, now])?;
+    }
     Ok(())
 }
 
 /// Records a failed attempt. With `terminal`, the step has failed for good and
 /// the encoded error is what replay returns; otherwise it waits to retry.
+/// `started` is when this attempt began.
+#[allow(clippy::too_many_arguments)] // one per column it writes
 pub(crate) fn fail_attempt(
     conn: &Connection,
     at: &EntryAt,
     attempt: u32,
+    started: i64,
     message: &str,
     terminal: Option<&[u8]>,
     retry_at: Option<i64>,
@@ -262,7 +276,7 @@ pub(crate) fn fail_attempt(
         "INSERT INTO step_executions
              (execution_id, position, branch, local, kind, name, occurrence, status, attempts, error, error_message,
               started_at, completed_at, wake_at)
-         VALUES (?1, ?2, ?12, ?13, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?8 IS NULL THEN NULL ELSE ?10 END, ?11)
+         VALUES (?1, ?2, ?12, ?13, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?14, CASE WHEN ?8 IS NULL THEN NULL ELSE ?10 END, ?11)
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
                        error_message = excluded.error_message, completed_at = excluded.completed_at,
@@ -281,15 +295,23 @@ pub(crate) fn fail_attempt(
         now,
         retry_at,
         at.branch.as_ref(),
-        at.local
+        at.local,
+        started
     ])?;
     conn.prepare_cached(
         "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at, error_message)
-         VALUES (?1, ?2, ?3, 'failed', ?4, ?4, ?5)
+         VALUES (?1, ?2, ?3, 'failed', ?6, ?4, ?5)
          ON CONFLICT (execution_id, position, attempt)
          DO UPDATE SET status = 'failed', ended_at = excluded.ended_at, error_message = excluded.error_message",
     )?
-    .execute(params![at.execution.as_str(), at.position, attempt, now, message])?;
+    .execute(params![
+        at.execution.as_str(),
+        at.position,
+        attempt,
+        now,
+        message,
+        started
+    ])?;
     Ok(())
 }
 
@@ -587,22 +609,39 @@ fn load_info_unguarded(
     let steps = stmt
         .query_map([id.as_str()], |r| {
             let position: u32 = r.get(0)?;
+            let kind: EntryKind = r.get(1)?;
+            let status: StepStatus = r.get(4)?;
+            let started_at = from_millis(r.get(8)?);
+            let completed_at = r.get::<_, Option<i64>>(9)?.map(from_millis);
+            let mut attempt_log = attempts_by_position.remove(&position).unwrap_or_default();
+            if attempt_log.is_empty() && kind == EntryKind::Step && status == StepStatus::Completed
+            {
+                // A first attempt that completed before its start was
+                // recorded lives in the entry alone (see `complete_step`).
+                attempt_log.push(AttemptRecord {
+                    attempt: 1,
+                    status: AttemptStatus::Completed,
+                    started_at,
+                    ended_at: completed_at,
+                    error: None,
+                });
+            }
             Ok(StepRecord {
                 position,
-                kind: r.get(1)?,
+                kind,
                 key: StepKey {
                     name: r.get(2)?,
                     occurrence: r.get(3)?,
                 },
-                status: r.get(4)?,
+                status,
                 attempts: r.get(5)?,
                 output: r
                     .get::<_, Option<Vec<u8>>>(6)?
                     .map(|b| Payload::new(codec, b)),
                 error: r.get(7)?,
-                started_at: from_millis(r.get(8)?),
-                completed_at: r.get::<_, Option<i64>>(9)?.map(from_millis),
-                attempt_log: attempts_by_position.remove(&position).unwrap_or_default(),
+                started_at,
+                completed_at,
+                attempt_log,
                 branch: r.get(10)?,
                 wake_at: r.get::<_, Option<i64>>(11)?.map(from_millis),
             })
@@ -625,7 +664,8 @@ fn load_info_unguarded(
     }))
 }
 
-/// Executions matching `filter`, newest first.
+/// Executions matching `filter`, newest first (in the order they were started
+/// when they share a millisecond).
 pub(crate) fn list(
     conn: &Connection,
     filter: &ListFilter,
@@ -637,7 +677,7 @@ pub(crate) fn list(
            AND (?2 IS NULL OR workflow_name = ?2)
            AND (?3 IS NULL OR created_at >= ?3)
            AND (?4 IS NULL OR created_at < ?4)
-         ORDER BY created_at DESC, id DESC
+         ORDER BY created_at DESC, rowid DESC
          LIMIT ?5 OFFSET ?6",
     )?;
     let rows = stmt.query_map(
