@@ -63,6 +63,8 @@ pub(crate) struct Execution {
     /// Taken over after an unclean end: the first progress resets the
     /// recovery count.
     recovered: AtomicBool,
+    /// Set when a status that ends `Handle::result` is about to be written.
+    pub ending: AtomicBool,
 }
 
 /// Replay position: the journal loaded at start, consumed in call order
@@ -122,6 +124,7 @@ impl Execution {
             cancel: AtomicBool::new(false),
             interrupt: Notify::new(),
             recovered: AtomicBool::new(recovered),
+            ending: AtomicBool::new(false),
         }
     }
 

@@ -1,11 +1,13 @@
 //! [`Handle`]: waiting for an execution's end.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::codec::Codec;
 use crate::error::{Error, RunError};
 use crate::journal::ExecutionId;
-use crate::runtime::{Runtime, Workflow};
+use crate::runtime::{Ended, Runtime, WatchGuard, Workflow};
 use crate::status::ExecutionStatus;
 use crate::store;
 
@@ -51,49 +53,104 @@ impl<W: Workflow> Handle<W> {
     /// Waits until the execution is completed, failed, cancelled or paused,
     /// and returns its output, or why there is none.
     pub async fn result(&self) -> std::result::Result<W::Output, RunError<W::Error>> {
-        let watch = self.rt.watch(&self.id);
+        let guard = self.rt.watch(&self.id);
+        // An execution this process drives tells its end to the watch: no
+        // read is needed until it changes.
+        let driven = self.rt.active_codec(&self.id);
+        let mut read = driven.is_none();
+        // An end published before this call belongs to an earlier run.
+        let stale = self.published(&guard);
         loop {
             // Registered before the read, so a change in between is not missed.
-            let changed = watch.notify.notified();
+            let changed = guard.watch.notify.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let id = self.id.clone();
-            let row = self
-                .rt
-                .inner
-                .store
-                .read(move |conn| store::load_execution(conn, &id))
-                .await?
-                .ok_or_else(|| Error::NotFound(self.id.clone()))?;
-            let message = || row.error_message.clone().unwrap_or_default();
-            match row.status {
-                ExecutionStatus::Completed => {
-                    let bytes = row.output.as_deref().unwrap_or_default();
-                    let what = || format!("the output of execution `{}`", self.id);
-                    return row
-                        .codec
-                        .decode(bytes, what)
-                        .map_err(|e| RunError::Runtime(e.into()));
+            let ended = self
+                .published(&guard)
+                .filter(|e| !stale.as_ref().is_some_and(|s| Arc::ptr_eq(s, e)));
+            if let (Some(ended), Some(codec)) = (ended, driven) {
+                let t = &ended.transition;
+                let end = End {
+                    status: ended.status,
+                    codec,
+                    output: t.output.as_deref(),
+                    error: t.error.as_deref(),
+                    message: t.message.as_deref(),
+                };
+                if let Some(result) = self.outcome(end) {
+                    return result;
                 }
-                ExecutionStatus::Failed => {
-                    return Err(match row.error.as_deref() {
-                        Some(bytes) => {
-                            let what = || format!("the error of execution `{}`", self.id);
-                            match row.codec.decode(bytes, what) {
-                                Ok(e) => RunError::Workflow(e),
-                                Err(e) => RunError::Runtime(e.into()),
-                            }
-                        }
-                        None => RunError::Failed(message()),
-                    });
+            }
+            if read {
+                let id = self.id.clone();
+                let row = self
+                    .rt
+                    .inner
+                    .store
+                    .read(move |conn| store::load_execution(conn, &id))
+                    .await?
+                    .ok_or_else(|| Error::NotFound(self.id.clone()))?;
+                let end = End {
+                    status: row.status,
+                    codec: row.codec,
+                    output: row.output.as_deref(),
+                    error: row.error.as_deref(),
+                    message: row.error_message.as_deref(),
+                };
+                if let Some(result) = self.outcome(end) {
+                    return result;
                 }
-                ExecutionStatus::Cancelled => return Err(RunError::Cancelled),
-                ExecutionStatus::Paused => return Err(RunError::Paused(message())),
-                _ => {}
             }
             // Changes made by another process (an admin open watching a
             // worker) are not notified here: read again at least every second.
             let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
+            read = true;
         }
     }
+
+    fn published(&self, guard: &WatchGuard) -> Option<Arc<Ended>> {
+        guard
+            .watch
+            .ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The result an execution's status gives, if it is one `result` returns.
+    fn outcome(&self, end: End<'_>) -> Option<std::result::Result<W::Output, RunError<W::Error>>> {
+        let message = || end.message.unwrap_or_default().to_owned();
+        Some(match end.status {
+            ExecutionStatus::Completed => {
+                let bytes = end.output.unwrap_or_default();
+                let what = || format!("the output of execution `{}`", self.id);
+                end.codec
+                    .decode(bytes, what)
+                    .map_err(|e| RunError::Runtime(e.into()))
+            }
+            ExecutionStatus::Failed => Err(match end.error {
+                Some(bytes) => {
+                    let what = || format!("the error of execution `{}`", self.id);
+                    match end.codec.decode(bytes, what) {
+                        Ok(e) => RunError::Workflow(e),
+                        Err(e) => RunError::Runtime(e.into()),
+                    }
+                }
+                None => RunError::Failed(message()),
+            }),
+            ExecutionStatus::Cancelled => Err(RunError::Cancelled),
+            ExecutionStatus::Paused => Err(RunError::Paused(message())),
+            _ => return None,
+        })
+    }
+}
+
+/// An execution's status with what it ended with, from the journal or from
+/// the watch.
+struct End<'a> {
+    status: ExecutionStatus,
+    codec: Codec,
+    output: Option<&'a [u8]>,
+    error: Option<&'a [u8]>,
+    message: Option<&'a str>,
 }

@@ -130,7 +130,7 @@ pub(crate) struct Inner {
     /// Executions driven by this process (the execution itself once spawned).
     active: Mutex<HashMap<ExecutionId, Weak<Execution>>>,
     /// Waiters of `Handle::result`, per execution, told after each status change.
-    pub waiters: Mutex<HashMap<ExecutionId, (Arc<Notify>, usize)>>,
+    pub waiters: Mutex<HashMap<ExecutionId, (Arc<Watch>, usize)>>,
     pub timers: Arc<Timers>,
     pub shutting_down: AtomicBool,
     /// Opened as an admin: reads, and records requests for the worker.
@@ -411,16 +411,28 @@ impl Runtime {
         status: ExecutionStatus,
         transition: Transition,
     ) {
+        let ends = status.is_terminal() || status == ExecutionStatus::Paused;
+        if ends && let Some(exec) = self.active_execution(id) {
+            // Before the write: see `active_codec`.
+            exec.ending.store(true, Ordering::SeqCst);
+        }
         let id_owned = id.clone();
         let now = to_millis(self.inner.clock.now());
         let written = self
             .inner
             .store
-            .write(move |conn| store::set_status(conn, &id_owned, status, &transition, now))
+            .write(move |conn| {
+                store::set_status(conn, &id_owned, status, &transition, now)
+                    .map(|changed| (changed, transition))
+            })
             .await;
         match written {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok((true, transition)) if ends => {
+                self.notify_end(id, Ended { status, transition });
+                return;
+            }
+            Ok((true, _)) => {}
+            Ok((false, _)) => {
                 tracing::debug!(execution = %id, %status, "status unchanged: the execution had already finished")
             }
             Err(e) => {
@@ -433,23 +445,45 @@ impl Runtime {
     /// Wakes the waiters of `id`'s result.
     pub(crate) fn notify_change(&self, id: &ExecutionId) {
         let waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((notify, _)) = waiters.get(id) {
-            notify.notify_waiters();
+        if let Some((watch, _)) = waiters.get(id) {
+            watch.notify.notify_waiters();
+        }
+    }
+
+    /// Hands the committed end of `id` to its waiters, so they need not read it.
+    fn notify_end(&self, id: &ExecutionId, ended: Ended) {
+        let waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((watch, _)) = waiters.get(id) {
+            *watch.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(ended));
+            watch.notify.notify_waiters();
         }
     }
 
     /// Registers interest in `id`'s status changes until the guard drops.
     pub(crate) fn watch(&self, id: &ExecutionId) -> WatchGuard {
         let mut waiters = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = waiters
-            .entry(id.clone())
-            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+        let entry = waiters.entry(id.clone()).or_insert_with(|| {
+            let watch = Watch {
+                notify: Notify::new(),
+                ended: Mutex::new(None),
+            };
+            (Arc::new(watch), 0)
+        });
         entry.1 += 1;
         WatchGuard {
             rt: self.clone(),
             id: id.clone(),
-            notify: Arc::clone(&entry.0),
+            watch: Arc::clone(&entry.0),
         }
+    }
+
+    /// The codec of an execution this process drives and that has not
+    /// begun to record its end: that end will reach the watches registered
+    /// before this call.
+    pub(crate) fn active_codec(&self, id: &ExecutionId) -> Option<Codec> {
+        self.active_execution(id)
+            .filter(|exec| !exec.ending.load(Ordering::SeqCst))
+            .map(|exec| exec.codec)
     }
 
     /// Starts (or attaches to) execution `id` of the workflow registered as
@@ -589,11 +623,25 @@ impl Runtime {
     }
 }
 
+/// What the waiters of one execution share.
+pub(crate) struct Watch {
+    /// Told after each status change.
+    pub notify: Notify,
+    /// The end this process committed, once it has.
+    pub ended: Mutex<Option<Arc<Ended>>>,
+}
+
+/// An execution's end (or pause) as its driver committed it.
+pub(crate) struct Ended {
+    pub status: ExecutionStatus,
+    pub transition: Transition,
+}
+
 /// Interest in one execution's status changes; see [`Runtime::watch`].
 pub(crate) struct WatchGuard {
     rt: Runtime,
     id: ExecutionId,
-    pub notify: Arc<Notify>,
+    pub watch: Arc<Watch>,
 }
 
 impl Drop for WatchGuard {

@@ -84,7 +84,8 @@ const MAX_BATCH: usize = 4096;
 
 pub(crate) struct Store {
     ops: mpsc::Sender<Command>,
-    reader: Option<Arc<Mutex<Connection>>>,
+    /// `None` for an in-memory store; holds `None` once the store is closed.
+    reader: Option<Arc<Mutex<Option<Connection>>>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
     path: Option<PathBuf>,
     /// The worker lock of a file database, held until the store is closed.
@@ -124,7 +125,7 @@ impl Store {
             })?;
         Ok(Store {
             ops: tx,
-            reader: reader.map(|r| Arc::new(Mutex::new(r))),
+            reader: reader.map(|r| Arc::new(Mutex::new(Some(r)))),
             writer: Mutex::new(Some(handle)),
             path,
             lock: Mutex::new(None),
@@ -226,7 +227,8 @@ impl Store {
                 tokio::task::spawn_blocking(move || {
                     // A poisoned lock means a read panicked; the connection itself is fine.
                     let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-                    op(&conn).map_err(Error::from)
+                    let conn = conn.as_ref().ok_or(Error::Shutdown)?;
+                    op(conn).map_err(Error::from)
                 })
                 .await
                 .map_err(|_| Error::Shutdown)?
@@ -235,12 +237,17 @@ impl Store {
     }
 
     /// Stops the writer after it has committed everything queued before
-    /// this call, waits for it, then releases the worker lock. Blocking.
+    /// this call, waits for it, closes the reader, then releases the worker
+    /// lock: no connection to the file is left open. Blocking.
     pub(crate) fn close_and_wait(&self) {
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
             let _ = self.ops.send(Command::Close);
             let _ = handle.join();
+        }
+        if let Some(reader) = &self.reader {
+            // Waits for a read in progress.
+            drop(reader.lock().unwrap_or_else(|p| p.into_inner()).take());
         }
         if let Some(mut lock) = self.lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
             lock.mark_clean_end();
