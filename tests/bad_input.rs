@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use support::{TempDb, within};
 use workflow::{
-    AnyError, Context, Error, ExecutionStatus, PauseCause, RunError, Runtime, step, workflow,
+    AnyError, Context, Error, ExecutionStatus, IntegrityCheck, PauseCause, RunError, Runtime, step,
+    workflow,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +134,80 @@ async fn a_corrupt_database_is_refused_and_left_untouched() {
     };
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("corrupt"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file was modified"
+    );
+    assert!(!db.dir.path().join("workflow.db-wal").exists());
+}
+
+#[step]
+async fn kilobyte(i: u32) -> Result<String, AnyError> {
+    Ok(format!("{i:04}").repeat(256))
+}
+
+#[workflow]
+async fn bulk(_ctx: Context, n: u32) -> Result<u32, AnyError> {
+    for i in 0..n {
+        kilobyte(i).await?;
+    }
+    Ok(n)
+}
+
+#[tokio::test]
+async fn a_damaged_page_is_found_after_an_unclean_end_or_when_always_checked() {
+    let db = TempDb::new();
+    {
+        let rt = db.builder().open().await.unwrap();
+        within(bulk::start(&rt, "bulk-1", 300).await.unwrap().result())
+            .await
+            .unwrap();
+        rt.shutdown().await.unwrap();
+    }
+    let path = db.path();
+    let lock = db.dir.path().join("workflow.db.lock");
+    assert!(
+        std::fs::read_to_string(&lock)
+            .unwrap()
+            .ends_with("(shut down cleanly)")
+    );
+    let page_size = {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        c.pragma_query_value(None, "page_size", |r| r.get::<_, u32>(0))
+            .unwrap() as usize
+    };
+    // Garble one page in the middle of the journal; the schema (page 1) is intact.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let pages = bytes.len() / page_size;
+    assert!(pages > 50, "{pages} pages");
+    let middle = pages / 2 * page_size;
+    for (i, b) in bytes[middle..middle + page_size].iter_mut().enumerate() {
+        *b = (i * 13 % 251) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let refused = |result: Result<Runtime, Error>| match result {
+        Ok(_) => panic!("opened a damaged database"),
+        Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e}"),
+    };
+    // After a clean shutdown only a full check reads that page.
+    refused(
+        db.builder()
+            .integrity_check(IntegrityCheck::Always)
+            .open()
+            .await,
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file was modified"
+    );
+
+    // A killed worker leaves its name in the lock file, not a clean end.
+    std::fs::write(&lock, "process 1 on worker").unwrap();
+    refused(db.builder().open().await);
     assert_eq!(
         std::fs::read(&path).unwrap(),
         bytes,

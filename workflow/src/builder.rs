@@ -13,7 +13,7 @@ use crate::panic;
 use crate::private::{Registration, WorkflowDescriptor};
 use crate::retry::RetryPolicy;
 use crate::runtime::{Defaults, Runtime, Workflow};
-use crate::store::{self, Durability, Store};
+use crate::store::{self, Durability, IntegrityCheck, Store};
 
 /// Options for opening a [`Runtime`].
 ///
@@ -48,6 +48,7 @@ pub struct RuntimeBuilder {
     recovery_budget: u32,
     busy_timeout: Duration,
     max_size: Option<u64>,
+    integrity_check: IntegrityCheck,
     admin: bool,
     extra: Vec<&'static WorkflowDescriptor>,
 }
@@ -69,6 +70,7 @@ impl Default for RuntimeBuilder {
             recovery_budget: 3,
             busy_timeout: Duration::from_secs(5),
             max_size: None,
+            integrity_check: IntegrityCheck::default(),
             admin: false,
             extra: Vec::new(),
         }
@@ -170,6 +172,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// When opening a file reads all of it to check its integrity before
+    /// anything writes to it (default [`IntegrityCheck::AfterUncleanEnd`]).
+    pub fn integrity_check(mut self, when: IntegrityCheck) -> Self {
+        self.integrity_check = when;
+        self
+    }
+
     /// Caps the database file's size: a write that would grow it further
     /// fails, and the execution that made it is paused (resumable once space
     /// is freed) instead of going on unrecorded. Default: no cap.
@@ -218,6 +227,7 @@ impl RuntimeBuilder {
             durability,
             busy_timeout,
             max_size: self.max_size,
+            integrity_check: self.integrity_check,
         };
         let admin = self.admin;
         if admin && path.is_none() {

@@ -70,11 +70,64 @@ pub(crate) struct Execution {
 /// Replay position: the journal loaded at start, consumed in call order
 /// within each branch.
 struct Cursor {
-    /// Recorded entries not yet reached, by (branch, index in the branch).
-    journal: HashMap<(Arc<str>, u32), Entry>,
+    /// Recorded entries not yet reached.
+    journal: Recorded,
     /// The position of the next new entry (positions order all entries).
     next_position: u32,
+    /// Call order in the workflow body.
+    main: BranchCursor,
+    /// Call order in each [`Context::branch`].
     branches: HashMap<Arc<str>, BranchCursor>,
+}
+
+/// Recorded entries not yet reached, per branch, indexed by their place in
+/// the branch (the workflow body's own, the usual case, without a lookup).
+#[derive(Default)]
+struct Recorded {
+    main: Vec<Option<Entry>>,
+    branches: HashMap<Arc<str>, Vec<Option<Entry>>>,
+}
+
+impl Recorded {
+    fn new(journal: Vec<Entry>) -> Recorded {
+        let mut recorded = Recorded::default();
+        for entry in journal {
+            let slots = if entry.branch.is_empty() {
+                &mut recorded.main
+            } else {
+                recorded
+                    .branches
+                    .entry(Arc::clone(&entry.branch))
+                    .or_default()
+            };
+            let local = entry.local as usize;
+            if slots.len() <= local {
+                slots.resize_with(local + 1, || None);
+            }
+            slots[local] = Some(entry);
+        }
+        recorded
+    }
+
+    fn take(&mut self, branch: &str, local: u32) -> Option<Entry> {
+        let slots = if branch.is_empty() {
+            &mut self.main
+        } else {
+            self.branches.get_mut(branch)?
+        };
+        slots.get_mut(local as usize)?.take()
+    }
+
+    /// What was never taken, by position.
+    fn drain(&mut self) -> Vec<Entry> {
+        let mut left: Vec<Entry> = std::mem::take(&mut self.main)
+            .into_iter()
+            .chain(self.branches.drain().flat_map(|(_, slots)| slots))
+            .flatten()
+            .collect();
+        left.sort_by_key(|e| e.position);
+        left
+    }
 }
 
 /// Call order inside one branch.
@@ -104,10 +157,6 @@ impl Execution {
         recovered: bool,
     ) -> Self {
         let next_position = journal.iter().map(|e| e.position + 1).max().unwrap_or(0);
-        let mut recorded = HashMap::with_capacity(journal.len());
-        for entry in journal {
-            recorded.insert((Arc::clone(&entry.branch), entry.local), entry);
-        }
         Execution {
             rt,
             id: row.id.clone(),
@@ -116,8 +165,9 @@ impl Execution {
             restart_attempt: row.restart_attempt,
             retry,
             cursor: Mutex::new(Cursor {
-                journal: recorded,
+                journal: Recorded::new(journal),
                 next_position,
+                main: BranchCursor::default(),
                 branches: HashMap::new(),
             }),
             stop: Notify::new(),
@@ -219,7 +269,7 @@ impl Execution {
         let wake_at = match r.recorded {
             Some(entry)
                 if entry.kind == EntryKind::Sleep
-                    && entry.name == "sleep"
+                    && &*entry.name == "sleep"
                     && entry.occurrence == r.occurrence =>
             {
                 if entry.status == StepStatus::Completed {
@@ -267,8 +317,13 @@ impl Execution {
     pub(crate) fn reserve(&self, branch: &Arc<str>, name: &str) -> Reservation {
         // The lock is never held across an await; a panic while holding it
         // cannot leave the cursor half-updated.
-        let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let b = c.branches.entry(Arc::clone(branch)).or_default();
+        let mut guard = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let c = &mut *guard;
+        let b = if branch.is_empty() {
+            &mut c.main
+        } else {
+            c.branches.entry(Arc::clone(branch)).or_default()
+        };
         let local = b.next;
         b.next += 1;
         let occurrence = match b.occurrences.get_mut(name) {
@@ -281,7 +336,7 @@ impl Execution {
                 0
             }
         };
-        let recorded = c.journal.remove(&(Arc::clone(branch), local));
+        let recorded = c.journal.take(branch, local);
         let position = match &recorded {
             Some(entry) => entry.position,
             None => {
@@ -301,8 +356,13 @@ impl Execution {
 
     /// Names the next child branch of `parent` (synchronous: in call order).
     fn child_branch(&self, parent: &Arc<str>) -> Arc<str> {
-        let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let b = c.branches.entry(Arc::clone(parent)).or_default();
+        let mut guard = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let c = &mut *guard;
+        let b = if parent.is_empty() {
+            &mut c.main
+        } else {
+            c.branches.entry(Arc::clone(parent)).or_default()
+        };
         let n = b.children;
         b.children += 1;
         if parent.is_empty() {
@@ -315,9 +375,7 @@ impl Execution {
     /// Journal entries the run did not reach, for the completion check.
     pub(crate) fn unreached(&self) -> Vec<Entry> {
         let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let mut left: Vec<Entry> = c.journal.drain().map(|(_, e)| e).collect();
-        left.sort_by_key(|e| e.position);
-        left
+        c.journal.drain()
     }
 
     pub(crate) fn entry_at(&self, r: &Reservation, kind: EntryKind, name: &str) -> EntryAt {
@@ -431,7 +489,7 @@ impl Execution {
             occurrence: r.occurrence,
         };
         if let Some(entry) = r.recorded {
-            if entry.kind != kind || entry.name != name || entry.occurrence != r.occurrence {
+            if entry.kind != kind || *entry.name != *name || entry.occurrence != r.occurrence {
                 let reason = self.nondeterminism(r.position, &entry, kind, &key);
                 self.park_for(PauseCause::Nondeterminism, reason).await
             }

@@ -111,6 +111,6 @@ pub use retry::RetryPolicy;
 pub use runtime::{Runtime, StartOptions, Workflow};
 pub use status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
 pub use step::{StepContext, permanent};
-pub use store::Durability;
+pub use store::{Durability, IntegrityCheck};
 pub use uuid::Uuid;
 pub use workflow_macros::{step, workflow};

@@ -44,6 +44,13 @@ pub(crate) fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether the last worker on `db` recorded a clean end in the lock file,
+/// read without taking the lock; `None` without a lock file. Blocking.
+pub(crate) fn previous_end_clean(db: &Path) -> Option<bool> {
+    let text = std::fs::read_to_string(lock_path(db)).ok()?;
+    Some(text.ends_with(CLEAN_END))
+}
+
 /// Takes the worker lock of `db`, or says who holds it. Blocking (file I/O).
 pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
     let path = lock_path(db);

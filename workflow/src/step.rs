@@ -196,7 +196,7 @@ impl StepCall {
         let mut attempt = 1;
         if let Some(entry) = reservation.recorded {
             if entry.kind != EntryKind::Step
-                || entry.name != key.name
+                || *entry.name != *key.name
                 || entry.occurrence != key.occurrence
             {
                 let reason = exec.nondeterminism(position, &entry, EntryKind::Step, &key);

@@ -41,6 +41,27 @@ impl Durability {
     }
 }
 
+/// When opening a database file reads all of it to check its integrity
+/// (`PRAGMA quick_check`) before anything writes to it.
+///
+/// The check is linear in the file's size (roughly 10 ms per MB). Every
+/// open reads the header and the schema, which a damaged or foreign file
+/// rarely passes; a damaged page deeper in the file is otherwise found when
+/// SQLite reads it, and the write or read that needed it fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IntegrityCheck {
+    /// On every open.
+    Always,
+    /// When the last worker on the file did not shut down cleanly (it was
+    /// killed, or its machine stopped), or it is not known how it ended. The
+    /// default.
+    #[default]
+    AfterUncleanEnd,
+    /// Never: the header and schema checks only.
+    Never,
+}
+
 /// How a worker opens its database file.
 #[derive(Debug, Clone)]
 pub(crate) struct FileOptions {
@@ -48,6 +69,7 @@ pub(crate) struct FileOptions {
     pub busy_timeout: Duration,
     /// The largest the file may grow (`PRAGMA max_page_count`), in bytes.
     pub max_size: Option<u64>,
+    pub integrity_check: IntegrityCheck,
 }
 
 /// What is called with the commit's outcome once the batch holding an op is done.

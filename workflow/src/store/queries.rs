@@ -121,7 +121,7 @@ pub(crate) fn load_execution(
 pub(crate) struct Entry {
     pub position: u32,
     pub kind: EntryKind,
-    pub name: String,
+    pub name: Arc<str>,
     pub occurrence: u32,
     pub status: StepStatus,
     pub attempts: u32,
@@ -133,18 +133,23 @@ pub(crate) struct Entry {
     pub local: u32,
 }
 
-/// The whole journal of an execution, in one query.
+/// The whole journal of an execution, in one query, ordered by position.
 pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
                 branch, local
          FROM step_executions WHERE execution_id = ?1 ORDER BY position",
     )?;
-    let rows = stmt.query_map([id.as_str()], |r| {
-        Ok(Entry {
+    let mut rows = stmt.query([id.as_str()])?;
+    let mut entries = Vec::new();
+    // Most entries share a few names and branches: one allocation each.
+    let mut names = Interner::default();
+    let mut branches = Interner::default();
+    while let Some(r) = rows.next()? {
+        entries.push(Entry {
             position: r.get(0)?,
             kind: r.get(1)?,
-            name: r.get(2)?,
+            name: names.get(r.get_ref(2)?.as_str()?),
             occurrence: r.get(3)?,
             status: r.get(4)?,
             attempts: r.get(5)?,
@@ -152,11 +157,34 @@ pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Res
             error: r.get(7)?,
             error_message: r.get(8)?,
             wake_at: r.get(9)?,
-            branch: Arc::from(r.get_ref(10)?.as_str()?),
+            branch: branches.get(r.get_ref(10)?.as_str()?),
             local: r.get(11)?,
-        })
-    })?;
-    rows.collect()
+        });
+    }
+    Ok(entries)
+}
+
+/// Shares one `Arc<str>` among equal strings read one after another.
+#[derive(Default)]
+struct Interner {
+    recent: Vec<Arc<str>>,
+}
+
+impl Interner {
+    /// How many distinct strings it keeps; a journal has few names.
+    const KEEP: usize = 16;
+
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(found) = self.recent.iter().find(|s| ***s == *text) {
+            return Arc::clone(found);
+        }
+        let new: Arc<str> = Arc::from(text);
+        if self.recent.len() == Self::KEEP {
+            self.recent.remove(0);
+        }
+        self.recent.push(Arc::clone(&new));
+        new
+    }
 }
 
 /// Where a journal entry sits and what it is.
