@@ -442,6 +442,7 @@ mod tests {
             durability: Durability::Full,
             busy_timeout: Duration::from_secs(5),
             max_size: None,
+            integrity_check: IntegrityCheck::default(),
         }
     }
 
