@@ -385,7 +385,7 @@ impl Execution {
             branch: Arc::clone(&r.branch),
             local: r.local,
             kind,
-            name: name.to_owned(),
+            name: Arc::from(name),
             occurrence: r.occurrence,
         }
     }

@@ -1,6 +1,7 @@
 //! Identifiers and the records the journal holds, as the public API shows them.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::codec::Payload;
@@ -9,12 +10,12 @@ use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 /// The id of one execution, chosen by the caller of `start` (an order number,
 /// a request id): starting twice with one id attaches to the same execution.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ExecutionId(String);
+pub struct ExecutionId(Arc<str>);
 
 impl ExecutionId {
     /// Wraps an id.
     pub fn new(id: impl Into<String>) -> Self {
-        ExecutionId(id.into())
+        ExecutionId(Arc::from(id.into()))
     }
 
     /// The id as text.
@@ -31,19 +32,19 @@ impl fmt::Display for ExecutionId {
 
 impl From<&str> for ExecutionId {
     fn from(id: &str) -> Self {
-        ExecutionId(id.to_owned())
+        ExecutionId(Arc::from(id))
     }
 }
 
 impl From<String> for ExecutionId {
     fn from(id: String) -> Self {
-        ExecutionId(id)
+        ExecutionId(Arc::from(id))
     }
 }
 
 impl From<&String> for ExecutionId {
     fn from(id: &String) -> Self {
-        ExecutionId(id.clone())
+        ExecutionId(Arc::from(id.as_str()))
     }
 }
 

@@ -195,7 +195,7 @@ pub(crate) struct EntryAt {
     pub branch: Arc<str>,
     pub local: u32,
     pub kind: EntryKind,
-    pub name: String,
+    pub name: Arc<str>,
     pub occurrence: u32,
 }
 
