@@ -289,7 +289,8 @@ impl StepCall {
                             // run as on replay.
                             match exec.codec.decode::<T>(&bytes, what_output) {
                                 Ok(decoded) => {
-                                    let done_at = at.clone();
+                                    // The last use of `at`: moved, not copied.
+                                    let done_at = at;
                                     let now = exec.now_millis();
                                     let log_attempt = start_recorded || attempt > 1;
                                     let op = move |conn: &rusqlite::Connection| {

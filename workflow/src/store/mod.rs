@@ -72,17 +72,86 @@ pub(crate) struct FileOptions {
     pub integrity_check: IntegrityCheck,
 }
 
-/// What is called with the commit's outcome once the batch holding an op is done.
-type Done = Box<dyn FnOnce(std::result::Result<(), &rusqlite::Error>) + Send>;
-/// One unit of work for the writer thread; runs inside the batch's transaction
-/// and says whether it succeeded (a failed op is rolled back alone).
-/// It gets the error instead of a connection when the transaction could not begin.
-type Op =
-    Box<dyn FnOnce(std::result::Result<&Connection, &rusqlite::Error>) -> (bool, Done) + Send>;
+/// One unit of work for the writer thread: it runs inside the batch's
+/// transaction, then learns whether that transaction committed. One
+/// allocation per op, made by the caller.
+trait Job: Send {
+    /// Runs the op (it gets the error instead of a connection when the
+    /// transaction could not begin); returns whether it succeeded (a failed
+    /// op is rolled back alone).
+    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool;
+    /// Called once the batch is done, with the commit's outcome.
+    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>);
+}
+
+/// An op someone waits for: the outcome goes back on a oneshot.
+struct Waited<F, R> {
+    op: Option<F>,
+    result: Option<Result<R>>,
+    reply: oneshot::Sender<Result<R>>,
+}
+
+impl<F, R> Job for Waited<F, R>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<R> + Send,
+    R: Send,
+{
+    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        let result = conn.map_err(copy_error).and_then(op).map_err(Error::from);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>) {
+        let outcome = match (self.result, committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(_)), Err(e)) => Err(Error::from(copy_error(e))),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (None, Err(e)) => Err(Error::from(copy_error(e))),
+            (None, Ok(())) => Err(Error::Shutdown),
+        };
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// An op nobody waits for: a failure is logged.
+struct Unwaited<F> {
+    op: Option<F>,
+    failed: bool,
+}
+
+impl<F> Job for Unwaited<F>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<()> + Send,
+{
+    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        match conn.map_err(copy_error).and_then(op) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "queued journal write failed");
+                self.failed = true;
+                false
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>) {
+        if let (false, Err(e)) = (self.failed, committed) {
+            tracing::error!(error = %e, "queued journal write was not committed");
+        }
+    }
+}
 
 /// An op queued for the writer.
 struct Queued {
-    op: Op,
+    job: Box<dyn Job>,
     /// Someone waits for its commit: the writer commits without lingering.
     waited: bool,
     /// It may run several statements, so it runs under a savepoint that a
@@ -183,21 +252,12 @@ impl Store {
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<R>>();
-        let boxed: Op = Box::new(move |conn| {
-            let result = conn.map_err(copy_error).and_then(op);
-            let ok = result.is_ok();
-            let done: Done = Box::new(move |committed| {
-                let outcome = match (result, committed) {
-                    (Err(e), _) => Err(Error::from(e)),
-                    (Ok(_), Err(e)) => Err(Error::from(copy_error(e))),
-                    (Ok(value), Ok(())) => Ok(value),
-                };
-                let _ = tx.send(outcome);
-            });
-            (ok, done)
-        });
         let queued = Queued {
-            op: boxed,
+            job: Box::new(Waited {
+                op: Some(op),
+                result: None,
+                reply: tx,
+            }),
             waited: true,
             savepoint,
         };
@@ -213,20 +273,11 @@ impl Store {
     where
         F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     {
-        let boxed: Op = Box::new(move |conn| {
-            let result = conn.map_err(copy_error).and_then(op);
-            let ok = result.is_ok();
-            let done: Done = Box::new(move |committed| match (result, committed) {
-                (Err(e), _) => tracing::error!(error = %e, "queued journal write failed"),
-                (Ok(()), Err(e)) => {
-                    tracing::error!(error = %e, "queued journal write was not committed")
-                }
-                (Ok(()), Ok(())) => {}
-            });
-            (ok, done)
-        });
         let queued = Queued {
-            op: boxed,
+            job: Box::new(Unwaited {
+                op: Some(op),
+                failed: false,
+            }),
             waited: false,
             savepoint: true,
         };
@@ -305,7 +356,7 @@ const QUEUED_LINGER: Duration = Duration::from_millis(10);
 
 fn writer_loop(conn: Connection, commands: mpsc::Receiver<Command>) {
     let mut batch: Vec<Queued> = Vec::with_capacity(64);
-    let mut done: Vec<Done> = Vec::with_capacity(64);
+    let mut done: Vec<Box<dyn Job>> = Vec::with_capacity(64);
     let mut open = true;
     while open {
         let mut waited = match commands.recv() {
@@ -351,7 +402,7 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// Runs one batch in one transaction, each op that needs it under its own
 /// savepoint so a failing op is rolled back alone, then tells every op the
 /// commit's outcome.
-fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Done>) {
+fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Box<dyn Job>>) {
     // Each try waits up to the busy timeout for another connection's lock.
     let mut begun = control(conn, "BEGIN IMMEDIATE");
     for _ in 1..BEGIN_TRIES {
@@ -367,38 +418,40 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Done>) {
         tracing::error!(error = %e, "cannot begin a journal transaction");
         for queued in batch.drain(..) {
             // Run nothing; each op learns of the failure as a failed commit.
-            let (_, d) = (queued.op)(Err(&e));
-            d(Err(&e));
+            let mut job = queued.job;
+            job.run(Err(&e));
+            job.finish(Err(&e));
         }
         return;
     }
     for queued in batch.drain(..) {
+        let mut job = queued.job;
         if !queued.savepoint {
-            let (_, d) = (queued.op)(Ok(conn));
-            done.push(d);
+            job.run(Ok(conn));
+            done.push(job);
             continue;
         }
         if let Err(e) = control(conn, "SAVEPOINT op") {
             tracing::error!(error = %e, "cannot open a savepoint");
-            let (_, d) = (queued.op)(Err(&e));
-            d(Err(&e));
+            job.run(Err(&e));
+            job.finish(Err(&e));
             continue;
         }
-        let (ok, d) = (queued.op)(Ok(conn));
+        let ok = job.run(Ok(conn));
         if !ok && let Err(e) = control(conn, "ROLLBACK TO op") {
             tracing::error!(error = %e, "cannot roll back a failed journal write");
         }
         if let Err(e) = control(conn, "RELEASE op") {
             tracing::error!(error = %e, "cannot release a savepoint");
         }
-        done.push(d);
+        done.push(job);
     }
     let committed = control(conn, "COMMIT");
     if committed.is_err() && !conn.is_autocommit() {
         let _ = control(conn, "ROLLBACK");
     }
-    for d in done.drain(..) {
-        d(committed.as_ref().map(|_| ()));
+    for job in done.drain(..) {
+        job.finish(committed.as_ref().map(|_| ()));
     }
 }
 
