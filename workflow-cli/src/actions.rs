@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use workflow::{AdminAction, ExecutionInfo, ExecutionStatus, Runtime};
+use workflow::{AdminAction, ExecutionInfo, Runtime};
 
 use crate::args::ActionArgs;
 use crate::{Failure, emit};
@@ -50,14 +50,7 @@ pub(crate) async fn run(
 /// Refuses what cannot apply, so the user learns it now rather than from
 /// the application's log.
 fn check(info: &ExecutionInfo, action: AdminAction) -> Result<(), Failure> {
-    let refused = match action {
-        AdminAction::Cancel | AdminAction::Resume => info.status.is_terminal(),
-        AdminAction::Restart => !matches!(
-            info.status,
-            ExecutionStatus::Panicked | ExecutionStatus::Restarting | ExecutionStatus::Failed
-        ),
-    };
-    if !refused {
+    if action.applies_to(info.status) {
         return Ok(());
     }
     Err(Failure(match action {

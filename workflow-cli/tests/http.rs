@@ -211,6 +211,7 @@ async fn shows_an_execution_with_its_steps_and_attempts() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let e = &a.body;
     assert_eq!(e["status"], "completed");
+    assert_eq!(e["actions"], json!([]));
     assert_eq!(e["codec"], "json");
     assert_eq!(e["input"], json!({}));
     assert_eq!(e["output"], 3);
@@ -230,12 +231,14 @@ async fn shows_an_execution_with_its_steps_and_attempts() {
 
     let a = send(&app, get("/api/executions/doomed-1")).await;
     assert_eq!(a.body["status"], "failed");
+    assert_eq!(a.body["actions"], json!(["restart"]));
     assert_eq!(a.body["error"]["message"], "no such customer");
     assert_eq!(a.body["error_message"], "no such customer");
     assert!(a.body.get("output").is_none());
 
     let a = send(&app, get("/api/executions/nap-1")).await;
     assert_eq!(a.body["status"], "sleeping");
+    assert_eq!(a.body["actions"], json!(["cancel", "resume"]));
     assert!(a.body["wake_at"].is_string());
     assert_eq!(a.body["steps"][1]["kind"], "sleep");
     assert_eq!(a.body["steps"][1]["status"], "sleeping");

@@ -179,6 +179,31 @@ text_enum! {
     }
 }
 
+impl AdminAction {
+    /// Whether the action can apply to an execution in `status`: cancel and
+    /// resume to an unfinished one, restart to a panicked, restarting or
+    /// failed one. The CLI, the HTTP API and the dashboard refuse the others
+    /// up front.
+    pub fn applies_to(self, status: ExecutionStatus) -> bool {
+        match self {
+            AdminAction::Cancel | AdminAction::Resume => !status.is_terminal(),
+            AdminAction::Restart => matches!(
+                status,
+                ExecutionStatus::Panicked | ExecutionStatus::Restarting | ExecutionStatus::Failed
+            ),
+        }
+    }
+
+    /// The actions that apply to an execution in `status`.
+    pub fn allowed_for(status: ExecutionStatus) -> Vec<AdminAction> {
+        AdminAction::ALL
+            .iter()
+            .copied()
+            .filter(|a| a.applies_to(status))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +217,20 @@ mod tests {
             assert_eq!(s.as_str().parse::<StepStatus>().unwrap(), *s);
         }
         assert!("Running".parse::<ExecutionStatus>().is_err());
+    }
+
+    #[test]
+    fn actions_apply_to_the_statuses_they_can_change() {
+        use AdminAction::*;
+        use ExecutionStatus::*;
+        assert_eq!(AdminAction::allowed_for(Running), [Cancel, Resume]);
+        assert_eq!(
+            AdminAction::allowed_for(Panicked),
+            [Cancel, Resume, Restart]
+        );
+        assert_eq!(AdminAction::allowed_for(Failed), [Restart]);
+        assert_eq!(AdminAction::allowed_for(Completed), []);
+        assert_eq!(AdminAction::allowed_for(Cancelled), []);
     }
 
     #[test]

@@ -181,25 +181,20 @@ pub(crate) fn check_action(
     status: ExecutionStatus,
     action: AdminAction,
 ) -> Result<(), ApiError> {
-    match action {
-        AdminAction::Cancel | AdminAction::Resume if status.is_terminal() => Err(ApiError::new(
+    if action.applies_to(status) {
+        return Ok(());
+    }
+    Err(match action {
+        AdminAction::Restart => Error::NotRestartable {
+            id: id.clone(),
+            status,
+        }
+        .into(),
+        _ => ApiError::new(
             StatusCode::CONFLICT,
             format!("execution `{id}` is {status}; there is nothing to {action}"),
-        )),
-        AdminAction::Restart
-            if !matches!(
-                status,
-                ExecutionStatus::Panicked | ExecutionStatus::Restarting | ExecutionStatus::Failed
-            ) =>
-        {
-            Err(Error::NotRestartable {
-                id: id.clone(),
-                status,
-            }
-            .into())
-        }
-        _ => Ok(()),
-    }
+        ),
+    })
 }
 
 /// `GET /api/workflows`: the workflows this process can start.

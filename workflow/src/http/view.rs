@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::time::{format_time, millis_between};
 use crate::codec::Payload;
 use crate::journal::{AttemptRecord, ExecutionInfo, ExecutionSummary, StepRecord};
-use crate::status::{AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 
 /// One line of a list of executions.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +55,8 @@ pub struct ExecutionView {
     pub workflow: String,
     /// Where it stands.
     pub status: ExecutionStatus,
+    /// The actions that apply to it now (`cancel`, `resume`, `restart`).
+    pub actions: Vec<AdminAction>,
     /// The codec of its payloads (`json`, `bincode`).
     pub codec: &'static str,
     /// The input, an object keyed by parameter name (`null` when the codec
@@ -94,6 +96,7 @@ impl ExecutionView {
             id: info.id.to_string(),
             workflow: info.workflow.clone(),
             status: info.status,
+            actions: AdminAction::allowed_for(info.status),
             codec: info.input.codec().as_str(),
             input: info.input.to_json(),
             output: info.output.as_ref().map(payload_json),

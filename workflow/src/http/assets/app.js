@@ -385,15 +385,12 @@
     }
 
     const ro = state.info && state.info.read_only;
-    const allowed = {
-      cancel: !TERMINAL.has(e.status),
-      resume: e.status === 'sleeping' || e.status === 'paused',
-      restart: e.status === 'panicked' || e.status === 'restarting' || e.status === 'failed',
-    };
+    // The server says which actions apply (the same rule the API enforces).
+    const allowed = new Set(e.actions || []);
     for (const action of ['cancel', 'resume', 'restart']) {
       const button = $(`act-${action}`);
-      button.disabled = ro || !allowed[action];
-      button.title = ro ? 'The server is read-only' : allowed[action] ? '' : `Not possible while ${e.status}`;
+      button.disabled = ro || !allowed.has(action);
+      button.title = ro ? 'The server is read-only' : allowed.has(action) ? '' : `Not possible while ${e.status}`;
       button.dataset.id = e.id;
     }
   }
