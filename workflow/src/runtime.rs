@@ -421,7 +421,7 @@ impl Runtime {
         let written = self
             .inner
             .store
-            .write(move |conn| {
+            .write_one(move |conn| {
                 store::set_status(conn, &id_owned, status, &transition, now)
                     .map(|changed| (changed, transition))
             })
