@@ -80,6 +80,17 @@ struct Cursor {
     branches: HashMap<Arc<str>, BranchCursor>,
 }
 
+impl Cursor {
+    /// The call order of `branch`.
+    fn branch(&mut self, branch: &Arc<str>) -> &mut BranchCursor {
+        if branch.is_empty() {
+            &mut self.main
+        } else {
+            self.branches.entry(Arc::clone(branch)).or_default()
+        }
+    }
+}
+
 /// Recorded entries not yet reached, per branch, indexed by their place in
 /// the branch (the workflow body's own, the usual case, without a lookup).
 #[derive(Default)]
@@ -319,11 +330,7 @@ impl Execution {
         // cannot leave the cursor half-updated.
         let mut guard = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let c = &mut *guard;
-        let b = if branch.is_empty() {
-            &mut c.main
-        } else {
-            c.branches.entry(Arc::clone(branch)).or_default()
-        };
+        let b = c.branch(branch);
         let local = b.next;
         b.next += 1;
         let occurrence = match b.occurrences.get_mut(name) {
@@ -356,13 +363,8 @@ impl Execution {
 
     /// Names the next child branch of `parent` (synchronous: in call order).
     fn child_branch(&self, parent: &Arc<str>) -> Arc<str> {
-        let mut guard = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let c = &mut *guard;
-        let b = if parent.is_empty() {
-            &mut c.main
-        } else {
-            c.branches.entry(Arc::clone(parent)).or_default()
-        };
+        let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let b = c.branch(parent);
         let n = b.children;
         b.children += 1;
         if parent.is_empty() {

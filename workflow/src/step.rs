@@ -14,13 +14,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::context::{Context, Reservation, SCOPE, Scope};
+use crate::context::{Context, Execution, Reservation, SCOPE, Scope};
 use crate::error::StepFailure;
 use crate::journal::{ExecutionId, StepKey};
 use crate::panic::CatchUnwind;
 use crate::retry::RetryPolicy;
 use crate::status::{EntryKind, PauseCause, StepStatus};
-use crate::store;
+use crate::store::{self, EntryAt};
 
 /// What a step body can learn about the attempt it runs in.
 pub(crate) struct StepState {
@@ -345,19 +345,7 @@ impl StepCall {
                 Ok(Err((panic, payload))) => {
                     // A panicking step is not retried by its policy: the
                     // execution restarts by replay and this attempt count goes on.
-                    let failed_at = at.clone();
-                    let message = panic.to_string();
-                    let now = exec.now_millis();
-                    let _ = exec
-                        .rt
-                        .inner
-                        .store
-                        .write(move |conn| {
-                            store::fail_attempt(
-                                conn, &failed_at, attempt, started, &message, None, None, now,
-                            )
-                        })
-                        .await;
+                    record_failed_attempt(&exec, &at, attempt, started, panic.to_string()).await;
                     std::panic::resume_unwind(payload)
                 }
                 Err(timeout) => runtime_failure(timeout, convert),
@@ -402,19 +390,7 @@ impl StepCall {
 
             tracing::info!(step = %key, attempt, error = %failure.message, "step failed");
             let Some(error) = failure.error else {
-                let failed_at = at.clone();
-                let message = failure.message.clone();
-                let now = exec.now_millis();
-                let _ = exec
-                    .rt
-                    .inner
-                    .store
-                    .write(move |conn| {
-                        store::fail_attempt(
-                            conn, &failed_at, attempt, started, &message, None, None, now,
-                        )
-                    })
-                    .await;
+                record_failed_attempt(&exec, &at, attempt, started, failure.message.clone()).await;
                 exec.fail(format!(
                     "{} (the step's error type cannot hold it: implement `From<workflow::StepFailure>` for it to handle this in the workflow)",
                     failure.message
@@ -462,6 +438,32 @@ impl StepCall {
             }
             return Err(decoded);
         }
+    }
+}
+
+/// Journals attempt `attempt` as failed with `message` and no error value
+/// (a panic, or a failure the step's error type cannot hold), waiting for
+/// the commit. The execution stops next; a write that fails leaves the
+/// attempt as the journal had it, which replay handles.
+async fn record_failed_attempt(
+    exec: &Execution,
+    at: &EntryAt,
+    attempt: u32,
+    started: i64,
+    message: String,
+) {
+    let at = at.clone();
+    let now = exec.now_millis();
+    let written = exec
+        .rt
+        .inner
+        .store
+        .write(move |conn| {
+            store::fail_attempt(conn, &at, attempt, started, &message, None, None, now)
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::warn!(execution = %exec.id, error = %e, "cannot record a failed attempt");
     }
 }
 
