@@ -156,7 +156,7 @@ async fn bulk(_ctx: Context, n: u32) -> Result<u32, AnyError> {
 }
 
 #[tokio::test]
-async fn a_damaged_page_is_found_after_an_unclean_end_or_when_always_checked() {
+async fn a_damaged_page_is_found_after_an_unclean_end_a_change_or_when_always_checked() {
     let db = TempDb::new();
     {
         let rt = db.builder().open().await.unwrap();
@@ -170,7 +170,7 @@ async fn a_damaged_page_is_found_after_an_unclean_end_or_when_always_checked() {
     assert!(
         std::fs::read_to_string(&lock)
             .unwrap()
-            .ends_with("(shut down cleanly)")
+            .contains("(shut down cleanly)")
     );
     let page_size = {
         let c = rusqlite::Connection::open(&path).unwrap();
@@ -192,13 +192,26 @@ async fn a_damaged_page_is_found_after_an_unclean_end_or_when_always_checked() {
         Ok(_) => panic!("opened a damaged database"),
         Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e}"),
     };
-    // After a clean shutdown only a full check reads that page.
     refused(
         db.builder()
             .integrity_check(IntegrityCheck::Always)
             .open()
             .await,
     );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file was modified"
+    );
+
+    // The lock file still records a clean end, but of a file that has
+    // changed since (as a restored backup or a copy would have).
+    assert!(
+        std::fs::read_to_string(&lock)
+            .unwrap()
+            .contains("(shut down cleanly)")
+    );
+    refused(db.builder().open().await);
     assert_eq!(
         std::fs::read(&path).unwrap(),
         bytes,

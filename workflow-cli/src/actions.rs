@@ -59,10 +59,7 @@ fn check(info: &ExecutionInfo, action: AdminAction) -> Result<(), Failure> {
             status: info.status,
         }
         .to_string(),
-        _ => format!(
-            "execution `{}` is {}; there is nothing to {action}",
-            info.id, info.status
-        ),
+        _ => action.refusal(info.id.as_str(), info.status),
     }))
 }
 

@@ -97,12 +97,28 @@ impl Cursor {
 struct Recorded {
     main: Vec<Option<Entry>>,
     branches: HashMap<Arc<str>, Vec<Option<Entry>>>,
+    /// Entries whose place is far beyond the journal's size (a damaged
+    /// row): kept aside rather than sizing a vector by them.
+    far: HashMap<(Arc<str>, u32), Entry>,
+    /// A second entry for an occupied place: never reached, so the
+    /// completion check reports it.
+    duplicates: Vec<Entry>,
 }
 
 impl Recorded {
     fn new(journal: Vec<Entry>) -> Recorded {
+        // Places in a branch are dense but for calls never journaled.
+        let limit = journal.len().saturating_mul(2).saturating_add(64);
         let mut recorded = Recorded::default();
         for entry in journal {
+            let local = entry.local as usize;
+            if local > limit {
+                let key = (Arc::clone(&entry.branch), entry.local);
+                if let Some(previous) = recorded.far.insert(key, entry) {
+                    recorded.duplicates.push(previous);
+                }
+                continue;
+            }
             let slots = if entry.branch.is_empty() {
                 &mut recorded.main
             } else {
@@ -111,22 +127,27 @@ impl Recorded {
                     .entry(Arc::clone(&entry.branch))
                     .or_default()
             };
-            let local = entry.local as usize;
             if slots.len() <= local {
                 slots.resize_with(local + 1, || None);
             }
-            slots[local] = Some(entry);
+            if let Some(previous) = slots[local].replace(entry) {
+                recorded.duplicates.push(previous);
+            }
         }
         recorded
     }
 
-    fn take(&mut self, branch: &str, local: u32) -> Option<Entry> {
+    fn take(&mut self, branch: &Arc<str>, local: u32) -> Option<Entry> {
         let slots = if branch.is_empty() {
-            &mut self.main
+            Some(&mut self.main)
         } else {
-            self.branches.get_mut(branch)?
+            self.branches.get_mut(&**branch)
         };
-        slots.get_mut(local as usize)?.take()
+        let found = slots.and_then(|s| s.get_mut(local as usize)?.take());
+        if found.is_some() || self.far.is_empty() {
+            return found;
+        }
+        self.far.remove(&(Arc::clone(branch), local))
     }
 
     /// What was never taken, by position.
@@ -135,6 +156,8 @@ impl Recorded {
             .into_iter()
             .chain(self.branches.drain().flat_map(|(_, slots)| slots))
             .flatten()
+            .chain(self.far.drain().map(|(_, e)| e))
+            .chain(self.duplicates.drain(..))
             .collect();
         left.sort_by_key(|e| e.position);
         left
@@ -755,5 +778,57 @@ impl StepOptions {
     pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(position: u32, branch: &str, local: u32) -> Entry {
+        Entry {
+            position,
+            kind: EntryKind::Step,
+            name: Arc::from("s"),
+            occurrence: local,
+            status: StepStatus::Completed,
+            attempts: 1,
+            output: Some(b"1".to_vec()),
+            error: None,
+            error_message: None,
+            wake_at: None,
+            branch: Arc::from(branch),
+            local,
+        }
+    }
+
+    #[test]
+    fn entries_are_taken_by_branch_and_place() {
+        let main: Arc<str> = Arc::from("");
+        let b0: Arc<str> = Arc::from("0");
+        // A hole at main place 1 (a call that was never journaled).
+        let mut r = Recorded::new(vec![entry(0, "", 0), entry(1, "0", 0), entry(2, "", 2)]);
+        assert_eq!(r.take(&main, 1).map(|e| e.position), None);
+        assert_eq!(r.take(&main, 2).map(|e| e.position), Some(2));
+        assert_eq!(r.take(&b0, 0).map(|e| e.position), Some(1));
+        assert_eq!(r.take(&b0, 0).map(|e| e.position), None);
+        assert_eq!(r.take(&Arc::from("9"), 0).map(|e| e.position), None);
+        let left: Vec<u32> = r.drain().iter().map(|e| e.position).collect();
+        assert_eq!(left, [0]);
+    }
+
+    #[test]
+    fn a_damaged_place_sizes_nothing_and_a_duplicate_is_left_unreached() {
+        let main: Arc<str> = Arc::from("");
+        let mut r = Recorded::new(vec![
+            entry(0, "", 0),
+            entry(1, "", u32::MAX - 1),
+            entry(2, "", 0),
+        ]);
+        assert!(r.main.len() <= 1);
+        assert_eq!(r.take(&main, u32::MAX - 1).map(|e| e.position), Some(1));
+        assert_eq!(r.take(&main, 0).map(|e| e.position), Some(2));
+        let left: Vec<u32> = r.drain().iter().map(|e| e.position).collect();
+        assert_eq!(left, [0], "the shadowed entry is reported as unreached");
     }
 }

@@ -54,12 +54,14 @@ impl<W: Workflow> Handle<W> {
     /// and returns its output, or why there is none.
     pub async fn result(&self) -> std::result::Result<W::Output, RunError<W::Error>> {
         let guard = self.rt.watch(&self.id);
+        // An end published before this point belongs to an earlier run. Read
+        // before `active_codec`: an end published in between is then either
+        // of a run already `ending` (so it is read from the journal) or new.
+        let stale = self.published(&guard);
         // An execution this process drives tells its end to the watch: no
         // read is needed until it changes.
         let driven = self.rt.active_codec(&self.id);
         let mut read = driven.is_none();
-        // An end published before this call belongs to an earlier run.
-        let stale = self.published(&guard);
         loop {
             // Registered before the read, so a change in between is not missed.
             let changed = guard.watch.notify.notified();

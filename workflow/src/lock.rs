@@ -12,19 +12,44 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct WorkerLock {
     file: File,
+    db: PathBuf,
     holder: String,
     /// Whether the previous worker ended with a clean shutdown (it said so
     /// in the lock file before releasing it).
     pub previous_end_clean: bool,
 }
 
-/// What a worker writes into its lock file when it shuts down cleanly.
+/// What a worker appends to the first line of its lock file when it shuts
+/// down cleanly; the second line identifies the database file as it left it.
 const CLEAN_END: &str = " (shut down cleanly)";
 
+/// The database file's size and modification time, which change with any
+/// write (or a restored backup); `None` if it cannot be read.
+fn identity(db: &Path) -> Option<String> {
+    let meta = std::fs::metadata(db).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!(
+        "{} bytes, modified {} ns",
+        meta.len(),
+        modified.as_nanos()
+    ))
+}
+
+/// Whether a lock file's text records a clean end.
+fn ended_clean(text: &str) -> bool {
+    text.lines().next().is_some_and(|l| l.ends_with(CLEAN_END))
+}
+
 impl WorkerLock {
-    /// Records a clean end, read by the next worker. Best effort.
+    /// Records a clean end, read by the next worker; call it once every
+    /// connection of this worker is closed. Best effort.
     pub(crate) fn mark_clean_end(&mut self) {
-        let text = format!("{}{CLEAN_END}", self.holder);
+        let file = identity(&self.db).unwrap_or_default();
+        let text = format!("{}{CLEAN_END}\n{file}", self.holder);
         let written = self
             .file
             .set_len(0)
@@ -44,11 +69,18 @@ pub(crate) fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Whether the last worker on `db` recorded a clean end in the lock file,
-/// read without taking the lock; `None` without a lock file. Blocking.
-pub(crate) fn previous_end_clean(db: &Path) -> Option<bool> {
-    let text = std::fs::read_to_string(lock_path(db)).ok()?;
-    Some(text.ends_with(CLEAN_END))
+/// Whether the last worker on `db` recorded a clean end in the lock file and
+/// the file is as it left it (same size and modification time), read
+/// without taking the lock. Blocking.
+pub(crate) fn unchanged_since_clean_end(db: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(lock_path(db)) else {
+        return false;
+    };
+    ended_clean(&text)
+        && text
+            .lines()
+            .nth(1)
+            .is_some_and(|l| Some(l) == identity(db).as_deref())
 }
 
 /// Takes the worker lock of `db`, or says who holds it. Blocking (file I/O).
@@ -70,7 +102,7 @@ pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
             let mut previous = String::new();
             let _ = file.read_to_string(&mut previous);
             // A missing lock file means a new database: nothing to recover.
-            let previous_end_clean = previous.is_empty() || previous.ends_with(CLEAN_END);
+            let previous_end_clean = previous.is_empty() || ended_clean(&previous);
             let holder = format!(
                 "process {} on {}",
                 std::process::id(),
@@ -84,6 +116,7 @@ pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
             file.flush().map_err(io)?;
             Ok(WorkerLock {
                 file,
+                db: db.to_owned(),
                 holder,
                 previous_end_clean,
             })

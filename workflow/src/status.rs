@@ -180,17 +180,36 @@ text_enum! {
 }
 
 impl AdminAction {
-    /// Whether the action can apply to an execution in `status`: cancel and
-    /// resume to an unfinished one, restart to a panicked, restarting or
-    /// failed one. The CLI, the HTTP API and the dashboard refuse the others
-    /// up front.
+    /// Whether the action can apply to an execution in `status`: cancel to
+    /// an unfinished one, resume to a running (perhaps interrupted),
+    /// sleeping or paused one, restart to a panicked, restarting or failed
+    /// one (resuming those would bypass their restart count). The CLI, the
+    /// HTTP API and the dashboard refuse the others up front.
     pub fn applies_to(self, status: ExecutionStatus) -> bool {
         match self {
-            AdminAction::Cancel | AdminAction::Resume => !status.is_terminal(),
+            AdminAction::Cancel => !status.is_terminal(),
+            AdminAction::Resume => matches!(
+                status,
+                ExecutionStatus::Running | ExecutionStatus::Sleeping | ExecutionStatus::Paused
+            ),
             AdminAction::Restart => matches!(
                 status,
                 ExecutionStatus::Panicked | ExecutionStatus::Restarting | ExecutionStatus::Failed
             ),
+        }
+    }
+
+    /// Why the action does not apply to execution `id` in `status`, for a
+    /// user (see [`AdminAction::applies_to`]).
+    pub fn refusal(self, id: &str, status: ExecutionStatus) -> String {
+        match self {
+            AdminAction::Restart => format!(
+                "execution `{id}` is {status}; only panicked and failed executions can be restarted"
+            ),
+            _ if status.is_terminal() => {
+                format!("execution `{id}` is {status}; there is nothing to {self}")
+            }
+            _ => format!("execution `{id}` is {status}; restart it instead of resuming it"),
         }
     }
 
@@ -224,10 +243,8 @@ mod tests {
         use AdminAction::*;
         use ExecutionStatus::*;
         assert_eq!(AdminAction::allowed_for(Running), [Cancel, Resume]);
-        assert_eq!(
-            AdminAction::allowed_for(Panicked),
-            [Cancel, Resume, Restart]
-        );
+        assert_eq!(AdminAction::allowed_for(Panicked), [Cancel, Restart]);
+        assert_eq!(AdminAction::allowed_for(Paused), [Cancel, Resume]);
         assert_eq!(AdminAction::allowed_for(Failed), [Restart]);
         assert_eq!(AdminAction::allowed_for(Completed), []);
         assert_eq!(AdminAction::allowed_for(Cancelled), []);

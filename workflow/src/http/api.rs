@@ -190,10 +190,7 @@ pub(crate) fn check_action(
             status,
         }
         .into(),
-        _ => ApiError::new(
-            StatusCode::CONFLICT,
-            format!("execution `{id}` is {status}; there is nothing to {action}"),
-        ),
+        _ => ApiError::new(StatusCode::CONFLICT, action.refusal(id.as_str(), status)),
     })
 }
 

@@ -90,19 +90,29 @@ pub(super) fn open_file(
 ) -> Result<(Connection, Connection, WorkerLock)> {
     let busy_timeout = options.busy_timeout;
     let probe = probe(path)?;
+    let mut checked = false;
     if matches!(probe, Probe::Ours) {
-        let full = match options.integrity_check {
+        checked = match options.integrity_check {
             IntegrityCheck::Always => true,
             // Read without the lock, which is taken only once the file is
             // known to be sound; a holder's text reads as an unclean end.
-            IntegrityCheck::AfterUncleanEnd => lock::previous_end_clean(path) != Some(true),
+            IntegrityCheck::AfterUncleanEnd => !lock::unchanged_since_clean_end(path),
             IntegrityCheck::Never => false,
         };
-        check_integrity(path, busy_timeout, full)?;
+        check_integrity(path, busy_timeout, checked)?;
     }
     // After the probe, so a foreign file gets no sidecar; before anything is
     // written, so two workers never migrate or run one file at once.
     let lock = lock::acquire(path)?;
+    if matches!(probe, Probe::Ours)
+        && options.integrity_check == IntegrityCheck::AfterUncleanEnd
+        && !checked
+        && !lock.previous_end_clean
+    {
+        // A worker ended uncleanly between that read and the lock: check
+        // now, still before anything touches the file.
+        check_integrity(path, busy_timeout, true)?;
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
