@@ -294,7 +294,21 @@ fn file_len(path: &Path, suffix: &str) -> u64 {
 
 /// Checkpoints the WAL into the database and returns the bytes on disk
 /// (database plus `-wal`).
+/// Database + WAL size after a checkpoint. The file keeps its modification
+/// time: measuring it is not a change the next open should check for.
 fn checkpointed_size(path: &Path) -> u64 {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let size = checkpointed_size_inner(path);
+    if let Some(modified) = modified {
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(modified));
+    }
+    size
+}
+
+fn checkpointed_size_inner(path: &Path) -> u64 {
     let conn = Connection::open(path).expect("open for checkpoint");
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     let _: (i64, i64, i64) = conn
@@ -641,6 +655,16 @@ async fn w3_build(template: &Path) {
 fn copy_template(template: &Path, db: &Path) {
     remove_db(db);
     std::fs::copy(template, db).expect("copy the template");
+    // Keep the template's modification time: the copy stands for the same
+    // file reopened, which the lock sidecar's clean-end record names.
+    let modified = std::fs::metadata(template)
+        .and_then(|m| m.modified())
+        .expect("read the template's modification time");
+    std::fs::File::options()
+        .write(true)
+        .open(db)
+        .and_then(|f| f.set_modified(modified))
+        .expect("set the copy's modification time");
     let lock = |p: &Path| {
         let mut s = p.as_os_str().to_owned();
         s.push(".lock");

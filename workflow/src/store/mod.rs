@@ -309,18 +309,21 @@ impl Store {
         }
     }
 
-    /// Stops the writer after it has committed everything queued before
-    /// this call, waits for it, closes the reader, then releases the worker
-    /// lock: no connection to the file is left open. Blocking.
+    /// Closes the reader, stops the writer after it has committed everything
+    /// queued before this call and waits for it, then records the clean end
+    /// and releases the worker lock: no connection to the file is left open,
+    /// nor a WAL unless another process has the file open. Blocking.
     pub(crate) fn close_and_wait(&self) {
+        if let Some(reader) = &self.reader {
+            // Waits for a read in progress. Closed first, so that the
+            // writer's connection is the last one and its close folds the
+            // WAL into the file (a read-only connection cannot).
+            drop(reader.lock().unwrap_or_else(|p| p.into_inner()).take());
+        }
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
             let _ = self.ops.send(Command::Close);
             let _ = handle.join();
-        }
-        if let Some(reader) = &self.reader {
-            // Waits for a read in progress.
-            drop(reader.lock().unwrap_or_else(|p| p.into_inner()).take());
         }
         if let Some(mut lock) = self.lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
             lock.mark_clean_end();
