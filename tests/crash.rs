@@ -142,6 +142,76 @@ fn a_sleep_that_came_due_while_the_worker_was_dead_fires_promptly_after_open() {
     );
 }
 
+#[test]
+fn a_step_that_blocks_its_thread_journals_its_start_once_it_has_been_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("grind.db");
+    let ledger = dir.path().join("ledger.txt");
+    let mut child = Killed(
+        worker()
+            .args(["grind", db.to_str().unwrap(), ledger.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the worker"),
+    );
+    // The second call blocks its thread: no timer of its task can fire, so
+    // only a start journaled before the body ran can be seen here.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ledger_lines(&ledger)
+        .iter()
+        .any(|l| l == "grind 1 attempt 1")
+        || !attempt_running(&db)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the start of the blocking step was never journaled: {:?}",
+            ledger_lines(&ledger)
+        );
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("the worker exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.0.kill().expect("SIGKILL the worker");
+    child.0.wait().unwrap();
+
+    let out = worker()
+        .args([
+            "grind-resume",
+            db.to_str().unwrap(),
+            ledger.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run the resuming worker");
+    assert!(
+        out.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "result: 1");
+    let lines = ledger_lines(&ledger);
+    assert_eq!(
+        lines,
+        [
+            "grind 0 attempt 1",
+            "grind 1 attempt 1",
+            "grind 1 attempt 2"
+        ],
+        "the first step ran once; the second again, its attempt count going on"
+    );
+}
+
+/// A worker that a failing test kills instead of leaving behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Whether the journal holds an attempt in flight (read beside the worker).
 fn attempt_running(db: &std::path::Path) -> bool {
     let Ok(conn) =

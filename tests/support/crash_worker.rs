@@ -8,7 +8,9 @@
 //! process each time it runs, or open the database (recovering it) and
 //! print `paused` once it is paused; or
 //! `crash-worker torture <db> <ledger> <generation> <n>`: run `n` mixed
-//! workflows to their end, printing each output.
+//! workflows to their end, printing each output; or
+//! `crash-worker grind|grind-resume <db> <ledger>`: steps that block their
+//! thread.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +82,30 @@ async fn nap_flow(ctx: Context, ledger: String) -> Result<u32, AnyError> {
     append(&ledger, "before sleep")?;
     ctx.sleep(Duration::from_secs(2)).await;
     step_one(&ledger).await
+}
+
+/// Blocks its thread, never awaiting: 50 ms for `n == 0`, until released
+/// for `n == 1` (`grind` mode).
+#[step]
+async fn grind(ledger: &str, n: u32) -> Result<u32, AnyError> {
+    let attempt = StepContext::current().map_or(0, |s| s.attempt());
+    append(ledger, &format!("grind {n} attempt {attempt}"))?;
+    if n == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while n == 1 && !RELEASED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(n)
+}
+
+/// Two blocking steps; the first is slow enough that the second journals
+/// its start before it runs.
+#[workflow]
+async fn grind_flow(_ctx: Context, ledger: String) -> Result<u32, AnyError> {
+    let a = grind(&ledger, 0).await?;
+    let b = grind(&ledger, 1).await?;
+    Ok(a + b)
 }
 
 /// The generation (run number) of this process, in the torture test.
@@ -177,6 +203,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         return Err("poison-1 neither aborted the process nor was paused".into());
+    }
+    if let [_, mode, db, ledger] = args.as_slice()
+        && (mode == "grind" || mode == "grind-resume")
+    {
+        let handle = if mode == "grind" {
+            let rt = Runtime::open(db).await?;
+            grind_flow::start(&rt, "grind-1", ledger.clone()).await?
+        } else {
+            // Released before the recovery on open runs the step again.
+            RELEASED.store(true, Ordering::SeqCst);
+            Runtime::open(db).await?.handle::<grind_flow>("grind-1")
+        };
+        println!("result: {}", handle.result().await?);
+        return Ok(());
     }
     if let [_, mode, db, ledger] = args.as_slice()
         && (mode == "nap" || mode == "nap-resume")

@@ -742,6 +742,7 @@ impl Context {
         let spec = StepSpec {
             policy: options.retry.unwrap_or(self.exec.retry),
             timeout: options.timeout,
+            slow: None,
         };
         call.run(spec, |_| None, body)
     }

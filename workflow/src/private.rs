@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -31,6 +32,11 @@ pub struct StepMeta {
     pub exponential: Option<bool>,
     pub max_backoff: Option<Duration>,
     pub timeout: Option<Duration>,
+    /// Whether the step's last attempt in this process ran for
+    /// `START_RECORD_AFTER` or longer: its next attempts journal their start
+    /// before the body first runs, so even a body that blocks its thread
+    /// has its start on record if the process dies.
+    pub slow: AtomicBool,
 }
 
 /// Splits a step's or workflow's `Result<T, E>` (or an alias of it).
@@ -113,6 +119,7 @@ where
     let spec = call.as_ref().map(|c| StepSpec {
         policy: c.policy().overlay(meta),
         timeout: meta.timeout,
+        slow: Some(&meta.slow),
     });
     async move {
         let mut body = body;

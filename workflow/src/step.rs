@@ -132,6 +132,9 @@ pub fn permanent<E>(error: E) -> E {
 pub(crate) struct StepSpec {
     pub policy: RetryPolicy,
     pub timeout: Option<Duration>,
+    /// A `#[step]`'s record of whether its last attempt was slow (see
+    /// [`StepMeta::slow`](crate::private::StepMeta)); inline steps have none.
+    pub slow: Option<&'static AtomicBool>,
 }
 
 /// A step call that has reserved its journal position.
@@ -272,7 +275,18 @@ impl StepCall {
                     .store
                     .enqueue(move |conn| store::begin_attempt(conn, &begin_at, attempt, started));
             };
-            let (outcome, start_recorded) = recording_start(limited, record_start).await;
+            // A step that was slow last time journals its start at once: its
+            // body may block its thread, and no timer would fire meanwhile.
+            let eager = spec.slow.is_some_and(|slow| slow.load(Ordering::Relaxed));
+            let (outcome, start_recorded) = recording_start(limited, record_start, eager).await;
+            let ended = exec.now_millis();
+            if let Some(slow) = spec.slow {
+                let threshold = i64::try_from(START_RECORD_AFTER.as_millis()).unwrap_or(i64::MAX);
+                slow.store(
+                    ended.saturating_sub(started) >= threshold,
+                    Ordering::Relaxed,
+                );
+            }
 
             let failure = match outcome {
                 Ok(Ok(Ok(value))) => {
@@ -291,7 +305,7 @@ impl StepCall {
                                 Ok(decoded) => {
                                     // The last use of `at`: moved, not copied.
                                     let done_at = at;
-                                    let now = exec.now_millis();
+                                    let now = ended;
                                     let log_attempt = start_recorded || attempt > 1;
                                     let op = move |conn: &rusqlite::Connection| {
                                         store::complete_step(
@@ -475,9 +489,18 @@ const START_RECORD_AFTER: Duration = Duration::from_millis(10);
 /// Runs `body`, calling `record` once if it is still running after
 /// [`START_RECORD_AFTER`]; returns its output and whether `record` was called.
 /// The timer exists only for a body that does not finish at its first poll.
-async fn recording_start<F: Future>(body: F, record: impl FnOnce()) -> (F::Output, bool) {
+///
+/// With `eager`, `record` is called before the body first runs.
+async fn recording_start<F: Future>(
+    body: F,
+    record: impl FnOnce(),
+    eager: bool,
+) -> (F::Output, bool) {
     let mut body = pin!(body);
     let mut record = Some(record);
+    if eager && let Some(record) = record.take() {
+        record();
+    }
     let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let output = poll_fn(|cx| {
         if let Poll::Ready(output) = body.as_mut().poll(cx) {

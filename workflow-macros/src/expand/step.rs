@@ -77,6 +77,7 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
                 exponential: #exponential,
                 max_backoff: #max_backoff,
                 timeout: #timeout,
+                slow: ::core::sync::atomic::AtomicBool::new(false),
             };
 
             async fn __workflow_body #generics (#(#body_params),*) -> #ret_ty #where_clause #block
