@@ -426,26 +426,9 @@ impl StepCall {
                     }
                 }
             };
-            let failed_at = at.clone();
-            let message = failure.message;
-            let now = exec.now_millis();
-            let written = exec
-                .rt
-                .inner
-                .store
-                .write(move |conn| {
-                    store::fail_attempt(
-                        conn,
-                        &failed_at,
-                        attempt,
-                        started,
-                        &message,
-                        Some(&bytes),
-                        None,
-                        now,
-                    )
-                })
-                .await;
+            let written =
+                write_failed_attempt(&exec, &at, attempt, started, failure.message, Some(bytes))
+                    .await;
             if let Err(e) = written {
                 exec.journal_failed(&format!("the failure of step `{key}`"), &e)
                     .await
@@ -455,10 +438,40 @@ impl StepCall {
     }
 }
 
-/// Journals attempt `attempt` as failed with `message` and no error value
-/// (a panic, or a failure the step's error type cannot hold), waiting for
-/// the commit. The execution stops next; a write that fails leaves the
-/// attempt as the journal had it, which replay handles.
+/// Journals attempt `attempt` as failed for good with `message` and the
+/// encoded `error` (none for a panic, or a failure the step's error type
+/// cannot hold), waiting for the commit.
+async fn write_failed_attempt(
+    exec: &Execution,
+    at: &EntryAt,
+    attempt: u32,
+    started: i64,
+    message: String,
+    error: Option<Vec<u8>>,
+) -> crate::error::Result<()> {
+    let at = at.clone();
+    let now = exec.now_millis();
+    exec.rt
+        .inner
+        .store
+        .write(move |conn| {
+            store::fail_attempt(
+                conn,
+                &at,
+                attempt,
+                started,
+                &message,
+                error.as_deref(),
+                None,
+                now,
+            )
+        })
+        .await
+}
+
+/// [`write_failed_attempt`] without an error value, before the execution
+/// stops: a write that fails leaves the attempt as the journal had it, which
+/// replay handles.
 async fn record_failed_attempt(
     exec: &Execution,
     at: &EntryAt,
@@ -466,17 +479,7 @@ async fn record_failed_attempt(
     started: i64,
     message: String,
 ) {
-    let at = at.clone();
-    let now = exec.now_millis();
-    let written = exec
-        .rt
-        .inner
-        .store
-        .write(move |conn| {
-            store::fail_attempt(conn, &at, attempt, started, &message, None, None, now)
-        })
-        .await;
-    if let Err(e) = written {
+    if let Err(e) = write_failed_attempt(exec, at, attempt, started, message, None).await {
         tracing::warn!(execution = %exec.id, error = %e, "cannot record a failed attempt");
     }
 }
