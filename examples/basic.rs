@@ -4,7 +4,7 @@
 //! cargo run --example basic
 //! ```
 
-use workflow::{AnyError, Context, Runtime, step, workflow};
+use replayflow::{AnyError, Context, Runtime, step, workflow};
 
 #[step]
 async fn fetch_user(id: u32) -> Result<String, AnyError> {

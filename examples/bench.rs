@@ -46,7 +46,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 use tokio::sync::Notify;
-use workflow::{
+use replayflow::{
     AnyError, Context, Durability, ExecutionStatus, ListFilter, Runtime, step, workflow,
 };
 

@@ -4,7 +4,7 @@
 //! cargo run --example monitoring
 //! ```
 
-use workflow::{AnyError, Context, ExecutionStatus, ListFilter, Runtime, step, workflow};
+use replayflow::{AnyError, Context, ExecutionStatus, ListFilter, Runtime, step, workflow};
 
 #[step(max_attempts = 2, backoff = "50ms")]
 async fn resize(image: &str) -> Result<String, AnyError> {

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use workflow::{
+use replayflow::{
     AnyError, Context, ExecutionStatus, ListFilter, Runtime, StepContext, StepStatus, permanent,
     step, workflow,
 };
@@ -136,7 +136,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             e.id.clone()
         }
         None => {
-            let id = workflow::ExecutionId::new(format!("order-{}", executions.len() + 1));
+            let id = replayflow::ExecutionId::new(format!("order-{}", executions.len() + 1));
             println!("starting {id} (press Ctrl-C in the middle, then run again)");
             let order = Order {
                 sku: "book-42".into(),

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use workflow::{AnyError, Context, Runtime, step, workflow};
+use replayflow::{AnyError, Context, Runtime, step, workflow};
 
 static PANICKED_ONCE: AtomicBool = AtomicBool::new(false);
 

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
-use workflow::{Context, RunError, Runtime, StepContext, permanent, step, workflow};
+use replayflow::{Context, RunError, Runtime, StepContext, permanent, step, workflow};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum PaymentError {

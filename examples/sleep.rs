@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use workflow::{AnyError, Context, ExecutionStatus, ListFilter, Runtime, step, workflow};
+use replayflow::{AnyError, Context, ExecutionStatus, ListFilter, Runtime, step, workflow};
 
 fn clock_time(t: SystemTime) -> String {
     let s = t
@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             e.id.clone()
         }
         None => {
-            let id = workflow::ExecutionId::new(format!("reminder-{}", existing.len() + 1));
+            let id = replayflow::ExecutionId::new(format!("reminder-{}", existing.len() + 1));
             println!("starting {id}: press Ctrl-C during the sleep, then run again");
             reminder::start(&rt, id.clone(), "ada@example.com".into(), 10).await?;
             id

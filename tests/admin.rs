@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{TempDb, within};
-use workflow::{AnyError, Context, Error, ExecutionStatus, RunError, Runtime, step, workflow};
+use replayflow::{AnyError, Context, Error, ExecutionStatus, RunError, Runtime, step, workflow};
 
 #[workflow]
 async fn parked(ctx: Context) -> Result<(), AnyError> {

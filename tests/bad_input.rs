@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use support::{TempDb, within};
-use workflow::{
+use replayflow::{
     AnyError, Context, Error, ExecutionStatus, IntegrityCheck, PauseCause, RunError, Runtime, step,
     workflow,
 };
@@ -291,7 +291,7 @@ async fn a_full_disk_pauses_the_execution_and_marks_no_step_complete_without_its
     assert_eq!(info.status, ExecutionStatus::Paused);
     assert!(info.steps.len() < 1_000);
     for s in &info.steps {
-        if s.status == workflow::StepStatus::Completed {
+        if s.status == replayflow::StepStatus::Completed {
             assert!(s.output.is_some(), "{s:?}");
         }
     }
@@ -299,7 +299,7 @@ async fn a_full_disk_pauses_the_execution_and_marks_no_step_complete_without_its
     let last = info
         .steps
         .iter()
-        .filter(|s| s.status == workflow::StepStatus::Completed)
+        .filter(|s| s.status == replayflow::StepStatus::Completed)
         .count();
     assert!(last > 0);
     let v: String = info.steps[last - 1]

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use support::{TempDb, within};
-use workflow::{AnyError, Context, StepContext, step, workflow};
+use replayflow::{AnyError, Context, StepContext, step, workflow};
 
 static RUNS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static KEYS: Mutex<Vec<String>> = Mutex::new(Vec::new());

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use support::{wait_for_status, within};
-use workflow::{AnyError, Context, ExecutionStatus, RunError, Runtime, StepStatus, step, workflow};
+use replayflow::{AnyError, Context, ExecutionStatus, RunError, Runtime, StepStatus, step, workflow};
 
 static WOKE: AtomicU32 = AtomicU32::new(0);
 
@@ -117,7 +117,7 @@ async fn cancelling_unknown_or_finished_executions() {
     let rt = Runtime::in_memory().await.unwrap();
     assert!(matches!(
         rt.cancel("nope").await,
-        Err(workflow::Error::NotFound(_))
+        Err(replayflow::Error::NotFound(_))
     ));
     let handle = long_wait::start(&rt, "wait-2").await.unwrap();
     wait_for_status(&rt, "wait-2", ExecutionStatus::Sleeping).await;

@@ -6,7 +6,7 @@ mod support;
 
 use serde::{Deserialize, Serialize};
 use support::within;
-use workflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
+use replayflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Blob {
@@ -87,7 +87,7 @@ async fn a_step_result_over_the_limit_fails_the_step() {
 #[cfg(feature = "bincode")]
 #[tokio::test]
 async fn bincode_executions_run_and_replay() {
-    use workflow::Codec;
+    use replayflow::Codec;
     let rt = Runtime::builder()
         .in_memory()
         .codec(Codec::Bincode)

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::TempDb;
-use workflow::{Error, Runtime};
+use replayflow::{Error, Runtime};
 
 #[tokio::test]
 async fn a_second_worker_on_the_same_file_is_refused() {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use support::{TempDb, within};
-use workflow::{AnyError, Context, ExecutionStatus, RunError, StepStatus, step, workflow};
+use replayflow::{AnyError, Context, ExecutionStatus, RunError, StepStatus, step, workflow};
 
 static BEFORE: AtomicU32 = AtomicU32::new(0);
 static EXPLODING: AtomicU32 = AtomicU32::new(0);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use support::{TempDb, within};
-use workflow::{AnyError, Context, ExecutionStatus, RunError, Runtime, step, workflow};
+use replayflow::{AnyError, Context, ExecutionStatus, RunError, Runtime, step, workflow};
 
 fn worker(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_crash-worker"))

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use support::{TempDb, within};
-use workflow::{
+use replayflow::{
     AnyError, Context, EntryKind, ExecutionStatus, RunError, StepStatus, permanent, step, workflow,
 };
 

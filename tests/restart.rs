@@ -7,7 +7,7 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use support::{TempDb, within};
-use workflow::{AnyError, Context, Error, ExecutionStatus, RunError, StepStatus, step, workflow};
+use replayflow::{AnyError, Context, Error, ExecutionStatus, RunError, StepStatus, step, workflow};
 
 static PREPARED: AtomicU32 = AtomicU32::new(0);
 static SERVICE_UP: AtomicBool = AtomicBool::new(false);

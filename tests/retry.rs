@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use support::{TempDb, within};
-use workflow::{
+use replayflow::{
     AnyError, AttemptStatus, Context, RetryPolicy, Runtime, StartOptions, StepContext, StepStatus,
     permanent, step, workflow,
 };
@@ -106,7 +106,7 @@ async fn permanent_errors_are_not_retried_and_exhausted_ones_reach_the_workflow(
     .await
     .unwrap_err();
     assert!(
-        matches!(err, workflow::RunError::Workflow(ShipError::BadAddress)),
+        matches!(err, replayflow::RunError::Workflow(ShipError::BadAddress)),
         "{err:?}"
     );
     assert_eq!(SHIP_CALLS.swap(0, Ordering::SeqCst), 1);
@@ -124,7 +124,7 @@ async fn permanent_errors_are_not_retried_and_exhausted_ones_reach_the_workflow(
     .unwrap_err();
     // The last attempt's error, exactly as the step returned it.
     assert!(
-        matches!(err, workflow::RunError::Workflow(ShipError::CarrierDown(5))),
+        matches!(err, replayflow::RunError::Workflow(ShipError::CarrierDown(5))),
         "{err:?}"
     );
     assert_eq!(SHIP_CALLS.load(Ordering::SeqCst), 5);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::{TempDb, wait_for_status, within};
-use workflow::{
+use replayflow::{
     AnyError, Clock, Context, EntryKind, ExecutionStatus, ManualClock, Runtime, StepStatus, step,
     workflow,
 };
@@ -209,7 +209,7 @@ async fn ten_thousand_sleeping_executions_hold_no_tasks() {
         loop {
             let sleeping = rt
                 .list(
-                    workflow::ListFilter::new()
+                    replayflow::ListFilter::new()
                         .status(ExecutionStatus::Sleeping)
                         .limit(N as u32 + 1),
                 )

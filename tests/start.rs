@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use support::{TempDb, within};
-use workflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
+use replayflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
 
@@ -19,7 +19,7 @@ struct Greeting {
 
 #[step]
 async fn compose(g: &Greeting) -> Result<String, AnyError> {
-    if workflow::StepContext::current().is_some_and(|s| s.execution_id().as_str() == "greet-1") {
+    if replayflow::StepContext::current().is_some_and(|s| s.execution_id().as_str() == "greet-1") {
         RUNS.fetch_add(1, Ordering::SeqCst);
     }
     Ok(format!(

@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, UNIX_EPOCH};
 
 use support::{with_clock_running, within};
-use workflow::{
+use replayflow::{
     AnyError, AttemptStatus, Context, EntryKind, ExecutionStatus, ListFilter, ManualClock,
     RunError, Runtime, StepStatus, step, workflow,
 };

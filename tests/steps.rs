@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use support::{TempDb, within};
-use workflow::{
+use replayflow::{
     AnyError, Context, ExecutionStatus, Runtime, StepContext, StepStatus, step, workflow,
 };
 

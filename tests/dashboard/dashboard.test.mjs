@@ -3,7 +3,7 @@
 // the dashboard on the same file (as an admin), and headless Chromium loads
 // the list, opens executions, and cancels one.
 //
-// Needs `cargo build -p workflow-cli --bin workflow --example dashboard_seed`
+// Needs `cargo build -p replayflow-cli --bin replayflow --example dashboard_seed`
 // first. Screenshots go to target/dashboard-screenshots/.
 
 import { after, before, test } from 'node:test';
@@ -17,7 +17,7 @@ import { chromium } from 'playwright-core';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const target = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
-const bin = path.join(target, 'debug', 'workflow');
+const bin = path.join(target, 'debug', 'replayflow');
 const seeder = path.join(target, 'debug', 'examples', 'dashboard_seed');
 const shots = path.join(target, 'dashboard-screenshots');
 
@@ -60,7 +60,7 @@ function stop(child) {
 
 before(async () => {
   for (const file of [bin, seeder]) {
-    assert.ok(fs.existsSync(file), `${file} is missing: cargo build -p workflow-cli --bin workflow --example dashboard_seed`);
+    assert.ok(fs.existsSync(file), `${file} is missing: cargo build -p replayflow-cli --bin replayflow --example dashboard_seed`);
   }
   fs.mkdirSync(shots, { recursive: true });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'workflow-dashboard-'));

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
-use workflow::{AnyError, Context, Runtime, StepContext, step, workflow};
+use replayflow::{AnyError, Context, Runtime, StepContext, step, workflow};
 
 /// Set in `resume` mode: step two stops hanging.
 static RELEASED: AtomicBool = AtomicBool::new(false);
@@ -196,7 +196,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         // Recovery runs on open; the poison aborts us unless it is paused.
         for _ in 0..600 {
-            if rt.status("poison-1").await?.status == workflow::ExecutionStatus::Paused {
+            if rt.status("poison-1").await?.status == replayflow::ExecutionStatus::Paused {
                 println!("paused");
                 return Ok(());
             }

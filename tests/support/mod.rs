@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use workflow::{Runtime, RuntimeBuilder};
+use replayflow::{Runtime, RuntimeBuilder};
 
 /// A temporary directory that lives as long as the value.
 pub struct TempDb {
@@ -41,7 +41,7 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> T {
 /// Awaits `fut` while moving `clock` forward, for tests whose retries or
 /// sleeps wait on a manual clock.
 pub async fn with_clock_running<T>(
-    clock: &workflow::ManualClock,
+    clock: &replayflow::ManualClock,
     fut: impl Future<Output = T>,
 ) -> T {
     tokio::pin!(fut);
@@ -60,8 +60,8 @@ pub async fn with_clock_running<T>(
 pub async fn wait_for_status(
     rt: &Runtime,
     id: &str,
-    status: workflow::ExecutionStatus,
-) -> workflow::ExecutionInfo {
+    status: replayflow::ExecutionStatus,
+) -> replayflow::ExecutionInfo {
     within(async {
         loop {
             let info = rt.status(id).await.expect("read the status");

@@ -3,8 +3,8 @@
 //! test):
 //!
 //! ```text
-//! cargo run -p workflow-cli --example dashboard_seed -- demo.db &
-//! cargo run -p workflow-cli -- --db demo.db serve
+//! cargo run -p replayflow-cli --example dashboard_seed -- demo.db &
+//! cargo run -p replayflow-cli -- --db demo.db serve
 //! ```
 //!
 //! It prints `ready` once every execution has reached its state, then runs
@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use workflow::{
+use replayflow::{
     AnyError, Context, ExecutionStatus, Runtime, StepContext, permanent, step, workflow,
 };
 

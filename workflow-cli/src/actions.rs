@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use workflow::{AdminAction, ExecutionInfo, Runtime};
+use replayflow::{AdminAction, ExecutionInfo, Runtime};
 
 use crate::args::ActionArgs;
 use crate::{Failure, emit};
@@ -54,7 +54,7 @@ fn check(info: &ExecutionInfo, action: AdminAction) -> Result<(), Failure> {
         return Ok(());
     }
     Err(Failure(match action {
-        AdminAction::Restart => workflow::Error::NotRestartable {
+        AdminAction::Restart => replayflow::Error::NotRestartable {
             id: info.id.clone(),
             status: info.status,
         }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use workflow::ExecutionStatus;
+use replayflow::ExecutionStatus;
 
 /// Inspect and operate the durable workflow executions in a workflow
 /// database file.
@@ -14,7 +14,7 @@ use workflow::ExecutionStatus;
 /// cancel, resume and restart are recorded as requests that the running
 /// application applies within a second.
 #[derive(Debug, Parser)]
-#[command(name = "workflow", version, max_term_width = 100)]
+#[command(name = "replayflow", version, max_term_width = 100)]
 pub(crate) struct Cli {
     /// The workflow database file.
     #[arg(long, env = "WORKFLOW_DB", global = true, value_name = "PATH")]
@@ -126,7 +126,7 @@ pub(crate) struct ServeArgs {
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
     /// The largest request body, in bytes.
-    #[arg(long, default_value_t = workflow::http::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = replayflow::http::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
     pub max_body_bytes: usize,
 }
 

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
 
-use workflow::{ExecutionStatus, StepStatus};
+use replayflow::{ExecutionStatus, StepStatus};
 
 /// Whether stdout is a terminal that takes colors (and `NO_COLOR` is unset).
 pub(crate) fn colors() -> bool {
@@ -12,7 +12,7 @@ pub(crate) fn colors() -> bool {
 
 /// `2025-11-25 18:48:03` (UTC).
 pub(crate) fn time(t: SystemTime) -> String {
-    let text = workflow::http::format_time(t);
+    let text = replayflow::http::format_time(t);
     format!("{} {}", &text[..10], &text[11..19])
 }
 

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use serde_json::json;
-use workflow::http::{SummaryView, count_by_status, parse_time};
-use workflow::{ExecutionStatus, ListFilter, Runtime};
+use replayflow::http::{SummaryView, count_by_status, parse_time};
+use replayflow::{ExecutionStatus, ListFilter, Runtime};
 
 use crate::args::ListArgs;
 use crate::format::{self, Table, paint, truncate};

@@ -23,7 +23,7 @@ mod watch;
 use std::process::ExitCode;
 
 use clap::Parser;
-use workflow::Runtime;
+use replayflow::Runtime;
 
 use args::{Cli, Command};
 
@@ -92,9 +92,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let code = match cli.command {
         Command::List(args) => list::run(&rt, &args).await?,
         Command::Show(args) => show::run(&rt, &args).await?,
-        Command::Cancel(args) => actions::run(&rt, workflow::AdminAction::Cancel, &args).await?,
-        Command::Resume(args) => actions::run(&rt, workflow::AdminAction::Resume, &args).await?,
-        Command::Restart(args) => actions::run(&rt, workflow::AdminAction::Restart, &args).await?,
+        Command::Cancel(args) => actions::run(&rt, replayflow::AdminAction::Cancel, &args).await?,
+        Command::Resume(args) => actions::run(&rt, replayflow::AdminAction::Resume, &args).await?,
+        Command::Restart(args) => actions::run(&rt, replayflow::AdminAction::Restart, &args).await?,
         Command::Watch(args) => watch::run(&rt, &args).await?,
         Command::Serve(args) => serve::run(rt.clone(), &db, &args).await?,
     };

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
-use workflow::Runtime;
-use workflow::http::{HttpConfig, router};
+use replayflow::Runtime;
+use replayflow::http::{HttpConfig, router};
 
 use crate::Failure;
 use crate::args::ServeArgs;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use workflow::http::ExecutionView;
-use workflow::{ExecutionInfo, Payload, Runtime, StepRecord, StepStatus};
+use replayflow::http::ExecutionView;
+use replayflow::{ExecutionInfo, Payload, Runtime, StepRecord, StepStatus};
 
 use crate::args::ShowArgs;
 use crate::format::{self, Table, paint, truncate};

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use workflow::{EntryKind, ExecutionInfo, ExecutionStatus, Runtime, StepRecord, StepStatus};
+use replayflow::{EntryKind, ExecutionInfo, ExecutionStatus, Runtime, StepRecord, StepStatus};
 
 use crate::args::WatchArgs;
 use crate::format::{self, paint, truncate};
@@ -111,7 +111,7 @@ impl Seen {
 
 /// `18:48:03.120`, UTC.
 fn clock(t: SystemTime) -> String {
-    workflow::http::format_time(t)[11..23].to_owned()
+    replayflow::http::format_time(t)[11..23].to_owned()
 }
 
 fn step_time(step: &StepRecord) -> SystemTime {

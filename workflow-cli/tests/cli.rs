@@ -1,4 +1,4 @@
-//! The `workflow` program, run as a user runs it, on databases the library
+//! The `replayflow` program, run as a user runs it, on databases the library
 //! wrote.
 
 mod support;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{TempDb, seed, wait_status, within};
-use workflow::ExecutionStatus;
+use replayflow::ExecutionStatus;
 
 struct Run {
     code: i32,
@@ -20,7 +20,7 @@ struct Run {
 }
 
 fn command(db: Option<&Path>, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workflow"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_replayflow"));
     cmd.env_remove("WORKFLOW_DB")
         .env_remove("WORKFLOW_TOKEN")
         .env("NO_COLOR", "1");

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use support::{TempDb, seed, wait_status, within};
 use tower::ServiceExt;
-use workflow::http::{HttpConfig, router};
-use workflow::{ExecutionStatus, Runtime};
+use replayflow::http::{HttpConfig, router};
+use replayflow::{ExecutionStatus, Runtime};
 
 const HOST: &str = "localhost:8080";
 

@@ -69,7 +69,7 @@ impl Errors {
             // Callers only leave the value unset after recording why.
             (None, None) => Err(syn::Error::new(
                 Span::call_site(),
-                "internal error in workflow-macros: a check failed without a message",
+                "internal error in replayflow-macros: a check failed without a message",
             )),
         }
     }

@@ -1,7 +1,7 @@
 //! Turns a validated model into code. Nothing here can find a user error.
 //!
 //! Generated code reaches the runtime only through `<crate>::__private` and the runtime's
-//! public paths, where `<crate>` is `::workflow` or the `crate = "..."` option. Bound checks
+//! public paths, where `<crate>` is `::replayflow` or the `crate = "..."` option. Bound checks
 //! are spanned on the user's types so their errors point there.
 
 mod step;
@@ -222,7 +222,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains(":: workflow :: __private :: step_call"),
+            out.contains(":: replayflow :: __private :: step_call"),
             "{out}"
         );
         assert!(out.contains("__workflow_clone"), "{out}");
@@ -254,7 +254,7 @@ mod tests {
             ),
         );
         assert!(out.contains("my_wf :: __private :: StepMeta"), "{out}");
-        assert!(!out.contains(":: workflow ::"), "{out}");
+        assert!(!out.contains(":: replayflow ::"), "{out}");
     }
 
     #[test]
@@ -271,14 +271,14 @@ mod tests {
             "pub struct order_processing { }",
             "struct __workflow_input_order_processing { order : Order , n : u32 , }",
             "pub const NAME : & 'static str = \"orders\"",
-            "pub async fn start (rt : & :: workflow :: Runtime",
+            "pub async fn start (rt : & :: replayflow :: Runtime",
             "pub async fn start_with",
             "pub async fn resume",
             "async fn __workflow_body (ctx : Context , order : Order , n : u32)",
-            "impl :: workflow :: Workflow for order_processing",
+            "impl :: replayflow :: Workflow for order_processing",
             "fn_name : \"order_processing\"",
             "inventory :: submit !",
-            "serde (crate = \":: workflow::__private::serde\")",
+            "serde (crate = \":: replayflow::__private::serde\")",
         ] {
             assert!(out.contains(expected), "missing {expected:?} in {out}");
         }
@@ -295,12 +295,12 @@ mod tests {
             ),
         );
         assert!(
-            out.contains("__workflow_rt : & :: workflow :: Runtime"),
+            out.contains("__workflow_rt : & :: replayflow :: Runtime"),
             "{out}"
         );
         assert!(out.contains("__workflow_id : impl"), "{out}");
         assert!(
-            out.contains("options : :: workflow :: StartOptions"),
+            out.contains("options : :: replayflow :: StartOptions"),
             "{out}"
         );
     }

@@ -1,7 +1,7 @@
 //! Procedural macros of the `workflow` crate: `#[workflow]` and `#[step]`.
 //!
-//! Use them through the runtime crate, which re-exports them as `workflow::workflow` and
-//! `workflow::step`: the code they generate calls into it, through `workflow::__private`
+//! Use them through the runtime crate, which re-exports them as `replayflow::workflow` and
+//! `replayflow::step`: the code they generate calls into it, through `replayflow::__private`
 //! (or the path given by the `crate = "..."` option when the dependency is renamed).
 
 #![warn(missing_docs)]
@@ -33,7 +33,7 @@ use quote::quote;
 /// - `name::resume(&rt, id)`: resumes a sleeping, paused or interrupted execution now;
 /// - `name::NAME`: the name the workflow is registered under.
 ///
-/// The type also implements `workflow::Workflow` (so `Handle<name>` knows `T` and `E`), and
+/// The type also implements `replayflow::Workflow` (so `Handle<name>` knows `T` and `E`), and
 /// the workflow registers itself at link time, so a restarted process finds it again to
 /// recover unfinished executions. The body's future must be `Send + 'static`: it runs in
 /// the background. The function's docs go on the type; its other attributes stay on the
@@ -55,7 +55,7 @@ use quote::quote;
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
-/// use workflow::{Context, Runtime, step, workflow};
+/// use replayflow::{Context, Runtime, step, workflow};
 ///
 /// #[derive(Clone, Serialize, Deserialize)]
 /// struct Order {
@@ -90,7 +90,7 @@ use quote::quote;
 /// The most common mistake is leaving out the context, which must come first:
 ///
 /// ```compile_fail
-/// # use workflow::workflow;
+/// # use replayflow::workflow;
 /// #[workflow]
 /// async fn order_processing(order_id: u64) -> Result<(), String> {
 ///     Ok(())
@@ -126,13 +126,13 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// away, when the function is called rather than when its future is first polled, so
 /// `join!` of several steps is deterministic. Failures the runtime detects (a timeout, a
 /// result that cannot be encoded) become the step's error when
-/// `E: From<workflow::StepFailure>`, as for `workflow::AnyError`.
+/// `E: From<replayflow::StepFailure>`, as for `replayflow::AnyError`.
 ///
 /// Arguments are not journaled and need no serde bound; they may borrow. Since a step can
 /// retry, each attempt gets its own clone of every argument, so owned arguments must be
 /// `Clone` (references clone for free), unless `max_attempts = 1` is set: then the
 /// arguments move into the single attempt. A step takes no `Context`; inside its body,
-/// `workflow::StepContext::current()` gives the attempt number and an idempotency key.
+/// `replayflow::StepContext::current()` gives the attempt number and an idempotency key.
 ///
 /// # Options
 ///
@@ -153,7 +153,7 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
-/// use workflow::step;
+/// use replayflow::step;
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Receipt {
@@ -184,7 +184,7 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// The most common mistake is a synchronous function: a step must be `async`.
 ///
 /// ```compile_fail
-/// # use workflow::step;
+/// # use replayflow::step;
 /// #[step]
 /// fn charge(amount: u64) -> Result<u64, String> {
 ///     Ok(amount)

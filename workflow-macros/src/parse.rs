@@ -34,7 +34,7 @@ pub(crate) struct FnModel {
 pub(crate) struct ArgModel {
     pub(crate) original: PatType,
     pub(crate) binding: ArgBinding,
-    /// Set when the type names a `Context` (`Context`, `workflow::Context`, `&Context`).
+    /// Set when the type names a `Context` (`Context`, `replayflow::Context`, `&Context`).
     pub(crate) context: Option<ContextUse>,
 }
 

@@ -73,7 +73,7 @@ pub(crate) fn validate_step(step: StepFn, errors: &mut Errors) -> Option<Step> {
                 &arg.original.ty,
                 format_args!(
                     "{attr} functions do not take a `Context`: a step finds its workflow when it is called; \
-                     inside the body, `workflow::StepContext::current()` gives the attempt number and idempotency key"
+                     inside the body, `replayflow::StepContext::current()` gives the attempt number and idempotency key"
                 ),
             );
             continue;
@@ -255,13 +255,13 @@ fn name_or_ident(name: Option<Setting<String>>, item: &ItemFn) -> String {
     name.map_or_else(|| item.sig.ident.unraw().to_string(), |name| name.value)
 }
 
-/// The `crate` option, defaulting to `::workflow`.
+/// The `crate` option, defaulting to `::replayflow`.
 fn crate_path(krate: Option<Setting<Path>>) -> Path {
     krate.map_or_else(
         || Path {
             leading_colon: Some(<Token![::]>::default()),
             segments: Punctuated::from_iter([PathSegment::from(Ident::new(
-                "workflow",
+                "replayflow",
                 Span::call_site(),
             ))]),
         },

@@ -19,9 +19,9 @@ use crate::store::{self, Durability, IntegrityCheck, Store};
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), workflow::Error> {
+/// # async fn main() -> Result<(), replayflow::Error> {
 /// use std::time::Duration;
-/// use workflow::{Durability, RetryPolicy, Runtime};
+/// use replayflow::{Durability, RetryPolicy, Runtime};
 ///
 /// let rt = Runtime::builder()
 ///     .in_memory()

@@ -47,7 +47,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use workflow::{Clock, ManualClock};
+/// use replayflow::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000));
 /// clock.advance(Duration::from_secs(5));

@@ -586,7 +586,7 @@ impl Context {
     /// deterministically:
     ///
     /// ```
-    /// # use workflow::{step, workflow, AnyError, Context, Runtime};
+    /// # use replayflow::{step, workflow, AnyError, Context, Runtime};
     /// #[step]
     /// async fn fetch(n: u32) -> Result<u32, AnyError> { Ok(n) }
     ///
@@ -695,7 +695,7 @@ impl Context {
     /// `#[step]` function, with the runtime's retry policy.
     ///
     /// ```
-    /// # use workflow::{workflow, Context, Runtime, AnyError};
+    /// # use replayflow::{workflow, Context, Runtime, AnyError};
     /// #[workflow]
     /// async fn greet(ctx: Context, name: String) -> Result<String, AnyError> {
     ///     let greeting = ctx

@@ -255,7 +255,7 @@ impl StepFailure {
 /// on variants.
 ///
 /// ```
-/// use workflow::AnyError;
+/// use replayflow::AnyError;
 ///
 /// fn parse(s: &str) -> Result<u32, AnyError> {
 ///     let n: u32 = s.parse()?; // ParseIntError -> AnyError

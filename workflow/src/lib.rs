@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use workflow::{step, workflow, AnyError, Context, Runtime};
+//! use replayflow::{step, workflow, AnyError, Context, Runtime};
 //!
 //! #[derive(Debug, Clone, Serialize, Deserialize)]
 //! struct Order { id: u32, amount: u64 }
@@ -113,4 +113,4 @@ pub use status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCa
 pub use step::{StepContext, permanent};
 pub use store::{Durability, IntegrityCheck};
 pub use uuid::Uuid;
-pub use workflow_macros::{step, workflow};
+pub use replayflow_macros::{step, workflow};

@@ -83,7 +83,7 @@ impl StartOptions {
 /// time, panicked ones per their restart policy.
 ///
 /// ```
-/// use workflow::{step, workflow, Context, Runtime, AnyError};
+/// use replayflow::{step, workflow, Context, Runtime, AnyError};
 ///
 /// #[step]
 /// async fn double(x: u64) -> Result<u64, AnyError> {

@@ -107,10 +107,10 @@ impl fmt::Debug for StepContext {
 /// # #[derive(Debug, serde::Serialize, serde::Deserialize)]
 /// # enum PaymentError { Declined, Unavailable }
 /// # fn card_declined() -> bool { true }
-/// #[workflow::step(max_attempts = 5)]
+/// #[replayflow::step(max_attempts = 5)]
 /// async fn charge(amount: u64) -> Result<u64, PaymentError> {
 ///     if card_declined() {
-///         return Err(workflow::permanent(PaymentError::Declined));
+///         return Err(replayflow::permanent(PaymentError::Declined));
 ///     }
 ///     Ok(amount)
 /// }
@@ -406,7 +406,7 @@ impl StepCall {
             let Some(error) = failure.error else {
                 record_failed_attempt(&exec, &at, attempt, started, failure.message.clone()).await;
                 exec.fail(format!(
-                    "{} (the step's error type cannot hold it: implement `From<workflow::StepFailure>` for it to handle this in the workflow)",
+                    "{} (the step's error type cannot hold it: implement `From<replayflow::StepFailure>` for it to handle this in the workflow)",
                     failure.message
                 ))
                 .await

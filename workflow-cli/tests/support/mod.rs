@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use workflow::{
+use replayflow::{
     AnyError, Context, ExecutionStatus, Runtime, RuntimeBuilder, StepContext, permanent, step,
     workflow,
 };

@@ -235,7 +235,7 @@ pub(crate) async fn start(
     if state.rt.is_admin() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "this server opened the database as an admin and cannot start workflows; start them from the application that runs them (or embed workflow::http::router in it)",
+            "this server opened the database as an admin and cannot start workflows; start them from the application that runs them (or embed replayflow::http::router in it)",
         ));
     }
     if !state.rt.workflows().contains(&name.as_str()) {

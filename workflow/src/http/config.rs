@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// once [`HttpConfig::for_addr`] has told it).
 ///
 /// ```
-/// use workflow::http::HttpConfig;
+/// use replayflow::http::HttpConfig;
 ///
 /// let addr = "0.0.0.0:8080".parse().unwrap();
 /// // A non-loopback address needs a token.

@@ -3,8 +3,8 @@
 //! database file.
 //!
 //! ```
-//! use workflow::Runtime;
-//! use workflow::http::{HttpConfig, router};
+//! use replayflow::Runtime;
+//! use replayflow::http::{HttpConfig, router};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,7 +12,7 @@ const MS_PER_DAY: i64 = 86_400_000;
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
 /// let t = UNIX_EPOCH + Duration::from_millis(1_764_096_483_120);
-/// assert_eq!(workflow::http::format_time(t), "2025-11-25T18:48:03.120Z");
+/// assert_eq!(replayflow::http::format_time(t), "2025-11-25T18:48:03.120Z");
 /// ```
 pub fn format_time(t: SystemTime) -> String {
     let ms = unix_millis(t);
@@ -36,7 +36,7 @@ pub fn format_time(t: SystemTime) -> String {
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use workflow::http::parse_time;
+/// use replayflow::http::parse_time;
 ///
 /// let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
 /// assert_eq!(parse_time("1h30m", now).unwrap(), now - Duration::from_secs(5400));

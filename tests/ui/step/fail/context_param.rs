@@ -1,4 +1,4 @@
-use workflow::{Context, step};
+use replayflow::{Context, step};
 
 #[step]
 async fn charge(ctx: &Context, amount: u64) -> Result<u64, String> {

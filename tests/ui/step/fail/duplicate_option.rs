@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[step(backoff = "1s", max_attempts = 3, backoff = "2s")]
 async fn charge(amount: u64) -> Result<u64, String> {

@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[step(name = "")]
 async fn charge(amount: u64) -> Result<u64, String> {

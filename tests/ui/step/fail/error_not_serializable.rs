@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[derive(Debug)]
 enum PaymentError {

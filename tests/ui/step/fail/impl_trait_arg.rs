@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[step]
 async fn describe(value: impl std::fmt::Display) -> Result<String, String> {

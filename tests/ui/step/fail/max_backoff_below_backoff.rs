@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[step(backoff = "10s", max_backoff = "1s")]
 async fn charge(amount: u64) -> Result<u64, String> {

@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[step]
 async fn append(log: &mut Vec<String>, line: String) -> Result<usize, String> {

@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[step]
 async fn charge(amount: u64) -> Option<u64> {

@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[step]
 async fn add((a, b): (u64, u64)) -> Result<u64, String> {

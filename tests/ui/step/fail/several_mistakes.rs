@@ -1,5 +1,5 @@
 // Independent mistakes are all reported in one build.
-use workflow::step;
+use replayflow::step;
 
 #[step(max_attempts = 0, timeout = "soon")]
 fn charge<T>((a, b): (u64, u64), note: impl ToString) -> u64 {

@@ -1,4 +1,4 @@
-use workflow::step;
+use replayflow::step;
 
 #[step]
 async fn echo<T: serde::Serialize>(value: T) -> Result<T, String> {

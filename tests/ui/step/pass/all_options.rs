@@ -1,6 +1,6 @@
 // Every `#[step]` option at once, on a step called from a workflow.
 use serde::{Deserialize, Serialize};
-use workflow::{Context, Runtime, step, workflow};
+use replayflow::{Context, Runtime, step, workflow};
 
 #[derive(Debug, Serialize, Deserialize)]
 enum PaymentError {
@@ -14,7 +14,7 @@ enum PaymentError {
     exponential,
     max_backoff = "30s",
     timeout = "1m",
-    crate = "::workflow"
+    crate = "::replayflow"
 )]
 async fn charge(amount: u64) -> Result<u64, PaymentError> {
     if amount == 0 {

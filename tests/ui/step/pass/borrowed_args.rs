@@ -1,7 +1,7 @@
 // Steps may borrow: references clone for free on each attempt, with elided or named
 // lifetimes.
 use serde::{Deserialize, Serialize};
-use workflow::step;
+use replayflow::step;
 
 #[derive(Serialize, Deserialize)]
 struct Order {

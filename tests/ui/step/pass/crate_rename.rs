@@ -1,5 +1,5 @@
 // `crate = "..."` points the generated code at a renamed dependency.
-extern crate workflow as my_wf;
+extern crate replayflow as my_wf;
 
 use my_wf::step;
 

@@ -1,5 +1,5 @@
 // `exponential` is a bare flag or takes a bool.
-use workflow::step;
+use replayflow::step;
 
 #[step(exponential)]
 async fn bare() -> Result<(), String> {

@@ -1,5 +1,5 @@
 // A step without arguments, and one defined inside a function body.
-use workflow::step;
+use replayflow::step;
 
 #[step]
 async fn now_ms() -> Result<u64, String> {

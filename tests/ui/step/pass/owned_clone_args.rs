@@ -1,6 +1,6 @@
 // Owned arguments that are `Clone` are cloned for each attempt; `mut` bindings stay.
 use std::sync::Arc;
-use workflow::step;
+use replayflow::step;
 
 #[derive(Clone)]
 struct Config {

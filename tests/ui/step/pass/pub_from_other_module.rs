@@ -1,6 +1,6 @@
 // A `pub` step keeps its visibility and docs, and is callable from another module.
 mod payments {
-    use workflow::step;
+    use replayflow::step;
 
     /// Charges a card.
     #[step(max_attempts = 3)]
@@ -9,7 +9,7 @@ mod payments {
     }
 
     pub(crate) mod refunds {
-        #[workflow::step]
+        #[replayflow::step]
         pub(crate) async fn refund(amount: u64) -> Result<u64, String> {
             Ok(amount)
         }

@@ -1,6 +1,6 @@
 // The return type may be any path ending in `Result`, like `anyhow::Result<T>`: here an
 // application's own alias, and the library's `AnyError` for errors that are not serde types.
-use workflow::{AnyError, step};
+use replayflow::{AnyError, step};
 
 mod app {
     #[derive(Debug, serde::Serialize, serde::Deserialize)]

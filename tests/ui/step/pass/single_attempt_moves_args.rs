@@ -1,6 +1,6 @@
 // With `max_attempts = 1` the arguments move into the only attempt: no `Clone` needed,
 // and `&mut` is fine.
-use workflow::{Context, Runtime, step, workflow};
+use replayflow::{Context, Runtime, step, workflow};
 
 struct Connection {
     sent: Vec<String>,

@@ -8,7 +8,7 @@
 )]
 //! A crate with strict lints.
 
-use workflow::step;
+use replayflow::step;
 
 /// Steps of a documented library.
 pub mod steps {

@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[derive(Debug)]
 struct Order {

@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[workflow(restart_delay = "5 minutes")]
 async fn process(ctx: Context) -> Result<(), String> {

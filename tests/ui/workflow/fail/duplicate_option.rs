@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[workflow(max_restarts = 1, name = "orders", max_restarts = 2)]
 async fn process(ctx: Context) -> Result<(), String> {

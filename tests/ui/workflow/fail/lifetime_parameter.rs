@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[workflow]
 async fn process<'a>(ctx: Context, name: std::borrow::Cow<'a, str>) -> Result<String, String> {

@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[workflow]
 async fn process(order_id: u64, ctx: Context) -> Result<u64, String> {

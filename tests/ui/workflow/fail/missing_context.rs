@@ -1,4 +1,4 @@
-use workflow::workflow;
+use replayflow::workflow;
 
 #[workflow]
 async fn process(order_id: u64) -> Result<u64, String> {

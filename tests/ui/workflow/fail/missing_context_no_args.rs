@@ -1,4 +1,4 @@
-use workflow::workflow;
+use replayflow::workflow;
 
 #[workflow]
 async fn process() -> Result<u64, String> {

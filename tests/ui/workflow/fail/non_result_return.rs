@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[workflow]
 async fn process(ctx: Context, order_id: u64) -> u64 {

@@ -1,5 +1,5 @@
 use std::rc::Rc;
-use workflow::{Context, step, workflow};
+use replayflow::{Context, step, workflow};
 
 #[step]
 async fn lookup(id: u64) -> Result<u64, String> {

@@ -1,4 +1,4 @@
-use workflow::workflow;
+use replayflow::workflow;
 
 #[workflow]
 struct Process {

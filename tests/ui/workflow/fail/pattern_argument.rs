@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[workflow]
 async fn process(ctx: Context, (a, b): (u64, u64)) -> Result<u64, String> {

@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[workflow(max_attempts = 3)]
 async fn process(ctx: Context) -> Result<(), String> {

@@ -1,4 +1,4 @@
-use workflow::{Context, workflow};
+use replayflow::{Context, workflow};
 
 #[workflow]
 async fn process<T>(ctx: Context, input: T) -> Result<T, String> {

@@ -1,7 +1,7 @@
 // Every `#[workflow]` option at once, and the generated `NAME`, `start`, `start_with` and
 // `resume`.
 use serde::{Deserialize, Serialize};
-use workflow::{Context, Runtime, StartOptions, workflow};
+use replayflow::{Context, Runtime, StartOptions, workflow};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Order {
@@ -25,7 +25,7 @@ enum OrderError {
     name = "orders.process",
     max_restarts = 2,
     restart_delay = "5s",
-    crate = "::workflow"
+    crate = "::replayflow"
 )]
 async fn process_order(ctx: Context, order: Order, note: String) -> Result<Receipt, OrderError> {
     let _ = (ctx.execution_id(), note);

@@ -1,5 +1,5 @@
 // Arguments may be called `rt`, `id` or `options` like the generated parameters.
-use workflow::{Context, Runtime, StartOptions, workflow};
+use replayflow::{Context, Runtime, StartOptions, workflow};
 
 #[workflow]
 async fn lookup(

@@ -1,5 +1,5 @@
 // A workflow and its step defined inside a function body, next to the types they use.
-use workflow::{Context, Runtime, step, workflow};
+use replayflow::{Context, Runtime, step, workflow};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

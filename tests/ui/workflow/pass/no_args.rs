@@ -1,5 +1,5 @@
 // A workflow whose only parameter is its context, in each spelling of the context.
-use workflow::{Context, Runtime, workflow};
+use replayflow::{Context, Runtime, workflow};
 
 #[workflow]
 async fn ping(ctx: Context) -> Result<String, String> {
@@ -7,7 +7,7 @@ async fn ping(ctx: Context) -> Result<String, String> {
 }
 
 #[workflow]
-async fn ping_qualified(_ctx: workflow::Context) -> Result<u32, String> {
+async fn ping_qualified(_ctx: replayflow::Context) -> Result<u32, String> {
     Ok(1)
 }
 

@@ -1,6 +1,6 @@
 // A `pub` workflow in one module, started from another; its methods take its visibility.
 mod orders {
-    use workflow::{Context, step, workflow};
+    use replayflow::{Context, step, workflow};
 
     #[step]
     async fn reserve(qty: u32) -> Result<u32, String> {
@@ -20,7 +20,7 @@ mod orders {
 }
 
 mod api {
-    use workflow::{Handle, Runtime};
+    use replayflow::{Handle, Runtime};
 
     pub async fn submit(rt: &Runtime) -> Handle<crate::orders::reserve_stock> {
         crate::orders::reserve_stock::start(rt, "reserve-1", 3)
@@ -31,7 +31,7 @@ mod api {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let rt = workflow::Runtime::in_memory().await.unwrap();
+    let rt = replayflow::Runtime::in_memory().await.unwrap();
     let handle = api::submit(&rt).await;
     assert_eq!(handle.result().await.unwrap(), 3);
     orders::internal::start(&rt, "internal-1")

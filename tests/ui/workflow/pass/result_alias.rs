@@ -1,5 +1,5 @@
 // The return type may be any path ending in `Result`, like `anyhow::Result<T>`.
-use workflow::{AnyError, Context, Runtime, workflow};
+use replayflow::{AnyError, Context, Runtime, workflow};
 
 mod app {
     #[derive(Debug, serde::Serialize, serde::Deserialize)]

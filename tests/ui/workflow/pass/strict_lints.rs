@@ -8,7 +8,7 @@
 )]
 //! A crate with strict lints.
 
-use workflow::{Context, Runtime, workflow};
+use replayflow::{Context, Runtime, workflow};
 
 /// Workflows of a documented library.
 pub mod flows {
