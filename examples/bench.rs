@@ -44,11 +44,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rusqlite::Connection;
-use tokio::sync::Notify;
 use replayflow::{
     AnyError, Context, Durability, ExecutionStatus, ListFilter, Runtime, step, workflow,
 };
+use rusqlite::Connection;
+use tokio::sync::Notify;
 
 // ------------------------------------------------------------------------
 // Sizes of the workloads.

@@ -1,6 +1,5 @@
 //! [`RuntimeBuilder`]: options, the workflow registry, and opening.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +7,10 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::journal::to_millis;
-use crate::panic;
-use crate::private::{Registration, WorkflowDescriptor};
+use crate::execution::{Defaults, Engine, Registration, Registry, WorkflowDescriptor, panic};
 use crate::retry::RetryPolicy;
-use crate::runtime::{Defaults, Runtime, Workflow};
-use crate::store::{self, Durability, IntegrityCheck, Store};
+use crate::runtime::{Runtime, Workflow};
+use crate::store::{Durability, FileOptions, IntegrityCheck, Store, WorkflowRow};
 
 /// Options for opening a [`Runtime`].
 ///
@@ -223,7 +220,7 @@ impl RuntimeBuilder {
         let path = self.path.clone();
         let durability = self.durability;
         let busy_timeout = self.busy_timeout;
-        let file_options = store::FileOptions {
+        let file_options = FileOptions {
             durability,
             busy_timeout,
             max_size: self.max_size,
@@ -243,56 +240,47 @@ impl RuntimeBuilder {
         .await
         .map_err(|_| Error::Shutdown)??;
 
-        let rt = Runtime::assemble(
-            store,
-            registry,
-            self.clock,
-            Defaults {
-                codec: self.codec,
-                max_payload: self.max_payload,
-                retry: self.retry,
-                max_restarts: self.max_restarts,
-                restart_delay: self.restart_delay,
-                auto_restart: self.auto_restart,
-                suspend_after: self.suspend_after,
-                recovery_budget: self.recovery_budget,
-            },
-            admin,
-        );
+        let defaults = Defaults {
+            codec: self.codec,
+            max_payload: self.max_payload,
+            retry: self.retry,
+            max_restarts: self.max_restarts,
+            restart_delay: self.restart_delay,
+            auto_restart: self.auto_restart,
+            suspend_after: self.suspend_after,
+            recovery_budget: self.recovery_budget,
+        };
+        let engine = Arc::new(Engine::new(store, registry, self.clock, defaults, admin));
         if admin {
-            return Ok(rt);
+            return Ok(Runtime { engine });
         }
-        let rows: Vec<(String, String, String)> = rt
-            .inner
+        let rows: Vec<WorkflowRow> = engine
             .registry
             .values()
-            .map(|d| {
-                let options = serde_json::json!({
+            .map(|d| WorkflowRow {
+                name: d.name.to_owned(),
+                module_path: format!("{}::{}", d.module_path, d.fn_name),
+                options: serde_json::json!({
                     "max_restarts": d.max_restarts,
                     "restart_delay_ms": d.restart_delay.map(|d| d.as_millis() as u64),
-                });
-                (
-                    d.name.to_owned(),
-                    format!("{}::{}", d.module_path, d.fn_name),
-                    options.to_string(),
-                )
+                })
+                .to_string(),
             })
             .collect();
-        let now = to_millis(rt.inner.clock.now());
-        rt.inner
+        engine
             .store
-            .write(move |conn| store::register_workflows(conn, &rows, now))
+            .register_workflows(rows, engine.now_millis())
             .await?;
-        rt.recover().await?;
-        rt.start_scheduler();
-        Ok(rt)
+        engine.recover().await?;
+        engine.start_scheduler();
+        Ok(Runtime { engine })
     }
 }
 
 fn build_registry(
     descriptors: impl Iterator<Item = &'static WorkflowDescriptor>,
-) -> Result<HashMap<&'static str, &'static WorkflowDescriptor>> {
-    let mut registry: HashMap<&'static str, &'static WorkflowDescriptor> = HashMap::new();
+) -> Result<Registry> {
+    let mut registry = Registry::new();
     for d in descriptors {
         match registry.get(d.name) {
             Some(existing) if std::ptr::eq(*existing, d) => {}

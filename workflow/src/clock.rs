@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
-use crate::journal::{from_millis, to_millis};
+use crate::record::{from_millis, to_millis};
 
 /// Where the runtime reads wall time: the timestamps it journals and the
 /// value of [`Context::now`](crate::Context::now) on a first run.

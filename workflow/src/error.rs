@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::journal::ExecutionId;
+use crate::record::ExecutionId;
 
 /// The result type of the runtime's own operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -19,9 +19,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// SQLite reported an error.
+    /// The database reported an error.
     #[error("database error: {0}")]
-    Database(rusqlite::Error),
+    Database(#[source] DatabaseError),
 
     /// Reading or writing a file next to the database failed.
     #[error("i/o error on `{path}`: {source}")]
@@ -171,16 +171,31 @@ pub enum Error {
     InvalidOption(String),
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                Error::Busy {
-                    message: e.to_string(),
-                }
-            }
-            _ => Error::Database(e),
+/// An error the database client reported. It displays the client's message
+/// and continues with the client's own source chain; the client's type stays
+/// private, so that the store can change client.
+#[derive(Debug)]
+pub struct DatabaseError {
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl DatabaseError {
+    pub(crate) fn new(source: impl StdError + Send + Sync + 'static) -> DatabaseError {
+        DatabaseError {
+            source: Box::new(source),
         }
+    }
+}
+
+impl fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+impl StdError for DatabaseError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.source()
     }
 }
 

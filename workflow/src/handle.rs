@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::error::{Error, RunError};
-use crate::journal::ExecutionId;
-use crate::runtime::{Ended, Runtime, WatchGuard, Workflow};
+use crate::execution::{Ended, WatchGuard};
+use crate::record::ExecutionId;
+use crate::runtime::{Runtime, Workflow};
 use crate::status::ExecutionStatus;
-use crate::store;
 
 /// A started execution of workflow `W`; [`Handle::result`] waits for its end.
 pub struct Handle<W: Workflow> {
@@ -53,14 +53,14 @@ impl<W: Workflow> Handle<W> {
     /// Waits until the execution is completed, failed, cancelled or paused,
     /// and returns its output, or why there is none.
     pub async fn result(&self) -> std::result::Result<W::Output, RunError<W::Error>> {
-        let guard = self.rt.watch(&self.id);
+        let guard = self.rt.engine.watch(&self.id);
         // An end published before this point belongs to an earlier run. Read
         // before `active_codec`: an end published in between is then either
         // of a run already `ending` (so it is read from the journal) or new.
         let stale = self.published(&guard);
         // An execution this process drives tells its end to the watch: no
         // read is needed until it changes.
-        let driven = self.rt.active_codec(&self.id);
+        let driven = self.rt.engine.active_codec(&self.id);
         let mut read = driven.is_none();
         loop {
             // Registered before the read, so a change in between is not missed.
@@ -84,12 +84,11 @@ impl<W: Workflow> Handle<W> {
                 }
             }
             if read {
-                let id = self.id.clone();
                 let row = self
                     .rt
-                    .inner
+                    .engine
                     .store
-                    .read(move |conn| store::load_execution(conn, &id))
+                    .load_execution(&self.id)
                     .await?
                     .ok_or_else(|| Error::NotFound(self.id.clone()))?;
                 let end = End {

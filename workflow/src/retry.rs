@@ -93,22 +93,24 @@ impl RetryPolicy {
         delay.min(self.max_backoff)
     }
 
-    /// This policy with the fields the step's attribute sets replaced.
-    pub(crate) fn overlay(mut self, meta: &crate::private::StepMeta) -> Self {
-        if let Some(n) = meta.max_attempts {
-            self.max_attempts = n.max(1);
+    /// What follows failed attempt `attempt`: another attempt after a delay,
+    /// or the end of the step. A permanent error ends it whatever is left.
+    pub(crate) fn after_failure(&self, attempt: u32, permanent: bool) -> Retry {
+        if permanent || attempt >= self.max_attempts {
+            Retry::GiveUp
+        } else {
+            Retry::After(self.delay_before(attempt + 1))
         }
-        if let Some(b) = meta.backoff {
-            self.backoff = b;
-        }
-        if let Some(e) = meta.exponential {
-            self.exponential = e;
-        }
-        if let Some(m) = meta.max_backoff {
-            self.max_backoff = m;
-        }
-        self
     }
+}
+
+/// The retry decision after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Run the next attempt after this delay.
+    After(Duration),
+    /// The step has failed: its error goes to the workflow.
+    GiveUp,
 }
 
 #[cfg(test)]
@@ -134,5 +136,37 @@ mod tests {
     fn huge_attempt_numbers_do_not_overflow() {
         let p = RetryPolicy::default();
         assert_eq!(p.delay_before(u32::MAX), p.max_backoff);
+    }
+
+    #[test]
+    fn retries_until_the_last_attempt() {
+        let policy = RetryPolicy::default()
+            .max_attempts(3)
+            .backoff(Duration::from_millis(100));
+        assert_eq!(
+            policy.after_failure(1, false),
+            Retry::After(Duration::from_millis(100))
+        );
+        assert_eq!(
+            policy.after_failure(2, false),
+            Retry::After(Duration::from_millis(200))
+        );
+        assert_eq!(policy.after_failure(3, false), Retry::GiveUp);
+        // Attempts past the budget (counted on after a crash) end it too.
+        assert_eq!(policy.after_failure(7, false), Retry::GiveUp);
+    }
+
+    #[test]
+    fn a_permanent_error_is_never_retried() {
+        let policy = RetryPolicy::default().max_attempts(5);
+        assert_eq!(policy.after_failure(1, true), Retry::GiveUp);
+    }
+
+    #[test]
+    fn a_single_attempt_policy_gives_up_at_once() {
+        assert_eq!(
+            RetryPolicy::no_retry().after_failure(1, false),
+            Retry::GiveUp
+        );
     }
 }

@@ -1,13 +1,13 @@
 //! Statuses of executions, journal entries and attempts, stored as lowercase
-//! text guarded by CHECK constraints.
+//! text guarded by CHECK constraints (each store converts them through
+//! `as_str` and `FromStr`).
 
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Deserialize, Serialize};
 
-/// Declares a text-backed enum with its SQL and string conversions in one place,
+/// Declares a text-backed enum with its string conversions in one place,
 /// so a status name is spelled once.
 macro_rules! text_enum {
     (
@@ -56,19 +56,6 @@ macro_rules! text_enum {
                         other
                     )),
                 }
-            }
-        }
-
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                let text = value.as_str()?;
-                text.parse().map_err(|e: String| FromSqlError::Other(e.into()))
             }
         }
     };

@@ -16,7 +16,7 @@ use super::problem::ApiError;
 use super::query::{ListQuery, count_by_status};
 use super::view::{ExecutionView, SummaryView};
 use crate::error::Error;
-use crate::journal::ExecutionId;
+use crate::record::ExecutionId;
 use crate::runtime::Runtime;
 use crate::status::{AdminAction, ExecutionStatus};
 
@@ -83,7 +83,7 @@ pub(crate) async fn list(
 ) -> ApiResult {
     let query = query_or_400(query)?;
     let mut filter = query
-        .to_filter(state.rt.inner.clock.now())
+        .to_filter(state.rt.engine.clock.now())
         .map_err(ApiError::bad_request)?;
     let limit = filter.limit.unwrap_or(super::query::DEFAULT_LIMIT);
     let offset = filter.offset.unwrap_or(0);
@@ -112,7 +112,7 @@ pub(crate) async fn counts(
 ) -> ApiResult {
     let query = query_or_400(query)?;
     let filter = query
-        .to_filter(state.rt.inner.clock.now())
+        .to_filter(state.rt.engine.clock.now())
         .map_err(ApiError::bad_request)?;
     let counts = count_by_status(&state.rt, &filter).await?;
     Ok(ok_json(StatusCode::OK, &counts))
@@ -121,7 +121,7 @@ pub(crate) async fn counts(
 /// `GET /api/executions/{id}`: one execution with its journal.
 pub(crate) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let info = state.rt.status(id).await?;
-    let view = ExecutionView::new(&info, state.rt.inner.clock.now());
+    let view = ExecutionView::new(&info, state.rt.engine.clock.now());
     Ok(ok_json(StatusCode::OK, &view))
 }
 

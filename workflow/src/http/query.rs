@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::time::parse_time;
 use super::view::Counts;
 use crate::error::Result;
-use crate::journal::ListFilter;
+use crate::record::ListFilter;
 use crate::runtime::Runtime;
 use crate::status::ExecutionStatus;
 

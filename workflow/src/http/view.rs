@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::time::{format_time, millis_between};
 use crate::codec::Payload;
-use crate::journal::{AttemptRecord, ExecutionInfo, ExecutionSummary, StepRecord};
+use crate::record::{AttemptRecord, ExecutionInfo, ExecutionSummary, StepRecord};
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 
 /// One line of a list of executions.

@@ -1,21 +1,26 @@
-//! The SQLite store: one writer thread doing group commit, and a reader
-//! connection used off the async executor. The only rusqlite user.
+//! Where the journal lives. Everything above this module speaks the typed
+//! operations of [`journal`] and the methods of [`Store`]; only the backends
+//! below it name a database client.
+//!
+//! The backend is an enum, dispatched statically: a step's write is on the
+//! hot path, and each backend's methods are plain `async fn`s.
 
-mod queries;
-mod schema;
+mod journal;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use rusqlite::Connection;
-use tokio::sync::oneshot;
+pub(crate) use journal::*;
 
-use crate::error::{Error, Result};
-use crate::lock::WorkerLock;
-
-pub(crate) use queries::*;
+#[cfg(not(feature = "sqlite"))]
+use crate::error::Error;
+use crate::error::Result;
+use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
+use crate::status::{AdminAction, ExecutionStatus};
 
 /// How hard each commit pushes data to the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,16 +34,6 @@ pub enum Durability {
     Normal,
     /// `synchronous = OFF`: for tests and benchmarks.
     Off,
-}
-
-impl Durability {
-    fn pragma(self) -> &'static str {
-        match self {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-            Durability::Off => "OFF",
-        }
-    }
 }
 
 /// When opening a database file reads all of it to check its integrity
@@ -72,401 +67,213 @@ pub(crate) struct FileOptions {
     pub integrity_check: IntegrityCheck,
 }
 
-/// One unit of work for the writer thread: it runs inside the batch's
-/// transaction, then learns whether that transaction committed. One
-/// allocation per op, made by the caller.
-trait Job: Send {
-    /// Runs the op (it gets the error instead of a connection when the
-    /// transaction could not begin); returns whether it succeeded (a failed
-    /// op is rolled back alone).
-    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool;
-    /// Called once the batch is done, with the commit's outcome.
-    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>);
+/// The names of the workflows a process registers: replay loads only
+/// executions it can run.
+pub(crate) type Registered = Arc<HashSet<&'static str>>;
+
+/// The journal store of one runtime.
+pub(crate) enum Store {
+    /// An embedded SQLite file, or a private in-memory database.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlite::SqliteStore),
 }
 
-/// An op someone waits for: the outcome goes back on a oneshot.
-struct Waited<F, R> {
-    op: Option<F>,
-    result: Option<Result<R>>,
-    reply: oneshot::Sender<Result<R>>,
-}
-
-impl<F, R> Job for Waited<F, R>
-where
-    F: FnOnce(&Connection) -> rusqlite::Result<R> + Send,
-    R: Send,
-{
-    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool {
-        let Some(op) = self.op.take() else {
-            return false;
-        };
-        let result = conn.map_err(copy_error).and_then(op).map_err(Error::from);
-        let ok = result.is_ok();
-        self.result = Some(result);
-        ok
-    }
-
-    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>) {
-        let outcome = match (self.result, committed) {
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(_)), Err(e)) => Err(Error::from(copy_error(e))),
-            (Some(Ok(value)), Ok(())) => Ok(value),
-            (None, Err(e)) => Err(Error::from(copy_error(e))),
-            (None, Ok(())) => Err(Error::Shutdown),
-        };
-        let _ = self.reply.send(outcome);
-    }
-}
-
-/// An op nobody waits for: a failure is logged.
-struct Unwaited<F> {
-    op: Option<F>,
-    failed: bool,
-}
-
-impl<F> Job for Unwaited<F>
-where
-    F: FnOnce(&Connection) -> rusqlite::Result<()> + Send,
-{
-    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool {
-        let Some(op) = self.op.take() else {
-            return false;
-        };
-        match conn.map_err(copy_error).and_then(op) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "queued journal write failed");
-                self.failed = true;
-                false
-            }
+/// Runs `$body` with `$s` bound to the backend. With no backend compiled in,
+/// `Store` has no values and the match has no arms.
+macro_rules! backend {
+    ($self:expr, $s:ident => $body:expr) => {
+        match *$self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(ref $s) => $body,
         }
-    }
-
-    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>) {
-        if let (false, Err(e)) = (self.failed, committed) {
-            tracing::error!(error = %e, "queued journal write was not committed");
-        }
-    }
+    };
 }
 
-/// An op queued for the writer.
-struct Queued {
-    job: Box<dyn Job>,
-    /// Someone waits for its commit: the writer commits without lingering.
-    waited: bool,
-    /// It may run several statements, so it runs under a savepoint that a
-    /// failure rolls back. An op of one statement needs none: SQLite undoes
-    /// a failed statement by itself.
-    savepoint: bool,
-}
-
-enum Command {
-    Op(Queued),
-    /// Commit what came before, then stop.
-    Close,
-}
-
-/// Tries to begin a write transaction before its batch fails as busy.
-const BEGIN_TRIES: usize = 3;
-
-/// Most ops committed in one transaction. Bounds a batch's latency while
-/// still sharing each fsync among many workflows.
-const MAX_BATCH: usize = 4096;
-
-pub(crate) struct Store {
-    ops: mpsc::Sender<Command>,
-    /// `None` for an in-memory store; holds `None` once the store is closed.
-    reader: Option<Arc<Mutex<Option<Connection>>>>,
-    writer: Mutex<Option<thread::JoinHandle<()>>>,
-    path: Option<PathBuf>,
-    /// The worker lock of a file database, held until the store is closed.
-    lock: Mutex<Option<WorkerLock>>,
+#[cfg(not(feature = "sqlite"))]
+fn no_backend() -> Error {
+    Error::InvalidOption(
+        "this build has no SQLite store: enable the `sqlite` cargo feature of replayflow".into(),
+    )
 }
 
 impl Store {
-    /// Opens (creating if needed) a database file. Blocking: call from
-    /// `spawn_blocking`.
+    /// Opens (creating if needed) a database file for a worker. Blocking:
+    /// call from `spawn_blocking`.
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
     pub(crate) fn open_file(path: &Path, options: &FileOptions) -> Result<Store> {
-        let (writer, reader, lock) = schema::open_file(path, options)?;
-        let store = Store::start(writer, Some(reader), Some(path.to_owned()))?;
-        *store.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
-        Ok(store)
+        #[cfg(feature = "sqlite")]
+        return sqlite::SqliteStore::open_file(path, options).map(Store::Sqlite);
+        #[cfg(not(feature = "sqlite"))]
+        Err(no_backend())
     }
 
     /// Opens an existing database file as an admin (no lock). Blocking.
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
     pub(crate) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<Store> {
-        let (writer, reader) = schema::open_admin(path, busy_timeout)?;
-        Store::start(writer, Some(reader), Some(path.to_owned()))
+        #[cfg(feature = "sqlite")]
+        return sqlite::SqliteStore::open_admin(path, busy_timeout).map(Store::Sqlite);
+        #[cfg(not(feature = "sqlite"))]
+        Err(no_backend())
     }
 
-    /// A private in-memory database; reads go through the writer's connection.
+    /// A private in-memory database. Blocking.
     pub(crate) fn open_in_memory() -> Result<Store> {
-        let writer = schema::open_in_memory()?;
-        Store::start(writer, None, None)
+        #[cfg(feature = "sqlite")]
+        return sqlite::SqliteStore::open_in_memory().map(Store::Sqlite);
+        #[cfg(not(feature = "sqlite"))]
+        Err(no_backend())
     }
 
-    fn start(conn: Connection, reader: Option<Connection>, path: Option<PathBuf>) -> Result<Store> {
-        let (tx, rx) = mpsc::channel::<Command>();
-        let handle = thread::Builder::new()
-            .name("workflow-journal-writer".into())
-            .spawn(move || writer_loop(conn, rx))
-            .map_err(|source| Error::Io {
-                path: "writer thread".into(),
-                source,
-            })?;
-        Ok(Store {
-            ops: tx,
-            reader: reader.map(|r| Arc::new(Mutex::new(Some(r)))),
-            writer: Mutex::new(Some(handle)),
-            path,
-            lock: Mutex::new(None),
-        })
-    }
-
+    /// The database file, unless in memory.
     pub(crate) fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        backend!(self, s => s.path())
     }
 
-    /// Runs `op` in the writer's next transaction and waits for its commit.
-    pub(crate) async fn write<R, F>(&self, op: F) -> Result<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
-    {
-        self.send_waited(op, true).await
-    }
-
-    /// Like [`Store::write`], for an op that runs at most one statement that
-    /// changes anything: it runs without a savepoint of its own.
-    pub(crate) async fn write_one<R, F>(&self, op: F) -> Result<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
-    {
-        self.send_waited(op, false).await
-    }
-
-    async fn send_waited<R, F>(&self, op: F, savepoint: bool) -> Result<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel::<Result<R>>();
-        let queued = Queued {
-            job: Box::new(Waited {
-                op: Some(op),
-                result: None,
-                reply: tx,
-            }),
-            waited: true,
-            savepoint,
-        };
-        self.ops
-            .send(Command::Op(queued))
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)?
-    }
-
-    /// Queues `op` for the writer's next transaction without waiting: it
-    /// commits with the next waited write. A failure is logged.
-    pub(crate) fn enqueue<F>(&self, op: F)
-    where
-        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
-    {
-        let queued = Queued {
-            job: Box::new(Unwaited {
-                op: Some(op),
-                failed: false,
-            }),
-            waited: false,
-            savepoint: true,
-        };
-        if self.ops.send(Command::Op(queued)).is_err() {
-            tracing::warn!("journal write dropped: the runtime is shut down");
-        }
-    }
-
-    /// Reads with the reader connection on a blocking thread, or through the
-    /// writer for an in-memory store. Does not see writes still queued.
-    pub(crate) async fn read<R, F>(&self, op: F) -> Result<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
-    {
-        match &self.reader {
-            None => self.write(op).await,
-            Some(reader) => {
-                let reader = Arc::clone(reader);
-                tokio::task::spawn_blocking(move || {
-                    // A poisoned lock means a read panicked; the connection itself is fine.
-                    let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-                    let conn = conn.as_ref().ok_or(Error::Shutdown)?;
-                    op(conn).map_err(Error::from)
-                })
-                .await
-                .map_err(|_| Error::Shutdown)?
-            }
-        }
-    }
-
-    /// Closes the reader, stops the writer after it has committed everything
-    /// queued before this call and waits for it, then records the clean end
-    /// and releases the worker lock: no connection to the file is left open,
-    /// nor a WAL unless another process has the file open. Blocking.
-    pub(crate) fn close_and_wait(&self) {
-        if let Some(reader) = &self.reader {
-            // Waits for a read in progress. Closed first, so that the
-            // writer's connection is the last one and its close folds the
-            // WAL into the file (a read-only connection cannot).
-            drop(reader.lock().unwrap_or_else(|p| p.into_inner()).take());
-        }
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
-            let _ = self.ops.send(Command::Close);
-            let _ = handle.join();
-        }
-        if let Some(mut lock) = self.lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            lock.mark_clean_end();
-        }
-    }
-
-    /// Whether the previous worker on this file ended with a clean shutdown
-    /// (true for in-memory stores and new files).
+    /// Whether the previous worker on this database ended with a clean
+    /// shutdown (true for in-memory stores and new files).
     pub(crate) fn previous_end_clean(&self) -> bool {
-        self.lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_none_or(|l| l.previous_end_clean)
+        backend!(self, s => s.previous_end_clean())
     }
 
-    /// Tells the writer to stop once it has committed everything queued
-    /// before this call. Does not wait (it may be called from a runtime
-    /// thread, in `Drop`); the thread ends on its own.
+    /// Commits everything queued, closes every connection and releases the
+    /// database, recording a clean end. Blocking.
+    pub(crate) fn close_and_wait(&self) {
+        backend!(self, s => s.close_and_wait())
+    }
+
+    /// Tells the store to close once it has committed what is queued,
+    /// without waiting (callable from `Drop` on a runtime thread).
     pub(crate) fn close(&self) {
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if handle.is_some() {
-            let _ = self.ops.send(Command::Close);
-        }
+        backend!(self, s => s.close())
     }
-}
 
-/// How long queued (unwaited) writes may wait for a waited one to share its
-/// commit. A step's start record is queued; when the step finishes within this
-/// window its start and result cost one fsync instead of two, and a longer
-/// step's start still becomes durable promptly.
-const QUEUED_LINGER: Duration = Duration::from_millis(10);
+    // ---- journal writes ----
 
-fn writer_loop(conn: Connection, commands: mpsc::Receiver<Command>) {
-    let mut batch: Vec<Queued> = Vec::with_capacity(64);
-    let mut done: Vec<Box<dyn Job>> = Vec::with_capacity(64);
-    let mut open = true;
-    while open {
-        let mut waited = match commands.recv() {
-            Ok(Command::Op(queued)) => {
-                let waited = queued.waited;
-                batch.push(queued);
-                waited
-            }
-            Ok(Command::Close) | Err(_) => break,
-        };
-        let mut linger_until = None;
-        while batch.len() < MAX_BATCH {
-            let next = if waited {
-                commands.try_recv().map_err(|_| ())
-            } else {
-                // Only queued writes so far: linger briefly for a waited one.
-                let until = *linger_until.get_or_insert_with(|| Instant::now() + QUEUED_LINGER);
-                let left = until.saturating_duration_since(Instant::now());
-                commands.recv_timeout(left).map_err(|_| ())
-            };
-            match next {
-                Ok(Command::Op(queued)) => {
-                    waited |= queued.waited;
-                    batch.push(queued);
-                }
-                Ok(Command::Close) => {
-                    open = false;
-                    break;
-                }
-                Err(()) => break,
-            }
-        }
-        run_batch(&conn, &mut batch, &mut done);
+    /// Commits `op` and waits until it is durable.
+    pub(crate) async fn commit(&self, op: JournalOp) -> Result<()> {
+        backend!(self, s => s.commit(op).await)
     }
-    tracing::debug!("journal writer stopped");
-}
 
-/// Runs one statement of the writer's own (transaction control), prepared once.
-fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(drop)
-}
+    /// Queues `op` without waiting: it commits with the next waited write,
+    /// before anything written after it. A failure is logged.
+    pub(crate) fn queue(&self, op: JournalOp) {
+        backend!(self, s => s.queue(op))
+    }
 
-/// Runs one batch in one transaction, each op that needs it under its own
-/// savepoint so a failing op is rolled back alone, then tells every op the
-/// commit's outcome.
-fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Box<dyn Job>>) {
-    // Each try waits up to the busy timeout for another connection's lock.
-    let mut begun = control(conn, "BEGIN IMMEDIATE");
-    for _ in 1..BEGIN_TRIES {
-        match &begun {
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
-                tracing::warn!(error = %e, "the database is locked by another connection; trying again");
-                begun = control(conn, "BEGIN IMMEDIATE");
-            }
-            _ => break,
-        }
-    }
-    if let Err(e) = begun {
-        tracing::error!(error = %e, "cannot begin a journal transaction");
-        for queued in batch.drain(..) {
-            // Run nothing; each op learns of the failure as a failed commit.
-            let mut job = queued.job;
-            job.run(Err(&e));
-            job.finish(Err(&e));
-        }
-        return;
-    }
-    for queued in batch.drain(..) {
-        let mut job = queued.job;
-        if !queued.savepoint {
-            job.run(Ok(conn));
-            done.push(job);
-            continue;
-        }
-        if let Err(e) = control(conn, "SAVEPOINT op") {
-            tracing::error!(error = %e, "cannot open a savepoint");
-            job.run(Err(&e));
-            job.finish(Err(&e));
-            continue;
-        }
-        let ok = job.run(Ok(conn));
-        if !ok && let Err(e) = control(conn, "ROLLBACK TO op") {
-            tracing::error!(error = %e, "cannot roll back a failed journal write");
-        }
-        if let Err(e) = control(conn, "RELEASE op") {
-            tracing::error!(error = %e, "cannot release a savepoint");
-        }
-        done.push(job);
-    }
-    let committed = control(conn, "COMMIT");
-    if committed.is_err() && !conn.is_autocommit() {
-        let _ = control(conn, "ROLLBACK");
-    }
-    for job in done.drain(..) {
-        job.finish(committed.as_ref().map(|_| ()));
-    }
-}
+    // ---- execution lifecycle (waited writes) ----
 
-/// A copy of a SQLite error for each waiter of a failed commit.
-fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(code, msg) => {
-            rusqlite::Error::SqliteFailure(*code, msg.clone())
-        }
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        ),
+    /// Inserts a new execution, or finds the one that has the id.
+    pub(crate) async fn insert_execution(&self, new: NewExecution) -> Result<Inserted> {
+        backend!(self, s => s.insert_execution(new).await)
+    }
+
+    /// Loads an execution to drive it, moving it to `running`: one commit,
+    /// which also makes every write already queued for it visible.
+    pub(crate) async fn claim_for_replay(
+        &self,
+        id: &ExecutionId,
+        registered: Registered,
+        now: i64,
+    ) -> Result<Claimed> {
+        backend!(self, s => s.claim_for_replay(id, registered, now).await)
+    }
+
+    /// Moves a panicked, restarting or failed execution back to `running`
+    /// with one more restart counted, and loads it; `None` if it is in none
+    /// of those states. A failed execution's journal from its first failed
+    /// entry on is set aside first, so the failed step really runs again.
+    pub(crate) async fn begin_restart(&self, id: &ExecutionId, now: i64) -> Result<Option<Loaded>> {
+        backend!(self, s => s.begin_restart(id, now).await)
+    }
+
+    /// Sets an execution's status with what goes with it; a terminal status
+    /// is never overwritten (false then). One statement. The transition is
+    /// handed back for the waiters of the execution's end.
+    pub(crate) async fn set_status(
+        &self,
+        id: &ExecutionId,
+        status: ExecutionStatus,
+        transition: Transition,
+        now: i64,
+    ) -> Result<(bool, Transition)> {
+        backend!(self, s => s.set_status(id, status, transition, now).await)
+    }
+
+    /// Brings every pending wake time of an execution (sleeps, backoffs)
+    /// forward to `now`.
+    pub(crate) async fn wake_now(&self, id: &ExecutionId, now: i64) -> Result<()> {
+        backend!(self, s => s.wake_now(id, now).await)
+    }
+
+    /// Every unfinished execution, oldest first, seeing every queued write.
+    pub(crate) async fn load_unfinished(&self) -> Result<Vec<Unfinished>> {
+        backend!(self, s => s.load_unfinished().await)
+    }
+
+    /// Counts a claim of each execution after an unclean end, in one
+    /// commit; returns the counts in order.
+    pub(crate) async fn count_recoveries(&self, ids: Vec<ExecutionId>) -> Result<Vec<u32>> {
+        backend!(self, s => s.count_recoveries(ids).await)
+    }
+
+    /// Records the workflows this process registers.
+    pub(crate) async fn register_workflows(&self, rows: Vec<WorkflowRow>, now: i64) -> Result<()> {
+        backend!(self, s => s.register_workflows(rows, now).await)
+    }
+
+    /// Records an admin's request for the worker.
+    pub(crate) async fn insert_request(
+        &self,
+        id: &ExecutionId,
+        action: AdminAction,
+        now: i64,
+    ) -> Result<()> {
+        backend!(self, s => s.insert_request(id, action, now).await)
+    }
+
+    /// Marks a request as applied, with what came of it.
+    pub(crate) async fn finish_request(
+        &self,
+        request: i64,
+        outcome: String,
+        now: i64,
+    ) -> Result<()> {
+        backend!(self, s => s.finish_request(request, outcome, now).await)
+    }
+
+    // ---- reads (they do not see writes still queued) ----
+
+    pub(crate) async fn load_execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRow>> {
+        backend!(self, s => s.load_execution(id).await)
+    }
+
+    /// Everything known of one execution, read in one snapshot.
+    pub(crate) async fn load_info(&self, id: &ExecutionId) -> Result<Option<ExecutionInfo>> {
+        backend!(self, s => s.load_info(id).await)
+    }
+
+    pub(crate) async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionSummary>> {
+        backend!(self, s => s.list(filter).await)
+    }
+
+    pub(crate) async fn count_by_status(
+        &self,
+        filter: ListFilter,
+    ) -> Result<Vec<(ExecutionStatus, u64)>> {
+        backend!(self, s => s.count_by_status(filter).await)
+    }
+
+    pub(crate) async fn registered_workflows(&self) -> Result<Vec<String>> {
+        backend!(self, s => s.registered_workflows().await)
+    }
+
+    /// Sleeping executions due by `now`, for the periodic sweep.
+    pub(crate) async fn due_sleepers(&self, now: i64) -> Result<Vec<ExecutionId>> {
+        backend!(self, s => s.due_sleepers(now).await)
+    }
+
+    /// Admin requests not yet applied, oldest first.
+    pub(crate) async fn pending_requests(&self) -> Result<Vec<Request>> {
+        backend!(self, s => s.pending_requests().await)
     }
 }

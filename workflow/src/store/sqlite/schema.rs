@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Durability, FileOptions, IntegrityCheck};
+use super::lock::{self, WorkerLock};
 use crate::error::{Error, Result};
-use crate::lock::{self, WorkerLock};
 use crate::status::{
     AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
 };
+use crate::store::{Durability, FileOptions, IntegrityCheck};
 
 /// `PRAGMA application_id` of our files: "WFLW".
 pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
@@ -225,7 +225,12 @@ pub(super) fn open_in_memory() -> Result<Connection> {
 }
 
 fn configure(conn: &Connection, durability: Durability) -> Result<()> {
-    conn.pragma_update(None, "synchronous", durability.pragma())?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+        Durability::Off => "OFF",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // The journal's statements are few and hot.
     conn.set_prepared_statement_cache_capacity(64);

@@ -1,51 +1,37 @@
-//! The journal's SQL. Every function takes a connection and blocks; callers
-//! run them on the writer thread or a blocking thread.
+//! The SQL of the execution lifecycle and of every read. Every function
+//! takes a connection and blocks; the store runs them on the writer thread
+//! or a blocking thread.
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 
 use crate::codec::{Codec, Payload};
-use crate::journal::{
+use crate::record::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
     from_millis, to_millis,
 };
-use crate::status::{
-    AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
+use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+use crate::store::{
+    Entry, ExecutionRow, Inserted, NewExecution, Request, Transition, Unfinished, WorkflowRow,
 };
 
-/// A new execution's row.
-pub(crate) struct NewExecution {
-    pub id: ExecutionId,
-    pub workflow: &'static str,
-    pub codec: Codec,
-    pub input: Vec<u8>,
-    pub options: String,
-    pub now: i64,
-}
-
-/// What `insert_execution` found.
-pub(crate) enum Inserted {
-    Created,
-    Existing { workflow: String },
-}
-
-pub(crate) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite::Result<Inserted> {
+pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite::Result<Inserted> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO workflow_executions
                  (id, workflow_name, status, codec, input, options, created_at, updated_at)
-             VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?6)
+             VALUES (:id, :workflow, 'running', :codec, :input, :options, :now, :now)
              ON CONFLICT (id) DO NOTHING",
         )?
-        .execute(params![
-            e.id.as_str(),
-            e.workflow,
-            e.codec.as_str(),
-            e.input,
-            e.options,
-            e.now
-        ])?;
+        .execute(named_params! {
+            ":id": e.id.as_str(),
+            ":workflow": e.workflow,
+            ":codec": e.codec.as_str(),
+            ":input": e.input,
+            ":options": e.options,
+            ":now": e.now,
+        })?;
     if inserted == 1 {
         return Ok(Inserted::Created);
     }
@@ -53,25 +39,6 @@ pub(crate) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
         .prepare_cached("SELECT workflow_name FROM workflow_executions WHERE id = ?1")?
         .query_row([e.id.as_str()], |r| r.get(0))?;
     Ok(Inserted::Existing { workflow })
-}
-
-/// An execution's row, as replay and `Handle::result` need it.
-#[derive(Debug, Clone)]
-pub(crate) struct ExecutionRow {
-    pub id: ExecutionId,
-    pub workflow: String,
-    pub status: ExecutionStatus,
-    pub codec: Codec,
-    pub input: Vec<u8>,
-    pub output: Option<Vec<u8>>,
-    pub error: Option<Vec<u8>>,
-    pub error_message: Option<String>,
-    pub options: String,
-    pub restart_attempt: u32,
-    pub wake_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub completed_at: Option<i64>,
 }
 
 const EXECUTION_COLUMNS: &str =
@@ -105,7 +72,7 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
     })
 }
 
-pub(crate) fn load_execution(
+pub(super) fn load_execution(
     conn: &Connection,
     id: &ExecutionId,
 ) -> rusqlite::Result<Option<ExecutionRow>> {
@@ -116,25 +83,8 @@ pub(crate) fn load_execution(
     .optional()
 }
 
-/// One journal entry as replay reads it.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub position: u32,
-    pub kind: EntryKind,
-    pub name: Arc<str>,
-    pub occurrence: u32,
-    pub status: StepStatus,
-    pub attempts: u32,
-    pub output: Option<Vec<u8>>,
-    pub error: Option<Vec<u8>>,
-    pub error_message: Option<String>,
-    pub wake_at: Option<i64>,
-    pub branch: Arc<str>,
-    pub local: u32,
-}
-
 /// The whole journal of an execution, in one query, ordered by position.
-pub(crate) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
+pub(super) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
                 branch, local
@@ -187,202 +137,9 @@ impl Interner {
     }
 }
 
-/// Where a journal entry sits and what it is.
-#[derive(Debug, Clone)]
-pub(crate) struct EntryAt {
-    pub execution: ExecutionId,
-    pub position: u32,
-    pub branch: Arc<str>,
-    pub local: u32,
-    pub kind: EntryKind,
-    pub name: Arc<str>,
-    pub occurrence: u32,
-}
-
-/// Records that attempt `attempt` of a step began.
-pub(crate) fn begin_attempt(
-    conn: &Connection,
-    at: &EntryAt,
-    attempt: u32,
-    now: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO step_executions
-             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, started_at)
-         VALUES (?1, ?2, ?8, ?9, ?3, ?4, ?5, 'running', ?6, ?7)
-         ON CONFLICT (execution_id, position)
-         DO UPDATE SET status = 'running', attempts = excluded.attempts",
-    )?
-    .execute(params![
-        at.execution.as_str(),
-        at.position,
-        at.kind,
-        at.name,
-        at.occurrence,
-        attempt,
-        now,
-        at.branch.as_ref(),
-        at.local
-    ])?;
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO step_attempts (execution_id, position, attempt, status, started_at)
-         VALUES (?1, ?2, ?3, 'running', ?4)",
-    )?
-    .execute(params![at.execution.as_str(), at.position, attempt, now])?;
-    Ok(())
-}
-
-/// Records a step's result; `started` is when this attempt began. The entry
-/// is created if its start was never recorded.
-///
-/// With `log_attempt` false (a first attempt whose start was not recorded:
-/// a quick step, the usual case) this is one statement, and the attempt is
-/// not written to `step_attempts`: the entry itself holds it (`attempts` 1,
-/// `started_at`, `completed_at`), and [`load_info`] shows it as attempt 1.
-pub(crate) fn complete_step(
-    conn: &Connection,
-    at: &EntryAt,
-    attempt: u32,
-    started: i64,
-    output: &[u8],
-    now: i64,
-    log_attempt: bool,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO step_executions
-             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output, started_at, completed_at)
-         VALUES (?1, ?2, ?9, ?10, ?3, ?4, ?5, 'completed', ?6, ?7, ?11, ?8)
-         ON CONFLICT (execution_id, position)
-         DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
-                       error = NULL, completed_at = excluded.completed_at",
-    )?
-    .execute(params![
-        at.execution.as_str(),
-        at.position,
-        at.kind,
-        at.name,
-        at.occurrence,
-        attempt,
-        output,
-        now,
-        at.branch.as_ref(),
-        at.local,
-        started
-    ])?;
-    if log_attempt {
-        conn.prepare_cached(
-            "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
-             VALUES (?1, ?2, ?3, 'completed', ?4, ?5)
-             ON CONFLICT (execution_id, position, attempt)
-             DO UPDATE SET status = 'completed', ended_at = excluded.ended_at",
-        )?
-        .execute(params![at.execution.as_str(), at.position, attempt, started, now])?;
-    }
-    Ok(())
-}
-
-/// Records a failed attempt. With `terminal`, the step has failed for good and
-/// the encoded error is what replay returns; otherwise it waits to retry.
-/// `started` is when this attempt began.
-#[allow(clippy::too_many_arguments)] // one per column it writes
-pub(crate) fn fail_attempt(
-    conn: &Connection,
-    at: &EntryAt,
-    attempt: u32,
-    started: i64,
-    message: &str,
-    terminal: Option<&[u8]>,
-    retry_at: Option<i64>,
-    now: i64,
-) -> rusqlite::Result<()> {
-    let status = if terminal.is_some() {
-        StepStatus::Failed
-    } else {
-        StepStatus::Retrying
-    };
-    conn.prepare_cached(
-        "INSERT INTO step_executions
-             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, error, error_message,
-              started_at, completed_at, wake_at)
-         VALUES (?1, ?2, ?12, ?13, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?14, CASE WHEN ?8 IS NULL THEN NULL ELSE ?10 END, ?11)
-         ON CONFLICT (execution_id, position)
-         DO UPDATE SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
-                       error_message = excluded.error_message, completed_at = excluded.completed_at,
-                       wake_at = excluded.wake_at",
-    )?
-    .execute(params![
-        at.execution.as_str(),
-        at.position,
-        at.kind,
-        at.name,
-        at.occurrence,
-        status,
-        attempt,
-        terminal,
-        message,
-        now,
-        retry_at,
-        at.branch.as_ref(),
-        at.local,
-        started
-    ])?;
-    conn.prepare_cached(
-        "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at, error_message)
-         VALUES (?1, ?2, ?3, 'failed', ?6, ?4, ?5)
-         ON CONFLICT (execution_id, position, attempt)
-         DO UPDATE SET status = 'failed', ended_at = excluded.ended_at, error_message = excluded.error_message",
-    )?
-    .execute(params![
-        at.execution.as_str(),
-        at.position,
-        attempt,
-        now,
-        message,
-        started
-    ])?;
-    Ok(())
-}
-
-/// Records a helper value (`now`, random) as a completed entry.
-pub(crate) fn record_value(
-    conn: &Connection,
-    at: &EntryAt,
-    output: &[u8],
-    now: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO step_executions
-             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output, started_at, completed_at)
-         VALUES (?1, ?2, ?8, ?9, ?3, ?4, ?5, 'completed', 1, ?6, ?7, ?7)",
-    )?
-    .execute(params![
-        at.execution.as_str(),
-        at.position,
-        at.kind,
-        at.name,
-        at.occurrence,
-        output,
-        now,
-        at.branch.as_ref(),
-        at.local
-    ])?;
-    Ok(())
-}
-
-/// Sets an execution's status, and with a terminal status its output or error.
-/// A status change of an execution.
-#[derive(Debug, Default)]
-pub(crate) struct Transition {
-    pub output: Option<Vec<u8>>,
-    pub error: Option<Vec<u8>>,
-    pub message: Option<String>,
-    pub cause: Option<PauseCause>,
-    pub wake_at: Option<i64>,
-}
-
 /// Sets an execution's status, with its output, error, reason or wake time.
 /// A terminal status is final: it is never overwritten.
-pub(crate) fn set_status(
+pub(super) fn set_status(
     conn: &Connection,
     id: &ExecutionId,
     status: ExecutionStatus,
@@ -393,63 +150,27 @@ pub(crate) fn set_status(
     let changed = conn
         .prepare_cached(
             "UPDATE workflow_executions
-             SET status = ?2, output = ?3, error = ?4, error_message = ?5, pause_cause = ?6, wake_at = ?7,
-                 updated_at = ?8, completed_at = ?9
-             WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')",
+             SET status = :status, output = :output, error = :error, error_message = :message,
+                 pause_cause = :cause, wake_at = :wake_at, updated_at = :now, completed_at = :completed_at
+             WHERE id = :id AND status NOT IN ('completed', 'failed', 'cancelled')",
         )?
-        .execute(params![
-            id.as_str(),
-            status,
-            t.output,
-            t.error,
-            t.message,
-            t.cause,
-            t.wake_at,
-            now,
-            completed_at
-        ])?;
+        .execute(named_params! {
+            ":id": id.as_str(),
+            ":status": status,
+            ":output": t.output,
+            ":error": t.error,
+            ":message": t.message,
+            ":cause": t.cause,
+            ":wake_at": t.wake_at,
+            ":now": now,
+            ":completed_at": completed_at,
+        })?;
     Ok(changed == 1)
-}
-
-/// Records a durable sleep (or a durable backoff's wake time) of an entry.
-pub(crate) fn record_sleep(
-    conn: &Connection,
-    at: &EntryAt,
-    wake_at: i64,
-    now: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO step_executions
-             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, wake_at, started_at)
-         VALUES (?1, ?2, ?8, ?9, ?3, ?4, ?5, 'sleeping', 1, ?6, ?7)",
-    )?
-    .execute(params![
-        at.execution.as_str(),
-        at.position,
-        at.kind,
-        at.name,
-        at.occurrence,
-        wake_at,
-        now,
-        at.branch.as_ref(),
-        at.local
-    ])?;
-    Ok(())
-}
-
-/// Marks a sleep entry as woken.
-pub(crate) fn complete_sleep(conn: &Connection, at: &EntryAt, now: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE step_executions SET status = 'completed', completed_at = ?3
-         WHERE execution_id = ?1 AND position = ?2",
-    )?
-    .execute(params![at.execution.as_str(), at.position, now])?;
-    Ok(())
 }
 
 /// Brings every pending wake time of an execution (sleeps, backoffs) forward
 /// to `now`: `resume` wakes a sleeping execution early.
-pub(crate) fn wake_now(conn: &Connection, id: &ExecutionId, now: i64) -> rusqlite::Result<()> {
+pub(super) fn wake_now(conn: &Connection, id: &ExecutionId, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE step_executions SET wake_at = ?2
          WHERE execution_id = ?1 AND status IN ('sleeping', 'retrying') AND wake_at > ?2",
@@ -458,20 +179,7 @@ pub(crate) fn wake_now(conn: &Connection, id: &ExecutionId, now: i64) -> rusqlit
     Ok(())
 }
 
-/// An unfinished execution, as recovery sees it.
-#[derive(Debug, Clone)]
-pub(crate) struct Unfinished {
-    pub id: ExecutionId,
-    pub workflow: String,
-    pub status: ExecutionStatus,
-    pub cause: Option<PauseCause>,
-    pub wake_at: Option<i64>,
-    pub restart_attempt: u32,
-    pub options: String,
-    pub error_message: Option<String>,
-}
-
-pub(crate) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinished>> {
+pub(super) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinished>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message
          FROM workflow_executions
@@ -494,7 +202,7 @@ pub(crate) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinis
 }
 
 /// Counts a claim of an execution after an unclean end; returns the count.
-pub(crate) fn count_recovery(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<u32> {
+pub(super) fn count_recovery(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<u32> {
     conn.prepare_cached(
         "UPDATE workflow_executions SET recovery_attempts = recovery_attempts + 1
          WHERE id = ?1 RETURNING recovery_attempts",
@@ -502,15 +210,8 @@ pub(crate) fn count_recovery(conn: &Connection, id: &ExecutionId) -> rusqlite::R
     .query_row([id.as_str()], |r| r.get(0))
 }
 
-/// Progress after a recovery: the count starts over.
-pub(crate) fn reset_recovery(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE workflow_executions SET recovery_attempts = 0 WHERE id = ?1")?
-        .execute([id.as_str()])?;
-    Ok(())
-}
-
 /// Sleeping executions due by `now`, for the periodic sweep.
-pub(crate) fn due_sleepers(conn: &Connection, now: i64) -> rusqlite::Result<Vec<ExecutionId>> {
+pub(super) fn due_sleepers(conn: &Connection, now: i64) -> rusqlite::Result<Vec<ExecutionId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id FROM workflow_executions WHERE status = 'sleeping' AND wake_at <= ?1 ORDER BY wake_at LIMIT 1000",
     )?;
@@ -523,7 +224,7 @@ pub(crate) fn due_sleepers(conn: &Connection, now: i64) -> rusqlite::Result<Vec<
 /// execution's journal from its first failed entry on is set aside (kept in
 /// the `superseded_*` tables), so the failed step really runs again, its
 /// attempts counted from 1.
-pub(crate) fn begin_restart(
+pub(super) fn begin_restart(
     conn: &Connection,
     id: &ExecutionId,
     now: i64,
@@ -582,7 +283,7 @@ fn supersede_from_first_failure(
 }
 
 /// Everything known of one execution, for `Runtime::status`, read in one snapshot.
-pub(crate) fn load_info(
+pub(super) fn load_info(
     conn: &Connection,
     id: &ExecutionId,
 ) -> rusqlite::Result<Option<ExecutionInfo>> {
@@ -694,7 +395,7 @@ fn load_info_unguarded(
 
 /// Executions matching `filter`, newest first (in the order they were started
 /// when they share a millisecond).
-pub(crate) fn list(
+pub(super) fn list(
     conn: &Connection,
     filter: &ListFilter,
 ) -> rusqlite::Result<Vec<ExecutionSummary>> {
@@ -733,7 +434,7 @@ pub(crate) fn list(
 }
 
 /// Executions matching `filter`'s workflow and time bounds, counted per status.
-pub(crate) fn count_by_status(
+pub(super) fn count_by_status(
     conn: &Connection,
     filter: &ListFilter,
 ) -> rusqlite::Result<Vec<(ExecutionStatus, u64)>> {
@@ -756,16 +457,16 @@ pub(crate) fn count_by_status(
 }
 
 /// The names of the workflows some worker registered in this database.
-pub(crate) fn registered_workflows(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub(super) fn registered_workflows(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached("SELECT name FROM workflows ORDER BY name")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
 }
 
 /// Records the registered workflows with their options.
-pub(crate) fn register_workflows(
+pub(super) fn register_workflows(
     conn: &Connection,
-    workflows: &[(String, String, String)],
+    workflows: &[WorkflowRow],
     now: i64,
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
@@ -773,14 +474,14 @@ pub(crate) fn register_workflows(
          ON CONFLICT (name) DO UPDATE SET module_path = excluded.module_path, options = excluded.options,
                                           registered_at = excluded.registered_at",
     )?;
-    for (name, module_path, options) in workflows {
-        stmt.execute(params![name, module_path, options, now])?;
+    for w in workflows {
+        stmt.execute(params![w.name, w.module_path, w.options, now])?;
     }
     Ok(())
 }
 
 /// Records an admin's request for the worker.
-pub(crate) fn insert_request(
+pub(super) fn insert_request(
     conn: &Connection,
     id: &ExecutionId,
     action: AdminAction,
@@ -794,24 +495,22 @@ pub(crate) fn insert_request(
 }
 
 /// Requests not yet applied, oldest first.
-pub(crate) fn pending_requests(
-    conn: &Connection,
-) -> rusqlite::Result<Vec<(i64, ExecutionId, AdminAction)>> {
+pub(super) fn pending_requests(conn: &Connection) -> rusqlite::Result<Vec<Request>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, execution_id, action FROM admin_requests WHERE applied_at IS NULL ORDER BY id LIMIT 1000",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            ExecutionId::new(r.get::<_, String>(1)?),
-            r.get(2)?,
-        ))
+        Ok(Request {
+            id: r.get(0)?,
+            execution: ExecutionId::new(r.get::<_, String>(1)?),
+            action: r.get(2)?,
+        })
     })?;
     rows.collect()
 }
 
 /// Marks a request as applied, with what came of it.
-pub(crate) fn finish_request(
+pub(super) fn finish_request(
     conn: &Connection,
     request: i64,
     outcome: &str,

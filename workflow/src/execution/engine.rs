@@ -1,0 +1,297 @@
+//! The [`Engine`]: what every execution of one runtime shares (the store,
+//! the clock, the registry, the set of executions driven here, the waiters
+//! of their ends, the timers), the claim on an execution, and status changes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::descriptor::WorkflowDescriptor;
+use super::scheduler::Timers;
+use super::state::Execution;
+use crate::clock::Clock;
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::record::{ExecutionId, to_millis};
+use crate::retry::RetryPolicy;
+use crate::status::ExecutionStatus;
+use crate::store::{Registered, Store, Transition};
+
+/// Runtime-wide defaults, from the builder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults {
+    pub codec: Codec,
+    pub max_payload: usize,
+    pub retry: RetryPolicy,
+    pub max_restarts: u32,
+    pub restart_delay: Duration,
+    pub auto_restart: bool,
+    pub suspend_after: Duration,
+    pub recovery_budget: u32,
+}
+
+/// The workflows a runtime can run, by registered name.
+pub(crate) type Registry = HashMap<&'static str, &'static WorkflowDescriptor>;
+
+/// The state one runtime's executions share.
+pub(crate) struct Engine {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub defaults: Defaults,
+    pub registry: Registry,
+    /// The registry's names, as the store filters by them.
+    pub registered: Registered,
+    /// Executions claimed by this process; the execution itself once spawned.
+    active: Mutex<HashMap<ExecutionId, Weak<Execution>>>,
+    /// Waiters of `Handle::result`, per execution, told after each status change.
+    waiters: Mutex<HashMap<ExecutionId, Waiters>>,
+    pub timers: Arc<Timers>,
+    shutting_down: AtomicBool,
+    /// Opened as an admin: reads, and records requests for the worker.
+    pub admin: bool,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.timers.stop();
+        self.store.close();
+    }
+}
+
+/// The right to drive one execution in this process: taken by
+/// [`Engine::claim`], released when dropped, whatever path ends the work.
+pub(crate) struct Claim {
+    engine: Arc<Engine>,
+    id: ExecutionId,
+}
+
+impl Claim {
+    pub(crate) fn id(&self) -> &ExecutionId {
+        &self.id
+    }
+
+    /// Records the spawned execution, so cancel and shutdown can reach it.
+    pub(crate) fn attach(&self, exec: &Arc<Execution>) {
+        let mut active = self.engine.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.insert(self.id.clone(), Arc::downgrade(exec));
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut active = self.engine.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.remove(&self.id);
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(
+        store: Store,
+        registry: Registry,
+        clock: Arc<dyn Clock>,
+        defaults: Defaults,
+        admin: bool,
+    ) -> Engine {
+        let registered = Arc::new(registry.keys().copied().collect::<HashSet<_>>());
+        Engine {
+            store,
+            clock,
+            defaults,
+            registry,
+            registered,
+            active: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            timers: Arc::new(Timers::default()),
+            shutting_down: AtomicBool::new(false),
+            admin,
+        }
+    }
+
+    /// Wall time now, in Unix milliseconds.
+    pub(crate) fn now_millis(&self) -> i64 {
+        to_millis(self.clock.now())
+    }
+
+    pub(crate) fn descriptor(&self, name: &str) -> Result<&'static WorkflowDescriptor> {
+        self.registry
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownWorkflow(name.to_owned()))
+    }
+
+    /// Claims `id` for this process; `None` if it is already driven here.
+    pub(crate) fn claim(self: &Arc<Self>, id: &ExecutionId) -> Option<Claim> {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if active.contains_key(id) {
+            return None;
+        }
+        active.insert(id.clone(), Weak::new());
+        Some(Claim {
+            engine: Arc::clone(self),
+            id: id.clone(),
+        })
+    }
+
+    pub(crate) fn is_active(&self, id: &ExecutionId) -> bool {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.contains_key(id)
+    }
+
+    pub(crate) fn active_execution(&self, id: &ExecutionId) -> Option<Arc<Execution>> {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.get(id).and_then(Weak::upgrade)
+    }
+
+    fn active_executions(&self) -> Vec<Arc<Execution>> {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.values().filter_map(Weak::upgrade).collect()
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Stops the scheduler, stops every execution at its next boundary
+    /// (their journal stays as it is), commits what is queued and releases
+    /// the database. False if a shutdown had already begun.
+    pub(crate) async fn shutdown(self: &Arc<Self>) -> Result<()> {
+        if self.shutting_down.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.timers.stop();
+        for exec in self.active_executions() {
+            exec.interrupt();
+        }
+        let engine = Arc::clone(self);
+        tokio::task::spawn_blocking(move || engine.store.close_and_wait())
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        tracing::info!("runtime shut down");
+        Ok(())
+    }
+
+    /// Writes a status change and wakes waiters. A terminal status is never
+    /// overwritten. A failure to write is logged: the execution then stays as
+    /// the journal last had it, which replay handles.
+    pub(crate) async fn set_status(
+        &self,
+        id: &ExecutionId,
+        status: ExecutionStatus,
+        transition: Transition,
+    ) {
+        let ends = status.is_terminal() || status == ExecutionStatus::Paused;
+        if ends && let Some(exec) = self.active_execution(id) {
+            // Before the write: see `active_codec`.
+            exec.ending.store(true, Ordering::SeqCst);
+        }
+        let written = self
+            .store
+            .set_status(id, status, transition, self.now_millis())
+            .await;
+        match written {
+            Ok((true, transition)) if ends => {
+                self.notify_end(id, Ended { status, transition });
+                return;
+            }
+            Ok((true, _)) => {}
+            Ok((false, _)) => {
+                tracing::debug!(execution = %id, %status, "status unchanged: the execution had already finished")
+            }
+            Err(e) => {
+                tracing::error!(execution = %id, %status, error = %e, "cannot record a status change")
+            }
+        }
+        self.notify_change(id);
+    }
+
+    /// Wakes the waiters of `id`'s result.
+    pub(crate) fn notify_change(&self, id: &ExecutionId) {
+        let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = waiters.get(id) {
+            w.watch.notify.notify_waiters();
+        }
+    }
+
+    /// Hands the committed end of `id` to its waiters, so they need not read it.
+    fn notify_end(&self, id: &ExecutionId, ended: Ended) {
+        let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = waiters.get(id) {
+            *w.watch.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(ended));
+            w.watch.notify.notify_waiters();
+        }
+    }
+
+    /// Registers interest in `id`'s status changes until the guard drops.
+    pub(crate) fn watch(self: &Arc<Self>, id: &ExecutionId) -> WatchGuard {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = waiters.entry(id.clone()).or_insert_with(|| Waiters {
+            watch: Arc::new(Watch {
+                notify: Notify::new(),
+                ended: Mutex::new(None),
+            }),
+            count: 0,
+        });
+        entry.count += 1;
+        WatchGuard {
+            engine: Arc::clone(self),
+            id: id.clone(),
+            watch: Arc::clone(&entry.watch),
+        }
+    }
+
+    /// The codec of an execution this process drives and that has not
+    /// begun to record its end: that end will reach the watches registered
+    /// before this call.
+    pub(crate) fn active_codec(&self, id: &ExecutionId) -> Option<Codec> {
+        self.active_execution(id)
+            .filter(|exec| !exec.ending.load(Ordering::SeqCst))
+            .map(|exec| exec.codec)
+    }
+}
+
+/// The waiters of one execution.
+struct Waiters {
+    watch: Arc<Watch>,
+    /// Live [`WatchGuard`]s; the entry goes when the last one drops.
+    count: usize,
+}
+
+/// What the waiters of one execution share.
+pub(crate) struct Watch {
+    /// Told after each status change.
+    pub notify: Notify,
+    /// The end this process committed, once it has.
+    pub ended: Mutex<Option<Arc<Ended>>>,
+}
+
+/// An execution's end (or pause) as its driver committed it.
+pub(crate) struct Ended {
+    pub status: ExecutionStatus,
+    pub transition: Transition,
+}
+
+/// Interest in one execution's status changes; see [`Engine::watch`].
+pub(crate) struct WatchGuard {
+    engine: Arc<Engine>,
+    id: ExecutionId,
+    pub watch: Arc<Watch>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let mut waiters = self
+            .engine
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = waiters.get_mut(&self.id) {
+            w.count -= 1;
+            if w.count == 0 {
+                waiters.remove(&self.id);
+            }
+        }
+    }
+}

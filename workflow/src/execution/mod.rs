@@ -1,0 +1,26 @@
+//! One execution's life: the [`Context`] a workflow body gets, a step call
+//! ([`step`], [`attempt`]), the replay cursor ([`replay`]), driving
+//! ([`drive`]), the operator's controls ([`control`]), timers and the sweep
+//! ([`scheduler`]), recovery on open ([`recovery`]) and panics ([`panic`]).
+//! Everything here shares one [`Engine`] and writes through the store's
+//! typed operations.
+
+mod attempt;
+mod context;
+mod control;
+mod descriptor;
+mod drive;
+mod engine;
+pub(crate) mod panic;
+mod recovery;
+mod replay;
+mod scheduler;
+mod state;
+mod step;
+
+pub use attempt::{StepContext, permanent};
+pub use context::Context;
+pub use descriptor::{BoxFuture, Registration, WorkflowDescriptor, WorkflowOutcome};
+pub(crate) use engine::{Defaults, Ended, Engine, Registry, WatchGuard};
+pub use step::StepMeta;
+pub(crate) use step::call_step;

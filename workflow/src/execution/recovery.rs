@@ -1,0 +1,95 @@
+//! Recovery on open: every unfinished execution is picked up by the path
+//! that suits its status, and claims after an unclean end are counted.
+
+use std::sync::Arc;
+
+use super::engine::Engine;
+use crate::error::Result;
+use crate::options::StartOptions;
+use crate::record::ExecutionId;
+use crate::status::{ExecutionStatus, PauseCause};
+use crate::store::Transition;
+
+impl Engine {
+    /// Picks up every unfinished execution after open: running ones by
+    /// replay (counting the claim against the recovery budget), sleeping ones
+    /// at their wake time, panicked ones per their restart policy, and ones
+    /// paused for non-determinism by replay (the code may have been fixed).
+    pub(crate) async fn recover(self: &Arc<Self>) -> Result<()> {
+        let rows = self.store.load_unfinished().await?;
+        let mut interrupted = Vec::new();
+        for row in rows {
+            let Ok(descriptor) = self.descriptor(&row.workflow) else {
+                tracing::warn!(
+                    execution = %row.id,
+                    workflow = %row.workflow,
+                    "execution of a workflow this process does not register; left as it is"
+                );
+                continue;
+            };
+            match row.status {
+                ExecutionStatus::Running | ExecutionStatus::Restarting => interrupted.push(row.id),
+                ExecutionStatus::Sleeping => self.timers.add_wake(row.wake_at.unwrap_or(0), row.id),
+                ExecutionStatus::Panicked => {
+                    let options: StartOptions =
+                        serde_json::from_str(&row.options).unwrap_or_default();
+                    let policy = self.restart_policy(descriptor, &options);
+                    let message = row.error_message.unwrap_or_else(|| "panicked".to_owned());
+                    self.after_panic(None, row.id, row.restart_attempt, policy, message)
+                        .await;
+                }
+                ExecutionStatus::Paused if row.cause == Some(PauseCause::Nondeterminism) => {
+                    if let Err(e) = self.replay(&row.id, false).await {
+                        tracing::error!(execution = %row.id, error = %e, "cannot resume a paused execution");
+                    }
+                }
+                _ => {}
+            }
+        }
+        if interrupted.is_empty() {
+            return Ok(());
+        }
+        if self.store.previous_end_clean() {
+            // Stopped by a clean shutdown, not by a crash: nothing to count.
+            self.replay_all(interrupted.into_iter().map(|id| (id, false)).collect())
+                .await;
+            return Ok(());
+        }
+        // One transaction counts every claim: a workflow that kills the
+        // process each time it runs must run out of budget, not loop forever.
+        let counts = self.store.count_recoveries(interrupted.clone()).await?;
+        let budget = self.defaults.recovery_budget;
+        let mut resumed = Vec::new();
+        for (id, count) in interrupted.into_iter().zip(counts) {
+            if count > budget {
+                let reason = format!(
+                    "interrupted {count} times in a row without progress (recovery budget {budget}); resume it once the cause is fixed"
+                );
+                tracing::warn!(execution = %id, %reason, "execution paused");
+                let transition = Transition::paused(PauseCause::RecoveryBudget, reason);
+                self.set_status(&id, ExecutionStatus::Paused, transition)
+                    .await;
+                continue;
+            }
+            tracing::info!(execution = %id, attempt = count, "recovering an interrupted execution");
+            resumed.push((id, true));
+        }
+        self.replay_all(resumed).await;
+        Ok(())
+    }
+
+    /// Replays executions side by side, so the writer loads and commits
+    /// them in a few group commits rather than one commit each.
+    async fn replay_all(self: &Arc<Self>, executions: Vec<(ExecutionId, bool)>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (id, recovered) in executions {
+            let engine = Arc::clone(self);
+            tasks.spawn(async move {
+                if let Err(e) = engine.replay(&id, recovered).await {
+                    tracing::error!(execution = %id, error = %e, "cannot recover an execution");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,210 @@
+//! The shared state of one running execution and its lifecycle rules:
+//! boundaries, waits and suspension, parking, failing and halting.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use super::engine::Engine;
+use super::replay::Cursor;
+use crate::codec::Codec;
+use crate::record::{ExecutionId, from_millis};
+use crate::retry::RetryPolicy;
+use crate::status::{ExecutionStatus, PauseCause};
+use crate::store::{Entry, JournalOp, Transition};
+
+/// The shared state of one running execution.
+pub(crate) struct Execution {
+    pub engine: Arc<Engine>,
+    pub id: ExecutionId,
+    pub workflow: &'static str,
+    pub codec: Codec,
+    pub restart_attempt: u32,
+    pub retry: RetryPolicy,
+    pub(super) cursor: Mutex<Cursor>,
+    /// Told when the execution must stop (parked, failed by the runtime): the
+    /// driver then drops the workflow future.
+    pub stop: Notify,
+    /// Set by a cancel request; honoured at the next boundary.
+    cancel: AtomicBool,
+    /// Wakes in-memory waits (short sleeps, backoffs) for a cancel or shutdown.
+    interrupt: Notify,
+    /// Taken over after an unclean end: the first progress resets the
+    /// recovery count.
+    recovered: AtomicBool,
+    /// Set when a status that ends `Handle::result` is about to be written.
+    pub ending: AtomicBool,
+}
+
+/// What an execution is launched with.
+pub(crate) struct Launch {
+    pub id: ExecutionId,
+    pub codec: Codec,
+    pub restart_attempt: u32,
+    pub retry: RetryPolicy,
+    pub journal: Vec<Entry>,
+    /// Taken over after an unclean end.
+    pub recovered: bool,
+}
+
+impl Execution {
+    pub(crate) fn new(engine: Arc<Engine>, workflow: &'static str, launch: Launch) -> Self {
+        Execution {
+            engine,
+            id: launch.id,
+            workflow,
+            codec: launch.codec,
+            restart_attempt: launch.restart_attempt,
+            retry: launch.retry,
+            cursor: Mutex::new(Cursor::new(launch.journal)),
+            stop: Notify::new(),
+            cancel: AtomicBool::new(false),
+            interrupt: Notify::new(),
+            recovered: AtomicBool::new(launch.recovered),
+            ending: AtomicBool::new(false),
+        }
+    }
+
+    /// Asks the execution to stop as cancelled at its next boundary.
+    pub(crate) fn request_cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.interrupt.notify_waiters();
+    }
+
+    /// Wakes in-memory waits so they see a cancel or a shutdown.
+    pub(crate) fn interrupt(&self) {
+        self.interrupt.notify_waiters();
+    }
+
+    /// A step boundary: stops the execution here if it was cancelled or the
+    /// runtime is shutting down.
+    pub(crate) async fn boundary(&self) {
+        if self.cancel.load(Ordering::SeqCst) {
+            tracing::info!(execution = %self.id, "execution cancelled");
+            self.engine
+                .set_status(&self.id, ExecutionStatus::Cancelled, Transition::bare())
+                .await;
+            self.halt().await
+        }
+        if self.engine.is_shutting_down() {
+            // The journal stays as it is; the next open recovers it.
+            self.halt().await
+        }
+    }
+
+    /// Called after a step completes: progress resets the recovery count.
+    pub(crate) fn made_progress(&self) {
+        if self.recovered.swap(false, Ordering::SeqCst) {
+            self.engine.store.queue(JournalOp::ResetRecovery {
+                id: self.id.clone(),
+            });
+        }
+    }
+
+    /// Waits until `wake_at` (Unix ms): in memory when it is near, otherwise
+    /// by suspending the execution (which never returns here; the
+    /// scheduler replays it when due).
+    pub(crate) async fn wait_until(&self, wake_at: i64) {
+        loop {
+            let now = self.now_millis();
+            if wake_at <= now {
+                return;
+            }
+            let left = Duration::from_millis(u64::try_from(wake_at - now).unwrap_or(0));
+            if left > self.engine.defaults.suspend_after {
+                self.suspend(wake_at).await
+            }
+            let interrupted = self.interrupt.notified();
+            tokio::pin!(interrupted);
+            interrupted.as_mut().enable();
+            self.boundary().await;
+            tokio::select! {
+                () = self.engine.clock.sleep_until(from_millis(wake_at)) => {}
+                () = interrupted => self.boundary().await,
+            }
+        }
+    }
+
+    /// Suspends the execution until `wake_at`: its status becomes `sleeping`
+    /// with the wake time, the scheduler gets a timer, and the workflow
+    /// future is dropped.
+    pub(super) async fn suspend(&self, wake_at: i64) -> ! {
+        tracing::debug!(execution = %self.id, wake_at, "suspending");
+        self.engine
+            .set_status(
+                &self.id,
+                ExecutionStatus::Sleeping,
+                Transition::sleeping(wake_at),
+            )
+            .await;
+        self.engine.timers.add_wake(wake_at, self.id.clone());
+        self.halt().await
+    }
+
+    pub(crate) fn now_millis(&self) -> i64 {
+        self.engine.now_millis()
+    }
+
+    /// Parks the execution as `paused` for `cause`, then never returns: the
+    /// driver drops the workflow future.
+    pub(crate) async fn park_for(&self, cause: PauseCause, reason: String) -> ! {
+        tracing::warn!(execution = %self.id, workflow = self.workflow, %reason, "execution paused");
+        self.engine
+            .set_status(
+                &self.id,
+                ExecutionStatus::Paused,
+                Transition::paused(cause, reason),
+            )
+            .await;
+        self.halt().await
+    }
+
+    /// Ends the execution as `failed` for a reason the workflow's error type
+    /// cannot hold, then never returns.
+    pub(crate) async fn fail(&self, reason: String) -> ! {
+        tracing::warn!(execution = %self.id, workflow = self.workflow, %reason, "execution failed");
+        self.engine
+            .set_status(
+                &self.id,
+                ExecutionStatus::Failed,
+                Transition::because(reason),
+            )
+            .await;
+        self.halt().await
+    }
+
+    /// The journal refused a write (disk full, database locked past every
+    /// retry): the workflow must not go on as if it had been recorded. The
+    /// execution is paused (when even that cannot be written, it stays
+    /// `running` and the next open recovers it) and stopped where it is.
+    pub(crate) async fn journal_failed(&self, what: &str, error: &crate::Error) -> ! {
+        let reason = format!(
+            "the journal could not record {what}: {error}; resume the execution once the database can be written"
+        );
+        self.park_for(PauseCause::Storage, reason).await
+    }
+
+    /// Stops the execution where it is: the journal keeps its state and a
+    /// later resume replays it.
+    pub(crate) async fn halt(&self) -> ! {
+        self.stop.notify_one();
+        std::future::pending::<()>().await;
+        unreachable!("a pending future never completes")
+    }
+
+    /// Decodes a journaled value, or parks the execution when it no longer
+    /// decodes (the error names what it is, the type and the serde path).
+    pub(crate) async fn decode_or_park<V: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> V {
+        match self.codec.decode(bytes, what) {
+            Ok(v) => v,
+            Err(e) => self.park_for(PauseCause::Undecodable, e.to_string()).await,
+        }
+    }
+}

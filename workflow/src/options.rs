@@ -1,0 +1,70 @@
+//! Per-execution and per-inline-step options.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::retry::RetryPolicy;
+
+/// Per-execution overrides, journaled with the execution
+/// (`name::start_with(&rt, id, options, args...)`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StartOptions {
+    /// The retry policy of this execution's steps, where a step's attribute
+    /// leaves a field unset.
+    pub retry: Option<RetryPolicy>,
+    /// Restarts allowed after panics.
+    pub max_restarts: Option<u32>,
+    /// Wait before a restart.
+    pub restart_delay: Option<Duration>,
+}
+
+impl StartOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        StartOptions::default()
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Sets the restart budget.
+    pub fn max_restarts(mut self, n: u32) -> Self {
+        self.max_restarts = Some(n);
+        self
+    }
+
+    /// Sets the restart delay.
+    pub fn restart_delay(mut self, delay: Duration) -> Self {
+        self.restart_delay = Some(delay);
+        self
+    }
+}
+
+/// Options of an inline step ([`Context::step_with`](crate::Context::step_with)).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct StepOptions {
+    /// The retry policy; the execution's when unset.
+    pub retry: Option<RetryPolicy>,
+    /// The longest one attempt may run.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl StepOptions {
+    /// Sets the retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}

@@ -1,0 +1,258 @@
+//! The journal's vocabulary: what the execution layer writes (typed
+//! operations, as data) and what it reads back (rows and entries). No
+//! backend type appears here.
+
+use std::sync::Arc;
+
+use crate::codec::Codec;
+use crate::record::ExecutionId;
+use crate::status::{EntryKind, ExecutionStatus, PauseCause, StepStatus};
+
+/// Where a journal entry sits and what it is.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryAt {
+    pub execution: ExecutionId,
+    pub position: u32,
+    pub branch: Arc<str>,
+    pub local: u32,
+    pub kind: EntryKind,
+    pub name: Arc<str>,
+    pub occurrence: u32,
+}
+
+/// One journal entry as replay reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub position: u32,
+    pub kind: EntryKind,
+    pub name: Arc<str>,
+    pub occurrence: u32,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub output: Option<Vec<u8>>,
+    pub error: Option<Vec<u8>>,
+    pub error_message: Option<String>,
+    pub wake_at: Option<i64>,
+    pub branch: Arc<str>,
+    pub local: u32,
+}
+
+/// How a failed attempt leaves its entry.
+#[derive(Debug)]
+pub(crate) enum AttemptEnd {
+    /// The step waits to run again at this time (Unix ms): `retrying`.
+    RetryAt(i64),
+    /// The attempt ended without a value the journal can replay (a panic, or
+    /// a failure the step's error type cannot hold): `retrying` with no wake
+    /// time, so a later replay runs the step again, its attempts counting on.
+    Interrupted,
+    /// The step failed for good; replay returns this encoded error: `failed`.
+    Failed(Vec<u8>),
+}
+
+/// A write to one execution's journal. The store decides how each is
+/// committed (one statement, or several under a savepoint); the caller
+/// decides whether it waits for the commit ([`Store::commit`]) or lets it
+/// ride with the next waited one ([`Store::queue`]).
+///
+/// [`Store::commit`]: super::Store::commit
+/// [`Store::queue`]: super::Store::queue
+#[derive(Debug)]
+pub(crate) enum JournalOp {
+    /// Attempt `attempt` of a step began at `started`.
+    BeginAttempt {
+        at: EntryAt,
+        attempt: u32,
+        started: i64,
+    },
+    /// A step's result. With `log_attempt` false (a first attempt whose start
+    /// was never recorded: a quick step, the usual case) this is one row,
+    /// which holds the attempt itself (`attempts` 1, its start and end).
+    CompleteStep {
+        at: EntryAt,
+        attempt: u32,
+        started: i64,
+        output: Vec<u8>,
+        now: i64,
+        log_attempt: bool,
+    },
+    /// A failed attempt, with what becomes of its entry.
+    FailAttempt {
+        at: EntryAt,
+        attempt: u32,
+        started: i64,
+        message: String,
+        end: AttemptEnd,
+        now: i64,
+    },
+    /// A helper value (`now`, random) as a completed entry.
+    RecordValue {
+        at: EntryAt,
+        output: Vec<u8>,
+        now: i64,
+    },
+    /// A durable sleep's wake time.
+    RecordSleep { at: EntryAt, wake_at: i64, now: i64 },
+    /// A sleep entry woke.
+    CompleteSleep { at: EntryAt, now: i64 },
+    /// Progress after a recovery: the recovery count starts over.
+    ResetRecovery { id: ExecutionId },
+}
+
+impl JournalOp {
+    /// Whether the op changes more than one row, and so needs a savepoint
+    /// of its own to be undone alone when it fails.
+    pub(crate) fn is_compound(&self) -> bool {
+        match self {
+            JournalOp::BeginAttempt { .. } | JournalOp::FailAttempt { .. } => true,
+            JournalOp::CompleteStep { log_attempt, .. } => *log_attempt,
+            JournalOp::RecordValue { .. }
+            | JournalOp::RecordSleep { .. }
+            | JournalOp::CompleteSleep { .. }
+            | JournalOp::ResetRecovery { .. } => false,
+        }
+    }
+}
+
+/// A new execution's row.
+pub(crate) struct NewExecution {
+    pub id: ExecutionId,
+    pub workflow: &'static str,
+    pub codec: Codec,
+    pub input: Vec<u8>,
+    pub options: String,
+    pub now: i64,
+}
+
+/// What inserting an execution found.
+pub(crate) enum Inserted {
+    Created,
+    Existing { workflow: String },
+}
+
+/// An execution's row, as replay and `Handle::result` need it.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecutionRow {
+    pub id: ExecutionId,
+    pub workflow: String,
+    pub status: ExecutionStatus,
+    pub codec: Codec,
+    pub input: Vec<u8>,
+    pub output: Option<Vec<u8>>,
+    pub error: Option<Vec<u8>>,
+    pub error_message: Option<String>,
+    pub options: String,
+    pub restart_attempt: u32,
+    pub wake_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+/// An execution loaded to be driven: its row and its whole journal.
+pub(crate) struct Loaded {
+    pub row: ExecutionRow,
+    pub journal: Vec<Entry>,
+}
+
+/// What [`Store::claim_for_replay`](super::Store::claim_for_replay) found.
+// Returned once per replay and matched at once: boxing the loaded row would
+// cost an allocation for no gain.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Claimed {
+    /// Moved to `running` (if it was not) and loaded.
+    Loaded(Loaded),
+    /// No such execution.
+    Missing,
+    /// Finished, or of a workflow this process does not register: left as it is.
+    Untouched,
+}
+
+/// An unfinished execution, as recovery sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Unfinished {
+    pub id: ExecutionId,
+    pub workflow: String,
+    pub status: ExecutionStatus,
+    pub cause: Option<PauseCause>,
+    pub wake_at: Option<i64>,
+    pub restart_attempt: u32,
+    pub options: String,
+    pub error_message: Option<String>,
+}
+
+/// A status change of an execution: what goes with the new status.
+#[derive(Debug, Default)]
+pub(crate) struct Transition {
+    pub output: Option<Vec<u8>>,
+    pub error: Option<Vec<u8>>,
+    pub message: Option<String>,
+    pub cause: Option<PauseCause>,
+    pub wake_at: Option<i64>,
+}
+
+impl Transition {
+    /// Nothing but the status.
+    pub(crate) fn bare() -> Transition {
+        Transition::default()
+    }
+
+    /// Paused for `cause`, with the reason shown to operators.
+    pub(crate) fn paused(cause: PauseCause, reason: String) -> Transition {
+        Transition {
+            message: Some(reason),
+            cause: Some(cause),
+            ..Transition::default()
+        }
+    }
+
+    /// With a reason only: a failure the workflow's error type cannot hold,
+    /// or a panic's message.
+    pub(crate) fn because(reason: String) -> Transition {
+        Transition {
+            message: Some(reason),
+            ..Transition::default()
+        }
+    }
+
+    /// Suspended until `wake_at` (Unix ms).
+    pub(crate) fn sleeping(wake_at: i64) -> Transition {
+        Transition {
+            wake_at: Some(wake_at),
+            ..Transition::default()
+        }
+    }
+
+    /// Completed with its encoded output.
+    pub(crate) fn completed(output: Vec<u8>) -> Transition {
+        Transition {
+            output: Some(output),
+            ..Transition::default()
+        }
+    }
+
+    /// Failed with the workflow's own encoded error and its readable message.
+    pub(crate) fn failed_with(error: Vec<u8>, message: String) -> Transition {
+        Transition {
+            error: Some(error),
+            message: Some(message),
+            ..Transition::default()
+        }
+    }
+}
+
+/// A request an admin recorded for the worker.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub id: i64,
+    pub execution: ExecutionId,
+    pub action: crate::status::AdminAction,
+}
+
+/// A registered workflow as the `workflows` table records it.
+#[derive(Debug)]
+pub(crate) struct WorkflowRow {
+    pub name: String,
+    pub module_path: String,
+    pub options: String,
+}

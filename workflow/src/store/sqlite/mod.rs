@@ -1,0 +1,180 @@
+//! The SQLite backend: the only code that names rusqlite. A writer thread
+//! owns the write connection and commits in groups ([`writer`]); reads go
+//! through a reader connection on a blocking thread.
+
+mod lock;
+mod ops;
+mod queries;
+mod schema;
+mod sql;
+mod writer;
+
+pub(crate) use writer::SqliteStore;
+
+use crate::error::Result;
+use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
+use crate::status::{AdminAction, ExecutionStatus};
+use crate::store::{
+    Claimed, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered, Request,
+    Transition, Unfinished, WorkflowRow,
+};
+
+impl SqliteStore {
+    pub(crate) async fn commit(&self, op: JournalOp) -> Result<()> {
+        if op.is_compound() {
+            self.write(move |conn| ops::apply(conn, &op)).await
+        } else {
+            self.write_one(move |conn| ops::apply(conn, &op)).await
+        }
+    }
+
+    pub(crate) fn queue(&self, op: JournalOp) {
+        self.enqueue(move |conn| ops::apply(conn, &op));
+    }
+
+    pub(crate) async fn insert_execution(&self, new: NewExecution) -> Result<Inserted> {
+        self.write(move |conn| queries::insert_execution(conn, &new))
+            .await
+    }
+
+    pub(crate) async fn claim_for_replay(
+        &self,
+        id: &ExecutionId,
+        registered: Registered,
+        now: i64,
+    ) -> Result<Claimed> {
+        let id = id.clone();
+        self.write(move |conn| {
+            let Some(mut row) = queries::load_execution(conn, &id)? else {
+                return Ok(Claimed::Missing);
+            };
+            if row.status.is_terminal() || !registered.contains(row.workflow.as_str()) {
+                return Ok(Claimed::Untouched);
+            }
+            if row.status != ExecutionStatus::Running {
+                queries::set_status(
+                    conn,
+                    &id,
+                    ExecutionStatus::Running,
+                    &Transition::bare(),
+                    now,
+                )?;
+                row.status = ExecutionStatus::Running;
+            }
+            let journal = queries::load_journal(conn, &id)?;
+            Ok(Claimed::Loaded(Loaded { row, journal }))
+        })
+        .await
+    }
+
+    pub(crate) async fn begin_restart(&self, id: &ExecutionId, now: i64) -> Result<Option<Loaded>> {
+        let id = id.clone();
+        self.write(move |conn| {
+            if !queries::begin_restart(conn, &id, now)? {
+                return Ok(None);
+            }
+            let Some(row) = queries::load_execution(conn, &id)? else {
+                return Ok(None);
+            };
+            let journal = queries::load_journal(conn, &id)?;
+            Ok(Some(Loaded { row, journal }))
+        })
+        .await
+    }
+
+    pub(crate) async fn set_status(
+        &self,
+        id: &ExecutionId,
+        status: ExecutionStatus,
+        transition: Transition,
+        now: i64,
+    ) -> Result<(bool, Transition)> {
+        let id = id.clone();
+        self.write_one(move |conn| {
+            queries::set_status(conn, &id, status, &transition, now)
+                .map(|changed| (changed, transition))
+        })
+        .await
+    }
+
+    pub(crate) async fn wake_now(&self, id: &ExecutionId, now: i64) -> Result<()> {
+        let id = id.clone();
+        self.write(move |conn| queries::wake_now(conn, &id, now))
+            .await
+    }
+
+    pub(crate) async fn load_unfinished(&self) -> Result<Vec<Unfinished>> {
+        self.write(queries::load_unfinished).await
+    }
+
+    pub(crate) async fn count_recoveries(&self, ids: Vec<ExecutionId>) -> Result<Vec<u32>> {
+        self.write(move |conn| {
+            ids.iter()
+                .map(|id| queries::count_recovery(conn, id))
+                .collect::<rusqlite::Result<Vec<u32>>>()
+        })
+        .await
+    }
+
+    pub(crate) async fn register_workflows(&self, rows: Vec<WorkflowRow>, now: i64) -> Result<()> {
+        self.write(move |conn| queries::register_workflows(conn, &rows, now))
+            .await
+    }
+
+    pub(crate) async fn insert_request(
+        &self,
+        id: &ExecutionId,
+        action: AdminAction,
+        now: i64,
+    ) -> Result<()> {
+        let id = id.clone();
+        self.write(move |conn| queries::insert_request(conn, &id, action, now))
+            .await
+    }
+
+    pub(crate) async fn finish_request(
+        &self,
+        request: i64,
+        outcome: String,
+        now: i64,
+    ) -> Result<()> {
+        self.write(move |conn| queries::finish_request(conn, request, &outcome, now))
+            .await
+    }
+
+    pub(crate) async fn load_execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRow>> {
+        let id = id.clone();
+        self.read(move |conn| queries::load_execution(conn, &id))
+            .await
+    }
+
+    pub(crate) async fn load_info(&self, id: &ExecutionId) -> Result<Option<ExecutionInfo>> {
+        let id = id.clone();
+        self.read(move |conn| queries::load_info(conn, &id)).await
+    }
+
+    pub(crate) async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionSummary>> {
+        self.read(move |conn| queries::list(conn, &filter)).await
+    }
+
+    pub(crate) async fn count_by_status(
+        &self,
+        filter: ListFilter,
+    ) -> Result<Vec<(ExecutionStatus, u64)>> {
+        self.read(move |conn| queries::count_by_status(conn, &filter))
+            .await
+    }
+
+    pub(crate) async fn registered_workflows(&self) -> Result<Vec<String>> {
+        self.read(queries::registered_workflows).await
+    }
+
+    pub(crate) async fn due_sleepers(&self, now: i64) -> Result<Vec<ExecutionId>> {
+        self.read(move |conn| queries::due_sleepers(conn, now))
+            .await
+    }
+
+    pub(crate) async fn pending_requests(&self) -> Result<Vec<Request>> {
+        self.read(queries::pending_requests).await
+    }
+}

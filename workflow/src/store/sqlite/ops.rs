@@ -1,0 +1,241 @@
+//! The SQL of the journal's typed operations: one function applies any
+//! [`JournalOp`] on the writer's connection.
+
+use rusqlite::{Connection, named_params};
+
+use crate::status::StepStatus;
+use crate::store::{AttemptEnd, EntryAt, JournalOp};
+
+/// Applies one journal operation inside the writer's transaction.
+pub(super) fn apply(conn: &Connection, op: &JournalOp) -> rusqlite::Result<()> {
+    match op {
+        JournalOp::BeginAttempt {
+            at,
+            attempt,
+            started,
+        } => begin_attempt(conn, at, *attempt, *started),
+        JournalOp::CompleteStep {
+            at,
+            attempt,
+            started,
+            output,
+            now,
+            log_attempt,
+        } => complete_step(conn, at, *attempt, *started, output, *now, *log_attempt),
+        JournalOp::FailAttempt {
+            at,
+            attempt,
+            started,
+            message,
+            end,
+            now,
+        } => fail_attempt(conn, at, *attempt, *started, message, end, *now),
+        JournalOp::RecordValue { at, output, now } => record_value(conn, at, output, *now),
+        JournalOp::RecordSleep { at, wake_at, now } => record_sleep(conn, at, *wake_at, *now),
+        JournalOp::CompleteSleep { at, now } => {
+            conn.prepare_cached(
+                "UPDATE step_executions SET status = 'completed', completed_at = :now
+                 WHERE execution_id = :execution AND position = :position",
+            )?
+            .execute(named_params! {
+                ":execution": at.execution.as_str(),
+                ":position": at.position,
+                ":now": now,
+            })?;
+            Ok(())
+        }
+        JournalOp::ResetRecovery { id } => {
+            conn.prepare_cached(
+                "UPDATE workflow_executions SET recovery_attempts = 0 WHERE id = :id",
+            )?
+            .execute(named_params! { ":id": id.as_str() })?;
+            Ok(())
+        }
+    }
+}
+
+fn begin_attempt(conn: &Connection, at: &EntryAt, attempt: u32, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, started_at)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'running', :attempt, :now)
+         ON CONFLICT (execution_id, position)
+         DO UPDATE SET status = 'running', attempts = excluded.attempts",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":attempt": attempt,
+        ":now": now,
+    })?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO step_attempts (execution_id, position, attempt, status, started_at)
+         VALUES (:execution, :position, :attempt, 'running', :now)",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":attempt": attempt,
+        ":now": now,
+    })?;
+    Ok(())
+}
+
+/// The entry is created if its start was never recorded. Without
+/// `log_attempt` the attempt is not written to `step_attempts`: the entry
+/// holds it, and `load_info` shows it as attempt 1.
+fn complete_step(
+    conn: &Connection,
+    at: &EntryAt,
+    attempt: u32,
+    started: i64,
+    output: &[u8],
+    now: i64,
+    log_attempt: bool,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+              started_at, completed_at)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', :attempt, :output,
+                 :started, :now)
+         ON CONFLICT (execution_id, position)
+         DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
+                       error = NULL, completed_at = excluded.completed_at",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":attempt": attempt,
+        ":output": output,
+        ":started": started,
+        ":now": now,
+    })?;
+    if log_attempt {
+        conn.prepare_cached(
+            "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
+             VALUES (:execution, :position, :attempt, 'completed', :started, :now)
+             ON CONFLICT (execution_id, position, attempt)
+             DO UPDATE SET status = 'completed', ended_at = excluded.ended_at",
+        )?
+        .execute(named_params! {
+            ":execution": at.execution.as_str(),
+            ":position": at.position,
+            ":attempt": attempt,
+            ":started": started,
+            ":now": now,
+        })?;
+    }
+    Ok(())
+}
+
+fn fail_attempt(
+    conn: &Connection,
+    at: &EntryAt,
+    attempt: u32,
+    started: i64,
+    message: &str,
+    end: &AttemptEnd,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let (status, error, completed_at, wake_at) = match end {
+        AttemptEnd::RetryAt(retry_at) => (StepStatus::Retrying, None, None, Some(*retry_at)),
+        AttemptEnd::Interrupted => (StepStatus::Retrying, None, None, None),
+        AttemptEnd::Failed(error) => (StepStatus::Failed, Some(error.as_slice()), Some(now), None),
+    };
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, error,
+              error_message, started_at, completed_at, wake_at)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, :status, :attempt, :error,
+                 :message, :started, :completed_at, :wake_at)
+         ON CONFLICT (execution_id, position)
+         DO UPDATE SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
+                       error_message = excluded.error_message, completed_at = excluded.completed_at,
+                       wake_at = excluded.wake_at",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":status": status,
+        ":attempt": attempt,
+        ":error": error,
+        ":message": message,
+        ":started": started,
+        ":completed_at": completed_at,
+        ":wake_at": wake_at,
+    })?;
+    conn.prepare_cached(
+        "INSERT INTO step_attempts
+             (execution_id, position, attempt, status, started_at, ended_at, error_message)
+         VALUES (:execution, :position, :attempt, 'failed', :started, :now, :message)
+         ON CONFLICT (execution_id, position, attempt)
+         DO UPDATE SET status = 'failed', ended_at = excluded.ended_at, error_message = excluded.error_message",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":attempt": attempt,
+        ":started": started,
+        ":now": now,
+        ":message": message,
+    })?;
+    Ok(())
+}
+
+fn record_value(conn: &Connection, at: &EntryAt, output: &[u8], now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+              started_at, completed_at)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', 1, :output,
+                 :now, :now)",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":output": output,
+        ":now": now,
+    })?;
+    Ok(())
+}
+
+fn record_sleep(conn: &Connection, at: &EntryAt, wake_at: i64, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, wake_at, started_at)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'sleeping', 1, :wake_at, :now)",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":wake_at": wake_at,
+        ":now": now,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! The writer thread that owns the write connection and commits every
+//! queued op of a batch in one transaction (group commit), and the reader
+//! connection used off the async executor.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::lock::WorkerLock;
+use super::schema;
+use super::sql::copy_error;
+use crate::error::{Error, Result};
+use crate::store::FileOptions;
+
+/// One unit of work for the writer thread: it runs inside the batch's
+/// transaction, then learns whether that transaction committed. One
+/// allocation per op, made by the caller.
+trait Job: Send {
+    /// Runs the op (it gets the error instead of a connection when the
+    /// transaction could not begin); returns whether it succeeded (a failed
+    /// op is rolled back alone).
+    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool;
+    /// Called once the batch is done, with the commit's outcome.
+    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>);
+}
+
+/// An op someone waits for: the outcome goes back on a oneshot.
+struct Waited<F, R> {
+    op: Option<F>,
+    result: Option<Result<R>>,
+    reply: oneshot::Sender<Result<R>>,
+}
+
+impl<F, R> Job for Waited<F, R>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<R> + Send,
+    R: Send,
+{
+    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        let result = conn.map_err(copy_error).and_then(op).map_err(Error::from);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>) {
+        let outcome = match (self.result, committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(_)), Err(e)) => Err(Error::from(copy_error(e))),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (None, Err(e)) => Err(Error::from(copy_error(e))),
+            (None, Ok(())) => Err(Error::Shutdown),
+        };
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// An op nobody waits for: a failure is logged.
+struct Unwaited<F> {
+    op: Option<F>,
+    failed: bool,
+}
+
+impl<F> Job for Unwaited<F>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<()> + Send,
+{
+    fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        match conn.map_err(copy_error).and_then(op) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "queued journal write failed");
+                self.failed = true;
+                false
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>) {
+        if let (false, Err(e)) = (self.failed, committed) {
+            tracing::error!(error = %e, "queued journal write was not committed");
+        }
+    }
+}
+
+/// An op queued for the writer.
+struct Queued {
+    job: Box<dyn Job>,
+    /// Someone waits for its commit: the writer commits without lingering.
+    waited: bool,
+    /// It may run several statements, so it runs under a savepoint that a
+    /// failure rolls back. An op of one statement needs none: SQLite undoes
+    /// a failed statement by itself.
+    savepoint: bool,
+}
+
+enum Command {
+    Op(Queued),
+    /// Commit what came before, then stop.
+    Close,
+}
+
+/// Tries to begin a write transaction before its batch fails as busy.
+const BEGIN_TRIES: usize = 3;
+
+/// Most ops committed in one transaction. Bounds a batch's latency while
+/// still sharing each fsync among many workflows.
+const MAX_BATCH: usize = 4096;
+
+pub(crate) struct SqliteStore {
+    ops: mpsc::Sender<Command>,
+    /// `None` for an in-memory store; holds `None` once the store is closed.
+    reader: Option<Arc<Mutex<Option<Connection>>>>,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+    path: Option<PathBuf>,
+    /// The worker lock of a file database, held until the store is closed.
+    lock: Mutex<Option<WorkerLock>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a database file. Blocking: call from
+    /// `spawn_blocking`.
+    pub(crate) fn open_file(path: &Path, options: &FileOptions) -> Result<SqliteStore> {
+        let (writer, reader, lock) = schema::open_file(path, options)?;
+        let store = SqliteStore::start(writer, Some(reader), Some(path.to_owned()))?;
+        *store.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+        Ok(store)
+    }
+
+    /// Opens an existing database file as an admin (no lock). Blocking.
+    pub(crate) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<SqliteStore> {
+        let (writer, reader) = schema::open_admin(path, busy_timeout)?;
+        SqliteStore::start(writer, Some(reader), Some(path.to_owned()))
+    }
+
+    /// A private in-memory database; reads go through the writer's connection.
+    pub(crate) fn open_in_memory() -> Result<SqliteStore> {
+        let writer = schema::open_in_memory()?;
+        SqliteStore::start(writer, None, None)
+    }
+
+    fn start(
+        conn: Connection,
+        reader: Option<Connection>,
+        path: Option<PathBuf>,
+    ) -> Result<SqliteStore> {
+        let (tx, rx) = mpsc::channel::<Command>();
+        let handle = thread::Builder::new()
+            .name("workflow-journal-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|source| Error::Io {
+                path: "writer thread".into(),
+                source,
+            })?;
+        Ok(SqliteStore {
+            ops: tx,
+            reader: reader.map(|r| Arc::new(Mutex::new(Some(r)))),
+            writer: Mutex::new(Some(handle)),
+            path,
+            lock: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs `op` in the writer's next transaction and waits for its commit.
+    pub(super) async fn write<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        self.send_waited(op, true).await
+    }
+
+    /// Like [`SqliteStore::write`], for an op that runs at most one statement that
+    /// changes anything: it runs without a savepoint of its own.
+    pub(super) async fn write_one<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        self.send_waited(op, false).await
+    }
+
+    async fn send_waited<R, F>(&self, op: F, savepoint: bool) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R>>();
+        let queued = Queued {
+            job: Box::new(Waited {
+                op: Some(op),
+                result: None,
+                reply: tx,
+            }),
+            waited: true,
+            savepoint,
+        };
+        self.ops
+            .send(Command::Op(queued))
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// Queues `op` for the writer's next transaction without waiting: it
+    /// commits with the next waited write. A failure is logged.
+    pub(super) fn enqueue<F>(&self, op: F)
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        let queued = Queued {
+            job: Box::new(Unwaited {
+                op: Some(op),
+                failed: false,
+            }),
+            waited: false,
+            savepoint: true,
+        };
+        if self.ops.send(Command::Op(queued)).is_err() {
+            tracing::warn!("journal write dropped: the runtime is shut down");
+        }
+    }
+
+    /// Reads with the reader connection on a blocking thread, or through the
+    /// writer for an in-memory store. Does not see writes still queued.
+    pub(super) async fn read<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        match &self.reader {
+            None => self.write(op).await,
+            Some(reader) => {
+                let reader = Arc::clone(reader);
+                tokio::task::spawn_blocking(move || {
+                    // A poisoned lock means a read panicked; the connection itself is fine.
+                    let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+                    let conn = conn.as_ref().ok_or(Error::Shutdown)?;
+                    op(conn).map_err(Error::from)
+                })
+                .await
+                .map_err(|_| Error::Shutdown)?
+            }
+        }
+    }
+
+    /// Closes the reader, stops the writer after it has committed everything
+    /// queued before this call and waits for it, then records the clean end
+    /// and releases the worker lock: no connection to the file is left open,
+    /// nor a WAL unless another process has the file open. Blocking.
+    pub(crate) fn close_and_wait(&self) {
+        if let Some(reader) = &self.reader {
+            // Waits for a read in progress. Closed first, so that the
+            // writer's connection is the last one and its close folds the
+            // WAL into the file (a read-only connection cannot).
+            drop(reader.lock().unwrap_or_else(|p| p.into_inner()).take());
+        }
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = self.ops.send(Command::Close);
+            let _ = handle.join();
+        }
+        if let Some(mut lock) = self.lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            lock.mark_clean_end();
+        }
+    }
+
+    /// Whether the previous worker on this file ended with a clean shutdown
+    /// (true for in-memory stores and new files).
+    pub(crate) fn previous_end_clean(&self) -> bool {
+        self.lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(|l| l.previous_end_clean)
+    }
+
+    /// Tells the writer to stop once it has committed everything queued
+    /// before this call. Does not wait (it may be called from a runtime
+    /// thread, in `Drop`); the thread ends on its own.
+    pub(crate) fn close(&self) {
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if handle.is_some() {
+            let _ = self.ops.send(Command::Close);
+        }
+    }
+}
+
+/// How long queued (unwaited) writes may wait for a waited one to share its
+/// commit. A step's start record is queued; when the step finishes within this
+/// window its start and result cost one fsync instead of two, and a longer
+/// step's start still becomes durable promptly.
+const QUEUED_LINGER: Duration = Duration::from_millis(10);
+
+fn writer_loop(conn: Connection, commands: mpsc::Receiver<Command>) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(64);
+    let mut done: Vec<Box<dyn Job>> = Vec::with_capacity(64);
+    let mut open = true;
+    while open {
+        let mut waited = match commands.recv() {
+            Ok(Command::Op(queued)) => {
+                let waited = queued.waited;
+                batch.push(queued);
+                waited
+            }
+            Ok(Command::Close) | Err(_) => break,
+        };
+        let mut linger_until = None;
+        while batch.len() < MAX_BATCH {
+            let next = if waited {
+                commands.try_recv().map_err(|_| ())
+            } else {
+                // Only queued writes so far: linger briefly for a waited one.
+                let until = *linger_until.get_or_insert_with(|| Instant::now() + QUEUED_LINGER);
+                let left = until.saturating_duration_since(Instant::now());
+                commands.recv_timeout(left).map_err(|_| ())
+            };
+            match next {
+                Ok(Command::Op(queued)) => {
+                    waited |= queued.waited;
+                    batch.push(queued);
+                }
+                Ok(Command::Close) => {
+                    open = false;
+                    break;
+                }
+                Err(()) => break,
+            }
+        }
+        run_batch(&conn, &mut batch, &mut done);
+    }
+    tracing::debug!("journal writer stopped");
+}
+
+/// Runs one statement of the writer's own (transaction control), prepared once.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// Runs one batch in one transaction, each op that needs it under its own
+/// savepoint so a failing op is rolled back alone, then tells every op the
+/// commit's outcome.
+fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Box<dyn Job>>) {
+    // Each try waits up to the busy timeout for another connection's lock.
+    let mut begun = control(conn, "BEGIN IMMEDIATE");
+    for _ in 1..BEGIN_TRIES {
+        match &begun {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                tracing::warn!(error = %e, "the database is locked by another connection; trying again");
+                begun = control(conn, "BEGIN IMMEDIATE");
+            }
+            _ => break,
+        }
+    }
+    if let Err(e) = begun {
+        tracing::error!(error = %e, "cannot begin a journal transaction");
+        for queued in batch.drain(..) {
+            // Run nothing; each op learns of the failure as a failed commit.
+            let mut job = queued.job;
+            job.run(Err(&e));
+            job.finish(Err(&e));
+        }
+        return;
+    }
+    for queued in batch.drain(..) {
+        let mut job = queued.job;
+        if !queued.savepoint {
+            job.run(Ok(conn));
+            done.push(job);
+            continue;
+        }
+        if let Err(e) = control(conn, "SAVEPOINT op") {
+            tracing::error!(error = %e, "cannot open a savepoint");
+            job.run(Err(&e));
+            job.finish(Err(&e));
+            continue;
+        }
+        let ok = job.run(Ok(conn));
+        if !ok && let Err(e) = control(conn, "ROLLBACK TO op") {
+            tracing::error!(error = %e, "cannot roll back a failed journal write");
+        }
+        if let Err(e) = control(conn, "RELEASE op") {
+            tracing::error!(error = %e, "cannot release a savepoint");
+        }
+        done.push(job);
+    }
+    let committed = control(conn, "COMMIT");
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = control(conn, "ROLLBACK");
+    }
+    for job in done.drain(..) {
+        job.finish(committed.as_ref().map(|_| ()));
+    }
+}
