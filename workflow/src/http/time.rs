@@ -4,10 +4,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const MS_PER_DAY: i64 = 86_400_000;
+use jiff::civil::{Date, DateTime, Time};
+use jiff::{SignedDuration, Timestamp};
+
+/// The civil time of the Unix epoch, from which parsed times are counted.
+const EPOCH: DateTime = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
 
 /// Formats `t` as RFC 3339 in UTC with milliseconds:
-/// `2025-11-25T18:48:03.120Z`.
+/// `2025-11-25T18:48:03.120Z`. A time beyond the years -9999 to 9999 is
+/// written as the nearest end of that range.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -15,18 +20,16 @@ const MS_PER_DAY: i64 = 86_400_000;
 /// assert_eq!(replayflow::http::format_time(t), "2025-11-25T18:48:03.120Z");
 /// ```
 pub fn format_time(t: SystemTime) -> String {
-    let ms = unix_millis(t);
-    let days = ms.div_euclid(MS_PER_DAY);
-    let of_day = ms.rem_euclid(MS_PER_DAY);
-    let (y, m, d) = civil_from_days(days);
-    let secs = of_day / 1000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        of_day % 1000
-    )
+    // Clamped rather than refused so that a wake-up time set absurdly far
+    // ahead still shows as valid RFC 3339 (which a five-digit year is not).
+    let t = Timestamp::try_from(t).unwrap_or(if t < UNIX_EPOCH {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    });
+    // The precision cuts the fraction rather than rounding it, so a time
+    // before 1970 goes down to its millisecond as later ones do.
+    format!("{t:.3}")
 }
 
 /// Parses a time bound: RFC 3339 (`2025-11-25T18:00:00Z`,
@@ -59,8 +62,7 @@ pub fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
     if let Some(ago) = parse_duration(text) {
         return now.checked_sub(ago).ok_or_else(invalid);
     }
-    let ms = parse_rfc3339(text).ok_or_else(invalid)?;
-    Ok(from_unix_millis(ms))
+    parse_rfc3339(text).ok_or_else(invalid)
 }
 
 /// Parses `1h30m`-style durations: integers each followed by `ms`, `s`, `m`,
@@ -96,82 +98,91 @@ fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_millis(total))
 }
 
-/// Unix milliseconds of an RFC 3339 time or a plain date.
-fn parse_rfc3339(text: &str) -> Option<i64> {
+/// An RFC 3339 time, or a plain date as midnight UTC.
+///
+/// jiff's parser reads Temporal's wider grammar (`18:00Z`, `+0100`,
+/// `20251125`, `[UTC]` annotations, at most nine fractional digits), so the
+/// layout is checked here and jiff checks the fields' values (month lengths,
+/// leap years, hours) and counts the days.
+fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let b = text.as_bytes();
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let part = b.get(from..from + len)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    let year = num(0, 4)?;
-    let month = num(5, 2)?;
-    let day = num(8, 2)?;
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+    if !fits(b, 0, b"dddd-dd-dd") {
         return None;
     }
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
     if b.len() == 10 {
-        return Some(days * MS_PER_DAY);
+        let date: Date = text.parse().ok()?;
+        return from_epoch(date.to_datetime(Time::midnight()).duration_since(EPOCH));
     }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || !fits(b, 11, b"dd:dd:dd") {
         return None;
     }
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut at = 19;
-    let mut millis = 0;
-    if b.get(at) == Some(&b'.') {
-        at += 1;
-        let start = at;
-        while b.get(at).is_some_and(u8::is_ascii_digit) {
-            at += 1;
-        }
-        if at == start {
+    let datetime: DateTime = text[..19].parse().ok()?;
+    // jiff reads a leap second (`:60`) as `:59`; here it counts as the next
+    // minute's `:00`, as the Unix time formula has it.
+    let leap = SignedDuration::from_secs(i64::from(&b[17..19] == b"60"));
+    let mut rest = &text[19..];
+    let mut fraction = SignedDuration::ZERO;
+    if let Some(after_dot) = rest.strip_prefix('.') {
+        let digits = after_dot
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(after_dot.len());
+        if digits == 0 {
             return None;
         }
         // Milliseconds: the first three digits, padded.
-        let frac = &text[start..at.min(start + 3)];
-        millis = frac.parse::<i64>().ok()? * 10_i64.pow(3 - frac.len() as u32);
+        let frac = &after_dot[..digits.min(3)];
+        let millis = frac.parse::<i64>().ok()? * 10_i64.pow(3 - frac.len() as u32);
+        fraction = SignedDuration::from_millis(millis);
+        rest = &after_dot[digits..];
     }
-    let offset_minutes = match b.get(at)? {
-        b'Z' | b'z' if at + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if at + 6 == b.len() && b.get(at + 3) == Some(&b':') => {
-            let (h, m) = (num(at + 1, 2)?, num(at + 4, 2)?);
+    let offset = match rest.as_bytes() {
+        [b'Z' | b'z'] => SignedDuration::ZERO,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (two_digits(*h1, *h2)?, two_digits(*m1, *m2)?);
             if h > 23 || m > 59 {
                 return None;
             }
-            let minutes = h * 60 + m;
-            if *sign == b'-' { -minutes } else { minutes }
+            let offset = SignedDuration::from_mins(h * 60 + m);
+            if *sign == b'-' { -offset } else { offset }
         }
         _ => return None,
     };
-    let seconds = hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    Some(days * MS_PER_DAY + seconds * 1000 + millis)
+    // Counted from the epoch as a civil difference rather than through a
+    // `Timestamp`, whose range ends on 9999-12-30 (so that any offset can
+    // still show it) and would refuse `9999-12-31` as a bound.
+    let since_epoch = datetime
+        .duration_since(EPOCH)
+        .checked_sub(offset)?
+        .checked_add(leap)?
+        .checked_add(fraction)?;
+    from_epoch(since_epoch)
 }
 
-fn unix_millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    }
+/// Whether `b[at..]` starts with `layout`, in which `d` stands for any ASCII
+/// digit.
+fn fits(b: &[u8], at: usize, layout: &[u8]) -> bool {
+    b.get(at..at + layout.len()).is_some_and(|part| {
+        part.iter().zip(layout).all(|(c, l)| {
+            if *l == b'd' {
+                c.is_ascii_digit()
+            } else {
+                c == l
+            }
+        })
+    })
 }
 
-fn from_unix_millis(ms: i64) -> SystemTime {
-    if ms >= 0 {
-        UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+fn two_digits(tens: u8, ones: u8) -> Option<i64> {
+    (tens.is_ascii_digit() && ones.is_ascii_digit())
+        .then(|| i64::from((tens - b'0') * 10 + (ones - b'0')))
+}
+
+fn from_epoch(since: SignedDuration) -> Option<SystemTime> {
+    let magnitude = since.unsigned_abs();
+    if since.is_negative() {
+        UNIX_EPOCH.checked_sub(magnitude)
     } else {
-        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+        UNIX_EPOCH.checked_add(magnitude)
     }
 }
 
@@ -182,50 +193,16 @@ pub(crate) fn millis_between(earlier: SystemTime, later: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-// Howard Hinnant's days-from-civil and civil-from-days algorithms
-// (proleptic Gregorian calendar, day 0 = 1970-01-01).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(ms: i64) -> SystemTime {
-        from_unix_millis(ms)
+        if ms >= 0 {
+            UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+        } else {
+            UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+        }
     }
 
     #[test]
@@ -299,6 +276,111 @@ mod tests {
             "2025-11-25T18:00:00.Z",
             "tomorrow",
             "99999999999999999999d",
+        ] {
+            let err = parse_time(bad, at(0)).unwrap_err();
+            assert!(err.contains("invalid time"), "{bad}: {err}");
+        }
+    }
+
+    fn ms(text: &str) -> i64 {
+        let t = parse_time(text, at(0)).unwrap();
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap(),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn leap_days() {
+        assert_eq!(ms("2024-02-29"), 1_709_164_800_000);
+        assert_eq!(ms("2000-02-29T23:59:59.999Z"), 951_868_799_999);
+        assert_eq!(
+            format_time(at(1_709_164_800_000)),
+            "2024-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_time(at(1_709_164_800_000 + 86_400_000)),
+            "2024-03-01T00:00:00.000Z"
+        );
+        for bad in [
+            "2023-02-29",
+            "1900-02-29",
+            "2100-02-29T00:00:00Z",
+            "2024-02-30",
+        ] {
+            assert!(parse_time(bad, at(0)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn offsets_move_across_days_and_years() {
+        assert_eq!(
+            parse_time("2024-12-31T23:30:00-01:00", at(0)).unwrap(),
+            parse_time("2025-01-01T00:30:00Z", at(0)).unwrap()
+        );
+        assert_eq!(ms("1969-12-31T23:00:00-01:00"), 0);
+        assert_eq!(ms("1970-01-01T00:00:00-00:00"), 0);
+        assert_eq!(ms("2025-11-25T00:00:00+23:59"), ms("2025-11-24T00:01:00Z"));
+        assert_eq!(ms("2025-11-25T00:00:00-23:59"), ms("2025-11-25T23:59:00Z"));
+        for bad in [
+            "2025-11-25T00:00:00+24:00",
+            "2025-11-25T00:00:00+01:60",
+            "2025-11-25T00:00:00+01",
+            "2025-11-25T00:00:00+01:00:00",
+        ] {
+            assert!(parse_time(bad, at(0)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn years_before_1970_and_the_ends_of_the_range() {
+        assert_eq!(ms("1900-01-01"), -2_208_988_800_000);
+        assert_eq!(ms("1969-12-31T23:59:59.9999Z"), -1);
+        assert_eq!(ms("0000-01-01T00:00:00Z"), -62_167_219_200_000);
+        assert_eq!(ms("9999-12-31"), 253_402_214_400_000);
+        assert_eq!(ms("9999-12-31T23:59:59.999Z"), 253_402_300_799_999);
+        assert_eq!(
+            format_time(at(-2_208_988_800_000)),
+            "1900-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_time(at(-62_167_219_200_000)),
+            "0000-01-01T00:00:00.000Z"
+        );
+        // Further than jiff reaches: the nearest end of its range.
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(format_time(far), "9999-12-30T22:00:00.999Z");
+        // Under a millisecond before 1970 goes down to the millisecond.
+        assert_eq!(
+            format_time(UNIX_EPOCH - Duration::from_micros(1)),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn accepts_rfc3339_details_and_nothing_wider() {
+        let base = ms("2025-11-25T18:00:00Z");
+        assert_eq!(ms("2025-11-25t18:00:00z"), base);
+        assert_eq!(ms("2025-11-25T18:00:00.1239999999999Z"), base + 123);
+        // A leap second is the next minute's first, as in Unix time.
+        assert_eq!(ms("2016-12-31T23:59:60Z"), ms("2017-01-01T00:00:00Z"));
+        assert_eq!(ms("2016-12-31T23:59:60.5Z"), ms("2017-01-01T00:00:00.5Z"));
+        for bad in [
+            "20251125",
+            "20251125T180000Z",
+            "2025-1-25",
+            "+002025-11-25T18:00:00Z",
+            "2025-11-25T18Z",
+            "2025-11-25T18:00:00,5Z",
+            "2025-11-25T18:00:00Z[UTC]",
+            "2025-11-25T18:00:00+01:00[Europe/Paris]",
+            "2025-11-25T18:00:00 Z",
+            "2025-11-25T18:00:00ZZ",
+            "2025-11-25T18:00:00.5",
+            "2025-11-25T",
+            "2025-11-25X18:00:00Z",
+            "2025-11-25T18:00:00\u{e9}",
+            "\u{e9}025-11-25",
         ] {
             let err = parse_time(bad, at(0)).unwrap_err();
             assert!(err.contains("invalid time"), "{bad}: {err}");
