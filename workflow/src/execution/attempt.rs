@@ -141,6 +141,12 @@ pub(crate) enum Outcome<T, E> {
 /// One attempt as it ran.
 pub(crate) struct Attempt<T, E> {
     pub outcome: Outcome<T, E>,
+    pub timing: Timing,
+}
+
+/// When an attempt ran, and whether its start is on record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
     /// When it began and ended (Unix ms, the runtime's clock).
     pub started: i64,
     pub ended: i64,
@@ -210,9 +216,11 @@ where
     };
     Attempt {
         outcome,
-        started,
-        ended: now(),
-        start_recorded,
+        timing: Timing {
+            started,
+            ended: now(),
+            start_recorded,
+        },
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::attempt::{Attempt, AttemptSetup, Outcome, START_RECORD_AFTER, run_attempt};
+use super::attempt::{Attempt, AttemptSetup, Outcome, START_RECORD_AFTER, Timing, run_attempt};
 use super::context::{SCOPE, Scope};
 use super::replay::Reservation;
 use super::state::Execution;
@@ -189,22 +189,12 @@ impl StepCall {
         loop {
             let ran = step.attempt(attempt, body(), &span).await;
             let failure = match ran.outcome {
-                Outcome::Succeeded(value) => match step.round_trip(value) {
-                    Ok((output, value)) => {
-                        let log_attempt = ran.start_recorded || attempt > 1;
-                        let ended = ran.ended;
-                        let ending = Ending::Completed {
-                            output,
-                            ended,
-                            log_attempt,
-                        };
-                        step.end(attempt, ran.started, ending).await;
-                        tracing::debug!(step = %step.key, attempt, "step completed");
-                        exec.made_progress();
-                        return Ok(value);
+                Outcome::Succeeded(value) => {
+                    match step.complete(attempt, ran.timing, value).await {
+                        Ok(value) => return Ok(value),
+                        Err(failure) => runtime_failure(failure, convert),
                     }
-                    Err(failure) => runtime_failure(failure, convert),
-                },
+                }
                 Outcome::Failed { error, permanent } => Failure {
                     message: format!("{error:?}"),
                     permanent,
@@ -214,7 +204,7 @@ impl StepCall {
                 // A panicking step is not retried by its policy: the
                 // execution restarts by replay and this attempt count goes on.
                 Outcome::Panicked { message, payload } => {
-                    step.end(attempt, ran.started, Ending::Interrupted(message))
+                    step.end(attempt, ran.timing.started, Ending::Interrupted(message))
                         .await;
                     std::panic::resume_unwind(payload)
                 }
@@ -222,14 +212,16 @@ impl StepCall {
             match spec.policy.after_failure(attempt, failure.permanent) {
                 Retry::After(delay) => {
                     let at = step
-                        .retry(attempt, ran.started, failure.message, delay)
+                        .retry(attempt, ran.timing.started, failure.message, delay)
                         .await;
                     exec.wait_until(at).await;
                     exec.boundary().await;
                     attempt += 1;
                 }
                 Retry::GiveUp => {
-                    return Err(step.give_up(attempt, ran.started, failure, convert).await);
+                    return Err(step
+                        .give_up(attempt, ran.timing.started, failure, convert)
+                        .await);
                 }
             }
         }
@@ -343,12 +335,28 @@ impl Step<'_> {
         let ran = run_attempt(setup, body, record_start, || self.exec.now_millis()).await;
         if let Some(slow) = self.spec.slow {
             let threshold = i64::try_from(START_RECORD_AFTER.as_millis()).unwrap_or(i64::MAX);
-            slow.store(
-                ran.ended.saturating_sub(ran.started) >= threshold,
-                Ordering::Relaxed,
-            );
+            let took = ran.timing.ended.saturating_sub(ran.timing.started);
+            slow.store(took >= threshold, Ordering::Relaxed);
         }
         ran
+    }
+
+    /// Journals a successful attempt's value, which goes to the workflow as
+    /// replay will give it; a value that cannot be journaled fails the attempt.
+    async fn complete<T>(&self, attempt: u32, timing: Timing, value: T) -> Result<T, StepFailure>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let (output, value) = self.round_trip(value)?;
+        let ending = Ending::Completed {
+            output,
+            ended: timing.ended,
+            log_attempt: timing.start_recorded || attempt > 1,
+        };
+        self.end(attempt, timing.started, ending).await;
+        tracing::debug!(step = %self.key, attempt, "step completed");
+        self.exec.made_progress();
+        Ok(value)
     }
 
     /// Encodes a step's value and decodes it back: the workflow gets what

@@ -2,6 +2,7 @@
 //! takes a connection and blocks; the store runs them on the writer thread
 //! or a blocking thread.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
@@ -303,33 +304,7 @@ fn load_info_unguarded(
         return Ok(None);
     };
     let codec = row.codec;
-    let mut attempts_by_position: std::collections::HashMap<u32, Vec<AttemptRecord>> =
-        Default::default();
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT position, attempt, status, started_at, ended_at, error_message
-             FROM step_attempts WHERE execution_id = ?1 ORDER BY position, attempt",
-        )?;
-        let rows = stmt.query_map([id.as_str()], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                AttemptRecord {
-                    attempt: r.get(1)?,
-                    status: r.get::<_, AttemptStatus>(2)?,
-                    started_at: from_millis(r.get(3)?),
-                    ended_at: r.get::<_, Option<i64>>(4)?.map(from_millis),
-                    error: r.get(5)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (position, attempt) = row?;
-            attempts_by_position
-                .entry(position)
-                .or_default()
-                .push(attempt);
-        }
-    }
+    let mut attempts_by_position = load_attempts(conn, id)?;
     let mut stmt = conn.prepare_cached(
         "SELECT position, kind, name, occurrence, status, attempts, output, error_message, started_at, completed_at,
                 branch, wake_at
@@ -391,6 +366,38 @@ fn load_info_unguarded(
         completed_at: row.completed_at.map(from_millis),
         steps,
     }))
+}
+
+/// The attempt log of an execution, by position.
+fn load_attempts(
+    conn: &Connection,
+    id: &ExecutionId,
+) -> rusqlite::Result<HashMap<u32, Vec<AttemptRecord>>> {
+    let mut attempts_by_position: HashMap<u32, Vec<AttemptRecord>> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT position, attempt, status, started_at, ended_at, error_message
+             FROM step_attempts WHERE execution_id = ?1 ORDER BY position, attempt",
+    )?;
+    let rows = stmt.query_map([id.as_str()], |r| {
+        Ok((
+            r.get::<_, u32>(0)?,
+            AttemptRecord {
+                attempt: r.get(1)?,
+                status: r.get::<_, AttemptStatus>(2)?,
+                started_at: from_millis(r.get(3)?),
+                ended_at: r.get::<_, Option<i64>>(4)?.map(from_millis),
+                error: r.get(5)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (position, attempt) = row?;
+        attempts_by_position
+            .entry(position)
+            .or_default()
+            .push(attempt);
+    }
+    Ok(attempts_by_position)
 }
 
 /// Executions matching `filter`, newest first (in the order they were started
