@@ -1,6 +1,13 @@
-//! One database, one worker: an exclusive lock on a sidecar file
-//! (`<db>.lock`). The kernel releases it when the holding process dies, so a
-//! lock left by a killed process never blocks the next one.
+//! One database, one worker: exclusive locks that the kernel releases when
+//! the holding process dies, so a lock left by a killed process never blocks
+//! the next one.
+//!
+//! Two locks, because a file has many names. The sidecar `<db>.lock`, named
+//! after the database's canonical path (symlinks, `..` and relative paths
+//! resolved), holds the holder's name and the record of a clean end. The
+//! database file itself is locked too (`flock`, by inode), which a hard link
+//! or a bind mount, whose paths differ, cannot get around. SQLite locks the
+//! file with `fcntl` byte ranges, which Linux keeps apart from `flock`.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -12,6 +19,9 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct WorkerLock {
     file: File,
+    /// The database file, locked by inode; closed (and so released) after
+    /// every connection of this worker is closed.
+    _db_file: File,
     db: PathBuf,
     holder: String,
     /// Whether the previous worker ended with a clean shutdown (it said so
@@ -62,9 +72,22 @@ impl WorkerLock {
     }
 }
 
-/// The sidecar lock file of a database.
+/// The sidecar lock file of a database: beside the file its path resolves
+/// to, so that every path to it (a symlink, a relative path, `..`) names the
+/// same sidecar. A file that does not exist yet resolves through its
+/// directory.
 pub(crate) fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
+    let resolved = std::fs::canonicalize(db).unwrap_or_else(|_| {
+        let parent = match db.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        match (std::fs::canonicalize(parent), db.file_name()) {
+            (Ok(dir), Some(name)) => dir.join(name),
+            _ => db.to_owned(),
+        }
+    });
+    let mut name = resolved.into_os_string();
     name.push(".lock");
     PathBuf::from(name)
 }
@@ -83,8 +106,10 @@ pub(crate) fn unchanged_since_clean_end(db: &Path) -> bool {
             .is_some_and(|l| Some(l) == identity(db).as_deref())
 }
 
-/// Takes the worker lock of `db`, or says who holds it. Blocking (file I/O).
-pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
+/// Takes the worker lock of `db`, or says who holds it. `fresh` when the
+/// database is new (empty or missing): only then does a missing lock file
+/// mean there is nothing to recover. Blocking (file I/O).
+pub(crate) fn acquire(db: &Path, fresh: bool) -> Result<WorkerLock> {
     let path = lock_path(db);
     let io = |source| Error::Io {
         path: path.display().to_string(),
@@ -101,8 +126,10 @@ pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
         Ok(()) => {
             let mut previous = String::new();
             let _ = file.read_to_string(&mut previous);
-            // A missing lock file means a new database: nothing to recover.
-            let previous_end_clean = previous.is_empty() || ended_clean(&previous);
+            // A new database has nothing to recover; an existing one whose
+            // lock file is missing ended in a way nobody recorded.
+            let previous_end_clean = ended_clean(&previous) || (fresh && previous.is_empty());
+            let db_file = lock_database_file(db)?;
             let holder = format!(
                 "process {} on {}",
                 std::process::id(),
@@ -116,6 +143,7 @@ pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
             file.flush().map_err(io)?;
             Ok(WorkerLock {
                 file,
+                _db_file: db_file,
                 db: db.to_owned(),
                 holder,
                 previous_end_clean,
@@ -134,6 +162,31 @@ pub(crate) fn acquire(db: &Path) -> Result<WorkerLock> {
                 },
             })
         }
+        Err(TryLockError::Error(source)) => Err(io(source)),
+    }
+}
+
+/// Locks the database file itself (creating it empty if it does not exist,
+/// which SQLite reads as a new database): the lock every path to the file
+/// meets, whatever the sidecar's name.
+fn lock_database_file(db: &Path) -> Result<File> {
+    let io = |source| Error::Io {
+        path: db.display().to_string(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(db)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: db.display().to_string(),
+            holder: "another worker process, which opened the same file through another path (a hard link or a bind mount)".to_owned(),
+        }),
         Err(TryLockError::Error(source)) => Err(io(source)),
     }
 }

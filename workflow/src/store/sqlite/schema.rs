@@ -103,7 +103,7 @@ pub(super) fn open_file(
     }
     // After the probe, so a foreign file gets no sidecar; before anything is
     // written, so two workers never migrate or run one file at once.
-    let lock = lock::acquire(path)?;
+    let lock = lock::acquire(path, matches!(probe, Probe::Fresh))?;
     if matches!(probe, Probe::Ours)
         && options.integrity_check == IntegrityCheck::AfterUncleanEnd
         && !checked
