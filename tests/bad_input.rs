@@ -142,6 +142,49 @@ async fn a_corrupt_database_is_refused_and_left_untouched() {
     assert!(!db.dir.path().join("workflow.db-wal").exists());
 }
 
+#[tokio::test]
+async fn a_corrupt_wal_mode_database_is_refused_without_sidecars() {
+    let db = TempDb::new();
+    {
+        let rt = db.builder().open().await.unwrap();
+        within(bystander::start(&rt, "b-1", 1).await.unwrap().result())
+            .await
+            .unwrap();
+        rt.shutdown().await.unwrap();
+    }
+    let path = db.path();
+    let wal = db.dir.path().join("workflow.db-wal");
+    let shm = db.dir.path().join("workflow.db-shm");
+    assert!(
+        !wal.exists() && !shm.exists(),
+        "a clean shutdown leaves no sidecars"
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Still in WAL mode (header bytes 18 and 19), our header kept.
+    assert_eq!((bytes[18], bytes[19]), (2, 2), "the file is in WAL mode");
+    for (i, b) in bytes.iter_mut().enumerate().skip(100) {
+        *b = (i * 7 % 251) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    for admin in [false, true] {
+        let builder = Runtime::builder().path(&path);
+        let builder = if admin { builder.admin() } else { builder };
+        match builder.open().await {
+            Err(Error::Corrupt { .. }) => {}
+            Err(e) => panic!("expected a corrupt-file error (admin: {admin}), got {e}"),
+            Ok(_) => panic!("opened a corrupt database (admin: {admin})"),
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the file was modified"
+        );
+        assert!(!wal.exists(), "a -wal was created (admin: {admin})");
+        assert!(!shm.exists(), "a -shm was created (admin: {admin})");
+    }
+}
+
 #[step]
 async fn kilobyte(i: u32) -> Result<String, AnyError> {
     Ok(format!("{i:04}").repeat(256))

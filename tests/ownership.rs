@@ -80,7 +80,12 @@ async fn refused_through(db: &std::path::Path, alias: &std::path::Path) {
     }
     first.shutdown().await.unwrap();
     // Released: the alias now opens, and so does the file.
-    Runtime::open(alias).await.unwrap().shutdown().await.unwrap();
+    Runtime::open(alias)
+        .await
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -103,7 +108,12 @@ async fn a_second_worker_through_a_symlinked_directory_is_refused() {
 async fn a_second_worker_through_a_hard_link_is_refused() {
     let db = TempDb::new();
     // The file must exist to be linked: a worker creates it, then leaves.
-    Runtime::open(db.path()).await.unwrap().shutdown().await.unwrap();
+    Runtime::open(db.path())
+        .await
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
     let alias = db.dir.path().join("hard.db");
     std::fs::hard_link(db.path(), &alias).unwrap();
     refused_through(&db.path(), &alias).await;

@@ -10,13 +10,24 @@
 //! `crash-worker torture <db> <ledger> <generation> <n>`: run `n` mixed
 //! workflows to their end, printing each output; or
 //! `crash-worker grind|grind-resume <db> <ledger>`: steps that block their
-//! thread.
+//! thread; or `crash-worker fill <db> <n>`: run `n` short workflows, print
+//! `filled`, and wait to be killed.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use replayflow::{AnyError, Context, Runtime, StepContext, step, workflow};
+
+#[step]
+async fn fill_step(i: u32) -> Result<u32, AnyError> {
+    Ok(i * 2)
+}
+
+#[workflow]
+async fn fill_flow(_ctx: Context, i: u32) -> Result<u32, AnyError> {
+    Ok(fill_step(i).await? + fill_step(i + 1).await?)
+}
 
 /// Set in `resume` mode: step two stops hanging.
 static RELEASED: AtomicBool = AtomicBool::new(false);
@@ -187,6 +198,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         && mode == "torture"
     {
         return run_torture(db, ledger, generation.parse()?, n.parse()?).await;
+    }
+    if let [_, mode, db, n] = args.as_slice()
+        && mode == "fill"
+    {
+        // Runs `n` short workflows to their end, says so, and waits to be
+        // killed: everything they wrote is left in the WAL.
+        let rt = Runtime::open(db).await?;
+        for i in 0..n.parse::<u32>()? {
+            let id = format!("fill-{i}");
+            fill_flow::start(&rt, id.as_str(), i)
+                .await?
+                .result()
+                .await?;
+        }
+        println!("filled");
+        std::future::pending::<()>().await;
     }
     if let [_, mode, db] = args.as_slice() {
         let rt = Runtime::open(db).await?;

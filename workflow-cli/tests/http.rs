@@ -568,7 +568,15 @@ async fn state_changes_need_json_and_an_allowed_origin() {
         request(Some("application/json"), Some("https://ops.example.com")),
     )
     .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // Past the guard: the first resume may have let nap-1 complete already,
+    // and then there is nothing left to resume (409), which is not a refusal
+    // by the guard (403).
+    assert!(
+        a.status == StatusCode::OK || a.status == StatusCode::CONFLICT,
+        "{} {}",
+        a.status,
+        a.text
+    );
     rt.shutdown().await.unwrap();
 }
 

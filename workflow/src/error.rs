@@ -52,6 +52,19 @@ pub enum Error {
         message: String,
     },
 
+    /// The database's write-ahead log holds less than was committed to it
+    /// (it was damaged, truncated or removed, or the file was replaced by an
+    /// older copy). Neither the file nor its log was modified.
+    #[error(
+        "`{path}` has lost committed data: {detail}; the file and its log were left as they are (restore them from a backup, or move the lock file `<file>.lock` aside to open what is left)"
+    )]
+    JournalLost {
+        /// The database file.
+        path: String,
+        /// What is missing.
+        detail: String,
+    },
+
     /// Another connection held the database's write lock longer than the
     /// busy timeout, through every retry. Nothing was written.
     #[error("the database is locked by another connection: {message}")]

@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::wal::{MARK_LEN, Mark};
 use crate::error::{Error, Result};
 
 /// Held for as long as the worker runs; dropping it releases the lock.
@@ -27,6 +28,27 @@ pub(crate) struct WorkerLock {
     /// Whether the previous worker ended with a clean shutdown (it said so
     /// in the lock file before releasing it).
     pub previous_end_clean: bool,
+    /// What the previous worker last recorded of the WAL.
+    pub previous_mark: Mark,
+}
+
+/// Splits a lock file's text into the journal's mark (its first line, when
+/// a worker wrote one) and the rest: the holder, and after a clean end the
+/// file's identity.
+pub(crate) fn split_mark(text: &str) -> (Option<Mark>, &str) {
+    match text.split_once('\n') {
+        Some((first, rest)) => match Mark::parse(first) {
+            Some(mark) => (Some(mark), rest),
+            None => (None, text),
+        },
+        None => (None, text),
+    }
+}
+
+/// The mark a lock file records, read without taking the lock. Blocking.
+pub(crate) fn read_mark(db: &Path) -> Option<Mark> {
+    let text = std::fs::read_to_string(lock_path(db)).ok()?;
+    split_mark(&text).0
 }
 
 /// What a worker appends to the first line of its lock file when it shuts
@@ -57,9 +79,16 @@ fn ended_clean(text: &str) -> bool {
 impl WorkerLock {
     /// Records a clean end, read by the next worker; call it once every
     /// connection of this worker is closed. Best effort.
+    /// A second handle on the lock file, for the keeper of the mark.
+    pub(crate) fn mark_file(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
+
     pub(crate) fn mark_clean_end(&mut self) {
         let file = identity(&self.db).unwrap_or_default();
-        let text = format!("{}{CLEAN_END}\n{file}", self.holder);
+        // Every connection is closed: the log is in the main file.
+        let mark = Mark::default().line();
+        let text = format!("{mark}{}{CLEAN_END}\n{file}", self.holder);
         let written = self
             .file
             .set_len(0)
@@ -96,10 +125,11 @@ pub(crate) fn lock_path(db: &Path) -> PathBuf {
 /// the file is as it left it (same size and modification time), read
 /// without taking the lock. Blocking.
 pub(crate) fn unchanged_since_clean_end(db: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(lock_path(db)) else {
+    let Ok(whole) = std::fs::read_to_string(lock_path(db)) else {
         return false;
     };
-    ended_clean(&text)
+    let (_, text) = split_mark(&whole);
+    ended_clean(text)
         && text
             .lines()
             .nth(1)
@@ -124,11 +154,15 @@ pub(crate) fn acquire(db: &Path, fresh: bool) -> Result<WorkerLock> {
         .map_err(io)?;
     match file.try_lock() {
         Ok(()) => {
-            let mut previous = String::new();
-            let _ = file.read_to_string(&mut previous);
+            let mut whole = String::new();
+            let _ = file.read_to_string(&mut whole);
+            let (mark, previous) = split_mark(&whole);
             // A new database has nothing to recover; an existing one whose
             // lock file is missing ended in a way nobody recorded.
-            let previous_end_clean = ended_clean(&previous) || (fresh && previous.is_empty());
+            let previous_end_clean = ended_clean(previous) || (fresh && previous.is_empty());
+            // Kept until this worker's first commit replaces it: it still
+            // describes the WAL as the previous worker left it.
+            let previous_mark = mark.unwrap_or_default();
             let db_file = lock_database_file(db)?;
             let holder = format!(
                 "process {} on {}",
@@ -139,7 +173,9 @@ pub(crate) fn acquire(db: &Path, fresh: bool) -> Result<WorkerLock> {
             );
             file.set_len(0).map_err(io)?;
             file.seek(SeekFrom::Start(0)).map_err(io)?;
-            file.write_all(holder.as_bytes()).map_err(io)?;
+            let text = format!("{}{holder}", previous_mark.line());
+            debug_assert_eq!(text.find(&holder), Some(MARK_LEN));
+            file.write_all(text.as_bytes()).map_err(io)?;
             file.flush().map_err(io)?;
             Ok(WorkerLock {
                 file,
@@ -147,12 +183,18 @@ pub(crate) fn acquire(db: &Path, fresh: bool) -> Result<WorkerLock> {
                 db: db.to_owned(),
                 holder,
                 previous_end_clean,
+                previous_mark,
             })
         }
         Err(TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
+            let mut whole = String::new();
+            let _ = file.read_to_string(&mut whole);
+            let holder = split_mark(&whole)
+                .1
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim();
             Err(Error::Locked {
                 path: db.display().to_string(),
                 holder: if holder.is_empty() {

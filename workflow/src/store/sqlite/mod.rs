@@ -7,6 +7,7 @@ mod ops;
 mod queries;
 mod schema;
 mod sql;
+mod wal;
 mod writer;
 
 pub(crate) use writer::SqliteStore;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::lock::{self, WorkerLock};
+use super::wal::{self, Marker};
 use crate::error::{Error, Result};
 use crate::status::{
     AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
@@ -82,15 +83,29 @@ fn probe(path: &Path) -> Result<Probe> {
     Ok(Probe::Ours)
 }
 
+/// A worker's database file, opened.
+#[derive(Debug)]
+pub(super) struct Opened {
+    pub writer: Connection,
+    pub reader: Connection,
+    pub lock: WorkerLock,
+    /// Keeps the journal's mark; the writer backfills through it at close.
+    pub marker: wal::SharedMarker,
+}
+
 /// Opens a file for the writer thread and a reader, creating and migrating it
 /// as needed. Blocking.
-pub(super) fn open_file(
-    path: &Path,
-    options: &FileOptions,
-) -> Result<(Connection, Connection, WorkerLock)> {
+pub(super) fn open_file(path: &Path, options: &FileOptions) -> Result<Opened> {
     let busy_timeout = options.busy_timeout;
     let probe = probe(path)?;
     let mut checked = false;
+    if matches!(probe, Probe::Ours)
+        && let Some(mark) = lock::read_mark(path)
+    {
+        // Read without the lock (checked again under it): a lost log is
+        // refused before anything opens the file.
+        check_journal(path, &mark)?;
+    }
     if matches!(probe, Probe::Ours) {
         checked = match options.integrity_check {
             IntegrityCheck::Always => true,
@@ -104,6 +119,10 @@ pub(super) fn open_file(
     // After the probe, so a foreign file gets no sidecar; before anything is
     // written, so two workers never migrate or run one file at once.
     let lock = lock::acquire(path, matches!(probe, Probe::Fresh))?;
+    if matches!(probe, Probe::Ours) {
+        // Before SQLite reads the log: it would drop a damaged tail silently.
+        check_journal(path, &lock.previous_mark)?;
+    }
     if matches!(probe, Probe::Ours)
         && options.integrity_check == IntegrityCheck::AfterUncleanEnd
         && !checked
@@ -116,7 +135,7 @@ pub(super) fn open_file(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let writer = Connection::open_with_flags(path, flags)?;
+    let mut writer = Connection::open_with_flags(path, flags)?;
     writer.busy_timeout(busy_timeout)?;
     if matches!(probe, Probe::Fresh) {
         // Stamp the file while still in rollback-journal mode, so its header
@@ -129,6 +148,22 @@ pub(super) fn open_file(
     }
     configure(&writer, options.durability)?;
     migrate(&writer, path)?;
+    if matches!(probe, Probe::Fresh) {
+        // The schema goes into the main file at once: a log lost later can
+        // never make the file look new (and be created over).
+        writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
+    let wal_file = match writer.path() {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(format!("{p}-wal")),
+        _ => wal::wal_path(path),
+    };
+    let mark_file = lock.mark_file().map_err(|source| Error::Io {
+        path: lock::lock_path(path).display().to_string(),
+        source,
+    })?;
+    let synced = options.durability == Durability::Full;
+    let marker = Marker::new(mark_file, wal_file, lock.previous_mark, synced);
+    let marker = wal::install(&mut writer, marker)?;
     if let Some(bytes) = options.max_size {
         let page_size: i64 = writer.pragma_query_value(None, "page_size", |r| r.get(0))?;
         let pages = bytes.div_ceil(u64::try_from(page_size.max(1)).unwrap_or(4096));
@@ -144,7 +179,53 @@ pub(super) fn open_file(
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     reader.busy_timeout(busy_timeout)?;
-    Ok((writer, reader, lock))
+    Ok(Opened {
+        writer,
+        reader,
+        lock,
+        marker,
+    })
+}
+
+/// A read-only connection that creates nothing beside the file. A plain
+/// read-only open of a WAL-mode file creates its `-wal` and `-shm` when they
+/// are missing; with neither a log nor its index there is nothing but the
+/// main file to read, so it is opened `immutable` (no locks, no sidecars).
+/// When both exist (a worker runs, or was killed) the plain open reads the
+/// log too and creates nothing. When only the log exists, the index would
+/// be created: the main file alone is read, and the log is checked against
+/// the worker's mark instead ([`check_journal`]).
+fn open_probe(path: &Path) -> Result<Connection> {
+    let base = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let sidecar = |suffix: &str| {
+        let mut name = base.clone().into_os_string();
+        name.push(suffix);
+        Path::new(&name).exists()
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if sidecar("-wal") && sidecar("-shm") {
+        return Ok(Connection::open_with_flags(path, flags)?);
+    }
+    let uri = format!("file:{}?mode=ro&immutable=1", uri_path(path));
+    Ok(Connection::open_with_flags(
+        uri,
+        flags | OpenFlags::SQLITE_OPEN_URI,
+    )?)
+}
+
+/// `path` as the path part of a `file:` URI.
+fn uri_path(path: &Path) -> String {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mut out = String::new();
+    for b in absolute.as_os_str().as_encoded_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(*b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Reads the file read-only before anything writes to it, so a damaged file
@@ -155,10 +236,7 @@ fn check_integrity(path: &Path, busy_timeout: Duration, full: bool) -> Result<()
         path: path.display().to_string(),
         message,
     };
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let conn = open_probe(path)?;
     conn.busy_timeout(busy_timeout)?;
     let verdict: rusqlite::Result<String> = if full {
         conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
@@ -181,6 +259,23 @@ fn check_integrity(path: &Path, busy_timeout: Duration, full: bool) -> Result<()
     }
 }
 
+/// Refuses a file whose WAL holds less than its last worker committed
+/// there (see [`wal`]). At `synchronous = NORMAL` a power loss may take the
+/// last commits by design: that is a warning, not a refusal.
+fn check_journal(path: &Path, mark: &wal::Mark) -> Result<()> {
+    match wal::verify(&wal::wal_path(path), mark) {
+        Ok(()) => Ok(()),
+        Err(detail) if mark.synced => Err(Error::JournalLost {
+            path: path.display().to_string(),
+            detail,
+        }),
+        Err(detail) => {
+            tracing::warn!(path = %path.display(), %detail, "the journal lost its last commits (they were not synced to disk)");
+            Ok(())
+        }
+    }
+}
+
 /// Opens an existing database as an admin: no worker lock, no migration,
 /// nothing run. The schema must be the one this build writes.
 pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connection, Connection)> {
@@ -191,7 +286,12 @@ pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connect
             });
         }
         // An admin open writes nothing but its requests: the schema check only.
-        Probe::Ours => check_integrity(path, busy_timeout, false)?,
+        Probe::Ours => {
+            if let Some(mark) = lock::read_mark(path) {
+                check_journal(path, &mark)?;
+            }
+            check_integrity(path, busy_timeout, false)?;
+        }
     }
     let writer = Connection::open_with_flags(
         path,
@@ -207,6 +307,13 @@ pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connect
         });
     }
     configure(&writer, Durability::Full)?;
+    // The log belongs to the worker: an admin never copies it into the main
+    // file, and its last close leaves it in place.
+    writer.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    writer.pragma_update(None, "wal_autocheckpoint", 0)?;
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -440,7 +547,8 @@ mod tests {
         let dir = tempfile_dir();
         let path = dir.join("wf.db");
         {
-            let (w, _r, _l) = open_file(&path, &test_options()).unwrap();
+            let opened = open_file(&path, &test_options()).unwrap();
+            let w = &opened.writer;
             w.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
                 .unwrap();
             w.pragma_update(None, "journal_mode", "DELETE").unwrap();

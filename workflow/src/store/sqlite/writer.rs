@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::lock::WorkerLock;
 use super::schema;
 use super::sql::copy_error;
+use super::wal::{self, SharedMarker};
 use crate::error::{Error, Result};
 use crate::store::FileOptions;
 
@@ -131,33 +132,39 @@ impl SqliteStore {
     /// Opens (creating if needed) a database file. Blocking: call from
     /// `spawn_blocking`.
     pub(crate) fn open_file(path: &Path, options: &FileOptions) -> Result<SqliteStore> {
-        let (writer, reader, lock) = schema::open_file(path, options)?;
-        let store = SqliteStore::start(writer, Some(reader), Some(path.to_owned()))?;
-        *store.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+        let opened = schema::open_file(path, options)?;
+        let store = SqliteStore::start(
+            opened.writer,
+            Some(opened.reader),
+            Some(path.to_owned()),
+            Some(opened.marker),
+        )?;
+        *store.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(opened.lock);
         Ok(store)
     }
 
     /// Opens an existing database file as an admin (no lock). Blocking.
     pub(crate) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<SqliteStore> {
         let (writer, reader) = schema::open_admin(path, busy_timeout)?;
-        SqliteStore::start(writer, Some(reader), Some(path.to_owned()))
+        SqliteStore::start(writer, Some(reader), Some(path.to_owned()), None)
     }
 
     /// A private in-memory database; reads go through the writer's connection.
     pub(crate) fn open_in_memory() -> Result<SqliteStore> {
         let writer = schema::open_in_memory()?;
-        SqliteStore::start(writer, None, None)
+        SqliteStore::start(writer, None, None, None)
     }
 
     fn start(
         conn: Connection,
         reader: Option<Connection>,
         path: Option<PathBuf>,
+        marker: Option<SharedMarker>,
     ) -> Result<SqliteStore> {
         let (tx, rx) = mpsc::channel::<Command>();
         let handle = thread::Builder::new()
             .name("workflow-journal-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, marker))
             .map_err(|source| Error::Io {
                 path: "writer thread".into(),
                 source,
@@ -305,7 +312,7 @@ impl SqliteStore {
 /// step's start still becomes durable promptly.
 const QUEUED_LINGER: Duration = Duration::from_millis(10);
 
-fn writer_loop(conn: Connection, commands: mpsc::Receiver<Command>) {
+fn writer_loop(conn: Connection, commands: mpsc::Receiver<Command>, marker: Option<SharedMarker>) {
     let mut batch: Vec<Queued> = Vec::with_capacity(64);
     let mut done: Vec<Box<dyn Job>> = Vec::with_capacity(64);
     let mut open = true;
@@ -341,6 +348,9 @@ fn writer_loop(conn: Connection, commands: mpsc::Receiver<Command>) {
             }
         }
         run_batch(&conn, &mut batch, &mut done);
+    }
+    if let Some(marker) = &marker {
+        wal::backfill_all(&conn, marker);
     }
     tracing::debug!("journal writer stopped");
 }
