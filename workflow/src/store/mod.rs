@@ -221,14 +221,23 @@ impl Store {
         backend!(self, s => s.register_workflows(rows, now).await)
     }
 
-    /// Records an admin's request for the worker.
+    /// Records an admin's request for the worker; returns its number.
     pub(crate) async fn insert_request(
         &self,
         id: &ExecutionId,
         action: AdminAction,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         backend!(self, s => s.insert_request(id, action, now).await)
+    }
+
+    /// Whether request `request` was applied (its time) and what came of
+    /// it; `None` when there is no such request.
+    pub(crate) async fn request_outcome(
+        &self,
+        request: i64,
+    ) -> Result<Option<(Option<i64>, Option<String>)>> {
+        backend!(self, s => s.request_outcome(request).await)
     }
 
     /// Marks a request as applied, with what came of it.
