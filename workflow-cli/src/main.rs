@@ -68,9 +68,10 @@ pub(crate) fn emit(text: &str) -> Result<(), Failure> {
 }
 
 fn fail(message: &str) -> ExitCode {
-    // One line, whatever the message holds (SQLite quotes its SQL).
-    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    eprintln!("error: {line}");
+    // Ids and messages come from the database and the command line: escaped,
+    // so they cannot drive the terminal. A multi-line error chain goes on
+    // indented continuation lines under the first.
+    eprintln!("error: {}", format::escape_lines(message.trim(), "       "));
     ExitCode::FAILURE
 }
 
@@ -80,9 +81,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             "no database given: pass --db PATH or set WORKFLOW_DB".into(),
         ));
     };
-    if let Command::Serve(args) = &cli.command {
-        serve::check_args(args)?;
-    }
+    let bind = match &cli.command {
+        Command::Serve(args) => Some(serve::check_args(args).await?),
+        _ => None,
+    };
     let rt = Runtime::builder()
         .path(&db)
         .admin()
@@ -98,7 +100,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             actions::run(&rt, replayflow::AdminAction::Restart, &args).await?
         }
         Command::Watch(args) => watch::run(&rt, &args).await?,
-        Command::Serve(args) => serve::run(rt.clone(), &db, &args).await?,
+        Command::Serve(args) => match &bind {
+            Some(bind) => serve::run(rt.clone(), &db, &args, bind).await?,
+            None => return Err(Failure("the address to serve on was not checked".into())),
+        },
     };
     rt.shutdown().await?;
     Ok(code)

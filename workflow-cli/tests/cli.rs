@@ -431,6 +431,112 @@ async fn a_running_worker_applies_requests_within_seconds() {
 }
 
 #[tokio::test]
+async fn wait_reports_a_request_applied_without_a_visible_change() {
+    // A resume of an execution the worker is running leaves its row as it
+    // is: only the request's own row tells that the worker applied it.
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    support::slow::start(&rt, "slow-1").await.unwrap();
+    within(async {
+        while rt.status("slow-1").await.unwrap().steps.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let asked = Instant::now();
+    let run = cli(
+        &db.path(),
+        &["resume", "slow-1", "--wait", "--timeout", "4s"],
+    )
+    .await;
+    assert!(
+        ok(&run).contains("resume of `slow-1` applied: it is running"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        requests(&db.path(), "slow-1")[0].0,
+        "resume",
+        "the request was recorded"
+    );
+    assert!(requests(&db.path(), "slow-1")[0].1.is_some());
+    rt.shutdown().await.unwrap();
+}
+
+/// Asserts that `text` holds nothing that drives a terminal.
+fn inert(text: &str) {
+    for c in ['\x1b', '\x07', '\r', '\u{9b}', '\u{202e}', '\u{2066}'] {
+        assert!(!text.contains(c), "{c:?} printed raw in {text:?}");
+    }
+}
+
+#[tokio::test]
+async fn control_characters_are_escaped_in_every_text_output() {
+    let evil = "evil\x1b[2J\x07id";
+    let reason = "\x1b[31mred\x1b]0;pwned\x07\r\u{202e}txt.exe\u{2066}";
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    support::greet::start(&rt, evil, "Ada\x1b[1A".to_owned())
+        .await
+        .unwrap();
+    support::doomed::start(&rt, "doomed\u{9b}2J", reason.to_owned())
+        .await
+        .unwrap();
+    wait_status(&rt, evil, ExecutionStatus::Completed).await;
+    wait_status(&rt, "doomed\u{9b}2J", ExecutionStatus::Failed).await;
+    rt.shutdown().await.unwrap();
+
+    let escaped_id = "evil\\u{1b}[2J\\u{7}id";
+    let escaped_reason = "\\u{1b}[31mred\\u{1b}]0;pwned\\u{7}\\r\\u{202e}txt.exe\\u{2066}";
+
+    let out = ok(&cli(&db.path(), &["list"]).await).to_owned();
+    inert(&out);
+    assert!(out.contains(escaped_id), "{out}");
+    assert!(out.contains("doomed\\u{9b}2J"), "{out}");
+    assert!(out.contains(escaped_reason), "{out}");
+
+    let out = ok(&cli(&db.path(), &["show", evil]).await).to_owned();
+    inert(&out);
+    assert!(out.contains(&format!("execution  {escaped_id}")), "{out}");
+    // JSON payloads escape controls their own way.
+    assert!(out.contains(r"Ada\u001b[1A"), "{out}");
+    let out = ok(&cli(&db.path(), &["show", "doomed\u{9b}2J"]).await).to_owned();
+    inert(&out);
+    assert!(
+        out.contains(&format!("reason     {escaped_reason}")),
+        "{out}"
+    );
+
+    for id in [evil, "doomed\u{9b}2J"] {
+        let run = cli(&db.path(), &["watch", id]).await;
+        inert(&run.stdout);
+        inert(&run.stderr);
+    }
+    let run = cli(&db.path(), &["watch", "doomed\u{9b}2J"]).await;
+    assert!(run.stdout.contains(escaped_reason), "{}", run.stdout);
+
+    // The `error:` line, with an id from the command line and from the
+    // database.
+    let run = cli(&db.path(), &["show", "no\x1b[2Jsuch"]).await;
+    fails(&run, "no\\u{1b}[2Jsuch");
+    inert(&run.stderr);
+    let run = cli(&db.path(), &["cancel", evil]).await;
+    fails(&run, escaped_id);
+    inert(&run.stderr);
+
+    // JSON stays exact.
+    let e = json(&cli(&db.path(), &["show", evil, "--json"]).await);
+    assert_eq!(e["id"], evil);
+    let all = json(&cli(&db.path(), &["list", "--json", "--status", "failed"]).await);
+    assert_eq!(all["executions"][0]["error_message"], reason);
+}
+
+#[tokio::test]
 async fn watch_follows_an_execution_to_its_end() {
     let db = TempDb::new();
     let rt = db.worker().open().await.unwrap();
@@ -487,7 +593,11 @@ impl Drop for Server {
 }
 
 fn serve(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+    serve_on(db, "127.0.0.1:0", extra, env)
+}
+
+fn serve_on(db: &Path, bind: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut args = vec!["serve", "--bind", bind];
     args.extend_from_slice(extra);
     let mut cmd = command(Some(db), &args);
     for (k, v) in env {
@@ -602,6 +712,27 @@ async fn serve_answers_on_the_database() {
     .await
     .unwrap();
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn serve_binds_a_host_name() {
+    let db = seeded().await;
+    let server = serve_on(&db.path(), "localhost:0", &[], &[]);
+    assert!(server.addr.starts_with("localhost:"), "{}", server.addr);
+    let addr = server.addr.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        http(
+            &addr,
+            &format!("GET /api/counts HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    fails(
+        &cli(&db.path(), &["serve", "--bind", "no-such-host.invalid:0"]).await,
+        "cannot resolve `no-such-host.invalid`",
+    );
 }
 
 #[tokio::test]
