@@ -307,6 +307,31 @@ async fn errors_are_one_line_and_a_failing_exit() {
     assert_eq!(json(&run)["total"], 7);
 }
 
+#[tokio::test]
+async fn a_database_whose_tables_were_never_created_is_one_clear_line() {
+    // Stamped as ours (application_id "WFLW"), schema version 0, no tables:
+    // the first worker stopped between stamping the file and creating them.
+    let db = TempDb::new();
+    {
+        let conn = rusqlite::Connection::open(db.path()).unwrap();
+        conn.pragma_update(None, "application_id", 0x5746_4C57)
+            .unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+    }
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["show", "x"],
+        &["watch", "x"],
+        &["cancel", "x"],
+    ] {
+        let run = cli(&db.path(), args).await;
+        fails(&run, "whose tables were never created");
+        assert!(!run.stderr.contains("CREATE"), "{}", run.stderr);
+        assert!(!run.stderr.contains("SELECT"), "{}", run.stderr);
+    }
+}
+
 /// Reads how many requests the admin table holds for `id`, applied or not.
 fn requests(db: &Path, id: &str) -> Vec<(String, Option<i64>)> {
     let conn =

@@ -89,10 +89,9 @@ pub enum Error {
         path: String,
     },
 
-    /// An admin open found a schema other than the one this build writes.
-    #[error(
-        "`{path}` has schema version {found}, this build reads version {supported}; open it with a matching version"
-    )]
+    /// An admin open found a schema other than the one this build writes
+    /// (version 0: a file stamped as ours whose tables were never created).
+    #[error("{}", schema_mismatch(path, *found, *supported))]
     SchemaMismatch {
         /// The file concerned.
         path: String,
@@ -169,6 +168,20 @@ pub enum Error {
     /// A runtime option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+}
+
+/// The message of [`Error::SchemaMismatch`]. Version 0 is no version at
+/// all: the worker that created the file stopped before creating its tables.
+fn schema_mismatch(path: &str, found: i64, supported: i64) -> String {
+    if found == 0 {
+        format!(
+            "`{path}` is a workflow database whose tables were never created (schema version 0: the application that created it stopped before setting it up); open it once with the application to create them"
+        )
+    } else {
+        format!(
+            "`{path}` has schema version {found}, this build reads version {supported}; open it with a matching version"
+        )
+    }
 }
 
 /// An error the database client reported. It displays the client's message
