@@ -16,6 +16,7 @@ mod actions;
 mod args;
 mod format;
 mod list;
+mod listener;
 mod serve;
 mod show;
 mod watch;

@@ -139,7 +139,7 @@ pub(crate) async fn run(
     let _ = writeln!(out, "press Ctrl-C to stop");
     let _ = out.flush();
 
-    axum::serve(listener, app)
+    axum::serve(crate::listener::JsonErrorsListener(listener), app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("the server stopped: {e}"))?;

@@ -739,6 +739,85 @@ async fn serve_answers_on_the_database() {
     assert_eq!(status, 200);
 }
 
+/// Sends `request` as it is and returns the whole answer.
+fn http_raw(addr: &str, request: Vec<u8>) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(&request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn every_rejection_of_the_server_is_a_json_error() {
+    let db = seeded().await;
+    let server = serve(&db.path(), &["--max-body-bytes", "1024"], &[]);
+    let addr = server.addr.clone();
+    let host = format!("Host: {addr}\r\n");
+    let long_target = format!("/api/executions?workflow={}", "x".repeat(100_000));
+    let headers: String = (0..200).map(|i| format!("X-Filler-{i}: a\r\n")).collect();
+    let cases: Vec<(u16, Vec<u8>)> = vec![
+        (
+            414,
+            format!("GET {long_target} HTTP/1.1\r\n{host}\r\n").into_bytes(),
+        ),
+        (
+            431,
+            format!("GET /api/info HTTP/1.1\r\n{host}{headers}\r\n").into_bytes(),
+        ),
+        (400, b"NOT HTTP AT ALL\r\n\r\n".to_vec()),
+        (
+            404,
+            format!("GET /api/nope HTTP/1.1\r\n{host}Connection: close\r\n\r\n").into_bytes(),
+        ),
+        (
+            405,
+            format!("GET /api/executions/x/cancel HTTP/1.1\r\n{host}Connection: close\r\n\r\n")
+                .into_bytes(),
+        ),
+        (
+            400,
+            format!("GET /api/executions?limit=%FF HTTP/1.1\r\n{host}Connection: close\r\n\r\n")
+                .into_bytes(),
+        ),
+        (
+            413,
+            format!(
+                "POST /api/executions/nap-1/cancel HTTP/1.1\r\n{host}Content-Type: application/json\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n{}",
+                " ".repeat(4096)
+            )
+            .into_bytes(),
+        ),
+    ];
+    for (status, request) in cases {
+        let addr = addr.clone();
+        let answer = tokio::task::spawn_blocking(move || http_raw(&addr, request))
+            .await
+            .unwrap();
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{status}: no head in {answer:?}"));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status}: {answer}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{status}: {answer}"
+        );
+        let json: Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: {e}: {answer}"));
+        assert!(
+            json["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{status}: {answer}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn serve_binds_a_host_name() {
     let db = seeded().await;
