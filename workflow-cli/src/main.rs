@@ -21,6 +21,7 @@ mod serve;
 mod show;
 mod watch;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -76,6 +77,72 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Opens the database as an admin. In a directory this process cannot
+/// write, SQLite cannot create the `-shm` file it needs to read a WAL-mode
+/// database: commands that only read then read the file as it is on disk
+/// (when that is exact), and the others say why they cannot run.
+/// Returns the runtime and whether it reads such a snapshot.
+async fn open(db: &Path, reading: bool) -> Result<(Runtime, bool), Failure> {
+    let builder = || Runtime::builder().path(db).panic_hook(false);
+    let error = match builder().admin().open().await {
+        Ok(rt) => return Ok((rt, false)),
+        Err(e) => e,
+    };
+    // These say what is wrong with the file itself: no directory is at fault.
+    if matches!(
+        error,
+        replayflow::Error::NoDatabase { .. }
+            | replayflow::Error::ForeignDatabase { .. }
+            | replayflow::Error::SchemaMismatch { .. }
+            | replayflow::Error::SchemaTooNew { .. }
+            | replayflow::Error::Corrupt { .. }
+    ) {
+        return Err(error.into());
+    }
+    let Some(dir) = unwritable_dir(db) else {
+        return Err(error.into());
+    };
+    if reading {
+        let rt = builder().snapshot().open().await?;
+        return Ok((rt, true));
+    }
+    Err(Failure(format!(
+        "cannot open `{}`: its directory `{}` is not writable, and cancel, resume, restart and serve record requests, for which SQLite must create files there ({error})",
+        db.display(),
+        dir.display()
+    )))
+}
+
+/// The directory of `db` when this process cannot create files in it.
+/// Only asked after an open failed, so the probe file it creates and
+/// removes at once never appears in a directory that opens fine.
+fn unwritable_dir(db: &Path) -> Option<PathBuf> {
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".replayflow-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Some(dir)
+        }
+        Err(_) => None,
+    }
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let Some(db) = cli.db else {
         return Err(Failure(
@@ -86,12 +153,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Serve(args) => Some(serve::check_args(args).await?),
         _ => None,
     };
-    let rt = Runtime::builder()
-        .path(&db)
-        .admin()
-        .panic_hook(false)
-        .open()
-        .await?;
+    let reading = matches!(
+        cli.command,
+        Command::List(_) | Command::Show(_) | Command::Watch(_)
+    );
+    let (rt, snapshot) = open(&db, reading).await?;
     let code = match cli.command {
         Command::List(args) => list::run(&rt, &args).await?,
         Command::Show(args) => show::run(&rt, &args).await?,
@@ -100,7 +166,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Restart(args) => {
             actions::run(&rt, replayflow::AdminAction::Restart, &args).await?
         }
-        Command::Watch(args) => watch::run(&rt, &args).await?,
+        Command::Watch(args) => watch::run(&rt, &args, snapshot).await?,
         Command::Serve(args) => match &bind {
             Some(bind) => serve::run(rt.clone(), &db, &args, bind).await?,
             None => return Err(Failure("the address to serve on was not checked".into())),

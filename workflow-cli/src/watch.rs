@@ -12,7 +12,14 @@ use crate::args::WatchArgs;
 use crate::format::{self, escape, paint, truncate};
 use crate::{EXIT_NOT_COMPLETED, Failure, emit};
 
-pub(crate) async fn run(rt: &Runtime, args: &WatchArgs) -> Result<ExitCode, Failure> {
+/// Follows `args.id`. On a `snapshot` (a database read as it is on disk,
+/// see `main::open`) nothing can change: the state is shown once, and an
+/// unfinished execution is an error rather than a wait that never ends.
+pub(crate) async fn run(
+    rt: &Runtime,
+    args: &WatchArgs,
+    snapshot: bool,
+) -> Result<ExitCode, Failure> {
     let tty = std::io::stdout().is_terminal();
     let colors = format::colors();
     let mut drawn_lines = 0usize;
@@ -48,6 +55,12 @@ pub(crate) async fn run(rt: &Runtime, args: &WatchArgs) -> Result<ExitCode, Fail
             } else {
                 ExitCode::from(EXIT_NOT_COMPLETED)
             });
+        }
+        if snapshot {
+            return Err(Failure(format!(
+                "execution `{}` is {}, but its database was read as it is on disk (its directory is not writable), so its changes cannot be followed",
+                args.id, info.status
+            )));
         }
         tick = tick.wrapping_add(1);
         tokio::time::sleep(args.interval).await;

@@ -332,6 +332,67 @@ async fn a_database_whose_tables_were_never_created_is_one_clear_line() {
     }
 }
 
+/// Makes `dir` read-only, and returns whether this process can still write
+/// in it (it runs as root): then the commands must run as another user for
+/// the directory to be read-only to them.
+fn make_read_only(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let probe = dir.join("probe");
+    let privileged = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    privileged
+}
+
+/// The program on `db`, as the user `nobody` when this process is root.
+async fn cli_as(db: &Path, privileged: bool, args: &[&str]) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = command(Some(db), args);
+    if privileged {
+        cmd.uid(65534).gid(65534);
+    }
+    run_cmd(cmd).await
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn read_only_commands_work_in_a_read_only_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = seeded().await;
+    let wal = db.dir.path().join("app.db-wal");
+    assert!(!wal.exists(), "a clean shutdown leaves no -wal file");
+    let privileged = make_read_only(db.dir.path());
+
+    let run = cli_as(&db.path(), privileged, &["list"]).await;
+    assert!(ok(&run).contains("showing 1-7 of 7"), "{}", run.stdout);
+    let run = cli_as(&db.path(), privileged, &["list", "--json"]).await;
+    assert_eq!(json(&run)["total"], 7);
+    let run = cli_as(&db.path(), privileged, &["show", "flaky-1"]).await;
+    assert!(ok(&run).contains("wobble 2 fell over"), "{}", run.stdout);
+    let run = cli_as(&db.path(), privileged, &["watch", "greet-1"]).await;
+    assert!(
+        ok(&run).contains("execution greet-1 completed"),
+        "{}",
+        run.stdout
+    );
+    // Nothing can change a snapshot: an unfinished one is told, not waited for.
+    let run = cli_as(&db.path(), privileged, &["watch", "nap-1"]).await;
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("cannot be followed"), "{}", run.stderr);
+    let dir = db.dir.path().display().to_string();
+    let run = cli_as(&db.path(), privileged, &["cancel", "nap-1"]).await;
+    fails(&run, &format!("its directory `{dir}` is not writable"));
+
+    // Changes left in a -wal file cannot be read without creating files:
+    // refused, naming the directory.
+    std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&wal, vec![1u8; 4096]).unwrap();
+    let privileged = make_read_only(db.dir.path());
+    let run = cli_as(&db.path(), privileged, &["list"]).await;
+    fails(&run, &format!("in `{dir}`, which is not writable"));
+    std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Reads how many requests the admin table holds for `id`, applied or not.
 fn requests(db: &Path, id: &str) -> Vec<(String, Option<i64>)> {
     let conn =

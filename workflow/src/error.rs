@@ -101,6 +101,16 @@ pub enum Error {
         supported: i64,
     },
 
+    /// A snapshot open ([`RuntimeBuilder::snapshot`](crate::RuntimeBuilder::snapshot))
+    /// cannot read the file as it is on disk.
+    #[error("cannot read `{path}` in place: {reason}")]
+    SnapshotRefused {
+        /// The file concerned.
+        path: String,
+        /// Why, naming the directory.
+        reason: String,
+    },
+
     /// The operation needs a worker runtime; this one was opened as an admin.
     #[error(
         "{0} needs a worker runtime; this one was opened as an admin (it only reads and records requests)"

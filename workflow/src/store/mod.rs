@@ -116,6 +116,17 @@ impl Store {
         Err(no_backend())
     }
 
+    /// Opens an existing database file read-only as it is on disk, for a
+    /// directory where SQLite cannot create its `-wal` and `-shm` files (no
+    /// lock, every write refused). Blocking.
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
+    pub(crate) fn open_snapshot(path: &Path, busy_timeout: Duration) -> Result<Store> {
+        #[cfg(feature = "sqlite")]
+        return sqlite::SqliteStore::open_snapshot(path, busy_timeout).map(Store::Sqlite);
+        #[cfg(not(feature = "sqlite"))]
+        Err(no_backend())
+    }
+
     /// A private in-memory database. Blocking.
     pub(crate) fn open_in_memory() -> Result<Store> {
         #[cfg(feature = "sqlite")]

@@ -6,6 +6,7 @@ mod lock;
 mod ops;
 mod queries;
 mod schema;
+mod snapshot;
 mod sql;
 mod writer;
 
