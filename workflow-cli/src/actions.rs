@@ -3,10 +3,15 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use replayflow::{AdminAction, ExecutionInfo, Runtime};
+use replayflow::{AdminAction, ExecutionInfo, RequestState, Runtime};
 
 use crate::args::ActionArgs;
+use crate::format::escape;
 use crate::{Failure, emit};
+
+/// How often `--wait` reads the request back. The worker sweeps requests
+/// once a second, so this adds at most a tenth of that to the wait.
+const POLL: Duration = Duration::from_millis(100);
 
 pub(crate) async fn run(
     rt: &Runtime,
@@ -15,35 +20,47 @@ pub(crate) async fn run(
 ) -> Result<ExitCode, Failure> {
     let before = rt.status(args.id.as_str()).await?;
     check(&before, action)?;
-    match action {
-        AdminAction::Cancel => rt.cancel(args.id.as_str()).await?,
-        AdminAction::Resume => rt.resume(args.id.as_str()).await?,
-        AdminAction::Restart => rt.restart(args.id.as_str()).await?,
-    }
+    let request = rt.request(args.id.as_str(), action).await?;
+    let shown = escape(&args.id);
     if !args.wait {
         emit(&format!(
-            "{action} of `{}` requested ({}); the running application applies it within a second\n",
-            args.id, before.status
+            "{action} of `{shown}` requested ({}); the running application applies it within a second\n",
+            before.status
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The request's own row says when the worker took it and what came of
+    // it; the execution's row may not change at all (a resume of an
+    // execution already running there, a cancel that waits for the step in
+    // flight), so it cannot tell.
     let deadline = Instant::now() + args.timeout;
     loop {
-        let now = rt.status(args.id.as_str()).await?;
-        if applied(&before, &now, action) {
-            emit(&format!(
-                "{action} of `{}` applied: it is {}\n",
-                args.id, now.status
-            ))?;
-            return Ok(ExitCode::SUCCESS);
+        match rt.request_state(request).await? {
+            RequestState::Applied => {
+                let now = rt.status(args.id.as_str()).await?;
+                emit(&format!(
+                    "{action} of `{shown}` applied: it is {}\n",
+                    now.status
+                ))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            RequestState::Refused(reason) => {
+                return Err(Failure(format!(
+                    "the application refused {action} of `{}`: {reason}",
+                    args.id
+                )));
+            }
+            // Pending, or a state this build does not know: wait on.
+            _ => {}
         }
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(Failure(format!(
-                "{action} of `{}` was requested but not applied within {:?}; is the application that runs it up?",
+                "{action} of `{}` was requested but not applied within {:?}; is the application that runs it up? (the request stays recorded: it is applied when the application next opens the database)",
                 args.id, args.timeout
             )));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(POLL.min(left)).await;
     }
 }
 
@@ -61,17 +78,4 @@ fn check(info: &ExecutionInfo, action: AdminAction) -> Result<(), Failure> {
         .to_string(),
         _ => action.refusal(info.id.as_str(), info.status),
     }))
-}
-
-/// Whether the worker has visibly applied `action`.
-fn applied(before: &ExecutionInfo, now: &ExecutionInfo, action: AdminAction) -> bool {
-    match action {
-        AdminAction::Cancel => now.status.is_terminal(),
-        AdminAction::Restart => now.restart_attempt > before.restart_attempt,
-        AdminAction::Resume => {
-            now.status != before.status
-                || now.updated_at != before.updated_at
-                || now.steps.len() != before.steps.len()
-        }
-    }
 }

@@ -1,6 +1,5 @@
 //! The command line, with clap's derive.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -102,9 +101,10 @@ pub(crate) struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// The address to listen on. Any address but a loopback one needs --token.
+    /// The address to listen on: `IP:PORT` or `HOST:PORT` (`localhost:8080`).
+    /// Any address but a loopback one needs --token.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub bind: SocketAddr,
+    pub bind: String,
     /// Require `Authorization: Bearer TOKEN` on the API (the dashboard asks
     /// for it).
     #[arg(

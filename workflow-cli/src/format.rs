@@ -38,12 +38,52 @@ pub(crate) fn between(from: SystemTime, to: SystemTime) -> Duration {
     to.duration_since(from).unwrap_or_default()
 }
 
-/// At most `max` characters, with `…` when cut; one line.
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+/// Whether `c` must not reach a terminal as it is: C0 and C1 controls and
+/// DEL (escape sequences, bells, carriage returns that rewrite a line) and
+/// the Unicode bidirectional controls, which reorder what follows them so a
+/// line reads differently from what it holds.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` made safe to print on one line: every control character and
+/// bidirectional control is escaped (`\n`, `\r`, `\t`, otherwise
+/// `\u{1b}`), everything else is kept. Every string that comes from the
+/// database or the command line goes through this (or [`escape_lines`])
+/// before it reaches stdout or stderr; JSON output does not, it is exact.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` escaped as [`escape`] does, except that its line breaks stay
+/// line breaks, each following line indented by `indent`: for messages
+/// that stand on their own lines (the `error:` line, `show`'s reason), so
+/// that a multi-line error chain stays readable. Inside a table cell or a
+/// `watch` line, where one line is the format, [`escape`] shows them as `\n`.
+pub(crate) fn escape_lines(text: &str, indent: &str) -> String {
+    let text = text.trim_end_matches(['\n', '\r']);
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|line| escape(line.strip_suffix('\r').unwrap_or(line)))
         .collect();
+    lines.join(&format!("\n{indent}"))
+}
+
+/// At most `max` characters of `text` escaped as [`escape`] does, with `…`
+/// when cut; one line.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    let one_line = escape(text);
     if one_line.chars().count() <= max {
         return one_line;
     }
@@ -165,7 +205,33 @@ mod tests {
     #[test]
     fn truncates_on_characters() {
         assert_eq!(truncate("héllo wörld", 5), "héll…");
-        assert_eq!(truncate("a\nb", 5), "a b");
+        assert_eq!(truncate("a\nb", 5), "a\\nb");
+        assert_eq!(truncate("\x1b[2J", 4), "\\u{…");
+    }
+
+    #[test]
+    fn escapes_what_drives_a_terminal() {
+        assert_eq!(escape("evil\x1b[2J\x07id"), "evil\\u{1b}[2J\\u{7}id");
+        assert_eq!(escape("a\rb\tc\nd"), "a\\rb\\tc\\nd");
+        assert_eq!(escape("\u{9b}31m\u{7f}"), "\\u{9b}31m\\u{7f}");
+        for bidi in ['\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{200f}'] {
+            let escaped = escape(&format!("x{bidi}y"));
+            assert!(
+                escaped.starts_with("x\\u{") && escaped.ends_with("}y"),
+                "{escaped}"
+            );
+        }
+        // Printable text, accents and emoji included, stays as it is.
+        assert_eq!(escape("héllo wörld ✓ C:\\tmp"), "héllo wörld ✓ C:\\tmp");
+    }
+
+    #[test]
+    fn keeps_line_breaks_as_indented_lines() {
+        assert_eq!(
+            escape_lines("outer failed\ncaused by: \x1b[31minner\r\n", "  "),
+            "outer failed\n  caused by: \\u{1b}[31minner"
+        );
+        assert_eq!(escape_lines("one line", "  "), "one line");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use replayflow::{ExecutionStatus, ListFilter, Runtime};
 use serde_json::json;
 
 use crate::args::ListArgs;
-use crate::format::{self, Table, paint, truncate};
+use crate::format::{self, Table, escape, paint, truncate};
 use crate::{Failure, emit};
 
 pub(crate) async fn run(rt: &Runtime, args: &ListArgs) -> Result<ExitCode, Failure> {
@@ -60,8 +60,8 @@ pub(crate) async fn run(rt: &Runtime, args: &ListArgs) -> Result<ExitCode, Failu
         ]);
         for e in &rows {
             table.row(vec![
-                (e.id.to_string(), None),
-                (e.workflow.clone(), None),
+                (escape(e.id.as_str()), None),
+                (escape(&e.workflow), None),
                 (
                     e.status.as_str().to_owned(),
                     Some(format::execution_color(e.status)),

@@ -16,10 +16,12 @@ mod actions;
 mod args;
 mod format;
 mod list;
+mod listener;
 mod serve;
 mod show;
 mod watch;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -68,10 +70,77 @@ pub(crate) fn emit(text: &str) -> Result<(), Failure> {
 }
 
 fn fail(message: &str) -> ExitCode {
-    // One line, whatever the message holds (SQLite quotes its SQL).
-    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    eprintln!("error: {line}");
+    // Ids and messages come from the database and the command line: escaped,
+    // so they cannot drive the terminal. A multi-line error chain goes on
+    // indented continuation lines under the first.
+    eprintln!("error: {}", format::escape_lines(message.trim(), "       "));
     ExitCode::FAILURE
+}
+
+/// Opens the database as an admin. In a directory this process cannot
+/// write, SQLite cannot create the `-shm` file it needs to read a WAL-mode
+/// database: commands that only read then read the file as it is on disk
+/// (when that is exact), and the others say why they cannot run.
+/// Returns the runtime and whether it reads such a snapshot.
+async fn open(db: &Path, reading: bool) -> Result<(Runtime, bool), Failure> {
+    let builder = || Runtime::builder().path(db).panic_hook(false);
+    let error = match builder().admin().open().await {
+        Ok(rt) => return Ok((rt, false)),
+        Err(e) => e,
+    };
+    // These say what is wrong with the file itself: no directory is at fault.
+    if matches!(
+        error,
+        replayflow::Error::NoDatabase { .. }
+            | replayflow::Error::ForeignDatabase { .. }
+            | replayflow::Error::SchemaMismatch { .. }
+            | replayflow::Error::SchemaTooNew { .. }
+            | replayflow::Error::Corrupt { .. }
+    ) {
+        return Err(error.into());
+    }
+    let Some(dir) = unwritable_dir(db) else {
+        return Err(error.into());
+    };
+    if reading {
+        let rt = builder().snapshot().open().await?;
+        return Ok((rt, true));
+    }
+    Err(Failure(format!(
+        "cannot open `{}`: its directory `{}` is not writable, and cancel, resume, restart and serve record requests, for which SQLite must create files there ({error})",
+        db.display(),
+        dir.display()
+    )))
+}
+
+/// The directory of `db` when this process cannot create files in it.
+/// Only asked after an open failed, so the probe file it creates and
+/// removes at once never appears in a directory that opens fine.
+fn unwritable_dir(db: &Path) -> Option<PathBuf> {
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".replayflow-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Some(dir)
+        }
+        Err(_) => None,
+    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
@@ -80,15 +149,15 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             "no database given: pass --db PATH or set WORKFLOW_DB".into(),
         ));
     };
-    if let Command::Serve(args) = &cli.command {
-        serve::check_args(args)?;
-    }
-    let rt = Runtime::builder()
-        .path(&db)
-        .admin()
-        .panic_hook(false)
-        .open()
-        .await?;
+    let bind = match &cli.command {
+        Command::Serve(args) => Some(serve::check_args(args).await?),
+        _ => None,
+    };
+    let reading = matches!(
+        cli.command,
+        Command::List(_) | Command::Show(_) | Command::Watch(_)
+    );
+    let (rt, snapshot) = open(&db, reading).await?;
     let code = match cli.command {
         Command::List(args) => list::run(&rt, &args).await?,
         Command::Show(args) => show::run(&rt, &args).await?,
@@ -97,8 +166,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Restart(args) => {
             actions::run(&rt, replayflow::AdminAction::Restart, &args).await?
         }
-        Command::Watch(args) => watch::run(&rt, &args).await?,
-        Command::Serve(args) => serve::run(rt.clone(), &db, &args).await?,
+        Command::Watch(args) => watch::run(&rt, &args, snapshot).await?,
+        Command::Serve(args) => match &bind {
+            Some(bind) => serve::run(rt.clone(), &db, &args, bind).await?,
+            None => return Err(Failure("the address to serve on was not checked".into())),
+        },
     };
     rt.shutdown().await?;
     Ok(code)

@@ -7,7 +7,7 @@ use replayflow::http::ExecutionView;
 use replayflow::{ExecutionInfo, Payload, Runtime, StepRecord, StepStatus};
 
 use crate::args::ShowArgs;
-use crate::format::{self, Table, paint, truncate};
+use crate::format::{self, Table, escape, escape_lines, paint, truncate};
 use crate::{Failure, emit};
 
 pub(crate) async fn run(rt: &Runtime, args: &ShowArgs) -> Result<ExitCode, Failure> {
@@ -22,10 +22,11 @@ pub(crate) async fn run(rt: &Runtime, args: &ShowArgs) -> Result<ExitCode, Failu
     Ok(ExitCode::SUCCESS)
 }
 
-/// A payload as compact JSON, or what it is when its codec is not JSON.
+/// A payload as compact JSON, or what it is when its codec is not JSON;
+/// escaped, since JSON keeps bidirectional controls as they are.
 pub(crate) fn payload_text(p: &Payload) -> String {
     match p.to_json() {
-        Some(v) => v.to_string(),
+        Some(v) => escape(&v.to_string()),
         None => format!("<{} bytes of {}>", p.bytes().len(), p.codec()),
     }
 }
@@ -35,8 +36,8 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
     let mut field = |name: &str, value: String| {
         out.push_str(&format!("{name:<10} {value}\n"));
     };
-    field("execution", info.id.to_string());
-    field("workflow", info.workflow.clone());
+    field("execution", escape(info.id.as_str()));
+    field("workflow", escape(&info.workflow));
     field(
         "status",
         paint(
@@ -77,7 +78,11 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
         field("error", payload_text(error));
     }
     if let Some(message) = &info.error_message {
-        field("reason", paint(message, "31", colors));
+        // Under the field names, continuation lines of an error chain.
+        field(
+            "reason",
+            paint(&escape_lines(message, &" ".repeat(11)), "31", colors),
+        );
     }
 
     out.push('\n');
@@ -91,7 +96,7 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
     for step in &info.steps {
         table.row(vec![
             (step.position.to_string(), None),
-            (step.key.to_string(), None),
+            (escape(&step.key.to_string()), None),
             (step.kind.as_str().to_owned(), None),
             (
                 step.status.as_str().to_owned(),

@@ -9,10 +9,17 @@ use std::time::SystemTime;
 use replayflow::{EntryKind, ExecutionInfo, ExecutionStatus, Runtime, StepRecord, StepStatus};
 
 use crate::args::WatchArgs;
-use crate::format::{self, paint, truncate};
+use crate::format::{self, escape, paint, truncate};
 use crate::{EXIT_NOT_COMPLETED, Failure, emit};
 
-pub(crate) async fn run(rt: &Runtime, args: &WatchArgs) -> Result<ExitCode, Failure> {
+/// Follows `args.id`. On a `snapshot` (a database read as it is on disk,
+/// see `main::open`) nothing can change: the state is shown once, and an
+/// unfinished execution is an error rather than a wait that never ends.
+pub(crate) async fn run(
+    rt: &Runtime,
+    args: &WatchArgs,
+    snapshot: bool,
+) -> Result<ExitCode, Failure> {
     let tty = std::io::stdout().is_terminal();
     let colors = format::colors();
     let mut drawn_lines = 0usize;
@@ -48,6 +55,12 @@ pub(crate) async fn run(rt: &Runtime, args: &WatchArgs) -> Result<ExitCode, Fail
             } else {
                 ExitCode::from(EXIT_NOT_COMPLETED)
             });
+        }
+        if snapshot {
+            return Err(Failure(format!(
+                "execution `{}` is {}, but its database was read as it is on disk (its directory is not writable), so its changes cannot be followed",
+                args.id, info.status
+            )));
         }
         tick = tick.wrapping_add(1);
         tokio::time::sleep(args.interval).await;
@@ -95,7 +108,7 @@ impl Seen {
                 lines.push(format!(
                     "{}  {}  attempt {} failed: {}",
                     clock(end),
-                    step.key,
+                    escape(&step.key.to_string()),
                     a.attempt,
                     truncate(error, 200)
                 ));
@@ -125,37 +138,36 @@ fn step_time(step: &StepRecord) -> SystemTime {
 }
 
 fn step_line(step: &StepRecord) -> String {
+    let key = escape(&step.key.to_string());
     let took = step
         .completed_at
         .map(|end| format::duration(format::between(step.started_at, end)));
     if step.kind != EntryKind::Step {
         return match (step.status, took) {
             (StepStatus::Completed, Some(took)) if step.kind == EntryKind::Sleep => {
-                format!("{}  slept {took}", step.key)
+                format!("{key}  slept {took}")
             }
-            (StepStatus::Completed, _) => format!("{}  recorded", step.key),
-            (status, _) => format!("{}  {status}", step.key),
+            (StepStatus::Completed, _) => format!("{key}  recorded"),
+            (status, _) => format!("{key}  {status}"),
         };
     }
     match step.status {
         StepStatus::Completed => format!(
-            "{}  completed in {} ({})",
-            step.key,
+            "{key}  completed in {} ({})",
             took.unwrap_or_default(),
             attempts(step.attempts)
         ),
         StepStatus::Failed => format!(
-            "{}  failed after {}: {}",
-            step.key,
+            "{key}  failed after {}: {}",
             attempts(step.attempts),
             truncate(step.error.as_deref().unwrap_or(""), 200)
         ),
-        StepStatus::Running => format!("{}  running (attempt {})", step.key, step.attempts),
+        StepStatus::Running => format!("{key}  running (attempt {})", step.attempts),
         StepStatus::Retrying => {
-            format!("{}  retrying (attempt {} failed)", step.key, step.attempts)
+            format!("{key}  retrying (attempt {} failed)", step.attempts)
         }
-        StepStatus::Sleeping => format!("{}  sleeping", step.key),
-        StepStatus::Pending => format!("{}  pending", step.key),
+        StepStatus::Sleeping => format!("{key}  sleeping"),
+        StepStatus::Pending => format!("{key}  pending"),
     }
 }
 
@@ -168,7 +180,7 @@ fn attempts(n: u32) -> String {
 }
 
 fn execution_line(info: &ExecutionInfo) -> String {
-    let mut line = format!("execution {} {}", info.id, info.status);
+    let mut line = format!("execution {} {}", escape(info.id.as_str()), info.status);
     if let Some(end) = info.completed_at {
         line.push_str(&format!(
             " after {}",
@@ -222,8 +234,8 @@ fn progress(
     let rest = truncate(
         &format!(
             "{}  {}  {}  {}  {}/{} entries done{wakes}",
-            info.id,
-            info.workflow,
+            escape(info.id.as_str()),
+            escape(&info.workflow),
             info.status.as_str(),
             format::duration(elapsed),
             done,
@@ -253,7 +265,7 @@ fn progress(
         ));
         // A completed step keeps its last failure's message: not news.
         let note = match (step.status, &step.error) {
-            (StepStatus::Failed | StepStatus::Retrying, Some(e)) => format!("  {e}"),
+            (StepStatus::Failed | StepStatus::Retrying, Some(e)) => format!("  {}", escape(e)),
             _ => String::new(),
         };
         let tries = match step.kind {
@@ -262,7 +274,7 @@ fn progress(
         };
         let text = format!(
             "{:<24} {:<10} {:<11} {:>8}{}",
-            step.key.to_string(),
+            escape(&step.key.to_string()),
             step.status.as_str(),
             tries,
             took,

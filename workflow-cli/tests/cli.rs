@@ -307,6 +307,92 @@ async fn errors_are_one_line_and_a_failing_exit() {
     assert_eq!(json(&run)["total"], 7);
 }
 
+#[tokio::test]
+async fn a_database_whose_tables_were_never_created_is_one_clear_line() {
+    // Stamped as ours (application_id "WFLW"), schema version 0, no tables:
+    // the first worker stopped between stamping the file and creating them.
+    let db = TempDb::new();
+    {
+        let conn = rusqlite::Connection::open(db.path()).unwrap();
+        conn.pragma_update(None, "application_id", 0x5746_4C57)
+            .unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+    }
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["show", "x"],
+        &["watch", "x"],
+        &["cancel", "x"],
+    ] {
+        let run = cli(&db.path(), args).await;
+        fails(&run, "whose tables were never created");
+        assert!(!run.stderr.contains("CREATE"), "{}", run.stderr);
+        assert!(!run.stderr.contains("SELECT"), "{}", run.stderr);
+    }
+}
+
+/// Makes `dir` read-only, and returns whether this process can still write
+/// in it (it runs as root): then the commands must run as another user for
+/// the directory to be read-only to them.
+fn make_read_only(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let probe = dir.join("probe");
+    let privileged = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    privileged
+}
+
+/// The program on `db`, as the user `nobody` when this process is root.
+async fn cli_as(db: &Path, privileged: bool, args: &[&str]) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = command(Some(db), args);
+    if privileged {
+        cmd.uid(65534).gid(65534);
+    }
+    run_cmd(cmd).await
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn read_only_commands_work_in_a_read_only_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = seeded().await;
+    let wal = db.dir.path().join("app.db-wal");
+    assert!(!wal.exists(), "a clean shutdown leaves no -wal file");
+    let privileged = make_read_only(db.dir.path());
+
+    let run = cli_as(&db.path(), privileged, &["list"]).await;
+    assert!(ok(&run).contains("showing 1-7 of 7"), "{}", run.stdout);
+    let run = cli_as(&db.path(), privileged, &["list", "--json"]).await;
+    assert_eq!(json(&run)["total"], 7);
+    let run = cli_as(&db.path(), privileged, &["show", "flaky-1"]).await;
+    assert!(ok(&run).contains("wobble 2 fell over"), "{}", run.stdout);
+    let run = cli_as(&db.path(), privileged, &["watch", "greet-1"]).await;
+    assert!(
+        ok(&run).contains("execution greet-1 completed"),
+        "{}",
+        run.stdout
+    );
+    // Nothing can change a snapshot: an unfinished one is told, not waited for.
+    let run = cli_as(&db.path(), privileged, &["watch", "nap-1"]).await;
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("cannot be followed"), "{}", run.stderr);
+    let dir = db.dir.path().display().to_string();
+    let run = cli_as(&db.path(), privileged, &["cancel", "nap-1"]).await;
+    fails(&run, &format!("its directory `{dir}` is not writable"));
+
+    // Changes left in a -wal file cannot be read without creating files:
+    // refused, naming the directory.
+    std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&wal, vec![1u8; 4096]).unwrap();
+    let privileged = make_read_only(db.dir.path());
+    let run = cli_as(&db.path(), privileged, &["list"]).await;
+    fails(&run, &format!("in `{dir}`, which is not writable"));
+    std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Reads how many requests the admin table holds for `id`, applied or not.
 fn requests(db: &Path, id: &str) -> Vec<(String, Option<i64>)> {
     let conn =
@@ -431,6 +517,112 @@ async fn a_running_worker_applies_requests_within_seconds() {
 }
 
 #[tokio::test]
+async fn wait_reports_a_request_applied_without_a_visible_change() {
+    // A resume of an execution the worker is running leaves its row as it
+    // is: only the request's own row tells that the worker applied it.
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    support::slow::start(&rt, "slow-1").await.unwrap();
+    within(async {
+        while rt.status("slow-1").await.unwrap().steps.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let asked = Instant::now();
+    let run = cli(
+        &db.path(),
+        &["resume", "slow-1", "--wait", "--timeout", "4s"],
+    )
+    .await;
+    assert!(
+        ok(&run).contains("resume of `slow-1` applied: it is running"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        requests(&db.path(), "slow-1")[0].0,
+        "resume",
+        "the request was recorded"
+    );
+    assert!(requests(&db.path(), "slow-1")[0].1.is_some());
+    rt.shutdown().await.unwrap();
+}
+
+/// Asserts that `text` holds nothing that drives a terminal.
+fn inert(text: &str) {
+    for c in ['\x1b', '\x07', '\r', '\u{9b}', '\u{202e}', '\u{2066}'] {
+        assert!(!text.contains(c), "{c:?} printed raw in {text:?}");
+    }
+}
+
+#[tokio::test]
+async fn control_characters_are_escaped_in_every_text_output() {
+    let evil = "evil\x1b[2J\x07id";
+    let reason = "\x1b[31mred\x1b]0;pwned\x07\r\u{202e}txt.exe\u{2066}";
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    support::greet::start(&rt, evil, "Ada\x1b[1A".to_owned())
+        .await
+        .unwrap();
+    support::doomed::start(&rt, "doomed\u{9b}2J", reason.to_owned())
+        .await
+        .unwrap();
+    wait_status(&rt, evil, ExecutionStatus::Completed).await;
+    wait_status(&rt, "doomed\u{9b}2J", ExecutionStatus::Failed).await;
+    rt.shutdown().await.unwrap();
+
+    let escaped_id = "evil\\u{1b}[2J\\u{7}id";
+    let escaped_reason = "\\u{1b}[31mred\\u{1b}]0;pwned\\u{7}\\r\\u{202e}txt.exe\\u{2066}";
+
+    let out = ok(&cli(&db.path(), &["list"]).await).to_owned();
+    inert(&out);
+    assert!(out.contains(escaped_id), "{out}");
+    assert!(out.contains("doomed\\u{9b}2J"), "{out}");
+    assert!(out.contains(escaped_reason), "{out}");
+
+    let out = ok(&cli(&db.path(), &["show", evil]).await).to_owned();
+    inert(&out);
+    assert!(out.contains(&format!("execution  {escaped_id}")), "{out}");
+    // JSON payloads escape controls their own way.
+    assert!(out.contains(r"Ada\u001b[1A"), "{out}");
+    let out = ok(&cli(&db.path(), &["show", "doomed\u{9b}2J"]).await).to_owned();
+    inert(&out);
+    assert!(
+        out.contains(&format!("reason     {escaped_reason}")),
+        "{out}"
+    );
+
+    for id in [evil, "doomed\u{9b}2J"] {
+        let run = cli(&db.path(), &["watch", id]).await;
+        inert(&run.stdout);
+        inert(&run.stderr);
+    }
+    let run = cli(&db.path(), &["watch", "doomed\u{9b}2J"]).await;
+    assert!(run.stdout.contains(escaped_reason), "{}", run.stdout);
+
+    // The `error:` line, with an id from the command line and from the
+    // database.
+    let run = cli(&db.path(), &["show", "no\x1b[2Jsuch"]).await;
+    fails(&run, "no\\u{1b}[2Jsuch");
+    inert(&run.stderr);
+    let run = cli(&db.path(), &["cancel", evil]).await;
+    fails(&run, escaped_id);
+    inert(&run.stderr);
+
+    // JSON stays exact.
+    let e = json(&cli(&db.path(), &["show", evil, "--json"]).await);
+    assert_eq!(e["id"], evil);
+    let all = json(&cli(&db.path(), &["list", "--json", "--status", "failed"]).await);
+    assert_eq!(all["executions"][0]["error_message"], reason);
+}
+
+#[tokio::test]
 async fn watch_follows_an_execution_to_its_end() {
     let db = TempDb::new();
     let rt = db.worker().open().await.unwrap();
@@ -487,7 +679,11 @@ impl Drop for Server {
 }
 
 fn serve(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+    serve_on(db, "127.0.0.1:0", extra, env)
+}
+
+fn serve_on(db: &Path, bind: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut args = vec!["serve", "--bind", bind];
     args.extend_from_slice(extra);
     let mut cmd = command(Some(db), &args);
     for (k, v) in env {
@@ -602,6 +798,106 @@ async fn serve_answers_on_the_database() {
     .await
     .unwrap();
     assert_eq!(status, 200);
+}
+
+/// Sends `request` as it is and returns the whole answer.
+fn http_raw(addr: &str, request: Vec<u8>) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(&request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn every_rejection_of_the_server_is_a_json_error() {
+    let db = seeded().await;
+    let server = serve(&db.path(), &["--max-body-bytes", "1024"], &[]);
+    let addr = server.addr.clone();
+    let host = format!("Host: {addr}\r\n");
+    let long_target = format!("/api/executions?workflow={}", "x".repeat(100_000));
+    let headers: String = (0..200).map(|i| format!("X-Filler-{i}: a\r\n")).collect();
+    let cases: Vec<(u16, Vec<u8>)> = vec![
+        (
+            414,
+            format!("GET {long_target} HTTP/1.1\r\n{host}\r\n").into_bytes(),
+        ),
+        (
+            431,
+            format!("GET /api/info HTTP/1.1\r\n{host}{headers}\r\n").into_bytes(),
+        ),
+        (400, b"NOT HTTP AT ALL\r\n\r\n".to_vec()),
+        (
+            404,
+            format!("GET /api/nope HTTP/1.1\r\n{host}Connection: close\r\n\r\n").into_bytes(),
+        ),
+        (
+            405,
+            format!("GET /api/executions/x/cancel HTTP/1.1\r\n{host}Connection: close\r\n\r\n")
+                .into_bytes(),
+        ),
+        (
+            400,
+            format!("GET /api/executions?limit=%FF HTTP/1.1\r\n{host}Connection: close\r\n\r\n")
+                .into_bytes(),
+        ),
+        (
+            413,
+            format!(
+                "POST /api/executions/nap-1/cancel HTTP/1.1\r\n{host}Content-Type: application/json\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n{}",
+                " ".repeat(4096)
+            )
+            .into_bytes(),
+        ),
+    ];
+    for (status, request) in cases {
+        let addr = addr.clone();
+        let answer = tokio::task::spawn_blocking(move || http_raw(&addr, request))
+            .await
+            .unwrap();
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{status}: no head in {answer:?}"));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status}: {answer}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{status}: {answer}"
+        );
+        let json: Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: {e}: {answer}"));
+        assert!(
+            json["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{status}: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn serve_binds_a_host_name() {
+    let db = seeded().await;
+    let server = serve_on(&db.path(), "localhost:0", &[], &[]);
+    assert!(server.addr.starts_with("localhost:"), "{}", server.addr);
+    let addr = server.addr.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        http(
+            &addr,
+            &format!("GET /api/counts HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    fails(
+        &cli(&db.path(), &["serve", "--bind", "no-such-host.invalid:0"]).await,
+        "cannot resolve `no-such-host.invalid`",
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,8 @@ pub struct RuntimeBuilder {
     max_size: Option<u64>,
     integrity_check: IntegrityCheck,
     admin: bool,
+    /// Read-only, as the file is on disk ([`RuntimeBuilder::snapshot`]).
+    snapshot: bool,
     extra: Vec<&'static WorkflowDescriptor>,
 }
 
@@ -69,6 +71,7 @@ impl Default for RuntimeBuilder {
             max_size: None,
             integrity_check: IntegrityCheck::default(),
             admin: false,
+            snapshot: false,
             extra: Vec::new(),
         }
     }
@@ -194,6 +197,21 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Like [`admin`](Self::admin), but reads the file strictly read-only,
+    /// as it is on disk when opened (SQLite's `immutable` mode): for a
+    /// database in a directory this process cannot write, where SQLite
+    /// cannot create the `-wal` and `-shm` files it needs to read a
+    /// WAL-mode file. Writes (`cancel`, `resume`, `restart`) fail, and
+    /// changes made after the open are not seen. Refused, naming the
+    /// directory, when a `-wal` file with content lies beside the database
+    /// (a worker is running or stopped uncleanly): reading in place would
+    /// miss that content.
+    pub fn snapshot(mut self) -> Self {
+        self.admin = true;
+        self.snapshot = true;
+        self
+    }
+
     /// Registers a workflow explicitly (workflows also register themselves
     /// at link time; registering one twice is harmless).
     pub fn register<W: Workflow>(mut self) -> Self {
@@ -227,12 +245,14 @@ impl RuntimeBuilder {
             integrity_check: self.integrity_check,
         };
         let admin = self.admin;
+        let snapshot = self.snapshot;
         if admin && path.is_none() {
             return Err(Error::InvalidOption(
                 "an admin open needs a database file".into(),
             ));
         }
         let store = tokio::task::spawn_blocking(move || match path {
+            Some(path) if snapshot => Store::open_snapshot(&path, busy_timeout),
             Some(path) if admin => Store::open_admin(&path, busy_timeout),
             Some(path) => Store::open_file(&path, &file_options),
             None => Store::open_in_memory(),

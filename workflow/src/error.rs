@@ -102,10 +102,9 @@ pub enum Error {
         path: String,
     },
 
-    /// An admin open found a schema other than the one this build writes.
-    #[error(
-        "`{path}` has schema version {found}, this build reads version {supported}; open it with a matching version"
-    )]
+    /// An admin open found a schema other than the one this build writes
+    /// (version 0: a file stamped as ours whose tables were never created).
+    #[error("{}", schema_mismatch(path, *found, *supported))]
     SchemaMismatch {
         /// The file concerned.
         path: String,
@@ -113,6 +112,16 @@ pub enum Error {
         found: i64,
         /// The version this build reads.
         supported: i64,
+    },
+
+    /// A snapshot open ([`RuntimeBuilder::snapshot`](crate::RuntimeBuilder::snapshot))
+    /// cannot read the file as it is on disk.
+    #[error("cannot read `{path}` in place: {reason}")]
+    SnapshotRefused {
+        /// The file concerned.
+        path: String,
+        /// Why, naming the directory.
+        reason: String,
     },
 
     /// The operation needs a worker runtime; this one was opened as an admin.
@@ -182,6 +191,20 @@ pub enum Error {
     /// A runtime option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+}
+
+/// The message of [`Error::SchemaMismatch`]. Version 0 is no version at
+/// all: the worker that created the file stopped before creating its tables.
+fn schema_mismatch(path: &str, found: i64, supported: i64) -> String {
+    if found == 0 {
+        format!(
+            "`{path}` is a workflow database whose tables were never created (schema version 0: the application that created it stopped before setting it up); open it once with the application to create them"
+        )
+    } else {
+        format!(
+            "`{path}` has schema version {found}, this build reads version {supported}; open it with a matching version"
+        )
+    }
 }
 
 /// An error the database client reported. It displays the client's message

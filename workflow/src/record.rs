@@ -149,6 +149,28 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
+/// An admin request recorded for the worker by
+/// [`Runtime::request`](crate::Runtime::request): its number in the
+/// database, to follow with
+/// [`Runtime::request_state`](crate::Runtime::request_state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(pub(crate) i64);
+
+/// What became of an admin request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestState {
+    /// Not yet taken by a worker (none is running, or its next sweep, at
+    /// most a second away, has not come).
+    Pending,
+    /// The worker applied it. A cancel of a running execution takes effect
+    /// at its next step boundary; the request is applied once asked.
+    Applied,
+    /// The worker refused it, for this reason (the execution had moved on
+    /// to a status the action does not apply to).
+    Refused(String),
+}
+
 /// One line of [`Runtime::list`](crate::Runtime::list).
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -166,6 +166,10 @@ text_enum! {
     }
 }
 
+/// How the outcome of a refused admin request starts in the
+/// `admin_requests` table; the reason follows.
+pub(crate) const REFUSED: &str = "refused: ";
+
 impl AdminAction {
     /// Whether the action can apply to an execution in `status`: cancel to
     /// an unfinished one, resume to a running (perhaps interrupted),

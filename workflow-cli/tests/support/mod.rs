@@ -90,6 +90,19 @@ pub async fn steady(ctx: Context) -> Result<u32, AnyError> {
     Ok(a + b + c)
 }
 
+#[step]
+async fn linger() -> Result<(), AnyError> {
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    Ok(())
+}
+
+/// One step that takes six seconds: an execution that stays `running`
+/// with nothing in its row changing.
+#[workflow]
+pub async fn slow(_ctx: Context) -> Result<(), AnyError> {
+    linger().await
+}
+
 /// A temporary directory for a database file.
 pub struct TempDb {
     pub dir: tempfile::TempDir,

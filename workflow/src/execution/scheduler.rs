@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::engine::Engine;
 use crate::clock::Clock;
 use crate::record::{ExecutionId, from_millis, to_millis};
-use crate::status::AdminAction;
+use crate::status::{AdminAction, REFUSED};
 
 /// How often the sweep looks for due sleepers the timers missed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -174,7 +174,7 @@ async fn apply_requests(engine: &Arc<Engine>) {
         };
         let outcome = match &result {
             Ok(()) => "applied".to_owned(),
-            Err(e) => format!("refused: {e}"),
+            Err(e) => format!("{REFUSED}{e}"),
         };
         tracing::info!(execution = %id, action = %request.action, %outcome, "admin request");
         if let Err(e) = engine

@@ -49,6 +49,14 @@
 //! `Content-Type: application/json`, 422 for an input that does not match
 //! the workflow's parameters.
 //!
+//! Requests hyper cannot parse never reach the router: hyper answers them
+//! itself with an empty body (414 for a request target over 65,534 bytes,
+//! a limit it does not let anyone raise; 431 for a head over about 400 KB
+//! or with over 100 headers; 400 for a malformed head). `replayflow serve`
+//! rewrites those answers into JSON on the way out; an application serving
+//! this router with `axum::serve` on a plain listener sends them as hyper
+//! made them.
+//!
 //! # Security
 //!
 //! - Every request's `Host` must be allowed ([`HttpConfig::allow_host`];

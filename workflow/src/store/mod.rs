@@ -116,6 +116,17 @@ impl Store {
         Err(no_backend())
     }
 
+    /// Opens an existing database file read-only as it is on disk, for a
+    /// directory where SQLite cannot create its `-wal` and `-shm` files (no
+    /// lock, every write refused). Blocking.
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
+    pub(crate) fn open_snapshot(path: &Path, busy_timeout: Duration) -> Result<Store> {
+        #[cfg(feature = "sqlite")]
+        return sqlite::SqliteStore::open_snapshot(path, busy_timeout).map(Store::Sqlite);
+        #[cfg(not(feature = "sqlite"))]
+        Err(no_backend())
+    }
+
     /// A private in-memory database. Blocking.
     pub(crate) fn open_in_memory() -> Result<Store> {
         #[cfg(feature = "sqlite")]
@@ -221,14 +232,23 @@ impl Store {
         backend!(self, s => s.register_workflows(rows, now).await)
     }
 
-    /// Records an admin's request for the worker.
+    /// Records an admin's request for the worker; returns its number.
     pub(crate) async fn insert_request(
         &self,
         id: &ExecutionId,
         action: AdminAction,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         backend!(self, s => s.insert_request(id, action, now).await)
+    }
+
+    /// Whether request `request` was applied (its time) and what came of
+    /// it; `None` when there is no such request.
+    pub(crate) async fn request_outcome(
+        &self,
+        request: i64,
+    ) -> Result<Option<(Option<i64>, Option<String>)>> {
+        backend!(self, s => s.request_outcome(request).await)
     }
 
     /// Marks a request as applied, with what came of it.

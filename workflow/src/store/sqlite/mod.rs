@@ -6,6 +6,7 @@ mod lock;
 mod ops;
 mod queries;
 mod schema;
+mod snapshot;
 mod sql;
 mod wal;
 mod writer;
@@ -127,9 +128,17 @@ impl SqliteStore {
         id: &ExecutionId,
         action: AdminAction,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         let id = id.clone();
         self.write(move |conn| queries::insert_request(conn, &id, action, now))
+            .await
+    }
+
+    pub(crate) async fn request_outcome(
+        &self,
+        request: i64,
+    ) -> Result<Option<(Option<i64>, Option<String>)>> {
+        self.read(move |conn| queries::request_outcome(conn, request))
             .await
     }
 

@@ -487,18 +487,29 @@ pub(super) fn register_workflows(
     Ok(())
 }
 
-/// Records an admin's request for the worker.
+/// Records an admin's request for the worker; returns its row id.
 pub(super) fn insert_request(
     conn: &Connection,
     id: &ExecutionId,
     action: AdminAction,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO admin_requests (execution_id, action, requested_at) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![id.as_str(), action, now])?;
-    Ok(())
+    Ok(conn.last_insert_rowid())
+}
+
+/// Whether request `request` was applied, and its outcome; `None` when no
+/// such request exists.
+pub(super) fn request_outcome(
+    conn: &Connection,
+    request: i64,
+) -> rusqlite::Result<Option<(Option<i64>, Option<String>)>> {
+    conn.prepare_cached("SELECT applied_at, outcome FROM admin_requests WHERE id = ?1")?
+        .query_row([request], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
 }
 
 /// Requests not yet applied, oldest first.

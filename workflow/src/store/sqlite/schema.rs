@@ -22,7 +22,7 @@ pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 /// What the header of an existing file says.
-enum Probe {
+pub(super) enum Probe {
     /// No file, or an empty one: ours to create.
     Fresh,
     /// One of ours, at this schema version.
@@ -31,7 +31,7 @@ enum Probe {
 
 /// Reads the 100-byte SQLite header without SQLite, so a foreign or corrupt
 /// file is refused before anything (not even a `-wal` or `-shm` file) is created.
-fn probe(path: &Path) -> Result<Probe> {
+pub(super) fn probe(path: &Path) -> Result<Probe> {
     let display = || path.display().to_string();
     let mut file = match File::open(path) {
         Ok(f) => f,

@@ -41,7 +41,21 @@ impl From<rusqlite::Error> for Error {
                     message: e.to_string(),
                 }
             }
-            _ => Error::Database(DatabaseError::new(e)),
+            // SQLite's message names what is wrong; the statement it was
+            // parsing is the library's own text, of no use to a user and
+            // many lines long: logged, not shown.
+            _ => match e {
+                rusqlite::Error::SqlInputError {
+                    error, msg, sql, ..
+                } => {
+                    tracing::debug!(%sql, %msg, "SQLite refused a statement");
+                    Error::Database(DatabaseError::new(rusqlite::Error::SqliteFailure(
+                        error,
+                        Some(msg),
+                    )))
+                }
+                e => Error::Database(DatabaseError::new(e)),
+            },
         }
     }
 }
@@ -56,5 +70,23 @@ pub(super) fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
             Some(other.to_string()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_problem_without_the_statement() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let statement = "SELECT id\n  FROM nowhere\n WHERE oops oops";
+        let err = Error::from(conn.prepare(statement).unwrap_err());
+        let text = err.to_string();
+        assert!(text.contains("syntax error"), "{text}");
+        assert!(
+            !text.contains("FROM nowhere") && !text.contains('\n'),
+            "{text}"
+        );
     }
 }

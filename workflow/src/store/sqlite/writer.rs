@@ -149,6 +149,13 @@ impl SqliteStore {
         SqliteStore::start(writer, Some(reader), Some(path.to_owned()), None)
     }
 
+    /// Opens an existing database file read-only, as it is on disk (see
+    /// [`snapshot`](super::snapshot)): every write fails. Blocking.
+    pub(crate) fn open_snapshot(path: &Path, busy_timeout: Duration) -> Result<SqliteStore> {
+        let (writer, reader) = super::snapshot::open(path, busy_timeout)?;
+        SqliteStore::start(writer, Some(reader), Some(path.to_owned()))
+    }
+
     /// A private in-memory database; reads go through the writer's connection.
     pub(crate) fn open_in_memory() -> Result<SqliteStore> {
         let writer = schema::open_in_memory()?;
