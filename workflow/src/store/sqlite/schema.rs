@@ -206,26 +206,11 @@ fn open_probe(path: &Path) -> Result<Connection> {
     if sidecar("-wal") && sidecar("-shm") {
         return Ok(Connection::open_with_flags(path, flags)?);
     }
-    let uri = format!("file:{}?mode=ro&immutable=1", uri_path(path));
+    let uri = super::snapshot::uri(path)?;
     Ok(Connection::open_with_flags(
         uri,
         flags | OpenFlags::SQLITE_OPEN_URI,
     )?)
-}
-
-/// `path` as the path part of a `file:` URI.
-fn uri_path(path: &Path) -> String {
-    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    let mut out = String::new();
-    for b in absolute.as_os_str().as_encoded_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(*b))
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// Reads the file read-only before anything writes to it, so a damaged file
@@ -262,7 +247,7 @@ fn check_integrity(path: &Path, busy_timeout: Duration, full: bool) -> Result<()
 /// Refuses a file whose WAL holds less than its last worker committed
 /// there (see [`wal`]). At `synchronous = NORMAL` a power loss may take the
 /// last commits by design: that is a warning, not a refusal.
-fn check_journal(path: &Path, mark: &wal::Mark) -> Result<()> {
+pub(super) fn check_journal(path: &Path, mark: &wal::Mark) -> Result<()> {
     match wal::verify(&wal::wal_path(path), mark) {
         Ok(()) => Ok(()),
         Err(detail) if mark.synced => Err(Error::JournalLost {

@@ -38,6 +38,9 @@ pub(super) fn open(path: &Path, busy_timeout: Duration) -> Result<(Connection, C
             ),
         });
     }
+    if let Some(mark) = super::lock::read_mark(path) {
+        schema::check_journal(path, &mark)?;
+    }
     let connect = || -> Result<Connection> {
         let conn = Connection::open_with_flags(
             uri(path)?,
@@ -64,9 +67,10 @@ pub(super) fn open(path: &Path, busy_timeout: Duration) -> Result<(Connection, C
     Ok((connect()?, reader))
 }
 
-/// `file:/abs/path?immutable=1`, the path percent-encoded so that a `?`,
+/// `file:/abs/path?immutable=1` (read-only besides: SQLite opens an
+/// immutable file read-only), the path percent-encoded so that a `?`,
 /// `#` or `%` in it stays part of the name.
-fn uri(path: &Path) -> Result<String> {
+pub(super) fn uri(path: &Path) -> Result<String> {
     let absolute = std::path::absolute(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
         source,

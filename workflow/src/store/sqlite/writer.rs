@@ -153,7 +153,7 @@ impl SqliteStore {
     /// [`snapshot`](super::snapshot)): every write fails. Blocking.
     pub(crate) fn open_snapshot(path: &Path, busy_timeout: Duration) -> Result<SqliteStore> {
         let (writer, reader) = super::snapshot::open(path, busy_timeout)?;
-        SqliteStore::start(writer, Some(reader), Some(path.to_owned()))
+        SqliteStore::start(writer, Some(reader), Some(path.to_owned()), None)
     }
 
     /// A private in-memory database; reads go through the writer's connection.
