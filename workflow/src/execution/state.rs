@@ -89,6 +89,10 @@ impl Execution {
                 .await;
             self.halt().await
         }
+        if self.engine.store.lost_write(&self.id) {
+            let reason = "the journal lost a queued write of this execution (the database refused a transaction: a full disk, an I/O error or no memory); resume it once the database can be written".to_owned();
+            self.park_for(PauseCause::Storage, reason).await
+        }
         if self.engine.is_shutting_down() {
             // The journal stays as it is; the next open recovers it.
             self.halt().await

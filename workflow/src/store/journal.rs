@@ -100,6 +100,19 @@ pub(crate) enum JournalOp {
 }
 
 impl JournalOp {
+    /// The execution whose journal the op writes.
+    pub(crate) fn owner(&self) -> &ExecutionId {
+        match self {
+            JournalOp::BeginAttempt { at, .. }
+            | JournalOp::CompleteStep { at, .. }
+            | JournalOp::FailAttempt { at, .. }
+            | JournalOp::RecordValue { at, .. }
+            | JournalOp::RecordSleep { at, .. }
+            | JournalOp::CompleteSleep { at, .. } => &at.execution,
+            JournalOp::ResetRecovery { id } => id,
+        }
+    }
+
     /// Whether the op changes more than one row, and so needs a savepoint
     /// of its own to be undone alone when it fails.
     pub(crate) fn is_compound(&self) -> bool {

@@ -171,6 +171,12 @@ impl Store {
         backend!(self, s => s.queue(op))
     }
 
+    /// Whether a queued write of `id` failed or was rolled back since the
+    /// last call: the execution must stop before it relies on it.
+    pub(crate) fn lost_write(&self, id: &ExecutionId) -> bool {
+        backend!(self, s => s.lost_write(id))
+    }
+
     // ---- execution lifecycle (waited writes) ----
 
     /// Inserts a new execution, or finds the one that has the id.

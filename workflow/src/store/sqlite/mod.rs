@@ -31,7 +31,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn queue(&self, op: JournalOp) {
-        self.enqueue(move |conn| ops::apply(conn, &op));
+        self.enqueue(Some(op.owner().clone()), move |conn| ops::apply(conn, &op));
     }
 
     pub(crate) async fn insert_execution(&self, new: NewExecution) -> Result<Inserted> {

@@ -2,7 +2,9 @@
 //! queued op of a batch in one transaction (group commit), and the reader
 //! connection used off the async executor.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,6 +17,7 @@ use super::schema;
 use super::sql::copy_error;
 use super::wal::{self, SharedMarker};
 use crate::error::{Error, Result};
+use crate::record::ExecutionId;
 use crate::store::FileOptions;
 
 /// One unit of work for the writer thread: it runs inside the batch's
@@ -63,10 +66,48 @@ where
     }
 }
 
-/// An op nobody waits for: a failure is logged.
+/// An op nobody waits for: a failure is logged, and its execution is told
+/// through [`LostWrites`] at its next boundary.
 struct Unwaited<F> {
     op: Option<F>,
     failed: bool,
+    owner: Option<ExecutionId>,
+    lost: Arc<LostWrites>,
+}
+
+/// Executions whose queued writes failed or were rolled back: they must not
+/// go on as if those writes (a step's start, a helper value, a sleep's end)
+/// were journaled. Read at each boundary, so the common case (none) is one
+/// relaxed load.
+#[derive(Default)]
+pub(crate) struct LostWrites {
+    any: AtomicBool,
+    ids: Mutex<HashSet<ExecutionId>>,
+}
+
+impl LostWrites {
+    fn mark(&self, owner: Option<&ExecutionId>) {
+        if let Some(id) = owner {
+            self.ids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone());
+            self.any.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether `id` lost a queued write since the last call (and forgets it).
+    pub(crate) fn take(&self, id: &ExecutionId) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        let found = ids.remove(id);
+        if ids.is_empty() {
+            self.any.store(false, Ordering::Release);
+        }
+        found
+    }
 }
 
 impl<F> Job for Unwaited<F>
@@ -82,6 +123,7 @@ where
             Err(e) => {
                 tracing::error!(error = %e, "queued journal write failed");
                 self.failed = true;
+                self.lost.mark(self.owner.as_ref());
                 false
             }
         }
@@ -90,6 +132,7 @@ where
     fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>) {
         if let (false, Err(e)) = (self.failed, committed) {
             tracing::error!(error = %e, "queued journal write was not committed");
+            self.lost.mark(self.owner.as_ref());
         }
     }
 }
@@ -126,6 +169,7 @@ pub(crate) struct SqliteStore {
     path: Option<PathBuf>,
     /// The worker lock of a file database, held until the store is closed.
     lock: Mutex<Option<WorkerLock>>,
+    lost: Arc<LostWrites>,
 }
 
 impl SqliteStore {
@@ -182,7 +226,14 @@ impl SqliteStore {
             writer: Mutex::new(Some(handle)),
             path,
             lock: Mutex::new(None),
+            lost: Arc::new(LostWrites::default()),
         })
+    }
+
+    /// Whether a queued write of `id` failed or was rolled back since the
+    /// last call.
+    pub(crate) fn lost_write(&self, id: &ExecutionId) -> bool {
+        self.lost.take(id)
     }
 
     pub(crate) fn path(&self) -> Option<&Path> {
@@ -230,8 +281,9 @@ impl SqliteStore {
     }
 
     /// Queues `op` for the writer's next transaction without waiting: it
-    /// commits with the next waited write. A failure is logged.
-    pub(super) fn enqueue<F>(&self, op: F)
+    /// commits with the next waited write. A failure is logged and recorded
+    /// against `owner` (see [`SqliteStore::lost_write`]).
+    pub(super) fn enqueue<F>(&self, owner: Option<ExecutionId>, op: F)
     where
         F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     {
@@ -239,6 +291,8 @@ impl SqliteStore {
             job: Box::new(Unwaited {
                 op: Some(op),
                 failed: false,
+                owner,
+                lost: Arc::clone(&self.lost),
             }),
             waited: false,
             savepoint: true,
@@ -362,6 +416,27 @@ fn writer_loop(conn: Connection, commands: mpsc::Receiver<Command>, marker: Opti
     tracing::debug!("journal writer stopped");
 }
 
+/// SQLite rolled the whole transaction back in the middle of a batch (a
+/// full disk, an I/O error, no memory), not just the failing statement:
+/// everything the batch ran is undone, and the ops after it must not run in
+/// autocommit as if the batch went on. Every op learns that it failed; the
+/// owners of queued ones are told at their next boundary.
+fn rolled_back(rest: &mut dyn Iterator<Item = Queued>, done: &mut Vec<Box<dyn Job>>) {
+    let lost = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some("SQLite rolled back the journal's transaction after an error (a full disk, an I/O error or no memory); nothing of the batch was written".into()),
+    );
+    tracing::error!(error = %lost, "a journal batch was rolled back");
+    for job in done.drain(..) {
+        job.finish(Err(&lost));
+    }
+    for queued in rest {
+        let mut job = queued.job;
+        job.run(Err(&lost));
+        job.finish(Err(&lost));
+    }
+}
+
 /// Runs one statement of the writer's own (transaction control), prepared once.
 fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
@@ -392,11 +467,15 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Box<dyn 
         }
         return;
     }
-    for queued in batch.drain(..) {
+    let mut queue = batch.drain(..);
+    while let Some(queued) = queue.next() {
         let mut job = queued.job;
         if !queued.savepoint {
             job.run(Ok(conn));
             done.push(job);
+            if conn.is_autocommit() {
+                return rolled_back(&mut queue, done);
+            }
             continue;
         }
         if let Err(e) = control(conn, "SAVEPOINT op") {
@@ -406,6 +485,10 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Box<dyn 
             continue;
         }
         let ok = job.run(Ok(conn));
+        if conn.is_autocommit() {
+            done.push(job);
+            return rolled_back(&mut queue, done);
+        }
         if !ok && let Err(e) = control(conn, "ROLLBACK TO op") {
             tracing::error!(error = %e, "cannot roll back a failed journal write");
         }
@@ -414,11 +497,79 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Box<dyn 
         }
         done.push(job);
     }
+    drop(queue);
     let committed = control(conn, "COMMIT");
     if committed.is_err() && !conn.is_autocommit() {
         let _ = control(conn, "ROLLBACK");
     }
     for job in done.drain(..) {
         job.finish(committed.as_ref().map(|_| ()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Durability, IntegrityCheck};
+
+    fn small_store(dir: &Path) -> SqliteStore {
+        let options = FileOptions {
+            durability: Durability::Off,
+            busy_timeout: Duration::from_secs(5),
+            max_size: Some(256 * 1024),
+            integrity_check: IntegrityCheck::Never,
+        };
+        SqliteStore::open_file(&dir.join("full.db"), &options).unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_rolled_back_by_sqlite_fails_every_op_and_flags_queued_owners() {
+        let dir = std::env::temp_dir().join(format!("replayflow-batch-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = small_store(&dir);
+        store
+            .write(|c| c.execute_batch("CREATE TABLE scratch (x BLOB)"))
+            .await
+            .unwrap();
+        let before: ExecutionId = "queued-before".into();
+        let after: ExecutionId = "queued-after".into();
+        let insert = |c: &Connection| {
+            c.execute("INSERT INTO scratch VALUES (x'00')", [])
+                .map(drop)
+        };
+        // One batch: a queued op, a waited op that fills the file (SQLite
+        // then rolls the whole transaction back), and a queued op after it.
+        store.enqueue(Some(before.clone()), insert);
+        let filling = store.write(|c| {
+            c.execute("INSERT INTO scratch VALUES (zeroblob(1048576))", [])
+                .map(drop)
+        });
+        tokio::pin!(filling);
+        // Polled once, so the waited op is sent before the last queued one.
+        tokio::select! {
+            biased;
+            _ = &mut filling => panic!("the batch ran before it was complete"),
+            () = std::future::ready(()) => {}
+        }
+        store.enqueue(Some(after.clone()), insert);
+        let err = filling.await.unwrap_err();
+        assert!(err.to_string().contains("full"), "{err}");
+
+        let rows: i64 = store
+            .read(|c| c.query_row("SELECT count(*) FROM scratch", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "nothing of the rolled-back batch is in the file");
+        assert!(
+            store.lost_write(&before),
+            "the queued op before the failure was lost"
+        );
+        assert!(
+            store.lost_write(&after),
+            "the queued op after it did not run"
+        );
+        assert!(!store.lost_write(&before), "a loss is reported once");
+        store.close_and_wait();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
