@@ -269,6 +269,19 @@ pub enum StepFailure {
         /// The configured timeout.
         timeout_ms: u64,
     },
+    /// An attempt of an `at_most_once` step was in flight when the process
+    /// stopped (or it panicked): whether its effect happened is unknown, so
+    /// it counts as failed and is left to the retry policy, never silently
+    /// run again. Retried like a timeout while attempts are left.
+    #[error(
+        "step `{step}` attempt {attempt} was interrupted (the process stopped or the step panicked while it ran); it is not run again unless its retry policy allows"
+    )]
+    Interrupted {
+        /// The step's key.
+        step: String,
+        /// The attempt that was interrupted.
+        attempt: u32,
+    },
     /// The step's result could not be encoded (permanent).
     #[error("step `{step}` produced a value that cannot be journaled: {message}")]
     Encode {
@@ -292,7 +305,10 @@ pub enum StepFailure {
 impl StepFailure {
     /// Whether retrying the step could help.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StepFailure::Timeout { .. })
+        matches!(
+            self,
+            StepFailure::Timeout { .. } | StepFailure::Interrupted { .. }
+        )
     }
 }
 

@@ -53,12 +53,24 @@ pub struct StepOptions {
     pub retry: Option<RetryPolicy>,
     /// The longest one attempt may run.
     pub timeout: Option<std::time::Duration>,
+    /// Commit each attempt's start before its body runs, and count an
+    /// attempt found in flight after a crash as failed (see `#[step(at_most_once)]`).
+    pub at_most_once: bool,
 }
 
 impl StepOptions {
     /// Sets the retry policy.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// Commits each attempt's start before its body runs; an attempt found
+    /// in flight after a crash (or a panic) counts as a failed attempt,
+    /// [`StepFailure::Interrupted`](crate::StepFailure::Interrupted), left to
+    /// the retry policy: with one attempt the body never runs twice.
+    pub fn at_most_once(mut self, on: bool) -> Self {
+        self.at_most_once = on;
         self
     }
 

@@ -315,6 +315,7 @@ impl Context {
             policy: options.retry.unwrap_or(self.exec.retry),
             timeout: options.timeout,
             slow: None,
+            at_most_once: options.at_most_once,
         };
         call.run(spec, |_| None, body)
     }

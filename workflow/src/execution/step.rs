@@ -39,6 +39,8 @@ pub struct StepMeta {
     /// before the body first runs, so even a body that blocks its thread
     /// has its start on record if the process dies.
     pub slow: AtomicBool,
+    /// `#[step(at_most_once)]`.
+    pub at_most_once: bool,
 }
 /// How a step retries: resolved from the step's attribute options over the
 /// execution's policy.
@@ -48,6 +50,9 @@ pub(crate) struct StepSpec {
     /// A `#[step]`'s record of whether its last attempt was slow (see
     /// [`StepMeta::slow`]); inline steps have none.
     pub slow: Option<&'static AtomicBool>,
+    /// Each attempt's start is committed before its body runs, and an
+    /// attempt found in flight counts as failed.
+    pub at_most_once: bool,
 }
 
 /// Calls a `#[step]`: inside a workflow body the call reserves its journal
@@ -78,6 +83,7 @@ where
                     policy: overlay(call.exec.retry, meta),
                     timeout: meta.timeout,
                     slow: Some(&meta.slow),
+                    at_most_once: meta.at_most_once,
                 };
                 call.run(spec, convert, body).await
             }
@@ -124,6 +130,8 @@ enum Replayed<T, E> {
     Done(Result<T, E>),
     /// The step runs, from this attempt.
     From(u32),
+    /// Attempt `n` of an `at_most_once` step was in flight: it counts as failed.
+    Interrupted(u32),
 }
 
 /// How an attempt ends in the journal.
@@ -184,6 +192,10 @@ impl StepCall {
         let mut attempt = match step.replay(&mut reservation).await {
             Replayed::Done(result) => return result,
             Replayed::From(attempt) => attempt,
+            Replayed::Interrupted(attempt) => match step.interrupted(attempt, convert).await {
+                Ok(next) => next,
+                Err(error) => return Err(error),
+            },
         };
         let span = tracing::info_span!("step", step = %step.key, execution = %exec.id);
         loop {
@@ -286,6 +298,15 @@ impl Step<'_> {
                 tracing::debug!(step = %self.key, "replayed failed step");
                 Replayed::Done(Err(error))
             }
+            // An at-most-once attempt in flight when the process stopped, or
+            // one that panicked (retrying with no wake time): its effect is
+            // unknown, so it is not simply run again.
+            StepStatus::Running | StepStatus::Pending if self.spec.at_most_once => {
+                Replayed::Interrupted(entry.attempts.max(1))
+            }
+            StepStatus::Retrying if self.spec.at_most_once && entry.wake_at.is_none() => {
+                Replayed::Interrupted(entry.attempts.max(1))
+            }
             // Waiting out a backoff when the execution stopped or was
             // suspended: the journaled retry time stands.
             StepStatus::Retrying => {
@@ -299,7 +320,29 @@ impl Step<'_> {
         }
     }
 
-    /// Runs attempt `attempt`, journaling its start if the body is slow.
+    /// Attempt `attempt` was interrupted (see [`Replayed::Interrupted`]):
+    /// the retry policy decides as for any failed attempt. Returns the next
+    /// attempt, or the error the step ends with.
+    async fn interrupted<E>(&self, attempt: u32, convert: fn(StepFailure) -> Option<E>) -> Result<u32, E>
+    where
+        E: Serialize + DeserializeOwned + fmt::Debug,
+    {
+        let step = self.key.to_string();
+        let failure = runtime_failure(StepFailure::Interrupted { step, attempt }, convert);
+        let started = self.exec.now_millis();
+        match self.spec.policy.after_failure(attempt, failure.permanent) {
+            Retry::After(delay) => {
+                let at = self.retry(attempt, started, failure.message, delay).await;
+                self.exec.wait_until(at).await;
+                self.exec.boundary().await;
+                Ok(attempt + 1)
+            }
+            Retry::GiveUp => Err(self.give_up(attempt, started, failure, convert).await),
+        }
+    }
+
+    /// Runs attempt `attempt`, journaling its start if the body is slow
+    /// (or, for an at-most-once step, committing it before the body runs).
     async fn attempt<T, E, Fut>(
         &self,
         attempt: u32,
@@ -317,12 +360,24 @@ impl Step<'_> {
             timeout: self.spec.timeout,
             // A step that was slow last time journals its start at once: its
             // body may block its thread, and no timer would fire meanwhile.
-            eager: self
-                .spec
-                .slow
-                .is_some_and(|slow| slow.load(Ordering::Relaxed)),
+            eager: !self.spec.at_most_once
+                && self.spec.slow.is_some_and(|slow| slow.load(Ordering::Relaxed)),
             span,
         };
+        if self.spec.at_most_once {
+            let begin = JournalOp::BeginAttempt {
+                at: self.at.clone(),
+                attempt,
+                started: self.exec.now_millis(),
+            };
+            if let Err(e) = self.exec.engine.store.commit(begin).await {
+                let what = format!("the start of step `{}`", self.key);
+                self.exec.journal_failed(&what, &e).await
+            }
+            let mut ran = run_attempt(setup, body, |_| {}, || self.exec.now_millis()).await;
+            ran.timing.start_recorded = true;
+            return ran;
+        }
         // Queued, not waited: it commits with the next write, and a start
         // lost in a crash only means an interrupted attempt.
         let record_start = |started| {
