@@ -32,15 +32,42 @@ impl<T, E> SplitResult for Result<T, E> {
     type Err = E;
 }
 
-/// Emitted on a step's or workflow's return type so a type that cannot be
-/// journaled is reported there.
-pub fn assert_step_output<R>()
-where
-    R: SplitResult,
-    R::Ok: Serialize + DeserializeOwned,
-    R::Err: Serialize + DeserializeOwned + fmt::Debug,
-{
-}
+/// Picks the impl of a check trait (such as [`StepOutput`]) that real types can have.
+pub enum Serde {}
+
+/// Picks the other impl of a check trait, which needs [`NoType`].
+pub enum Unreachable {}
+
+/// Implemented by no type. Each check trait has a second impl that needs it, so the
+/// compiler weighs two impls and, when neither applies, reports the check trait with its
+/// message once, instead of every serde trait the type lacks, each with serde's notes.
+pub trait NoType {}
+
+/// A step's `T`: the result is journaled, and replay decodes it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be journaled: a step's output must be a serde type",
+    label = "`{Self}` is not `Serialize` and `Deserialize`",
+    note = "the output of a `#[step]` is journaled, and a replay decodes it instead of running the step again",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or return a serde type that holds what the workflow needs"
+)]
+pub trait StepOutput<M>: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> StepOutput<Serde> for T {}
+
+impl<T: NoType + Serialize + DeserializeOwned> StepOutput<Unreachable> for T {}
+
+/// A step's `E`: the last error is journaled, and replay decodes it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be journaled: a step's error must be a serde type",
+    label = "`{Self}` is not `Serialize` and `Deserialize`",
+    note = "the error of a `#[step]` is journaled, and a replay decodes it instead of running the step again",
+    note = "return `replayflow::AnyError`: `?` converts `anyhow::Error`, `std::io::Error`, boxed errors and strings into it; or derive `serde::Serialize` and `serde::Deserialize` for your own error type"
+)]
+pub trait StepError<M>: Serialize + DeserializeOwned {}
+
+impl<E: Serialize + DeserializeOwned> StepError<Serde> for E {}
+
+impl<E: NoType + Serialize + DeserializeOwned> StepError<Unreachable> for E {}
 
 /// Emitted on each workflow argument's type.
 pub fn assert_input<T: Serialize + DeserializeOwned>() {}
@@ -79,14 +106,17 @@ impl<E> NoConvertFailure<E> for FailureProbe<E> {
 /// Calls a step: inside a workflow body the call reserves its journal
 /// position now (synchronously) and is replayed or journaled when awaited;
 /// anywhere else it is a plain call of the body.
-pub fn step_call<T, E, F, Fut>(
+///
+/// `T` and `E` are bound by the check traits, whose `M` is inferred, so that a type that
+/// cannot be journaled gets one error that says so.
+pub fn step_call<T, E, F, Fut, MT, ME>(
     meta: &'static StepMeta,
     convert: fn(StepFailure) -> Option<E>,
     body: F,
 ) -> impl Future<Output = Result<T, E>>
 where
-    T: Serialize + DeserializeOwned,
-    E: Serialize + DeserializeOwned + fmt::Debug,
+    T: StepOutput<MT>,
+    E: StepError<ME> + fmt::Debug,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
