@@ -199,6 +199,19 @@ mod tests {
     }
 
     #[test]
+    fn timeout_requires_an_error_that_holds_a_step_failure() {
+        let item = quote!(
+            async fn a() -> Result<(), E> {
+                Ok(())
+            }
+        );
+        let out = step(quote!(timeout = "5s"), item.clone());
+        assert!(out.contains("__private :: assert_holds_timeout"), "{out}");
+        let out = step(quote!(), item);
+        assert!(!out.contains("assert_holds_timeout"), "{out}");
+    }
+
+    #[test]
     fn single_attempt_step_moves_its_arguments() {
         let out = step(
             quote!(max_attempts = 1),

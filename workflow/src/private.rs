@@ -69,6 +69,22 @@ impl<E: Serialize + DeserializeOwned> StepError<Serde> for E {}
 
 impl<E: NoType + Serialize + DeserializeOwned> StepError<Unreachable> for E {}
 
+/// A step with a `timeout`: a timed-out attempt reaches the workflow as `E::from(failure)`.
+#[diagnostic::on_unimplemented(
+    message = "`#[step]` option `timeout` needs the step's error type `{Self}` to implement `From<replayflow::StepFailure>`",
+    label = "a timed-out attempt must become a `{Self}`",
+    note = "a timeout reaches the workflow as the step's error, converted from `replayflow::StepFailure`; without that conversion the whole execution would end `failed`",
+    note = "implement `From<replayflow::StepFailure>` for `{Self}` (a variant that holds the failure), or return `replayflow::AnyError`, which has it"
+)]
+pub trait HoldsTimeout<M> {}
+
+impl<E: From<StepFailure>> HoldsTimeout<Serde> for E {}
+
+impl<E: NoType + From<StepFailure>> HoldsTimeout<Unreachable> for E {}
+
+/// Emitted, on the `timeout` option, for a step that has one.
+pub fn assert_holds_timeout<E: HoldsTimeout<M>, M>() {}
+
 /// Emitted on each workflow argument's type.
 pub fn assert_input<T: Serialize + DeserializeOwned>() {}
 

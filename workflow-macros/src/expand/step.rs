@@ -3,6 +3,8 @@
 //! call time), and the original body runs, once per attempt, as a nested `async fn`.
 
 use super::{Cover, OkErr, count, duration, flag, parens, respan};
+use crate::args::{Millis, Setting};
+use crate::parse::RetModel;
 use crate::validate::{Param, Step};
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
@@ -52,7 +54,8 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
     let backoff = duration(options.backoff);
     let exponential = flag(options.exponential);
     let max_backoff = duration(options.max_backoff);
-    let timeout = duration(options.timeout);
+    let timeout = duration(options.timeout.as_ref().map(|timeout| timeout.value));
+    let timeout_check = timeout_check(krate, ret, options.timeout.as_ref());
 
     let (retry_arg_trait, attempt) = if options.runs_once() {
         (TokenStream::new(), move_once(params))
@@ -82,6 +85,7 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
             async fn __workflow_body #generics (#(#body_params),*) -> #ret_ty #where_clause #block
 
             #retry_arg_trait
+            #timeout_check
             #attempt
             #step_call
         }
@@ -116,6 +120,30 @@ fn step_call(krate: &syn::Path, ret_cover: Cover, types: OkErr) -> TokenStream {
         ret_cover.last,
     );
     quote!(#path #args)
+}
+
+/// With a `timeout`, the runtime hands a timed-out attempt to the workflow as the step's
+/// error, which must then convert from `StepFailure`. Without this check the step would
+/// compile and its execution end `failed` at the first timeout. Spanned on the option's
+/// value.
+fn timeout_check(
+    krate: &syn::Path,
+    ret: &RetModel,
+    timeout: Option<&Setting<Millis>>,
+) -> TokenStream {
+    let Some(timeout) = timeout else {
+        return TokenStream::new();
+    };
+    let cover = Cover {
+        first: timeout.span,
+        last: timeout.span,
+    };
+    let OkErr { err, .. } = OkErr::projected(krate, ret, cover);
+    cover.wrap(
+        quote!(#krate::__private::assert_holds_timeout::<),
+        err,
+        quote!(, _>();),
+    )
 }
 
 /// A local trait through which arguments are cloned, so that a missing `Clone` is reported
