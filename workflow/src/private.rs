@@ -144,17 +144,18 @@ pub fn check_input<I: DeserializeOwned>(input: &Payload) -> Result<(), CodecErro
     input.decode::<I>().map(drop)
 }
 
-/// Decodes the input, runs the body and encodes its result.
-pub fn run_workflow<I, T, E, Fut>(
+/// Decodes the input, runs the body and encodes its result. `T` and `E` are `W`'s, whose
+/// bounds make them serde types.
+pub fn run_workflow<W, I, Fut>(
     ctx: Context,
     input: Payload,
     f: impl FnOnce(Context, I) -> Fut + Send + 'static,
 ) -> BoxFuture
 where
+    W: Workflow,
+    W::Error: fmt::Debug,
     I: DeserializeOwned + Send,
-    T: Serialize,
-    E: Serialize + fmt::Debug,
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    Fut: Future<Output = Result<W::Output, W::Error>> + Send + 'static,
 {
     Box::pin(async move {
         let codec = input.codec();

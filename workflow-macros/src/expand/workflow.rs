@@ -81,22 +81,21 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         quote!(),
         quote!(Deserialize),
     );
-    // `T` and `E` are explicit in `run_workflow` and are the `Workflow` impl's associated
-    // types, so a missing serde impl or `Debug` is reported on them; the bounds of those
-    // associated types are the serde check of the workflow's output.
+    // `T` and `E` are the `Workflow` impl's associated types, whose bounds are the serde
+    // check of the workflow's output, reported on them. `run_workflow` takes them from the
+    // impl rather than as its own parameters, so that check is not made twice.
     let OkErr {
         ok: ok_ty,
         err: err_ty,
     } = OkErr::split(krate, ret);
     // The call is spanned on the function's name, so an error about the body's future
-    // (not `Send`, not `'static`) points at the workflow; `T` and `E` keep their spans.
+    // (not `Send`, not `'static`, an error type without `Debug`) points at the workflow.
     let run_workflow = {
         let span = ident.span();
         let head = respan(
-            quote!(#krate::__private::run_workflow::<#input_ident,),
+            quote!(#krate::__private::run_workflow::<#ident, #input_ident, _>),
             span,
         );
-        let tail = respan(quote!(, _>), span);
         let run_body = respan(
             quote! {
                 |__workflow_ctx, __workflow_input: #input_ident| {
@@ -106,9 +105,8 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             span,
         );
         let args = parens(quote!(__workflow_ctx, __workflow_payload, #run_body), span);
-        quote!(#head #ok_ty, #err_ty #tail #args)
+        quote!(#head #args)
     };
-
     quote! {
         #(#cfgs)*
         #struct_docs
