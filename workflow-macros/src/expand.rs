@@ -260,6 +260,7 @@ mod tests {
             "impl :: replayflow :: Workflow for order_processing",
             "fn_name : \"order_processing\"",
             "inventory :: submit !",
+            "fn order_processing < __WorkflowM > (_ : :: replayflow :: Context , _ : Order , _ : u32)",
             "serde (crate = \":: replayflow::__private::serde\")",
         ] {
             assert!(out.contains(expected), "missing {expected:?} in {out}");

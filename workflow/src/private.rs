@@ -85,6 +85,21 @@ impl<E: NoType + From<StepFailure>> HoldsTimeout<Unreachable> for E {}
 /// Emitted, on the `timeout` option, for a step that has one.
 pub fn assert_holds_timeout<E: HoldsTimeout<M>, M>() {}
 
+/// The where-clause of the function generated next to a workflow's type, under the
+/// workflow's name: a call `name(ctx, args)` is reported with this message. Neither impl
+/// applies to any type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is a `#[workflow]`: it is started, not called",
+    label = "start an execution with `{Self}::start(&rt, id, ...)` instead",
+    note = "`{Self}::start(&rt, id, args...)` commits the input and runs the workflow in the background; `.result().await` on the returned handle waits for its output",
+    note = "to share code between workflows, put it in a `#[step]` or a plain `async fn` that both call"
+)]
+pub trait DirectCall<M> {}
+
+impl<W: NoType> DirectCall<Serde> for W {}
+
+impl<W: NoType> DirectCall<Unreachable> for W {}
+
 /// Emitted on each workflow argument's type.
 pub fn assert_input<T: Serialize + DeserializeOwned>() {}
 

@@ -32,6 +32,11 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let serde_crate = format!("{}::__private::serde", krate.to_token_stream());
     let field_idents: Vec<&Ident> = params.iter().map(|param| &param.ident).collect();
     let field_tys = params.iter().map(|param| &param.ty);
+    let field_tys_again = params.iter().map(|param| &param.ty);
+    let direct_call_bound = respan(
+        quote!(#ident: #krate::__private::DirectCall<__WorkflowM>,),
+        ident.span(),
+    );
     let arg_params: Vec<TokenStream> = params
         .iter()
         .map(|Param { ident, ty, .. }| quote!(#ident: #ty))
@@ -118,6 +123,20 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             clippy::empty_structs_with_brackets
         )]
         #vis struct #ident {}
+
+        // The struct leaves the value namespace free, so a call `name(ctx, args)` finds this
+        // function, which cannot be called: its where-clause reports how to start the
+        // workflow. It returns what the workflow would, so that `.await?` adds no error.
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(dead_code, clippy::too_many_arguments, clippy::arbitrary_source_item_ordering)]
+        #vis fn #ident<__WorkflowM>(_: #krate::Context, #(_: #field_tys_again),*)
+            -> ::core::future::Pending<#ret_ty>
+        where
+            #direct_call_bound
+        {
+            ::core::future::pending()
+        }
 
         #(#cfgs)*
         #[doc(hidden)]
