@@ -118,14 +118,13 @@ impl OkErr {
                 ok: ok.to_token_stream(),
                 err: err.to_token_stream(),
             },
-            None => OkErr::projected(krate, ret),
+            None => OkErr::projected(krate, ret, Cover::of(&ret.ty)),
         }
     }
 
-    /// `<R as SplitResult>::Ok` and `::Err`, spanned over the return type `R`.
-    fn projected(krate: &Path, ret: &RetModel) -> OkErr {
+    /// `<R as SplitResult>::Ok` and `::Err`, spanned by `cover` (over the return type `R`).
+    fn projected(krate: &Path, ret: &RetModel, cover: Cover) -> OkErr {
         let ty = &ret.ty;
-        let cover = Cover::of(ty);
         let project = |assoc: TokenStream| {
             cover.wrap(
                 quote!(<),
@@ -137,36 +136,6 @@ impl OkErr {
             ok: project(quote!(Ok)),
             err: project(quote!(Err)),
         }
-    }
-}
-
-/// Checks that `T` and `E` are serde types: on `T` and on `E` when the return type spells
-/// them out, on the whole return type otherwise. These are the spans at which the runtime
-/// calls, given `T` and `E` explicitly (see [`OkErr::split`]), report the same bounds, and
-/// the compiler reports a repeated error at the same span only once.
-fn output_check(krate: &Path, ret: &RetModel) -> TokenStream {
-    let check = |cover: Cover, result_ty: TokenStream| {
-        cover.wrap(
-            quote!(#krate::__private::assert_step_output::<),
-            result_ty,
-            quote!(>();),
-        )
-    };
-    match &ret.split {
-        Some((ok, err)) => {
-            let ok_cover = Cover::of(ok);
-            let err_cover = Cover::of(err);
-            let ok_check = check(
-                ok_cover,
-                ok_cover.wrap(quote!(::core::result::Result<), ok, quote!(, ()>)),
-            );
-            let err_check = check(
-                err_cover,
-                err_cover.wrap(quote!(::core::result::Result < (),), err, quote!(>)),
-            );
-            quote!(#ok_check #err_check)
-        }
-        None => check(Cover::of(&ret.ty), ret.ty.to_token_stream()),
     }
 }
 
@@ -230,6 +199,19 @@ mod tests {
     }
 
     #[test]
+    fn timeout_requires_an_error_that_holds_a_step_failure() {
+        let item = quote!(
+            async fn a() -> Result<(), E> {
+                Ok(())
+            }
+        );
+        let out = step(quote!(timeout = "5s"), item.clone());
+        assert!(out.contains("__private :: assert_holds_timeout"), "{out}");
+        let out = step(quote!(), item);
+        assert!(!out.contains("assert_holds_timeout"), "{out}");
+    }
+
+    #[test]
     fn single_attempt_step_moves_its_arguments() {
         let out = step(
             quote!(max_attempts = 1),
@@ -278,6 +260,7 @@ mod tests {
             "impl :: replayflow :: Workflow for order_processing",
             "fn_name : \"order_processing\"",
             "inventory :: submit !",
+            "fn order_processing < __WorkflowM > (_ : :: replayflow :: Context , _ : Order , _ : u32)",
             "serde (crate = \":: replayflow::__private::serde\")",
         ] {
             assert!(out.contains(expected), "missing {expected:?} in {out}");

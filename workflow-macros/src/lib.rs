@@ -124,9 +124,15 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// The function keeps its name, visibility, attributes and docs, and becomes a plain `fn`
 /// returning `impl Future<Output = Result<T, E>>`: a call reads the workflow context right
 /// away, when the function is called rather than when its future is first polled, so
-/// `join!` of several steps is deterministic. Failures the runtime detects (a timeout, a
-/// result that cannot be encoded) become the step's error when
-/// `E: From<replayflow::StepFailure>`, as for `replayflow::AnyError`.
+/// `join!` of several steps is deterministic.
+///
+/// Failures the runtime detects (a timeout, a result that cannot be encoded or is over the
+/// size limit) become the step's error when `E: From<replayflow::StepFailure>`, as for
+/// `replayflow::AnyError`. A step with `timeout` must have such an error type, or it does
+/// not compile. Without `timeout` the conversion is optional, but then an encoding or size
+/// failure ends the whole execution `failed` instead of reaching the workflow as `Err`.
+/// For `anyhow::Error`, `std::io::Error` and other errors that are not serde types, return
+/// `replayflow::AnyError`: `?` converts into it.
 ///
 /// Arguments are not journaled and need no serde bound; they may borrow. Since a step can
 /// retry, each attempt gets its own clone of every argument, so owned arguments must be
@@ -143,7 +149,7 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// | `backoff = "1s"` | duration | wait before the first retry |
 /// | `exponential` or `exponential = true/false` | flag | double the wait after each retry |
 /// | `max_backoff = "30s"` | duration | cap on the wait between retries |
-/// | `timeout = "5s"` | duration > 0 | limit on each attempt |
+/// | `timeout = "5s"` | duration > 0 | limit on each attempt; `E` must implement `From<StepFailure>` |
 /// | `crate = "path"` | path | where the runtime crate is, if renamed in `Cargo.toml` |
 ///
 /// Durations are an integer followed by `ms`, `s`, `m` or `h`: `"200ms"`, `"5s"`, `"1m"`.
@@ -153,7 +159,7 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
-/// use replayflow::step;
+/// use replayflow::{StepFailure, step};
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Receipt {
@@ -163,6 +169,15 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// #[derive(Debug, Serialize, Deserialize)]
 /// enum PaymentError {
 ///     Declined,
+///     /// A timeout, or a result the runtime could not journal.
+///     Failed(StepFailure),
+/// }
+///
+/// // Needed by `timeout`: a timed-out attempt reaches the workflow as this error.
+/// impl From<StepFailure> for PaymentError {
+///     fn from(failure: StepFailure) -> Self {
+///         PaymentError::Failed(failure)
+///     }
 /// }
 ///
 /// #[step(max_attempts = 5, backoff = "200ms", exponential, timeout = "10s")]

@@ -43,7 +43,8 @@ pub(crate) struct StepOptions {
     pub(crate) backoff: Option<Millis>,
     pub(crate) exponential: Option<bool>,
     pub(crate) max_backoff: Option<Millis>,
-    pub(crate) timeout: Option<Millis>,
+    /// With the span of its value: the step's error type must then hold a timeout.
+    pub(crate) timeout: Option<Setting<Millis>>,
     pub(crate) krate: Path,
 }
 
@@ -232,7 +233,7 @@ fn freeze_step_options(config: StepConfig, item: &ItemFn, errors: &mut Errors) -
         backoff: value(config.backoff),
         exponential: value(config.exponential),
         max_backoff: value(config.max_backoff),
-        timeout: value(config.timeout),
+        timeout: config.timeout,
         krate: crate_path(config.krate),
     }
 }

@@ -32,15 +32,73 @@ impl<T, E> SplitResult for Result<T, E> {
     type Err = E;
 }
 
-/// Emitted on a step's or workflow's return type so a type that cannot be
-/// journaled is reported there.
-pub fn assert_step_output<R>()
-where
-    R: SplitResult,
-    R::Ok: Serialize + DeserializeOwned,
-    R::Err: Serialize + DeserializeOwned + fmt::Debug,
-{
-}
+/// Picks the impl of a check trait (such as [`StepOutput`]) that real types can have.
+pub enum Serde {}
+
+/// Picks the other impl of a check trait, which needs [`NoType`].
+pub enum Unreachable {}
+
+/// Implemented by no type. Each check trait has a second impl that needs it, so the
+/// compiler weighs two impls and, when neither applies, reports the check trait with its
+/// message once, instead of every serde trait the type lacks, each with serde's notes.
+pub trait NoType {}
+
+/// A step's `T`: the result is journaled, and replay decodes it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be journaled: a step's output must be a serde type",
+    label = "`{Self}` is not `Serialize` and `Deserialize`",
+    note = "the output of a `#[step]` is journaled, and a replay decodes it instead of running the step again",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or return a serde type that holds what the workflow needs"
+)]
+pub trait StepOutput<M>: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> StepOutput<Serde> for T {}
+
+impl<T: NoType + Serialize + DeserializeOwned> StepOutput<Unreachable> for T {}
+
+/// A step's `E`: the last error is journaled, and replay decodes it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be journaled: a step's error must be a serde type",
+    label = "`{Self}` is not `Serialize` and `Deserialize`",
+    note = "the error of a `#[step]` is journaled, and a replay decodes it instead of running the step again",
+    note = "return `replayflow::AnyError`: `?` converts `anyhow::Error`, `std::io::Error`, boxed errors and strings into it; or derive `serde::Serialize` and `serde::Deserialize` for your own error type"
+)]
+pub trait StepError<M>: Serialize + DeserializeOwned {}
+
+impl<E: Serialize + DeserializeOwned> StepError<Serde> for E {}
+
+impl<E: NoType + Serialize + DeserializeOwned> StepError<Unreachable> for E {}
+
+/// A step with a `timeout`: a timed-out attempt reaches the workflow as `E::from(failure)`.
+#[diagnostic::on_unimplemented(
+    message = "`#[step]` option `timeout` needs the step's error type `{Self}` to implement `From<replayflow::StepFailure>`",
+    label = "a timed-out attempt must become a `{Self}`",
+    note = "a timeout reaches the workflow as the step's error, converted from `replayflow::StepFailure`; without that conversion the whole execution would end `failed`",
+    note = "implement `From<replayflow::StepFailure>` for `{Self}` (a variant that holds the failure), or return `replayflow::AnyError`, which has it"
+)]
+pub trait HoldsTimeout<M> {}
+
+impl<E: From<StepFailure>> HoldsTimeout<Serde> for E {}
+
+impl<E: NoType + From<StepFailure>> HoldsTimeout<Unreachable> for E {}
+
+/// Emitted, on the `timeout` option, for a step that has one.
+pub fn assert_holds_timeout<E: HoldsTimeout<M>, M>() {}
+
+/// The where-clause of the function generated next to a workflow's type, under the
+/// workflow's name: a call `name(ctx, args)` is reported with this message. Neither impl
+/// applies to any type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is a `#[workflow]`: it is started, not called",
+    label = "start an execution with `{Self}::start(&rt, id, ...)` instead",
+    note = "`{Self}::start(&rt, id, args...)` commits the input and runs the workflow in the background; `.result().await` on the returned handle waits for its output",
+    note = "to share code between workflows, put it in a `#[step]` or a plain `async fn` that both call"
+)]
+pub trait DirectCall<M> {}
+
+impl<W: NoType> DirectCall<Serde> for W {}
+
+impl<W: NoType> DirectCall<Unreachable> for W {}
 
 /// Emitted on each workflow argument's type.
 pub fn assert_input<T: Serialize + DeserializeOwned>() {}
@@ -79,14 +137,17 @@ impl<E> NoConvertFailure<E> for FailureProbe<E> {
 /// Calls a step: inside a workflow body the call reserves its journal
 /// position now (synchronously) and is replayed or journaled when awaited;
 /// anywhere else it is a plain call of the body.
-pub fn step_call<T, E, F, Fut>(
+///
+/// `T` and `E` are bound by the check traits, whose `M` is inferred, so that a type that
+/// cannot be journaled gets one error that says so.
+pub fn step_call<T, E, F, Fut, MT, ME>(
     meta: &'static StepMeta,
     convert: fn(StepFailure) -> Option<E>,
     body: F,
 ) -> impl Future<Output = Result<T, E>>
 where
-    T: Serialize + DeserializeOwned,
-    E: Serialize + DeserializeOwned + fmt::Debug,
+    T: StepOutput<MT>,
+    E: StepError<ME> + fmt::Debug,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
@@ -98,17 +159,18 @@ pub fn check_input<I: DeserializeOwned>(input: &Payload) -> Result<(), CodecErro
     input.decode::<I>().map(drop)
 }
 
-/// Decodes the input, runs the body and encodes its result.
-pub fn run_workflow<I, T, E, Fut>(
+/// Decodes the input, runs the body and encodes its result. `T` and `E` are `W`'s, whose
+/// bounds make them serde types.
+pub fn run_workflow<W, I, Fut>(
     ctx: Context,
     input: Payload,
     f: impl FnOnce(Context, I) -> Fut + Send + 'static,
 ) -> BoxFuture
 where
+    W: Workflow,
+    W::Error: fmt::Debug,
     I: DeserializeOwned + Send,
-    T: Serialize,
-    E: Serialize + fmt::Debug,
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    Fut: Future<Output = Result<W::Output, W::Error>> + Send + 'static,
 {
     Box::pin(async move {
         let codec = input.codec();

@@ -2,7 +2,9 @@
 //! future. Calling it reads the workflow context right away (so a step's key is reserved at
 //! call time), and the original body runs, once per attempt, as a nested `async fn`.
 
-use super::{Cover, OkErr, count, duration, flag, output_check, parens, respan};
+use super::{Cover, OkErr, count, duration, flag, parens, respan};
+use crate::args::{Millis, Setting};
+use crate::parse::RetModel;
 use crate::validate::{Param, Step};
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
@@ -52,9 +54,9 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
     let backoff = duration(options.backoff);
     let exponential = flag(options.exponential);
     let max_backoff = duration(options.max_backoff);
-    let timeout = duration(options.timeout);
+    let timeout = duration(options.timeout.as_ref().map(|timeout| timeout.value));
+    let timeout_check = timeout_check(krate, ret, options.timeout.as_ref());
 
-    let check = output_check(krate, ret);
     let (retry_arg_trait, attempt) = if options.runs_once() {
         (TokenStream::new(), move_once(params))
     } else if params.is_empty() {
@@ -65,7 +67,7 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
     } else {
         (retry_arg_trait(), clone_per_attempt(params))
     };
-    let step_call = step_call(krate, ret_cover, OkErr::split(krate, ret));
+    let step_call = step_call(krate, ret_cover, OkErr::projected(krate, ret, ret_cover));
 
     quote! {
         #(#attrs)*
@@ -83,19 +85,19 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
             async fn __workflow_body #generics (#(#body_params),*) -> #ret_ty #where_clause #block
 
             #retry_arg_trait
-            #check
+            #timeout_check
             #attempt
             #step_call
         }
     }
 }
 
-/// `step_call::<T, E, _, _>(&__WORKFLOW_STEP, convert, __workflow_attempt)`.
+/// `step_call::<R::Ok, R::Err, _, _, _, _>(&__WORKFLOW_STEP, convert, __workflow_attempt)`.
 ///
-/// The compiler reports a bound of `step_call` on `T` or `E` at the explicit type argument,
-/// the same span as `output_check`, where it drops the repeated error. Checking that the
-/// call's future is well formed repeats the bounds once more, at the call, which is
-/// spanned over the return type like the signature's `impl Future`.
+/// Every bound of `step_call` on `T` and `E` is reported at one span, the return type: the
+/// explicit type arguments are projections spanned over it, and so are the call and the
+/// signature's `impl Future`, whose checks repeat the bounds. The compiler reports a
+/// repeated error at one span once, so a type that cannot be journaled gets one error.
 fn step_call(krate: &syn::Path, ret_cover: Cover, types: OkErr) -> TokenStream {
     let OkErr { ok, err } = types;
     // Runtime failures (a timeout, an unencodable result) become the step's error when
@@ -111,13 +113,37 @@ fn step_call(krate: &syn::Path, ret_cover: Cover, types: OkErr) -> TokenStream {
     let path = ret_cover.wrap(
         quote!(#krate::__private::step_call::<),
         quote!(#ok, #err),
-        quote!(, _, _>),
+        quote!(, _, _, _, _>),
     );
     let args = parens(
         quote!(&__WORKFLOW_STEP, #convert, __workflow_attempt),
         ret_cover.last,
     );
     quote!(#path #args)
+}
+
+/// With a `timeout`, the runtime hands a timed-out attempt to the workflow as the step's
+/// error, which must then convert from `StepFailure`. Without this check the step would
+/// compile and its execution end `failed` at the first timeout. Spanned on the option's
+/// value.
+fn timeout_check(
+    krate: &syn::Path,
+    ret: &RetModel,
+    timeout: Option<&Setting<Millis>>,
+) -> TokenStream {
+    let Some(timeout) = timeout else {
+        return TokenStream::new();
+    };
+    let cover = Cover {
+        first: timeout.span,
+        last: timeout.span,
+    };
+    let OkErr { err, .. } = OkErr::projected(krate, ret, cover);
+    cover.wrap(
+        quote!(#krate::__private::assert_holds_timeout::<),
+        err,
+        quote!(, _>();),
+    )
 }
 
 /// A local trait through which arguments are cloned, so that a missing `Clone` is reported

@@ -32,6 +32,11 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let serde_crate = format!("{}::__private::serde", krate.to_token_stream());
     let field_idents: Vec<&Ident> = params.iter().map(|param| &param.ident).collect();
     let field_tys = params.iter().map(|param| &param.ty);
+    let field_tys_again = params.iter().map(|param| &param.ty);
+    let direct_call_bound = respan(
+        quote!(#ident: #krate::__private::DirectCall<__WorkflowM>,),
+        ident.span(),
+    );
     let arg_params: Vec<TokenStream> = params
         .iter()
         .map(|Param { ident, ty, .. }| quote!(#ident: #ty))
@@ -81,22 +86,21 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         quote!(),
         quote!(Deserialize),
     );
-    // `T` and `E` are explicit in `run_workflow` and are the `Workflow` impl's associated
-    // types, so a missing serde impl or `Debug` is reported on them; the bounds of those
-    // associated types are the serde check of the workflow's output.
+    // `T` and `E` are the `Workflow` impl's associated types, whose bounds are the serde
+    // check of the workflow's output, reported on them. `run_workflow` takes them from the
+    // impl rather than as its own parameters, so that check is not made twice.
     let OkErr {
         ok: ok_ty,
         err: err_ty,
     } = OkErr::split(krate, ret);
     // The call is spanned on the function's name, so an error about the body's future
-    // (not `Send`, not `'static`) points at the workflow; `T` and `E` keep their spans.
+    // (not `Send`, not `'static`, an error type without `Debug`) points at the workflow.
     let run_workflow = {
         let span = ident.span();
         let head = respan(
-            quote!(#krate::__private::run_workflow::<#input_ident,),
+            quote!(#krate::__private::run_workflow::<#ident, #input_ident, _>),
             span,
         );
-        let tail = respan(quote!(, _>), span);
         let run_body = respan(
             quote! {
                 |__workflow_ctx, __workflow_input: #input_ident| {
@@ -106,9 +110,8 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             span,
         );
         let args = parens(quote!(__workflow_ctx, __workflow_payload, #run_body), span);
-        quote!(#head #ok_ty, #err_ty #tail #args)
+        quote!(#head #args)
     };
-
     quote! {
         #(#cfgs)*
         #struct_docs
@@ -120,6 +123,20 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             clippy::empty_structs_with_brackets
         )]
         #vis struct #ident {}
+
+        // The struct leaves the value namespace free, so a call `name(ctx, args)` finds this
+        // function, which cannot be called: its where-clause reports how to start the
+        // workflow. It returns what the workflow would, so that `.await?` adds no error.
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(dead_code, clippy::too_many_arguments, clippy::arbitrary_source_item_ordering)]
+        #vis fn #ident<__WorkflowM>(_: #krate::Context, #(_: #field_tys_again),*)
+            -> ::core::future::Pending<#ret_ty>
+        where
+            #direct_call_bound
+        {
+            ::core::future::pending()
+        }
 
         #(#cfgs)*
         #[doc(hidden)]

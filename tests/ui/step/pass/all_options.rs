@@ -1,10 +1,18 @@
 // Every `#[step]` option at once, on a step called from a workflow.
 use serde::{Deserialize, Serialize};
-use replayflow::{Context, Runtime, step, workflow};
+use replayflow::{Context, Runtime, StepFailure, step, workflow};
 
 #[derive(Debug, Serialize, Deserialize)]
 enum PaymentError {
     Declined,
+    // `timeout` needs the error to hold a runtime failure.
+    Failed(StepFailure),
+}
+
+impl From<StepFailure> for PaymentError {
+    fn from(failure: StepFailure) -> Self {
+        PaymentError::Failed(failure)
+    }
 }
 
 #[step(
