@@ -226,3 +226,53 @@ fn attempt_running(db: &std::path::Path) -> bool {
     )
     .is_ok_and(|n| n > 0)
 }
+
+/// `#[step(at_most_once, max_attempts = 1)]`: the start is committed before
+/// the body runs, so a kill at any moment of the body leaves it on record,
+/// and the re-opened worker counts the attempt as failed instead of running
+/// the body a second time.
+#[test]
+fn sigkill_during_an_at_most_once_step_never_runs_its_body_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("once.db");
+    let ledger = dir.path().join("ledger.txt");
+    let mut child = worker()
+        .args(["once", db.to_str().unwrap(), ledger.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the worker");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Killed as soon as the body has begun: no timer has fired, nothing
+    // else was written since the start.
+    while ledger_lines(&ledger).is_empty() {
+        assert!(Instant::now() < deadline, "the step never started");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the worker exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().expect("SIGKILL the worker");
+    child.wait().unwrap();
+
+    let out = worker()
+        .args([
+            "once-resume",
+            db.to_str().unwrap(),
+            ledger.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run the resuming worker");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("not charged"), "{stdout}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert_eq!(
+        ledger_lines(&ledger),
+        ["charge attempt 1"],
+        "the body ran once"
+    );
+}

@@ -10,7 +10,8 @@
 //! `crash-worker torture <db> <ledger> <generation> <n>`: run `n` mixed
 //! workflows to their end, printing each output; or
 //! `crash-worker grind|grind-resume <db> <ledger>`: steps that block their
-//! thread; or `crash-worker fill <db> <n>`: run `n` short workflows, print
+//! thread; or `crash-worker once|once-resume <db> <ledger>`: an at-most-once
+//! step; or `crash-worker fill <db> <n>`: run `n` short workflows, print
 //! `filled`, and wait to be killed.
 
 use std::io::Write;
@@ -27,6 +28,26 @@ async fn fill_step(i: u32) -> Result<u32, AnyError> {
 #[workflow]
 async fn fill_flow(_ctx: Context, i: u32) -> Result<u32, AnyError> {
     Ok(fill_step(i).await? + fill_step(i + 1).await?)
+}
+
+/// Charges once: the start of each attempt is committed before its body runs,
+/// and an attempt interrupted by a crash is not run again (one attempt).
+#[step(at_most_once, max_attempts = 1)]
+async fn charge_once(ledger: &str) -> Result<u32, AnyError> {
+    let attempt = StepContext::current().map_or(0, |s| s.attempt());
+    append(ledger, &format!("charge attempt {attempt}"))?;
+    while !RELEASED.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(100)
+}
+
+#[workflow]
+async fn once_flow(_ctx: Context, ledger: String) -> Result<String, AnyError> {
+    Ok(match charge_once(&ledger).await {
+        Ok(amount) => format!("charged {amount}"),
+        Err(e) => format!("not charged: {e}"),
+    })
 }
 
 /// Set in `resume` mode: step two stops hanging.
@@ -241,6 +262,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Released before the recovery on open runs the step again.
             RELEASED.store(true, Ordering::SeqCst);
             Runtime::open(db).await?.handle::<grind_flow>("grind-1")
+        };
+        println!("result: {}", handle.result().await?);
+        return Ok(());
+    }
+    if let [_, mode, db, ledger] = args.as_slice()
+        && (mode == "once" || mode == "once-resume")
+    {
+        let handle = if mode == "once" {
+            let rt = Runtime::open(db).await?;
+            once_flow::start(&rt, "once-1", ledger.clone()).await?
+        } else {
+            // Released: a body run again would now complete and charge.
+            RELEASED.store(true, Ordering::SeqCst);
+            Runtime::open(db).await?.handle::<once_flow>("once-1")
         };
         println!("result: {}", handle.result().await?);
         return Ok(());

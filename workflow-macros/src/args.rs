@@ -35,6 +35,7 @@ pub(crate) struct StepConfig {
     pub(crate) exponential: Option<Setting<bool>>,
     pub(crate) max_backoff: Option<Setting<Millis>>,
     pub(crate) timeout: Option<Setting<Millis>>,
+    pub(crate) at_most_once: Option<Setting<bool>>,
     pub(crate) krate: Option<Setting<Path>>,
 }
 
@@ -121,6 +122,7 @@ pub(crate) fn parse_step_config(tokens: TokenStream) -> syn::Result<StepConfig> 
                 &mut errors,
             ),
             Key::Timeout => ctx.store(&mut config.timeout, duration_value(&ctx, true), &mut errors),
+            Key::AtMostOnce => ctx.store(&mut config.at_most_once, flag_value(&ctx), &mut errors),
             Key::Crate => ctx.store(&mut config.krate, path_value(&ctx), &mut errors),
             Key::MaxRestarts | Key::RestartDelay => {}
         }
@@ -154,8 +156,12 @@ pub(crate) fn parse_workflow_config(tokens: TokenStream) -> syn::Result<Workflow
                 &mut errors,
             ),
             Key::Crate => ctx.store(&mut config.krate, path_value(&ctx), &mut errors),
-            Key::MaxAttempts | Key::Backoff | Key::Exponential | Key::MaxBackoff | Key::Timeout => {
-            }
+            Key::MaxAttempts
+            | Key::Backoff
+            | Key::Exponential
+            | Key::MaxBackoff
+            | Key::Timeout
+            | Key::AtMostOnce => {}
         }
     }
     errors.finish(config)
@@ -276,7 +282,7 @@ mod tests {
         assert_eq!(
             error,
             "unknown `#[step]` option `max_attempt`, expected one of `name`, `max_attempts`, \
-             `backoff`, `exponential`, `max_backoff`, `timeout`, `crate`"
+             `backoff`, `exponential`, `max_backoff`, `timeout`, `at_most_once`, `crate`"
         );
     }
 

@@ -148,6 +148,7 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// | `max_attempts = N` | integer >= 1 | attempts before the error reaches the workflow |
 /// | `backoff = "1s"` | duration | wait before the first retry |
 /// | `exponential` or `exponential = true/false` | flag | double the wait after each retry |
+/// | `at_most_once` or `at_most_once = true/false` | flag | commit each attempt's start before its body runs; an attempt found in flight after a crash (or a panic) counts as failed (`StepFailure::Interrupted`) and is left to the retry policy, so with `max_attempts = 1` the body never runs twice |
 /// | `max_backoff = "30s"` | duration | cap on the wait between retries |
 /// | `timeout = "5s"` | duration > 0 | limit on each attempt; `E` must implement `From<StepFailure>` |
 /// | `crate = "path"` | path | where the runtime crate is, if renamed in `Cargo.toml` |

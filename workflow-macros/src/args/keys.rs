@@ -22,6 +22,7 @@ impl AttrKind {
                 Key::Exponential,
                 Key::MaxBackoff,
                 Key::Timeout,
+                Key::AtMostOnce,
                 Key::Crate,
             ],
             AttrKind::Workflow => &[Key::Name, Key::MaxRestarts, Key::RestartDelay, Key::Crate],
@@ -91,6 +92,7 @@ option_keys! {
     exponential => Exponential,
     max_backoff => MaxBackoff,
     timeout => Timeout,
+    at_most_once => AtMostOnce,
     max_restarts => MaxRestarts,
     restart_delay => RestartDelay,
 }
@@ -105,6 +107,7 @@ impl Key {
             Key::Exponential => "false",
             Key::MaxBackoff => "\"30s\"",
             Key::Timeout => "\"5s\"",
+            Key::AtMostOnce => "true",
             Key::MaxRestarts => "3",
             Key::RestartDelay => "\"5s\"",
             Key::Crate => "\"my_workflow\"",

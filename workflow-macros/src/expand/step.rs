@@ -56,6 +56,7 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
     let max_backoff = duration(options.max_backoff);
     let timeout = duration(options.timeout.as_ref().map(|timeout| timeout.value));
     let timeout_check = timeout_check(krate, ret, options.timeout.as_ref());
+    let at_most_once = options.at_most_once;
 
     let (retry_arg_trait, attempt) = if options.runs_once() {
         (TokenStream::new(), move_once(params))
@@ -80,6 +81,7 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
                 max_backoff: #max_backoff,
                 timeout: #timeout,
                 slow: ::core::sync::atomic::AtomicBool::new(false),
+                at_most_once: #at_most_once,
             };
 
             async fn __workflow_body #generics (#(#body_params),*) -> #ret_ty #where_clause #block

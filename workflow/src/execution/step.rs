@@ -323,7 +323,11 @@ impl Step<'_> {
     /// Attempt `attempt` was interrupted (see [`Replayed::Interrupted`]):
     /// the retry policy decides as for any failed attempt. Returns the next
     /// attempt, or the error the step ends with.
-    async fn interrupted<E>(&self, attempt: u32, convert: fn(StepFailure) -> Option<E>) -> Result<u32, E>
+    async fn interrupted<E>(
+        &self,
+        attempt: u32,
+        convert: fn(StepFailure) -> Option<E>,
+    ) -> Result<u32, E>
     where
         E: Serialize + DeserializeOwned + fmt::Debug,
     {
@@ -361,7 +365,10 @@ impl Step<'_> {
             // A step that was slow last time journals its start at once: its
             // body may block its thread, and no timer would fire meanwhile.
             eager: !self.spec.at_most_once
-                && self.spec.slow.is_some_and(|slow| slow.load(Ordering::Relaxed)),
+                && self
+                    .spec
+                    .slow
+                    .is_some_and(|slow| slow.load(Ordering::Relaxed)),
             span,
         };
         if self.spec.at_most_once {

@@ -22,6 +22,7 @@ impl From<StepFailure> for PaymentError {
     exponential,
     max_backoff = "30s",
     timeout = "1m",
+    at_most_once,
     crate = "::replayflow"
 )]
 async fn charge(amount: u64) -> Result<u64, PaymentError> {
