@@ -5,6 +5,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The tests here kill and time real processes: one at a time, so that one
+/// test's processes do not slow another's timing on a 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn worker() -> Command {
     Command::new(env!("CARGO_BIN_EXE_crash-worker"))
 }
@@ -19,6 +27,7 @@ fn ledger_lines(path: &Path) -> Vec<String> {
 
 #[test]
 fn sigkill_mid_step_then_resume_runs_completed_steps_once() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
     let ledger = dir.path().join("ledger.txt");
@@ -97,6 +106,7 @@ fn sigkill_mid_step_then_resume_runs_completed_steps_once() {
 
 #[test]
 fn a_sleep_that_came_due_while_the_worker_was_dead_fires_promptly_after_open() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nap.db");
     let ledger = dir.path().join("ledger.txt");
@@ -144,6 +154,7 @@ fn a_sleep_that_came_due_while_the_worker_was_dead_fires_promptly_after_open() {
 
 #[test]
 fn a_step_that_blocks_its_thread_journals_its_start_once_it_has_been_slow() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("grind.db");
     let ledger = dir.path().join("ledger.txt");
@@ -233,6 +244,7 @@ fn attempt_running(db: &std::path::Path) -> bool {
 /// the body a second time.
 #[test]
 fn sigkill_during_an_at_most_once_step_never_runs_its_body_twice() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("once.db");
     let ledger = dir.path().join("ledger.txt");

@@ -537,21 +537,42 @@ mod tests {
             c.execute("INSERT INTO scratch VALUES (x'00')", [])
                 .map(drop)
         };
-        // One batch: a queued op, a waited op that fills the file (SQLite
-        // then rolls the whole transaction back), and a queued op after it.
+        // Hold the writer inside a batch while the next one is queued, so
+        // that batch is exactly: a queued op, a waited op that fills the file
+        // (SQLite then rolls the whole transaction back), a queued op.
+        let store = Arc::new(store);
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (release, gate) = mpsc::channel::<()>();
+        let holding = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .write(move |_| {
+                        let _ = started_tx.send(());
+                        let _ = gate.recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        started.recv().unwrap();
         store.enqueue(Some(before.clone()), insert);
         let filling = store.write(|c| {
             c.execute("INSERT INTO scratch VALUES (zeroblob(1048576))", [])
                 .map(drop)
         });
         tokio::pin!(filling);
-        // Polled once, so the waited op is sent before the last queued one.
+        // Polled once, so the waited op is sent before the last queued one;
+        // the writer is held, so it cannot have answered.
         tokio::select! {
             biased;
-            _ = &mut filling => panic!("the batch ran before it was complete"),
+            _ = &mut filling => panic!("the writer answered while held"),
             () = std::future::ready(()) => {}
         }
         store.enqueue(Some(after.clone()), insert);
+        release.send(()).unwrap();
+        holding.await.unwrap().unwrap();
         let err = filling.await.unwrap_err();
         assert!(err.to_string().contains("full"), "{err}");
 
