@@ -145,16 +145,35 @@ impl Runtime {
     /// Everything the journal knows of execution `id`.
     pub async fn status(&self, id: impl Into<ExecutionId>) -> Result<ExecutionInfo> {
         let id = id.into();
-        self.engine
+        let mut info = self
+            .engine
             .store
             .load_info(&id)
             .await?
-            .ok_or(Error::NotFound(id))
+            .ok_or(Error::NotFound(id))?;
+        // Paused because the journal could not be written: the journal may
+        // not even hold the pause.
+        if let Some(reason) = self.engine.storage_hold(&info.id)
+            && !info.status.is_terminal()
+        {
+            info.status = ExecutionStatus::Paused;
+            info.error_message = Some(reason);
+        }
+        Ok(info)
     }
 
     /// Executions matching `filter`, newest first.
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionSummary>> {
-        self.engine.store.list(filter).await
+        let mut page = self.engine.store.list(filter).await?;
+        for summary in &mut page {
+            if let Some(reason) = self.engine.storage_hold(&summary.id)
+                && !summary.status.is_terminal()
+            {
+                summary.status = ExecutionStatus::Paused;
+                summary.error_message = Some(reason);
+            }
+        }
+        Ok(page)
     }
 
     /// How many executions match `filter`'s workflow and time bounds, per

@@ -142,6 +142,7 @@ impl Engine {
             launch,
         ));
         claim.attach(&exec);
+        self.release_storage_hold(claim.id());
         let span =
             tracing::info_span!("workflow", workflow = ready.descriptor.name, execution = %exec.id);
         let input = Payload::new(ready.codec, ready.input);

@@ -49,6 +49,11 @@ pub(crate) struct Engine {
     /// Waiters of `Handle::result`, per execution, told after each status change.
     waiters: Mutex<HashMap<ExecutionId, Waiters>>,
     pub timers: Arc<Timers>,
+    /// Executions paused because the journal could not be written (a full
+    /// disk), with the reason: the sweep resumes them once writes succeed,
+    /// and `status` shows them paused even when the pause itself could not
+    /// be written.
+    storage_holds: Mutex<HashMap<ExecutionId, String>>,
     shutting_down: AtomicBool,
     /// Opened as an admin: reads, and records requests for the worker.
     pub admin: bool,
@@ -105,6 +110,7 @@ impl Engine {
             active: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             timers: Arc::new(Timers::default()),
+            storage_holds: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             admin,
         }
@@ -173,15 +179,55 @@ impl Engine {
         Ok(())
     }
 
+    /// Records that `id` stopped because the journal refused a write. When
+    /// even its pause could not be written, its waiters learn of the pause
+    /// from here.
+    pub(crate) fn hold_for_storage(&self, id: &ExecutionId, reason: String, written: bool) {
+        if !written {
+            let transition = Transition::paused(crate::status::PauseCause::Storage, reason.clone());
+            self.notify_end(
+                id,
+                Ended {
+                    status: ExecutionStatus::Paused,
+                    transition,
+                },
+            );
+        }
+        let mut holds = self.storage_holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds.insert(id.clone(), reason);
+    }
+
+    /// Why `id` is held for storage, if it is.
+    pub(crate) fn storage_hold(&self, id: &ExecutionId) -> Option<String> {
+        let holds = self.storage_holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds.get(id).cloned()
+    }
+
+    /// `id` runs again: whatever held it is over.
+    pub(crate) fn release_storage_hold(&self, id: &ExecutionId) {
+        let mut holds = self.storage_holds.lock().unwrap_or_else(|p| p.into_inner());
+        if !holds.is_empty() {
+            holds.remove(id);
+        }
+    }
+
+    /// Every execution held for storage, released from the hold (the sweep
+    /// tries them again; a failure holds them anew).
+    pub(crate) fn take_storage_holds(&self) -> Vec<(ExecutionId, String)> {
+        let mut holds = self.storage_holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds.drain().collect()
+    }
+
     /// Writes a status change and wakes waiters. A terminal status is never
     /// overwritten. A failure to write is logged: the execution then stays as
-    /// the journal last had it, which replay handles.
+    /// the journal last had it, which replay handles. Returns whether the
+    /// write went through.
     pub(crate) async fn set_status(
         &self,
         id: &ExecutionId,
         status: ExecutionStatus,
         transition: Transition,
-    ) {
+    ) -> bool {
         let ends = status.is_terminal() || status == ExecutionStatus::Paused;
         if ends && let Some(exec) = self.active_execution(id) {
             // Before the write: see `active_codec`.
@@ -191,10 +237,11 @@ impl Engine {
             .store
             .set_status(id, status, transition, self.now_millis())
             .await;
+        let ok = written.is_ok();
         match written {
             Ok((true, transition)) if ends => {
                 self.notify_end(id, Ended { status, transition });
-                return;
+                return true;
             }
             Ok((true, _)) => {}
             Ok((false, _)) => {
@@ -205,6 +252,7 @@ impl Engine {
             }
         }
         self.notify_change(id);
+        ok
     }
 
     /// Wakes the waiters of `id`'s result.

@@ -38,7 +38,13 @@ impl Engine {
                     self.after_panic(None, row.id, row.restart_attempt, policy, message)
                         .await;
                 }
-                ExecutionStatus::Paused if row.cause == Some(PauseCause::Nondeterminism) => {
+                // The code may have been fixed, or space freed.
+                ExecutionStatus::Paused
+                    if matches!(
+                        row.cause,
+                        Some(PauseCause::Nondeterminism | PauseCause::Storage)
+                    ) =>
+                {
                     if let Err(e) = self.replay(&row.id, false).await {
                         tracing::error!(execution = %row.id, error = %e, "cannot resume a paused execution");
                     }

@@ -21,6 +21,11 @@ use crate::status::{AdminAction, REFUSED};
 /// How often the sweep looks for due sleepers the timers missed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// Sweeps between two tries of the executions held for storage: a full
+/// disk is not retried every second, since each try may run a step body
+/// again whose result could not be written.
+const STORAGE_RETRY_SWEEPS: u32 = 5;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
     Wake,
@@ -91,6 +96,7 @@ impl Engine {
 
 async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Engine>) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let mut sweeps = 0u32;
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if timers.stopped.load(Ordering::SeqCst) {
@@ -127,6 +133,10 @@ async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Engine
                 let Some(engine) = weak.upgrade() else { break };
                 sweep_due_sleepers(&engine).await;
                 apply_requests(&engine).await;
+                sweeps = sweeps.wrapping_add(1);
+                if sweeps % STORAGE_RETRY_SWEEPS == 0 {
+                    retry_storage_holds(&engine);
+                }
             }
         }
     }
@@ -151,6 +161,26 @@ async fn sweep_due_sleepers(engine: &Arc<Engine>) {
         tokio::spawn(async move {
             if let Err(e) = engine.replay(&id, false).await {
                 tracing::error!(execution = %id, error = %e, "sweep could not wake an execution");
+            }
+        });
+    }
+}
+
+/// Tries again the executions paused because the journal could not be
+/// written: replaying one writes its move to `running` first, so one that
+/// still cannot be written stays held; one that can goes on by itself.
+fn retry_storage_holds(engine: &Arc<Engine>) {
+    for (id, reason) in engine.take_storage_holds() {
+        let engine = Arc::clone(engine);
+        tokio::spawn(async move {
+            match engine.replay(&id, false).await {
+                Ok(_) => {
+                    tracing::info!(execution = %id, "resumed after the journal could be written again")
+                }
+                Err(e) => {
+                    tracing::debug!(execution = %id, error = %e, "the journal still cannot be written");
+                    engine.hold_for_storage(&id, reason, true);
+                }
             }
         });
     }

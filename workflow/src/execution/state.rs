@@ -156,13 +156,14 @@ impl Execution {
     /// driver drops the workflow future.
     pub(crate) async fn park_for(&self, cause: PauseCause, reason: String) -> ! {
         tracing::warn!(execution = %self.id, workflow = self.workflow, %reason, "execution paused");
-        self.engine
-            .set_status(
-                &self.id,
-                ExecutionStatus::Paused,
-                Transition::paused(cause, reason),
-            )
+        let transition = Transition::paused(cause, reason.clone());
+        let written = self
+            .engine
+            .set_status(&self.id, ExecutionStatus::Paused, transition)
             .await;
+        if cause == PauseCause::Storage {
+            self.engine.hold_for_storage(&self.id, reason, written);
+        }
         self.halt().await
     }
 
