@@ -134,7 +134,7 @@ async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Engine
                 sweep_due_sleepers(&engine).await;
                 apply_requests(&engine).await;
                 sweeps = sweeps.wrapping_add(1);
-                if sweeps % STORAGE_RETRY_SWEEPS == 0 {
+                if sweeps.is_multiple_of(STORAGE_RETRY_SWEEPS) {
                     retry_storage_holds(&engine);
                 }
             }
