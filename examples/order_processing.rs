@@ -13,11 +13,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use replayflow::{
     AnyError, Context, ExecutionStatus, ListFilter, Runtime, StepContext, StepStatus, permanent,
     step, workflow,
 };
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Order {

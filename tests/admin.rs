@@ -5,8 +5,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{TempDb, within};
 use replayflow::{AnyError, Context, Error, ExecutionStatus, RunError, Runtime, step, workflow};
+use support::{TempDb, within};
 
 #[workflow]
 async fn parked(ctx: Context) -> Result<(), AnyError> {

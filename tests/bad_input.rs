@@ -7,12 +7,12 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use support::{TempDb, within};
 use replayflow::{
     AnyError, Context, Error, ExecutionStatus, IntegrityCheck, PauseCause, RunError, Runtime, step,
     workflow,
 };
+use serde::{Deserialize, Serialize};
+use support::{TempDb, within};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ReadingV1 {

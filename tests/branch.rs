@@ -6,8 +6,8 @@ mod support;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::{TempDb, within};
 use replayflow::{AnyError, Context, StepContext, step, workflow};
+use support::{TempDb, within};
 
 static RUNS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static KEYS: Mutex<Vec<String>> = Mutex::new(Vec::new());

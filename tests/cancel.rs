@@ -6,8 +6,10 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use replayflow::{
+    AnyError, Context, ExecutionStatus, RunError, Runtime, StepStatus, step, workflow,
+};
 use support::{wait_for_status, within};
-use replayflow::{AnyError, Context, ExecutionStatus, RunError, Runtime, StepStatus, step, workflow};
 
 static WOKE: AtomicU32 = AtomicU32::new(0);
 

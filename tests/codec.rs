@@ -4,9 +4,9 @@
 
 mod support;
 
+use replayflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
 use serde::{Deserialize, Serialize};
 use support::within;
-use replayflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Blob {

@@ -7,8 +7,8 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::TempDb;
 use replayflow::{Error, Runtime};
+use support::TempDb;
 
 #[tokio::test]
 async fn a_second_worker_on_the_same_file_is_refused() {

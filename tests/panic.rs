@@ -6,8 +6,8 @@ mod support;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use support::{TempDb, within};
 use replayflow::{AnyError, Context, ExecutionStatus, RunError, StepStatus, step, workflow};
+use support::{TempDb, within};
 
 static BEFORE: AtomicU32 = AtomicU32::new(0);
 static EXPLODING: AtomicU32 = AtomicU32::new(0);

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{TempDb, within};
 use replayflow::{AnyError, Context, ExecutionStatus, RunError, Runtime, step, workflow};
+use support::{TempDb, within};
 
 fn worker(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_crash-worker"))

@@ -7,11 +7,11 @@ mod support;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use serde::{Deserialize, Serialize};
-use support::{TempDb, within};
 use replayflow::{
     AnyError, Context, EntryKind, ExecutionStatus, RunError, StepStatus, permanent, step, workflow,
 };
+use serde::{Deserialize, Serialize};
+use support::{TempDb, within};
 
 static FETCHES: AtomicU32 = AtomicU32::new(0);
 static SAVES: AtomicU32 = AtomicU32::new(0);

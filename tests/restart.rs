@@ -6,8 +6,8 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use support::{TempDb, within};
 use replayflow::{AnyError, Context, Error, ExecutionStatus, RunError, StepStatus, step, workflow};
+use support::{TempDb, within};
 
 static PREPARED: AtomicU32 = AtomicU32::new(0);
 static SERVICE_UP: AtomicBool = AtomicBool::new(false);

@@ -8,12 +8,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use support::{TempDb, within};
 use replayflow::{
     AnyError, AttemptStatus, Context, RetryPolicy, Runtime, StartOptions, StepContext, StepStatus,
     permanent, step, workflow,
 };
+use serde::{Deserialize, Serialize};
+use support::{TempDb, within};
 
 static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
 static SEEN_KEYS: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
@@ -124,7 +124,10 @@ async fn permanent_errors_are_not_retried_and_exhausted_ones_reach_the_workflow(
     .unwrap_err();
     // The last attempt's error, exactly as the step returned it.
     assert!(
-        matches!(err, replayflow::RunError::Workflow(ShipError::CarrierDown(5))),
+        matches!(
+            err,
+            replayflow::RunError::Workflow(ShipError::CarrierDown(5))
+        ),
         "{err:?}"
     );
     assert_eq!(SHIP_CALLS.load(Ordering::SeqCst), 5);

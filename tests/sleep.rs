@@ -6,11 +6,11 @@ mod support;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{TempDb, wait_for_status, within};
 use replayflow::{
     AnyError, Clock, Context, EntryKind, ExecutionStatus, ManualClock, Runtime, StepStatus, step,
     workflow,
 };
+use support::{TempDb, wait_for_status, within};
 
 fn clock() -> ManualClock {
     ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000))

@@ -5,9 +5,9 @@ mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use replayflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
 use serde::{Deserialize, Serialize};
 use support::{TempDb, within};
-use replayflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
 

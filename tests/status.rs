@@ -4,11 +4,11 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use support::{with_clock_running, within};
 use replayflow::{
     AnyError, AttemptStatus, Context, EntryKind, ExecutionStatus, ListFilter, ManualClock,
     RunError, Runtime, StepStatus, step, workflow,
 };
+use support::{with_clock_running, within};
 
 #[step]
 async fn lookup(sku: &str) -> Result<u32, AnyError> {

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use support::{TempDb, within};
 use replayflow::{
     AnyError, Context, ExecutionStatus, Runtime, StepContext, StepStatus, step, workflow,
 };
+use support::{TempDb, within};
 
 #[step]
 async fn delayed(label: &str, ms: u64) -> Result<String, AnyError> {

@@ -13,10 +13,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use replayflow::{
     AnyError, Context, ExecutionStatus, Runtime, StepContext, permanent, step, workflow,
 };
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Order {

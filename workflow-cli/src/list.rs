@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use serde_json::json;
 use replayflow::http::{SummaryView, count_by_status, parse_time};
 use replayflow::{ExecutionStatus, ListFilter, Runtime};
+use serde_json::json;
 
 use crate::args::ListArgs;
 use crate::format::{self, Table, paint, truncate};

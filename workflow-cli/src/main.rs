@@ -94,7 +94,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Show(args) => show::run(&rt, &args).await?,
         Command::Cancel(args) => actions::run(&rt, replayflow::AdminAction::Cancel, &args).await?,
         Command::Resume(args) => actions::run(&rt, replayflow::AdminAction::Resume, &args).await?,
-        Command::Restart(args) => actions::run(&rt, replayflow::AdminAction::Restart, &args).await?,
+        Command::Restart(args) => {
+            actions::run(&rt, replayflow::AdminAction::Restart, &args).await?
+        }
         Command::Watch(args) => watch::run(&rt, &args).await?,
         Command::Serve(args) => serve::run(rt.clone(), &db, &args).await?,
     };

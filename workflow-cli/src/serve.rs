@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
 use replayflow::Runtime;
 use replayflow::http::{HttpConfig, router};
+use tracing_subscriber::EnvFilter;
 
 use crate::Failure;
 use crate::args::ServeArgs;

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use replayflow::ExecutionStatus;
 use serde_json::Value;
 use support::{TempDb, seed, wait_status, within};
-use replayflow::ExecutionStatus;
 
 struct Run {
     code: i32,

@@ -8,11 +8,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use replayflow::http::{HttpConfig, router};
+use replayflow::{ExecutionStatus, Runtime};
 use serde_json::{Value, json};
 use support::{TempDb, seed, wait_status, within};
 use tower::ServiceExt;
-use replayflow::http::{HttpConfig, router};
-use replayflow::{ExecutionStatus, Runtime};
 
 const HOST: &str = "localhost:8080";
 

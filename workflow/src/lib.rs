@@ -107,10 +107,10 @@ pub use handle::Handle;
 pub use journal::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
 };
+pub use replayflow_macros::{step, workflow};
 pub use retry::RetryPolicy;
 pub use runtime::{Runtime, StartOptions, Workflow};
 pub use status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};
 pub use step::{StepContext, permanent};
 pub use store::{Durability, IntegrityCheck};
 pub use uuid::Uuid;
-pub use replayflow_macros::{step, workflow};
