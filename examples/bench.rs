@@ -469,22 +469,14 @@ fn baseline_one_row_commits(conn: &Connection, rows: u32) -> Duration {
     t.elapsed()
 }
 
-/// The second W1 baseline: the smallest row a step commit could write, in a
-/// file of its own holding nothing else. An execution id, a position and an
-/// 8-byte output, clustered on the key (no rowid, no other index); the
-/// library's pragmas (WAL, `synchronous`, `foreign_keys`). One `INSERT` per
-/// transaction is the most a step commit can cost less than the library's.
-fn minimal_db(path: &Path, sync: &str) -> Connection {
-    remove_db(path);
-    let conn = Connection::open(path).expect("open the minimal-row baseline");
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .unwrap();
-    assert!(mode.eq_ignore_ascii_case("wal"));
-    conn.pragma_update(None, "synchronous", synchronous(sync))
-        .unwrap();
-    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+/// The second W1 baseline: the smallest row a step commit could write. An
+/// execution id, a position and an 8-byte output, clustered on the key (no
+/// rowid, no other index), in a table of its own inside a file the library
+/// created, so it has the library's page size and pragmas (WAL,
+/// `synchronous`, `foreign_keys`). One `INSERT` per transaction: the
+/// physical cost of a step commit on this disk.
+async fn minimal_db(path: &Path, sync: &str) -> Connection {
+    let conn = baseline_db(path, sync).await;
     conn.execute_batch(
         "CREATE TABLE steps (
              execution TEXT NOT NULL,
@@ -598,7 +590,7 @@ async fn child(a: ChildArgs) {
                 remove_db(&base);
             };
             let run_min = async || {
-                let conn = minimal_db(&min, &a.sync);
+                let conn = minimal_db(&min, &a.sync).await;
                 let t = minimal_one_row_commits(&conn, W1_STEPS);
                 report("min_steps_s", f64::from(W1_STEPS) / t.as_secs_f64());
                 drop(conn);
@@ -643,7 +635,7 @@ async fn child(a: ChildArgs) {
             drop(pin);
         }
         "w1-wal-min" => {
-            let conn = minimal_db(&db, &a.sync);
+            let conn = minimal_db(&db, &a.sync).await;
             let pin = pin_wal(&db);
             minimal_one_row_commits(&conn, a.n);
             report_wal(&db);
@@ -1167,6 +1159,7 @@ fn wal_per_step(exe: &Path, opts: &Opts, sync: &str) -> Vec<(String, f64)> {
             (f1 - f0) * (page_size + 24.0) / steps,
         ));
         pairs.push((format!("{prefix}wal_commits_step"), (c1 - c0) / steps));
+        pairs.push((format!("{prefix}page_size"), page_size));
     }
     pairs
 }
@@ -1234,6 +1227,13 @@ const ROWS: &[Row] = &[
         "WAL commits/step",
         "wal_commits_step",
         Some("min_wal_commits_step"),
+        Target::None,
+    ),
+    row(
+        "w1",
+        "page size",
+        "page_size",
+        Some("min_page_size"),
         Target::None,
     ),
     row(
