@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Options: `--rounds N` (default 5 rounds of W1, W2, W3, W6 and 3 of W4, W5;
-//! `--rounds` sets both), `--only w1,w2,w3,w4,w5,w6,size,fsync`,
+//! `--rounds` sets both), `--only w1,w2,w3,w4,w5,w6,size,fsync,wal`,
 //! `--durability full,normal`, `--dir PATH` (default `target/bench` of this
 //! workspace), `--no-strace`, `--wait-idle SECONDS` (before each measurement,
 //! wait up to that long for the machine to be at least 90% idle: for shared
@@ -21,8 +21,11 @@
 //! over the rounds and the ratio to the baseline of the same child.
 //!
 //! Workloads:
-//! - W1: one workflow, 1,000 sequential trivial steps; baseline: one
-//!   `INSERT` per transaction into the same `step_executions` table.
+//! - W1: one workflow, 1,000 sequential trivial steps; baselines: one
+//!   `INSERT` per transaction into the same `step_executions` table, and one
+//!   per transaction of the smallest row a step could be (execution id,
+//!   position, 8-byte output, clustered on the key). With it, the WAL
+//!   frames (pages) per commit and WAL bytes per step of each (`wal`).
 //! - W2: 200 workflows x 10 steps started together, each awaited with
 //!   `handle.result()`; baseline: 200 tasks that each await their own row's
 //!   commit through one writer thread committing all queued rows per
@@ -466,6 +469,98 @@ fn baseline_one_row_commits(conn: &Connection, rows: u32) -> Duration {
     t.elapsed()
 }
 
+/// The second W1 baseline: the smallest row a step commit could write. An
+/// execution id, a position and an 8-byte output, clustered on the key (no
+/// rowid, no other index), in a table of its own inside a file the library
+/// created, so it has the library's page size and pragmas (WAL,
+/// `synchronous`, `foreign_keys`). One `INSERT` per transaction: the
+/// physical cost of a step commit on this disk.
+async fn minimal_db(path: &Path, sync: &str) -> Connection {
+    let conn = baseline_db(path, sync).await;
+    conn.execute_batch(
+        "CREATE TABLE steps (
+             execution TEXT NOT NULL,
+             position  INTEGER NOT NULL,
+             output    BLOB NOT NULL,
+             PRIMARY KEY (execution, position)
+         ) STRICT, WITHOUT ROWID",
+    )
+    .unwrap();
+    conn
+}
+
+/// One minimal row per transaction, `rows` times. Returns the elapsed time.
+fn minimal_one_row_commits(conn: &Connection, rows: u32) -> Duration {
+    let t = Instant::now();
+    for i in 0..rows {
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.prepare_cached("INSERT INTO steps (execution, position, output) VALUES (?1, ?2, ?3)")
+            .unwrap()
+            .execute(rusqlite::params!["base-1", i, u64::from(i).to_le_bytes()])
+            .unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+    }
+    t.elapsed()
+}
+
+/// What a `-wal` file holds: frames and commit frames of its current
+/// generation (frames whose salt matches the header's, read up to the first
+/// that does not, as SQLite's own recovery reads them), and the page size.
+#[derive(Debug, Default, Clone, Copy)]
+struct WalCount {
+    frames: u64,
+    commits: u64,
+    page_size: u64,
+}
+
+fn wal_count(db: &Path) -> WalCount {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    let Ok(bytes) = std::fs::read(PathBuf::from(p)) else {
+        return WalCount::default();
+    };
+    if bytes.len() < 32 {
+        return WalCount::default();
+    }
+    let be =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let page_size = u64::from(be(8));
+    let salt = (be(16), be(20));
+    let frame = 24 + page_size as usize;
+    let mut count = WalCount {
+        page_size,
+        ..WalCount::default()
+    };
+    let mut at = 32;
+    while at + frame <= bytes.len() && (be(at + 8), be(at + 12)) == salt {
+        count.frames += 1;
+        if be(at + 4) != 0 {
+            count.commits += 1;
+        }
+        at += frame;
+    }
+    count
+}
+
+/// A connection in an open read transaction on `db`: while it lives, the
+/// WAL is never reset, only appended to.
+fn pin_wal(db: &Path) -> Connection {
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open a reader");
+    conn.execute_batch("BEGIN").unwrap();
+    let _: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .unwrap();
+    conn
+}
+
+fn report_wal(db: &Path) {
+    let c = wal_count(db);
+    report("wal_frames", c.frames as f64);
+    report("wal_commits", c.commits as f64);
+    report("page_size", c.page_size as f64);
+}
+
 // ------------------------------------------------------------------------
 // The children: one measurement each.
 
@@ -486,12 +581,20 @@ async fn child(a: ChildArgs) {
     match a.task.as_str() {
         "w1" => {
             let base = a.dir.join(format!("w1-base-{}-{pid}.db", a.sync));
+            let min = a.dir.join(format!("w1-min-{}-{pid}.db", a.sync));
             let run_base = async || {
                 let conn = baseline_db(&base, &a.sync).await;
                 let t = baseline_one_row_commits(&conn, W1_STEPS);
                 report("base_steps_s", f64::from(W1_STEPS) / t.as_secs_f64());
                 drop(conn);
                 remove_db(&base);
+            };
+            let run_min = async || {
+                let conn = minimal_db(&min, &a.sync).await;
+                let t = minimal_one_row_commits(&conn, W1_STEPS);
+                report("min_steps_s", f64::from(W1_STEPS) / t.as_secs_f64());
+                drop(conn);
+                remove_db(&min);
             };
             let run_lib = async || {
                 let rt = open(&db, d).await;
@@ -501,14 +604,42 @@ async fn child(a: ChildArgs) {
                 report("steps_s", f64::from(W1_STEPS) / t.as_secs_f64());
                 rt.shutdown().await.unwrap();
             };
-            // Alternate the order by round, so neither side always runs on a cold disk.
-            if a.order.is_multiple_of(2) {
-                run_base().await;
-                run_lib().await;
-            } else {
-                run_lib().await;
-                run_base().await;
+            // Rotate the order by round, so no side always runs first on a
+            // cold disk or last on a warm one.
+            for side in 0..3 {
+                match (a.order + side) % 3 {
+                    0 => run_base().await,
+                    1 => run_min().await,
+                    _ => run_lib().await,
+                }
             }
+        }
+        // What W1 writes to the WAL with `--n` steps. A read transaction
+        // held open from before the first step keeps SQLite from resetting
+        // the WAL (its automatic checkpoint can copy frames but not start
+        // over), so every frame written stays in the file to be counted.
+        "w1-wal-lib" => {
+            let rt = open(&db, d).await;
+            let pin = pin_wal(&db);
+            let h = w1_sequential::start(&rt, "w1", a.n).await.unwrap();
+            h.result().await.unwrap();
+            report_wal(&db);
+            drop(pin);
+            rt.shutdown().await.unwrap();
+        }
+        "w1-wal-base" => {
+            let conn = baseline_db(&db, &a.sync).await;
+            let pin = pin_wal(&db);
+            baseline_one_row_commits(&conn, a.n);
+            report_wal(&db);
+            drop(pin);
+        }
+        "w1-wal-min" => {
+            let conn = minimal_db(&db, &a.sync).await;
+            let pin = pin_wal(&db);
+            minimal_one_row_commits(&conn, a.n);
+            report_wal(&db);
+            drop(pin);
         }
         "w1-fsync-lib" => {
             let rt = open(&db, d).await;
@@ -999,6 +1130,40 @@ fn count_fsyncs(exe: &Path, opts: &Opts, task: &str, sync: &str, n: u32) -> Opti
     Some(calls)
 }
 
+/// WAL frames (pages written) per commit and WAL bytes per step of W1, for
+/// the library and both baselines: the `-wal` file after a run of
+/// `W1_STEPS` steps less that after a run of none (which leaves out what
+/// opening, starting and ending an execution write).
+fn wal_per_step(exe: &Path, opts: &Opts, sync: &str) -> Vec<(String, f64)> {
+    let mut pairs = Vec::new();
+    for (task, prefix) in [
+        ("w1-wal-lib", ""),
+        ("w1-wal-base", "base_"),
+        ("w1-wal-min", "min_"),
+    ] {
+        let count = |n: u32| {
+            let out = run_child(exe, opts, task, sync, &["--n".to_owned(), n.to_string()]);
+            let get = |k: &str| {
+                out.iter()
+                    .find(|(key, _)| key == k)
+                    .map_or(0.0, |(_, v)| *v)
+            };
+            (get("wal_frames"), get("wal_commits"), get("page_size"))
+        };
+        let (f0, c0, _) = count(0);
+        let (f1, c1, page_size) = count(W1_STEPS);
+        let steps = f64::from(W1_STEPS);
+        pairs.push((format!("{prefix}wal_pages_commit"), (f1 - f0) / (c1 - c0)));
+        pairs.push((
+            format!("{prefix}wal_bytes_step"),
+            (f1 - f0) * (page_size + 24.0) / steps,
+        ));
+        pairs.push((format!("{prefix}wal_commits_step"), (c1 - c0) / steps));
+        pairs.push((format!("{prefix}page_size"), page_size));
+    }
+    pairs
+}
+
 fn median_min_max(values: &[f64]) -> (f64, f64, f64) {
     let mut v = values.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
@@ -1049,6 +1214,55 @@ const ROWS: &[Row] = &[
         "steps_s",
         Some("base_steps_s"),
         Target::RatioAtFull(0.75),
+    ),
+    row(
+        "w1",
+        "steps/s vs minimal row",
+        "steps_s",
+        Some("min_steps_s"),
+        Target::RatioAtFull(0.8),
+    ),
+    row(
+        "w1",
+        "WAL commits/step",
+        "wal_commits_step",
+        Some("min_wal_commits_step"),
+        Target::None,
+    ),
+    row(
+        "w1",
+        "page size",
+        "page_size",
+        Some("min_page_size"),
+        Target::None,
+    ),
+    row(
+        "w1",
+        "WAL pages/commit vs own row",
+        "wal_pages_commit",
+        Some("base_wal_pages_commit"),
+        Target::None,
+    ),
+    row(
+        "w1",
+        "WAL pages/commit vs minimal row",
+        "wal_pages_commit",
+        Some("min_wal_pages_commit"),
+        Target::None,
+    ),
+    row(
+        "w1",
+        "WAL bytes/step vs own row",
+        "wal_bytes_step",
+        Some("base_wal_bytes_step"),
+        Target::None,
+    ),
+    row(
+        "w1",
+        "WAL bytes/step vs minimal row",
+        "wal_bytes_step",
+        Some("min_wal_bytes_step"),
+        Target::None,
     ),
     row(
         "fsync",
@@ -1243,7 +1457,7 @@ fn print_table(results: &Results) {
                 .map(|b| median_min_max(b).0);
             let ratio = r
                 .base
-                .and_then(|_| keys.get(&format!("ratio:{}", r.key)))
+                .and_then(|b| keys.get(&format!("ratio:{b}")))
                 .map(|v| median_min_max(v).0);
             let (target, met) = match r.target {
                 Target::None => (String::new(), String::new()),
@@ -1286,15 +1500,15 @@ fn parent(opts: Opts) {
         let entry = results.entry((w.to_owned(), sync.to_owned())).or_default();
         let round: BTreeMap<String, f64> = pairs.iter().cloned().collect();
         for (k, v) in pairs {
-            if let Some(base) = k
+            // A baseline's figure (`base_x`: the library's own row; `min_x`:
+            // the minimal row) next to the library's `x` of the same round:
+            // their ratio, kept under the baseline's key.
+            if let Some(lib) = k
                 .strip_prefix("base_")
-                .and_then(|lib| round.get(lib).map(|l| (lib, l)))
-                .map(|(lib, l)| (lib.to_owned(), l / v))
+                .or_else(|| k.strip_prefix("min_"))
+                .and_then(|lib| round.get(lib))
             {
-                entry
-                    .entry(format!("ratio:{}", base.0))
-                    .or_default()
-                    .push(base.1);
+                entry.entry(format!("ratio:{k}")).or_default().push(lib / v);
             }
             entry.entry(k).or_default().push(v);
         }
@@ -1357,6 +1571,14 @@ fn parent(opts: Opts) {
             }
         } else {
             eprintln!("strace not found (or --no-strace): fsyncs per step are not counted");
+        }
+    }
+
+    if wants("w1") || wants("wal") {
+        for sync in &opts.durabilities {
+            progress(&format!("counting WAL frames of W1 at {sync}"));
+            let pairs = wal_per_step(&exe, &opts, sync);
+            add(&mut results, "w1", sync, pairs);
         }
     }
 
@@ -1466,7 +1688,7 @@ fn main() {
             "--order" => order = value().parse().expect("--order N"),
             "--help" | "-h" => {
                 println!(
-                    "bench [--rounds N] [--only w1,w2,w3,w4,w5,w6,size,fsync] [--durability full,normal] [--dir PATH] [--no-strace] [--wait-idle SECONDS]"
+                    "bench [--rounds N] [--only w1,w2,w3,w4,w5,w6,size,fsync,wal] [--durability full,normal] [--dir PATH] [--no-strace] [--wait-idle SECONDS]"
                 );
                 return;
             }
