@@ -256,6 +256,44 @@ pub struct CodecError {
 /// It reaches the workflow as the step's own error when that error type
 /// implements `From<StepFailure>` ([`AnyError`] does). A step whose error type
 /// cannot hold it ends the execution as failed, with this failure as the reason.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde::{Deserialize, Serialize};
+/// use replayflow::{step, workflow, Context, Runtime, StepFailure};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// enum QuoteError {
+///     Runtime(StepFailure),
+/// }
+///
+/// impl From<StepFailure> for QuoteError {
+///     fn from(failure: StepFailure) -> Self {
+///         QuoteError::Runtime(failure)
+///     }
+/// }
+///
+/// #[step(timeout = "10ms", max_attempts = 1)]
+/// async fn live_quote() -> Result<u64, QuoteError> {
+///     tokio::time::sleep(Duration::from_secs(5)).await; // a slow service
+///     Ok(120)
+/// }
+///
+/// #[workflow]
+/// async fn quote(ctx: Context) -> Result<u64, QuoteError> {
+///     match live_quote().await {
+///         Err(QuoteError::Runtime(StepFailure::Timeout { .. })) => Ok(100), // a fallback price
+///         other => other,
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// assert_eq!(quote::start(&rt, "quote-1").await?.result().await?, 100);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum StepFailure {
@@ -408,6 +446,45 @@ impl fmt::Debug for AnyError {
 
 /// Why [`Handle::result`](crate::Handle::result) did not return the
 /// workflow's output.
+///
+/// Only [`RunError::Workflow`] holds the workflow's own `Err`; the other
+/// variants say that the execution ended, or stopped, without one.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use replayflow::{workflow, Context, ExecutionStatus, RunError, Runtime};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// enum SignUpError {
+///     EmailTaken(String),
+/// }
+///
+/// #[workflow]
+/// async fn sign_up(ctx: Context, email: String) -> Result<u64, SignUpError> {
+///     Err(SignUpError::EmailTaken(email))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// let handle = sign_up::start(&rt, "sign-up-1", "ada@example.com".into()).await?;
+/// let message = match handle.result().await {
+///     Ok(user) => format!("welcome, user {user}"),
+///     Err(RunError::Workflow(SignUpError::EmailTaken(email))) => {
+///         format!("{email} already has an account")
+///     }
+///     Err(RunError::Cancelled) => "sign-up cancelled".to_owned(),
+///     // Out of restarts, or parked: for an operator to look at.
+///     Err(RunError::Failed(reason) | RunError::Paused(reason)) => format!("stuck: {reason}"),
+///     // The runtime could not tell (a database error, a shutdown).
+///     Err(e) => return Err(e.into()),
+/// };
+/// assert_eq!(message, "ada@example.com already has an account");
+/// // A workflow that returned `Err` ended as failed.
+/// assert_eq!(rt.status("sign-up-1").await?.status, ExecutionStatus::Failed);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RunError<E> {

@@ -12,6 +12,32 @@ use crate::runtime::{Runtime, Workflow};
 use crate::status::ExecutionStatus;
 
 /// A started execution of workflow `W`; [`Handle::result`] waits for its end.
+///
+/// `name::start` returns one; [`Runtime::handle`] makes one from an id alone,
+/// to wait for an execution started elsewhere (another task, or before a
+/// restart of the process).
+///
+/// ```
+/// use replayflow::{workflow, AnyError, Context, Runtime};
+///
+/// #[workflow]
+/// async fn monthly_report(ctx: Context, month: String) -> Result<String, AnyError> {
+///     Ok(format!("report for {month}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// let handle = monthly_report::start(&rt, "report-2025-11", "2025-11".into()).await?;
+/// assert_eq!(handle.id().as_str(), "report-2025-11");
+/// assert_eq!(handle.result().await?, "report for 2025-11");
+///
+/// // Later, with only the id: the same execution, and the same result.
+/// let again = rt.handle::<monthly_report>("report-2025-11");
+/// assert_eq!(again.result().await?, "report for 2025-11");
+/// # Ok(())
+/// # }
+/// ```
 pub struct Handle<W: Workflow> {
     rt: Runtime,
     id: ExecutionId,

@@ -8,6 +8,41 @@ use crate::retry::RetryPolicy;
 
 /// Per-execution overrides, journaled with the execution
 /// (`name::start_with(&rt, id, options, args...)`).
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use replayflow::{step, workflow, AnyError, Context, RetryPolicy, Runtime, StartOptions};
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+///
+/// // No retry options of its own: the execution's policy applies.
+/// #[step]
+/// async fn fetch_rate() -> Result<f64, AnyError> {
+///     if CALLS.fetch_add(1, Ordering::SeqCst) < 2 {
+///         return Err(AnyError::msg("rate service unavailable"));
+///     }
+///     Ok(1.08)
+/// }
+///
+/// #[workflow]
+/// async fn convert(ctx: Context, cents: u64) -> Result<u64, AnyError> {
+///     let rate = fetch_rate().await?;
+///     Ok((cents as f64 * rate).round() as u64)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// let options = StartOptions::new()
+///     .retry(RetryPolicy::default().max_attempts(5).backoff(Duration::from_millis(10)))
+///     .max_restarts(1);
+/// let handle = convert::start_with(&rt, "convert-1", options, 1000).await?;
+/// assert_eq!(handle.result().await?, 1080);
+/// assert_eq!(rt.status("convert-1").await?.steps[0].attempts, 3);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct StartOptions {

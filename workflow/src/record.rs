@@ -70,7 +70,54 @@ impl fmt::Display for StepKey {
     }
 }
 
-/// Everything the journal knows of one execution.
+/// Everything the journal knows of one execution, from
+/// [`Runtime::status`](crate::Runtime::status).
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use replayflow::{step, workflow, AnyError, AttemptStatus, Context, ExecutionStatus, Runtime};
+///
+/// static FAILED_ONCE: AtomicBool = AtomicBool::new(false);
+///
+/// #[step(max_attempts = 3, backoff = "10ms")]
+/// async fn look_up(user: u32) -> Result<String, AnyError> {
+///     if !FAILED_ONCE.swap(true, Ordering::SeqCst) {
+///         return Err(AnyError::msg("directory unavailable"));
+///     }
+///     Ok(format!("user {user}"))
+/// }
+///
+/// #[workflow]
+/// async fn greet_user(ctx: Context, user: u32) -> Result<String, AnyError> {
+///     let name = look_up(user).await?;
+///     Ok(format!("hello, {name}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// greet_user::start(&rt, "greet-7", 7).await?.result().await?;
+///
+/// let info = rt.status("greet-7").await?;
+/// assert_eq!(info.status, ExecutionStatus::Completed);
+/// assert_eq!(info.input.to_json(), Some(serde_json::json!({ "user": 7 })));
+/// assert_eq!(info.output.as_ref().unwrap().decode::<String>()?, "hello, user 7");
+///
+/// for step in &info.steps {
+///     println!("{} {}: {} after {} attempt(s)", step.position, step.key, step.status, step.attempts);
+///     for attempt in &step.attempt_log {
+///         println!("  attempt {}: {} {:?}", attempt.attempt, attempt.status, attempt.error);
+///     }
+/// }
+/// let step = &info.steps[0];
+/// assert_eq!(step.key.to_string(), "look_up#0");
+/// assert_eq!(step.attempts, 2);
+/// assert_eq!(step.attempt_log[0].status, AttemptStatus::Failed);
+/// assert_eq!(step.attempt_log[0].error.as_deref(), Some("directory unavailable"));
+/// assert_eq!(step.attempt_log[1].status, AttemptStatus::Completed);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ExecutionInfo {
@@ -192,6 +239,32 @@ pub struct ExecutionSummary {
 }
 
 /// Which executions [`Runtime::list`](crate::Runtime::list) returns, newest first.
+///
+/// ```
+/// use replayflow::{workflow, AnyError, Context, ExecutionStatus, ListFilter, Runtime};
+///
+/// #[workflow]
+/// async fn nightly_export(ctx: Context, day: u32) -> Result<u32, AnyError> {
+///     Ok(day)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// for day in 1..=3 {
+///     nightly_export::start(&rt, format!("export-{day}"), day).await?.result().await?;
+/// }
+///
+/// let filter = ListFilter::new()
+///     .workflow(nightly_export::NAME) // the registered name, "nightly_export"
+///     .status(ExecutionStatus::Completed)
+///     .limit(50);
+/// let done = rt.list(filter).await?;
+/// let ids: Vec<&str> = done.iter().map(|e| e.id.as_str()).collect();
+/// assert_eq!(ids, ["export-3", "export-2", "export-1"]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ListFilter {

@@ -32,6 +32,55 @@ pub(crate) struct StepState {
 /// Use the attempt number for logging and the idempotency key to make a call
 /// to an external system exactly-once (pass it as the provider's idempotency
 /// key: a retried or replayed-after-crash attempt sends the same key).
+///
+/// ```
+/// use std::sync::Mutex;
+/// use replayflow::{step, workflow, AnyError, Context, Runtime, StepContext};
+///
+/// /// A payment provider that charges once per idempotency key.
+/// static CHARGES: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+/// fn provider_charge(idempotency_key: &str, cents: u64) -> String {
+///     let mut charges = CHARGES.lock().unwrap();
+///     let n = match charges.iter().position(|(k, _)| k == idempotency_key) {
+///         Some(n) => n, // seen before: the existing charge, not a new one
+///         None => {
+///             charges.push((idempotency_key.to_owned(), cents));
+///             charges.len() - 1
+///         }
+///     };
+///     format!("ch_{n}")
+/// }
+///
+/// #[step(max_attempts = 3, backoff = "10ms")]
+/// async fn charge_card(cents: u64) -> Result<String, AnyError> {
+///     let step = StepContext::current().ok_or("not running in a workflow")?;
+///     let key = step.idempotency_key(); // "<execution id>/charge_card#0"
+///     let charge = provider_charge(&key, cents);
+///     if step.attempt() == 1 {
+///         // The provider's first answer is lost: the step fails and is retried.
+///         return Err(AnyError::msg("connection reset"));
+///     }
+///     Ok(format!("{charge} (attempt {}, key {key})", step.attempt()))
+/// }
+///
+/// #[workflow]
+/// async fn checkout(ctx: Context, cents: u64) -> Result<String, AnyError> {
+///     charge_card(cents).await
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// let out = checkout::start(&rt, "order-42", 1999).await?.result().await?;
+/// assert_eq!(out, "ch_0 (attempt 2, key order-42/charge_card#0)");
+/// // Two attempts, one charge.
+/// assert_eq!(*CHARGES.lock().unwrap(), [("order-42/charge_card#0".to_owned(), 1999)]);
+///
+/// // Outside a step body there is none (here, or in a workflow body).
+/// assert!(StepContext::current().is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct StepContext {
     state: Arc<StepState>,
@@ -100,6 +149,7 @@ impl fmt::Debug for StepContext {
 /// It returns `error` unchanged, so it wraps the value in `Err(...)`:
 ///
 /// ```
+/// # use replayflow::{workflow, Context, RunError, Runtime};
 /// # #[derive(Debug, serde::Serialize, serde::Deserialize)]
 /// # enum PaymentError { Declined, Unavailable }
 /// # fn card_declined() -> bool { true }
@@ -110,6 +160,20 @@ impl fmt::Debug for StepContext {
 ///     }
 ///     Ok(amount)
 /// }
+///
+/// #[workflow]
+/// async fn pay(ctx: Context, amount: u64) -> Result<u64, PaymentError> {
+///     charge(amount).await
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// let result = pay::start(&rt, "pay-1", 500).await?.result().await;
+/// assert!(matches!(result, Err(RunError::Workflow(PaymentError::Declined))));
+/// // One attempt of the five: a permanent error is not retried.
+/// assert_eq!(rt.status("pay-1").await?.steps[0].attempts, 1);
+/// # Ok(())
+/// # }
 /// ```
 ///
 /// Called outside a step body (or in a step called outside a workflow), it

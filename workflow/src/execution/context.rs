@@ -34,6 +34,39 @@ pub(crate) enum Scope {
 /// It identifies the execution, gives journaled helper values (`now`,
 /// random numbers) that replay returns unchanged, and runs inline steps.
 /// Cloning it is cheap; every clone is the same execution.
+///
+/// ```
+/// use std::time::Duration;
+/// use replayflow::{workflow, AnyError, Context, Runtime};
+///
+/// #[workflow]
+/// async fn send_reminder(ctx: Context, user: String) -> Result<String, AnyError> {
+///     // Time and randomness come from the context: they are journaled, so a
+///     // replay after a crash sees the values of the first run.
+///     let sent_at = ctx.now().await;
+///     let reminder = ctx.uuid().await;
+///     let jitter_ms = ctx.random_u64().await % 5;
+///     // A durable sleep: its wake time is journaled before the workflow waits.
+///     ctx.sleep(Duration::from_millis(10 + jitter_ms)).await;
+///     let waited = ctx.now().await.duration_since(sent_at)?;
+///     Ok(format!(
+///         "{} (restart {}): reminder {reminder} for {user} after {} ms",
+///         ctx.execution_id(),
+///         ctx.restart_attempt(),
+///         waited.as_millis(),
+///     ))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = Runtime::in_memory().await?;
+/// let handle = send_reminder::start(&rt, "reminder-1", "ada".into()).await?;
+/// let out = handle.result().await?;
+/// assert!(out.starts_with("reminder-1 (restart 0): reminder "));
+/// assert!(out.contains(" for ada after "));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Context {
     pub(crate) exec: Arc<Execution>,
@@ -199,6 +232,28 @@ impl Context {
     /// suspension threshold ([`RuntimeBuilder::suspend_after`](crate::RuntimeBuilder::suspend_after),
     /// 500 ms by default) suspends the execution: its task and future are
     /// dropped, its status is `sleeping`, and it is resumed by replay when due.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use replayflow::{workflow, AnyError, Context, EntryKind, Runtime, StepStatus};
+    /// #[workflow]
+    /// async fn cool_down(ctx: Context) -> Result<(), AnyError> {
+    ///     ctx.sleep(Duration::from_millis(10)).await;
+    ///     Ok(())
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// cool_down::start(&rt, "cool-1").await?.result().await?;
+    ///
+    /// // The sleep is a journal entry, with the wake time it was given.
+    /// let sleep = &rt.status("cool-1").await?.steps[0];
+    /// assert_eq!(sleep.kind, EntryKind::Sleep);
+    /// assert_eq!(sleep.status, StepStatus::Completed);
+    /// assert!(sleep.wake_at.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn sleep(&self, duration: Duration) {
         self.exec
             .sleep(&self.current_branch(), Wake::After(duration))
@@ -229,6 +284,32 @@ impl Context {
     }
 
     /// The current wall time, journaled: a replay returns the time of the first run.
+    ///
+    /// Read it instead of [`SystemTime::now`] in a workflow body. It comes
+    /// from the runtime's [`Clock`](crate::Clock), so a test can set it with a
+    /// [`ManualClock`](crate::ManualClock):
+    ///
+    /// ```
+    /// # use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// # use replayflow::{workflow, AnyError, Context, ManualClock, Runtime};
+    /// #[workflow]
+    /// async fn make_offer(ctx: Context) -> Result<SystemTime, AnyError> {
+    ///     let expires = ctx.now().await + Duration::from_secs(24 * 3600);
+    ///     Ok(expires)
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let rt = Runtime::builder()
+    ///     .in_memory()
+    ///     .clock(ManualClock::new(start))
+    ///     .open()
+    ///     .await?;
+    /// let expires = make_offer::start(&rt, "offer-1").await?.result().await?;
+    /// assert_eq!(expires, start + Duration::from_secs(24 * 3600));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn now(&self) -> SystemTime {
         let ms = self
             .exec
@@ -252,6 +333,33 @@ impl Context {
     }
 
     /// A random (version 4) UUID, journaled: a replay returns the same one.
+    ///
+    /// ```
+    /// # use replayflow::{step, workflow, AnyError, Context, EntryKind, Runtime, Uuid};
+    /// #[step]
+    /// async fn create_invoice(reference: Uuid) -> Result<String, AnyError> {
+    ///     Ok(format!("invoice {reference}")) // an external call goes here
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn bill(ctx: Context) -> Result<Uuid, AnyError> {
+    ///     // Not Uuid::new_v4(): a replay would make another one.
+    ///     let reference = ctx.uuid().await;
+    ///     create_invoice(reference).await?;
+    ///     Ok(reference)
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// let reference = bill::start(&rt, "bill-1").await?.result().await?;
+    ///
+    /// // The value is in the journal, where a replay reads it.
+    /// let entry = &rt.status("bill-1").await?.steps[0];
+    /// assert_eq!(entry.kind, EntryKind::Random);
+    /// assert_eq!(entry.output.as_ref().unwrap().decode::<Uuid>()?, reference);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn uuid(&self) -> uuid::Uuid {
         self.exec
             .journaled(

@@ -23,6 +23,22 @@ use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 
 /// How hard each commit pushes data to the disk.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), replayflow::Error> {
+/// use replayflow::{Durability, Runtime};
+///
+/// // Commits survive a crash of the process; a power loss may take the last ones.
+/// let rt = Runtime::builder()
+///     .in_memory() // an application gives `.path("app.db")`
+///     .durability(Durability::Normal)
+///     .open()
+///     .await?;
+/// # drop(rt);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
