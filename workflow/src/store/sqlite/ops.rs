@@ -1,7 +1,7 @@
 //! The SQL of the journal's typed operations: one function applies any
 //! [`JournalOp`] on the writer's connection.
 
-use rusqlite::{Connection, named_params};
+use rusqlite::{Connection, named_params, params};
 
 use crate::status::StepStatus;
 use crate::store::{AttemptEnd, EntryAt, JournalOp};
@@ -98,7 +98,10 @@ fn complete_step(
     now: i64,
     log_attempt: bool,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+    // The hottest statement: bound by position (a named bind looks each
+    // name up), in the order the names first appear, which a debug build
+    // checks.
+    let mut insert = conn.prepare_cached(
         "INSERT INTO step_executions
              (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
               started_at, completed_at)
@@ -107,20 +110,36 @@ fn complete_step(
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
                        error = NULL, completed_at = excluded.completed_at",
-    )?
-    .execute(named_params! {
-        ":execution": at.execution.as_str(),
-        ":position": at.position,
-        ":branch": at.branch.as_ref(),
-        ":local": at.local,
-        ":kind": at.kind,
-        ":name": at.name.as_ref(),
-        ":occurrence": at.occurrence,
-        ":attempt": attempt,
-        ":output": output,
-        ":started": started,
-        ":now": now,
-    })?;
+    )?;
+    debug_assert_names(
+        &insert,
+        &[
+            ":execution",
+            ":position",
+            ":branch",
+            ":local",
+            ":kind",
+            ":name",
+            ":occurrence",
+            ":attempt",
+            ":output",
+            ":started",
+            ":now",
+        ],
+    );
+    insert.execute(params![
+        at.execution.as_str(),
+        at.position,
+        at.branch.as_ref(),
+        at.local,
+        at.kind,
+        at.name.as_ref(),
+        at.occurrence,
+        attempt,
+        output,
+        started,
+        now,
+    ])?;
     if log_attempt {
         conn.prepare_cached(
             "INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
@@ -137,6 +156,18 @@ fn complete_step(
         })?;
     }
     Ok(())
+}
+
+/// Checks, in debug builds, that a statement's parameters are `names` in
+/// this order, so a positional bind matches the names in its SQL.
+fn debug_assert_names(stmt: &rusqlite::Statement<'_>, names: &[&str]) {
+    if cfg!(debug_assertions) {
+        let found: Vec<Option<&str>> = (1..=stmt.parameter_count())
+            .map(|i| stmt.parameter_name(i))
+            .collect();
+        let expected: Vec<Option<&str>> = names.iter().map(|n| Some(*n)).collect();
+        debug_assert_eq!(found, expected, "parameters bound out of order");
+    }
 }
 
 fn fail_attempt(

@@ -547,8 +547,9 @@ mod tests {
     fn fresh_files_get_the_page_size() {
         let dir = tempfile_dir();
         let path = dir.join("wf.db");
-        let (w, _r, _l) = open_file(&path, &test_options()).unwrap();
-        let size: i64 = w
+        let opened = open_file(&path, &test_options()).unwrap();
+        let size: i64 = opened
+            .writer
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .unwrap();
         assert_eq!(size, PAGE_SIZE);
