@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use replayflow::{AnyError, Context, ExecutionStatus, Runtime, step, workflow};
-use support::{TempDb, wait_for_status, within};
+use support::{TempDb, Unmount, wait_for_status, within};
 
 #[step]
 async fn chunk(i: u32) -> Result<String, AnyError> {
@@ -104,12 +104,6 @@ async fn a_full_filesystem_pauses_then_goes_on_when_space_returns() {
     if !mount_tmpfs(&mnt, "4m") {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
     }
     let _unmount = Unmount(mnt.clone());
     let path = mnt.join("journal.db");

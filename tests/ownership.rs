@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use replayflow::{Error, Runtime};
-use support::TempDb;
+use support::{TempDb, Unmount};
 
 #[tokio::test]
 async fn a_second_worker_on_the_same_file_is_refused() {
@@ -155,12 +155,6 @@ async fn a_second_worker_through_a_bind_mount_is_refused() {
     if !mounted {
         eprintln!("skipped: `mount --bind` needs root");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
     }
     let _unmount = Unmount(target.clone());
     refused_through(&source.join("workflow.db"), &target.join("workflow.db")).await;

@@ -73,3 +73,16 @@ pub async fn wait_for_status(
     })
     .await
 }
+
+/// Unmounts a mount point the test made, when dropped (lazily, so a file
+/// still open there does not keep it).
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}

@@ -111,32 +111,16 @@ pub(super) struct Opened {
 pub(super) fn open_file(path: &Path, options: &FileOptions) -> Result<Opened> {
     let busy_timeout = options.busy_timeout;
     let probe = probe(path)?;
-    let mut checked = false;
-    if matches!(probe, Probe::Ours)
-        && let Some(mark) = lock::read_mark(path)
-    {
-        // Read without the lock (checked again under it): a lost log is
-        // refused before anything opens the file.
-        check_journal(path, &mark)?;
-    }
-    if matches!(probe, Probe::Ours) {
-        checked = match options.integrity_check {
-            IntegrityCheck::Always => true,
-            // Read without the lock, which is taken only once the file is
-            // known to be sound; a holder's text reads as an unclean end.
-            IntegrityCheck::AfterUncleanEnd => !lock::unchanged_since_clean_end(path),
-            IntegrityCheck::Never => false,
-        };
-        check_integrity(path, busy_timeout, checked)?;
-    }
+    let fresh = matches!(probe, Probe::Fresh);
+    let checked = !fresh && check_before_lock(path, options)?;
     // After the probe, so a foreign file gets no sidecar; before anything is
     // written, so two workers never migrate or run one file at once.
-    let lock = lock::acquire(path, matches!(probe, Probe::Fresh))?;
-    if matches!(probe, Probe::Ours) {
+    let lock = lock::acquire(path, fresh)?;
+    if !fresh {
         // Before SQLite reads the log: it would drop a damaged tail silently.
         check_journal(path, &lock.previous_mark)?;
     }
-    if matches!(probe, Probe::Ours)
+    if !fresh
         && options.integrity_check == IntegrityCheck::AfterUncleanEnd
         && !checked
         && !lock.previous_end_clean
@@ -145,12 +129,51 @@ pub(super) fn open_file(path: &Path, options: &FileOptions) -> Result<Opened> {
         // now, still before anything touches the file.
         check_integrity(path, busy_timeout, true)?;
     }
+    let mut writer = open_writer(path, fresh, options)?;
+    let marker = keep_mark(&mut writer, path, &lock, options.durability)?;
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    reader.busy_timeout(busy_timeout)?;
+    Ok(Opened {
+        writer,
+        reader,
+        lock,
+        marker,
+    })
+}
+
+/// The checks of an existing file made before its lock is taken, reading
+/// only: the WAL against the last worker's mark, then the integrity check
+/// when it is due. Returns whether the whole file was checked.
+fn check_before_lock(path: &Path, options: &FileOptions) -> Result<bool> {
+    if let Some(mark) = lock::read_mark(path) {
+        // Checked again under the lock: a lost log is refused before
+        // anything opens the file.
+        check_journal(path, &mark)?;
+    }
+    let full = match options.integrity_check {
+        IntegrityCheck::Always => true,
+        // Read without the lock, which is taken only once the file is
+        // known to be sound; a holder's text reads as an unclean end.
+        IntegrityCheck::AfterUncleanEnd => !lock::unchanged_since_clean_end(path),
+        IntegrityCheck::Never => false,
+    };
+    check_integrity(path, options.busy_timeout, full)?;
+    Ok(full)
+}
+
+/// The write connection: a new file stamped and sized, WAL mode, the
+/// schema migrated (and, in a new file, copied into the main file at once),
+/// the size cap.
+fn open_writer(path: &Path, fresh: bool, options: &FileOptions) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut writer = Connection::open_with_flags(path, flags)?;
-    writer.busy_timeout(busy_timeout)?;
-    if matches!(probe, Probe::Fresh) {
+    let writer = Connection::open_with_flags(path, flags)?;
+    writer.busy_timeout(options.busy_timeout)?;
+    if fresh {
         // Before the first write: it fixes the file's page size for good.
         writer.pragma_update(None, "page_size", PAGE_SIZE)?;
         // Stamp the file while still in rollback-journal mode, so its header
@@ -163,22 +186,11 @@ pub(super) fn open_file(path: &Path, options: &FileOptions) -> Result<Opened> {
     }
     configure(&writer, options.durability)?;
     migrate(&writer, path)?;
-    if matches!(probe, Probe::Fresh) {
+    if fresh {
         // The schema goes into the main file at once: a log lost later can
         // never make the file look new (and be created over).
         writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     }
-    let wal_file = match writer.path() {
-        Some(p) if !p.is_empty() => std::path::PathBuf::from(format!("{p}-wal")),
-        _ => wal::wal_path(path),
-    };
-    let mark_file = lock.mark_file().map_err(|source| Error::Io {
-        path: lock::lock_path(path).display().to_string(),
-        source,
-    })?;
-    let synced = options.durability == Durability::Full;
-    let marker = Marker::new(mark_file, wal_file, lock.previous_mark, synced);
-    let marker = wal::install(&mut writer, marker)?;
     if let Some(bytes) = options.max_size {
         let page_size: i64 = writer.pragma_query_value(None, "page_size", |r| r.get(0))?;
         let pages = bytes.div_ceil(u64::try_from(page_size.max(1)).unwrap_or(4096));
@@ -188,18 +200,28 @@ pub(super) fn open_file(path: &Path, options: &FileOptions) -> Result<Opened> {
             i64::try_from(pages).unwrap_or(i64::MAX),
         )?;
     }
+    Ok(writer)
+}
 
-    let reader = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    reader.busy_timeout(busy_timeout)?;
-    Ok(Opened {
-        writer,
-        reader,
-        lock,
-        marker,
-    })
+/// Installs the keeper of the WAL's mark on the write connection, writing
+/// through a second handle on the lock file.
+fn keep_mark(
+    writer: &mut Connection,
+    path: &Path,
+    lock: &WorkerLock,
+    durability: Durability,
+) -> Result<wal::SharedMarker> {
+    let wal_file = match writer.path() {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(format!("{p}-wal")),
+        _ => wal::wal_path(path),
+    };
+    let mark_file = lock.mark_file().map_err(|source| Error::Io {
+        path: lock::lock_path(path).display().to_string(),
+        source,
+    })?;
+    let synced = durability == Durability::Full;
+    let marker = Marker::new(mark_file, wal_file, lock.previous_mark, synced);
+    Ok(wal::install(writer, marker)?)
 }
 
 /// A read-only connection that creates nothing beside the file. A plain
