@@ -107,3 +107,25 @@ async fn unknown_ids_are_reported() {
     let err = greet::resume(&rt, "nope").await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_handle_of_the_wrong_workflow_names_the_one_the_id_belongs_to() {
+    let db = TempDb::new();
+    let rt = db.builder().open().await.unwrap();
+    within(other::start(&rt, "other-1").await.unwrap().result())
+        .await
+        .unwrap();
+    let wrong = rt.handle::<greet>("other-1");
+    match within(wrong.result()).await {
+        Err(replayflow::RunError::Runtime(Error::IdConflict {
+            existing,
+            requested,
+            ..
+        })) => {
+            assert_eq!(existing, "other");
+            assert_eq!(requested, "greet");
+        }
+        other => panic!("expected an id conflict, got {other:?}"),
+    }
+    rt.shutdown().await.unwrap();
+}

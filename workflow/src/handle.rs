@@ -117,6 +117,16 @@ impl<W: Workflow> Handle<W> {
                     .load_execution(&self.id)
                     .await?
                     .ok_or_else(|| Error::NotFound(self.id.clone()))?;
+                let expected = W::descriptor().name;
+                if row.workflow != expected {
+                    // A handle of another workflow's type would decode its
+                    // output by luck, or fail with a codec error.
+                    return Err(RunError::Runtime(Error::IdConflict {
+                        id: self.id.clone(),
+                        existing: row.workflow,
+                        requested: expected.to_owned(),
+                    }));
+                }
                 let end = End {
                     status: row.status,
                     codec: row.codec,

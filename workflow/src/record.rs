@@ -305,6 +305,24 @@ impl ListFilter {
         self.limit = Some(limit);
         self
     }
+
+    /// Only executions started at or after `time`.
+    pub fn created_after(mut self, time: SystemTime) -> Self {
+        self.created_after = Some(time);
+        self
+    }
+
+    /// Only executions started before `time`.
+    pub fn created_before(mut self, time: SystemTime) -> Self {
+        self.created_before = Some(time);
+        self
+    }
+
+    /// Skips the first `offset` executions (for paging, with [`ListFilter::limit`]).
+    pub fn offset(mut self, offset: u32) -> Self {
+        self.offset = Some(offset);
+        self
+    }
 }
 
 /// Unix milliseconds, the journal's time unit.
