@@ -63,6 +63,21 @@ async fn restarting_a_failed_execution_reruns_the_failed_step() {
     let call = &info.steps[1];
     assert_eq!(call.status, StepStatus::Completed);
     assert_eq!(call.attempts, 1, "the failed step's attempts start over");
+
+    // Why it failed stays visible: the failed entry, set aside by the restart.
+    assert_eq!(info.superseded.len(), 1, "{:?}", info.superseded);
+    let failed = &info.superseded[0];
+    assert_eq!(failed.run, 0);
+    assert_eq!(failed.step.key.name, call.key.name);
+    assert_eq!(failed.step.status, StepStatus::Failed);
+    assert_eq!(failed.step.attempts, 2);
+    assert!(failed.step.error.is_some(), "{:?}", failed.step);
+    assert_eq!(
+        failed.step.attempt_log.len(),
+        2,
+        "{:?}",
+        failed.step.attempt_log
+    );
 }
 
 #[tokio::test]

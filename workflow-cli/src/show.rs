@@ -146,6 +146,26 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
         }
     }
     out.push_str(&table.render(colors));
+    if !info.superseded.is_empty() {
+        // A restart of a failed execution set these aside: why it failed.
+        out.push_str("\nset aside by restarts:\n");
+        let mut table = Table::new(vec!["RUN", "#", "STEP", "STATUS", "ATTEMPTS", "ERROR"]);
+        for s in &info.superseded {
+            let step = &s.step;
+            table.row(vec![
+                (s.run.to_string(), None),
+                (step.position.to_string(), None),
+                (escape(&step.key.to_string()), None),
+                (
+                    step.status.as_str().to_owned(),
+                    Some(format::step_color(step.status)),
+                ),
+                (step.attempts.to_string(), None),
+                (truncate(step.error.as_deref().unwrap_or(""), 70), None),
+            ]);
+        }
+        out.push_str(&table.render(colors));
+    }
     out
 }
 

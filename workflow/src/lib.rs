@@ -111,7 +111,7 @@ pub use handle::Handle;
 pub use options::{StartOptions, StepOptions};
 pub use record::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, RequestId,
-    RequestState, StepKey, StepRecord,
+    RequestState, StepKey, StepRecord, SupersededStep,
 };
 pub use replayflow_macros::{step, workflow};
 pub use retry::RetryPolicy;

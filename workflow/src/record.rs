@@ -147,6 +147,10 @@ pub struct ExecutionInfo {
     pub completed_at: Option<SystemTime>,
     /// Its journal, in position order.
     pub steps: Vec<StepRecord>,
+    /// Entries set aside when the execution was restarted after failing (the
+    /// failed step and what came after it), oldest first: why it failed
+    /// stays on record.
+    pub superseded: Vec<SupersededStep>,
 }
 
 /// One journal entry: a step call, a sleep, or a helper value.
@@ -178,6 +182,19 @@ pub struct StepRecord {
     pub branch: String,
     /// When a sleep wakes (or a step waiting out a backoff retries).
     pub wake_at: Option<SystemTime>,
+}
+
+/// A journal entry set aside by [`Runtime::restart`](crate::Runtime::restart)
+/// of a failed execution.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SupersededStep {
+    /// The run it belonged to (its `restart_attempt`, 0 for the first run).
+    pub run: u32,
+    /// When the restart set it aside.
+    pub superseded_at: SystemTime,
+    /// The entry as it stood, with its attempts.
+    pub step: StepRecord,
 }
 
 /// One attempt of a step.

@@ -100,7 +100,7 @@ use axum::routing::{get, post};
 pub use config::{DEFAULT_MAX_BODY_BYTES, HttpConfig};
 pub use query::count_by_status;
 pub use time::{format_time, parse_time};
-pub use view::{AttemptView, Counts, ExecutionView, StepView, SummaryView};
+pub use view::{AttemptView, Counts, ExecutionView, StepView, SummaryView, SupersededView};
 
 use crate::runtime::Runtime;
 

@@ -87,6 +87,20 @@ pub struct ExecutionView {
     pub now: String,
     /// Its journal, in position order.
     pub steps: Vec<StepView>,
+    /// Entries set aside by restarts of the failed execution, oldest first.
+    pub superseded: Vec<SupersededView>,
+}
+
+/// An entry a restart set aside: the run it belonged to, and the entry.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct SupersededView {
+    /// The run (`restart_attempt`) it belonged to.
+    pub run: u32,
+    /// When the restart set it aside.
+    pub superseded_at: String,
+    /// The entry as it stood.
+    pub step: StepView,
 }
 
 impl ExecutionView {
@@ -110,6 +124,15 @@ impl ExecutionView {
             duration_ms: millis_between(info.created_at, info.completed_at.unwrap_or(now)),
             now: format_time(now),
             steps: info.steps.iter().map(|s| StepView::new(s, now)).collect(),
+            superseded: info
+                .superseded
+                .iter()
+                .map(|s| SupersededView {
+                    run: s.run,
+                    superseded_at: format_time(s.superseded_at),
+                    step: StepView::new(&s.step, now),
+                })
+                .collect(),
         }
     }
 }

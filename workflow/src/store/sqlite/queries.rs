@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 use crate::codec::{Codec, Payload};
 use crate::record::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
-    from_millis, to_millis,
+    SupersededStep, from_millis, to_millis,
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
@@ -365,7 +365,74 @@ fn load_info_unguarded(
         updated_at: from_millis(row.updated_at),
         completed_at: row.completed_at.map(from_millis),
         steps,
+        superseded: load_superseded(conn, id, codec)?,
     }))
+}
+
+/// The entries a restart set aside, oldest first, each with its attempts.
+fn load_superseded(
+    conn: &Connection,
+    id: &ExecutionId,
+    codec: Codec,
+) -> rusqlite::Result<Vec<SupersededStep>> {
+    let mut attempts: HashMap<(i64, u32), Vec<AttemptRecord>> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT superseded_at, position, attempt, status, started_at, ended_at, error_message
+             FROM superseded_attempts WHERE execution_id = ?1 ORDER BY superseded_at, position, attempt",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |r| {
+            Ok((
+                (r.get::<_, i64>(0)?, r.get::<_, u32>(1)?),
+                AttemptRecord {
+                    attempt: r.get(2)?,
+                    status: r.get(3)?,
+                    started_at: from_millis(r.get(4)?),
+                    ended_at: r.get::<_, Option<i64>>(5)?.map(from_millis),
+                    error: r.get(6)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (at, attempt) = row?;
+            attempts.entry(at).or_default().push(attempt);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT superseded_at, restart_attempt, position, kind, name, occurrence, status, attempts, output,
+                error_message, started_at, completed_at, branch, wake_at
+         FROM superseded_steps WHERE execution_id = ?1 ORDER BY superseded_at, position",
+    )?;
+    let rows = stmt.query_map([id.as_str()], |r| {
+        let superseded_at: i64 = r.get(0)?;
+        let position: u32 = r.get(2)?;
+        Ok(SupersededStep {
+            run: r.get(1)?,
+            superseded_at: from_millis(superseded_at),
+            step: StepRecord {
+                position,
+                kind: r.get(3)?,
+                key: StepKey {
+                    name: r.get(4)?,
+                    occurrence: r.get(5)?,
+                },
+                status: r.get(6)?,
+                attempts: r.get(7)?,
+                output: r
+                    .get::<_, Option<Vec<u8>>>(8)?
+                    .map(|b| Payload::new(codec, b)),
+                error: r.get(9)?,
+                started_at: from_millis(r.get(10)?),
+                completed_at: r.get::<_, Option<i64>>(11)?.map(from_millis),
+                attempt_log: attempts
+                    .remove(&(superseded_at, position))
+                    .unwrap_or_default(),
+                branch: r.get(12)?,
+                wake_at: r.get::<_, Option<i64>>(13)?.map(from_millis),
+            },
+        })
+    })?;
+    rows.collect()
 }
 
 /// The attempt log of an execution, by position.
