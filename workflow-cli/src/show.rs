@@ -96,7 +96,7 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
     for step in &info.steps {
         table.row(vec![
             (step.position.to_string(), None),
-            (escape(&step.key.to_string()), None),
+            (escape(&branched_key(step)), None),
             (step.kind.as_str().to_owned(), None),
             (
                 step.status.as_str().to_owned(),
@@ -167,6 +167,16 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
         out.push_str(&table.render(colors));
     }
     out
+}
+
+/// A step's key, behind its branch when it was called in one (`0/charge#0`):
+/// two branches may hold the same key.
+fn branched_key(step: &StepRecord) -> String {
+    if step.branch.is_empty() {
+        step.key.to_string()
+    } else {
+        format!("{}/{}", step.branch, step.key)
+    }
 }
 
 fn result_text(step: &StepRecord) -> String {

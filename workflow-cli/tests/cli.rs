@@ -944,3 +944,32 @@ async fn an_admin_open_never_runs_anything() {
     .await;
     rt.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn show_names_the_branch_of_each_entry() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    within(
+        support::forked::start(&rt, "forked-1")
+            .await
+            .unwrap()
+            .result(),
+    )
+    .await
+    .unwrap();
+    rt.shutdown().await.unwrap();
+
+    let out = ok(&cli(&db.path(), &["show", "forked-1"]).await).to_owned();
+    assert!(out.lines().any(|l| l.contains("0/hello#0")), "{out}");
+    assert!(out.lines().any(|l| l.contains("1/hello#0")), "{out}");
+    let json = ok(&cli(&db.path(), &["show", "forked-1", "--json"]).await).to_owned();
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let branches: Vec<&str> = view["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["branch"].as_str().unwrap())
+        .collect();
+    assert_eq!(branches.len(), 2, "{json}");
+    assert!(branches.contains(&"0") && branches.contains(&"1"), "{json}");
+}

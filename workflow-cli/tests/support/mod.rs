@@ -20,6 +20,16 @@ pub async fn greet(_ctx: Context, name: String) -> Result<String, AnyError> {
     hello(&name).await
 }
 
+/// Two branches, each greeting once: the same step key in two branches.
+#[workflow]
+pub async fn forked(ctx: Context) -> Result<String, AnyError> {
+    let (a, b) = tokio::join!(
+        ctx.branch(async { hello("left").await }),
+        ctx.branch(async { hello("right").await }),
+    );
+    Ok(format!("{} {}", a?, b?))
+}
+
 #[step(max_attempts = 3, backoff = "10ms")]
 async fn wobble() -> Result<u32, AnyError> {
     let attempt = StepContext::current().map_or(1, |s| s.attempt());

@@ -174,6 +174,9 @@ pub struct StepView {
     pub duration_ms: u64,
     /// Every attempt, in order.
     pub attempt_log: Vec<AttemptView>,
+    /// The [`Context::branch`](crate::Context::branch) it was called in,
+    /// `""` for the workflow body (two branches may hold the same key).
+    pub branch: String,
 }
 
 impl StepView {
@@ -197,6 +200,7 @@ impl StepView {
                 .iter()
                 .map(|a| AttemptView::new(a, now))
                 .collect(),
+            branch: step.branch.clone(),
         }
     }
 }
