@@ -353,3 +353,39 @@ async fn a_full_disk_pauses_the_execution_and_marks_no_step_complete_without_its
         .unwrap();
     assert!(v.starts_with(&format!("{}:", last - 1)));
 }
+
+/// A directory under `base` whose full path is `len` bytes long (within a
+/// few), built from names of at most 200 bytes.
+fn deep_dir(base: &std::path::Path, len: usize) -> std::path::PathBuf {
+    let mut dir = std::fs::canonicalize(base).unwrap();
+    while dir.as_os_str().len() + 1 < len {
+        let room = len - dir.as_os_str().len() - 1;
+        dir.push("d".repeat(room.min(200)));
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_path_too_long_for_sqlite_is_refused_before_anything_is_created() {
+    let db = TempDb::new();
+    let dir = deep_dir(db.dir.path(), 520);
+    let path = dir.join("journal.db");
+    match Runtime::open(&path).await {
+        Err(Error::PathTooLong { len, limit, .. }) => assert!(len > limit, "{len} {limit}"),
+        Err(e) => panic!("expected a path-length error, got {e}"),
+        Ok(_) => panic!("opened a path SQLite cannot open"),
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "files were created: {left:?}");
+
+    // Just under the limit opens and runs.
+    let dir = deep_dir(db.dir.path(), 490);
+    let path = dir.join("journal.db");
+    assert!(path.as_os_str().len() <= 512, "{}", path.as_os_str().len());
+    let rt = Runtime::open(&path).await.unwrap();
+    within(bystander::start(&rt, "b-long", 1).await.unwrap().result())
+        .await
+        .unwrap();
+    rt.shutdown().await.unwrap();
+}

@@ -95,6 +95,20 @@ pub enum Error {
         holder: String,
     },
 
+    /// The database's full path is longer than SQLite can open. Nothing was
+    /// created.
+    #[error(
+        "`{path}` is {len} bytes long as a full path, over the {limit} SQLite can open; use a shorter path"
+    )]
+    PathTooLong {
+        /// The path given.
+        path: String,
+        /// The length of its full (resolved) path, in bytes.
+        len: usize,
+        /// The longest full path SQLite opens.
+        limit: usize,
+    },
+
     /// An admin open found no database at the path.
     #[error("no workflow database at `{path}`")]
     NoDatabase {

@@ -106,7 +106,15 @@ impl WorkerLock {
 /// same sidecar. A file that does not exist yet resolves through its
 /// directory.
 pub(crate) fn lock_path(db: &Path) -> PathBuf {
-    let resolved = std::fs::canonicalize(db).unwrap_or_else(|_| {
+    let mut name = resolved_path(db).into_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// `db` with symlinks, `..` and a relative start resolved (through its
+/// directory when the file does not exist yet).
+pub(crate) fn resolved_path(db: &Path) -> PathBuf {
+    std::fs::canonicalize(db).unwrap_or_else(|_| {
         let parent = match db.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -115,10 +123,7 @@ pub(crate) fn lock_path(db: &Path) -> PathBuf {
             (Ok(dir), Some(name)) => dir.join(name),
             _ => db.to_owned(),
         }
-    });
-    let mut name = resolved.into_os_string();
-    name.push(".lock");
-    PathBuf::from(name)
+    })
 }
 
 /// Whether the last worker on `db` recorded a clean end in the lock file and

@@ -110,6 +110,7 @@ pub(super) struct Opened {
 /// as needed. Blocking.
 pub(super) fn open_file(path: &Path, options: &FileOptions) -> Result<Opened> {
     let busy_timeout = options.busy_timeout;
+    check_path_length(path)?;
     let probe = probe(path)?;
     let fresh = matches!(probe, Probe::Fresh);
     let checked = !fresh && check_before_lock(path, options)?;
@@ -142,6 +143,24 @@ pub(super) fn open_file(path: &Path, options: &FileOptions) -> Result<Opened> {
         lock,
         marker,
     })
+}
+
+/// The longest full path SQLite's Unix layer opens (`MAX_PATHNAME`).
+const MAX_FULL_PATH: usize = 512;
+
+/// Refuses a path SQLite could not open, before anything (a lock file) is
+/// created beside it; SQLite's own message would only say it cannot open it.
+pub(super) fn check_path_length(path: &Path) -> Result<()> {
+    let full = lock::resolved_path(path);
+    let len = full.as_os_str().len();
+    if len > MAX_FULL_PATH {
+        return Err(Error::PathTooLong {
+            path: path.display().to_string(),
+            len,
+            limit: MAX_FULL_PATH,
+        });
+    }
+    Ok(())
 }
 
 /// The checks of an existing file made before its lock is taken, reading
@@ -301,6 +320,7 @@ pub(super) fn check_journal(path: &Path, mark: &wal::Mark) -> Result<()> {
 /// Opens an existing database as an admin: no worker lock, no migration,
 /// nothing run. The schema must be the one this build writes.
 pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connection, Connection)> {
+    check_path_length(path)?;
     match probe(path)? {
         Probe::Fresh => {
             return Err(Error::NoDatabase {
