@@ -163,15 +163,11 @@ pub(super) fn check_path_length(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The checks of an existing file made before its lock is taken, reading
-/// only: the WAL against the last worker's mark, then the integrity check
-/// when it is due. Returns whether the whole file was checked.
+/// The integrity check of an existing file, made before its lock is taken
+/// (reading only, through a connection that creates nothing), when it is
+/// due. Returns whether the whole file was checked. The WAL is checked
+/// against the last worker's mark under the lock, once.
 fn check_before_lock(path: &Path, options: &FileOptions) -> Result<bool> {
-    if let Some(mark) = lock::read_mark(path) {
-        // Checked again under the lock: a lost log is refused before
-        // anything opens the file.
-        check_journal(path, &mark)?;
-    }
     let full = match options.integrity_check {
         IntegrityCheck::Always => true,
         // Read without the lock, which is taken only once the file is
@@ -252,7 +248,7 @@ fn keep_mark(
 /// be created: the main file alone is read, and the log is checked against
 /// the worker's mark instead ([`check_journal`]).
 fn open_probe(path: &Path) -> Result<Connection> {
-    let base = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let base = lock::resolved_path(path);
     let sidecar = |suffix: &str| {
         let mut name = base.clone().into_os_string();
         name.push(suffix);

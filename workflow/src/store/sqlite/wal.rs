@@ -84,8 +84,7 @@ impl Mark {
 
 /// The `-wal` file SQLite uses for `db` (it resolves symlinks).
 pub(crate) fn wal_path(db: &Path) -> PathBuf {
-    let resolved = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_owned());
-    let mut name = resolved.into_os_string();
+    let mut name = super::lock::resolved_path(db).into_os_string();
     name.push("-wal");
     PathBuf::from(name)
 }
