@@ -535,14 +535,14 @@ impl Step<'_> {
     /// execution anyway and leaves the attempt as the journal had it.
     async fn end(&self, attempt: u32, started: i64, ending: Ending) {
         let at = self.at.clone();
-        let now = self.exec.now_millis();
+        // The clock is read for a failure only: a completion carries its end.
         let fail = |at, message, end| JournalOp::FailAttempt {
             at,
             attempt,
             started,
             message,
             end,
-            now,
+            now: self.exec.now_millis(),
         };
         let (op, what, waited) = match ending {
             Ending::Completed {
