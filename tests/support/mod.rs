@@ -5,6 +5,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod pg;
+
 use replayflow::{Runtime, RuntimeBuilder};
 
 /// A temporary directory that lives as long as the value.

@@ -50,6 +50,10 @@ pub struct RuntimeBuilder {
     /// Read-only, as the file is on disk ([`RuntimeBuilder::snapshot`]).
     snapshot: bool,
     extra: Vec<&'static WorkflowDescriptor>,
+    postgres: Option<String>,
+    schema: String,
+    lease: Duration,
+    app_version: String,
 }
 
 impl Default for RuntimeBuilder {
@@ -73,6 +77,10 @@ impl Default for RuntimeBuilder {
             admin: false,
             snapshot: false,
             extra: Vec::new(),
+            postgres: None,
+            schema: "replayflow".to_owned(),
+            lease: Duration::from_secs(10),
+            app_version: String::new(),
         }
     }
 }
@@ -88,6 +96,42 @@ impl RuntimeBuilder {
     /// A private in-memory database.
     pub fn in_memory(mut self) -> Self {
         self.path = None;
+        self.postgres = None;
+        self
+    }
+
+    /// A PostgreSQL database (`postgres://user@host/db`) that several
+    /// worker processes share: each registers itself with a lease, owns the
+    /// executions it drives, and takes over those of a worker whose lease
+    /// ran out. Needs the `postgres` cargo feature. A `path` that is such a
+    /// URL does the same.
+    pub fn postgres(mut self, url: impl Into<String>) -> Self {
+        self.postgres = Some(url.into());
+        self.path = None;
+        self
+    }
+
+    /// The PostgreSQL schema of the tables (default `replayflow`): lowercase
+    /// letters, digits and `_`.
+    pub fn schema(mut self, name: impl Into<String>) -> Self {
+        self.schema = name.into();
+        self
+    }
+
+    /// How long a worker on PostgreSQL stays owner of its executions without
+    /// renewing its lease (default 10 s; renewed every third of it). A
+    /// worker killed or cut off is taken over within this time and a sweep
+    /// (1 s); a shorter lease takes over sooner but fences a worker stalled
+    /// for less.
+    pub fn lease(mut self, ttl: Duration) -> Self {
+        self.lease = ttl;
+        self
+    }
+
+    /// The version of the application's code, recorded with the worker and
+    /// its executions on PostgreSQL (default empty: any).
+    pub fn app_version(mut self, version: impl Into<String>) -> Self {
+        self.app_version = version.into();
         self
     }
 
@@ -246,6 +290,14 @@ impl RuntimeBuilder {
         };
         let admin = self.admin;
         let snapshot = self.snapshot;
+        let url = self.postgres.clone().or_else(|| {
+            let text = path.as_ref()?.to_str()?;
+            is_postgres_url(text).then(|| text.to_owned())
+        });
+        if let Some(url) = url {
+            let store = self.open_postgres(url, &registry).await?;
+            return self.finish(store, registry).await;
+        }
         if admin && path.is_none() {
             return Err(Error::InvalidOption(
                 "an admin open needs a database file".into(),
@@ -259,7 +311,48 @@ impl RuntimeBuilder {
         })
         .await
         .map_err(|_| Error::Shutdown)??;
+        self.finish(store, registry).await
+    }
 
+    #[cfg(feature = "postgres")]
+    async fn open_postgres(&self, url: String, registry: &Registry) -> Result<Store> {
+        if self.lease < Duration::from_millis(300) {
+            return Err(Error::InvalidOption(
+                "the lease must be at least 300 ms".into(),
+            ));
+        }
+        let options = crate::store::PgOptions {
+            url,
+            schema: self.schema.clone(),
+            lease: self.lease,
+            app_version: self.app_version.clone(),
+            durability: self.durability,
+            pool_size: 4,
+        };
+        let registered = Arc::new(registry.keys().copied().collect());
+        let store = Store::open_postgres(options, &registered, self.admin).await?;
+        if let Some(db_now) = store.shared().and_then(|s| s.db_now_at_open) {
+            let skew = (crate::record::to_millis(self.clock.now()) - db_now).abs();
+            if skew > 1000 {
+                tracing::warn!(
+                    skew_ms = skew,
+                    "the runtime's clock and the database's differ by over a second: leases follow the database's, wake times the runtime's"
+                );
+            }
+        }
+        Ok(store)
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn open_postgres(&self, _url: String, _registry: &Registry) -> Result<Store> {
+        Err(Error::InvalidOption(
+            "this build has no PostgreSQL store: enable the `postgres` cargo feature of replayflow"
+                .into(),
+        ))
+    }
+
+    async fn finish(self, store: Store, registry: Registry) -> Result<Runtime> {
+        let admin = self.admin;
         let defaults = Defaults {
             codec: self.codec,
             max_payload: self.max_payload,
@@ -295,6 +388,11 @@ impl RuntimeBuilder {
         engine.start_scheduler();
         Ok(Runtime { engine })
     }
+}
+
+/// Whether `text` names a PostgreSQL database rather than a file.
+pub(crate) fn is_postgres_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
 }
 
 fn build_registry(

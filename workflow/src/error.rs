@@ -73,6 +73,22 @@ pub enum Error {
         message: String,
     },
 
+    /// This worker was declared dead on a shared (PostgreSQL) database: its
+    /// lease ran out before it could renew it. It may commit nothing more;
+    /// other workers take its executions over, and it registers anew.
+    #[error(
+        "worker {worker} lost its lease on the database and was declared dead: its executions are taken over by other workers"
+    )]
+    Fenced {
+        /// The id the worker had.
+        worker: i64,
+    },
+
+    /// On a shared (PostgreSQL) database, another worker runs this
+    /// execution now; this process stopped driving it and wrote nothing.
+    #[error("execution `{0}` is run by another worker; this worker stopped driving it")]
+    Disowned(ExecutionId),
+
     /// The database was written by a newer version of this library.
     #[error(
         "`{path}` has schema version {found}, newer than the {supported} this build supports; upgrade the application"

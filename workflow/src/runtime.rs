@@ -108,6 +108,13 @@ impl Runtime {
         Ok(RequestId(request))
     }
 
+    /// Whether an action on `id` is left to the worker that owns it: always
+    /// on an admin runtime, and on a shared database when this process
+    /// does not drive it.
+    fn goes_by_request(&self, id: &ExecutionId) -> bool {
+        self.engine.admin || (self.engine.store.is_shared() && !self.engine.is_active(id))
+    }
+
     /// What became of a request recorded by [`Runtime::request`]: pending
     /// until a worker takes it, then applied or refused.
     pub async fn request_state(&self, request: RequestId) -> Result<RequestState> {
@@ -129,6 +136,16 @@ impl Runtime {
                 _ => RequestState::Applied,
             },
         })
+    }
+
+    /// This process's worker id on a shared (PostgreSQL) database: it
+    /// changes when the worker loses its lease and registers anew. `None`
+    /// on SQLite and for an admin runtime.
+    pub fn worker_id(&self) -> Option<i64> {
+        #[cfg(feature = "postgres")]
+        return self.engine.store.shared().and_then(|s| s.worker_id());
+        #[cfg(not(feature = "postgres"))]
+        None
     }
 
     /// The database file, unless in memory.
@@ -194,7 +211,7 @@ impl Runtime {
     /// and finished ones are left as they are.
     pub async fn resume(&self, id: impl Into<ExecutionId>) -> Result<()> {
         let id = id.into();
-        if self.engine.admin {
+        if self.goes_by_request(&id) {
             return self.request(id, AdminAction::Resume).await.map(drop);
         }
         self.engine.resume(&id).await
@@ -205,7 +222,7 @@ impl Runtime {
     /// body; it is not torn down). Finished executions are left as they are.
     pub async fn cancel(&self, id: impl Into<ExecutionId>) -> Result<()> {
         let id = id.into();
-        if self.engine.admin {
+        if self.goes_by_request(&id) {
             return self.request(id, AdminAction::Cancel).await.map(drop);
         }
         self.engine.cancel(&id).await
@@ -218,7 +235,7 @@ impl Runtime {
     /// so the failed step really runs again, its attempts counted anew.
     pub async fn restart(&self, id: impl Into<ExecutionId>) -> Result<()> {
         let id = id.into();
-        if self.engine.admin {
+        if self.goes_by_request(&id) {
             return self.request(id, AdminAction::Restart).await.map(drop);
         }
         self.engine.restart(&id).await

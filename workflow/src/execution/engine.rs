@@ -151,7 +151,12 @@ impl Engine {
         active.get(id).and_then(Weak::upgrade)
     }
 
-    fn active_executions(&self) -> Vec<Arc<Execution>> {
+    pub(crate) fn active_ids(&self) -> Vec<ExecutionId> {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.keys().cloned().collect()
+    }
+
+    pub(crate) fn active_executions(&self) -> Vec<Arc<Execution>> {
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         active.values().filter_map(Weak::upgrade).collect()
     }
@@ -246,6 +251,9 @@ impl Engine {
             Ok((true, _)) => {}
             Ok((false, _)) => {
                 tracing::debug!(execution = %id, %status, "status unchanged: the execution had already finished")
+            }
+            Err(e @ (Error::Fenced { .. } | Error::Disowned(_))) => {
+                tracing::warn!(execution = %id, %status, error = %e, "status not recorded: another worker takes the execution over")
             }
             Err(e) => {
                 tracing::error!(execution = %id, %status, error = %e, "cannot record a status change")

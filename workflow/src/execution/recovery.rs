@@ -1,6 +1,7 @@
 //! Recovery on open: every unfinished execution is picked up by the path
 //! that suits its status, and claims after an unclean end are counted.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::engine::Engine;
@@ -16,6 +17,10 @@ impl Engine {
     /// at their wake time, panicked ones per their restart policy, and ones
     /// paused for non-determinism by replay (the code may have been fixed).
     pub(crate) async fn recover(self: &Arc<Self>) -> Result<()> {
+        if self.store.is_shared() {
+            self.take_over(&mut HashSet::new()).await;
+            return Ok(());
+        }
         let rows = self.store.load_unfinished().await?;
         let mut interrupted = Vec::new();
         for row in rows {
@@ -82,6 +87,119 @@ impl Engine {
         }
         self.replay_all(resumed).await;
         Ok(())
+    }
+
+    /// On a database shared by many workers: registers anew after a lost
+    /// lease (dropping every execution driven here), reaps workers whose
+    /// lease ran out, claims what nobody owns, and drives what this worker
+    /// owns but no task here drives (seen so in two sweeps in a row, so
+    /// that a start or a wake-up in progress is not taken for one).
+    pub(crate) async fn take_over(self: &Arc<Self>, suspects: &mut HashSet<ExecutionId>) {
+        #[cfg(feature = "postgres")]
+        {
+            let Some(pg) = self.store.shared() else {
+                return;
+            };
+            if pg.fenced() {
+                for id in self.active_ids() {
+                    pg.disown(&id);
+                }
+                for exec in self.active_executions() {
+                    exec.interrupt();
+                }
+                if let Err(e) = pg.reregister().await {
+                    tracing::warn!(error = %e, "cannot register this worker anew");
+                    return;
+                }
+            }
+            match pg.reap().await {
+                Ok(dead) if !dead.is_empty() => {
+                    tracing::warn!(workers = ?dead, "workers whose lease ran out declared dead; their executions are released")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot reap expired workers"),
+            }
+            const CLAIM_AT_ONCE: i64 = 256;
+            loop {
+                let claimed = match pg.claim_orphans(self.now_millis(), CLAIM_AT_ONCE).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim executions");
+                        break;
+                    }
+                };
+                let full = claimed.len() as i64 == CLAIM_AT_ONCE;
+                for (row, recoveries) in claimed {
+                    self.pick_up(row, recoveries).await;
+                }
+                if !full {
+                    break;
+                }
+            }
+            let owned = match pg.owned_running().await {
+                Ok(owned) => owned,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list this worker's executions");
+                    return;
+                }
+            };
+            let idle: HashSet<ExecutionId> =
+                owned.into_iter().filter(|id| !self.is_active(id)).collect();
+            for id in idle.intersection(suspects) {
+                let engine = Arc::clone(self);
+                let id = id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = engine.replay(&id, false).await {
+                        tracing::error!(execution = %id, error = %e, "cannot drive an execution");
+                    }
+                });
+            }
+            *suspects = idle;
+        }
+        #[cfg(not(feature = "postgres"))]
+        let _ = suspects;
+    }
+
+    /// Drives an execution just claimed from the shared database, by the
+    /// path its status needs; `recoveries` is how many times in a row its
+    /// owner died while it ran.
+    #[cfg(feature = "postgres")]
+    async fn pick_up(self: &Arc<Self>, row: crate::store::Unfinished, recoveries: u32) {
+        let Ok(descriptor) = self.descriptor(&row.workflow) else {
+            return;
+        };
+        match row.status {
+            ExecutionStatus::Sleeping => self.timers.add_wake(row.wake_at.unwrap_or(0), row.id),
+            ExecutionStatus::Panicked => {
+                let options: StartOptions = serde_json::from_str(&row.options).unwrap_or_default();
+                let policy = self.restart_policy(descriptor, &options);
+                let message = row.error_message.unwrap_or_else(|| "panicked".to_owned());
+                self.after_panic(None, row.id, row.restart_attempt, policy, message)
+                    .await;
+            }
+            _ => {
+                let budget = self.defaults.recovery_budget;
+                if recoveries > budget {
+                    let reason = format!(
+                        "interrupted {recoveries} times in a row without progress (recovery budget {budget}); resume it once the cause is fixed"
+                    );
+                    tracing::warn!(execution = %row.id, %reason, "execution paused");
+                    let transition = Transition::paused(PauseCause::RecoveryBudget, reason);
+                    self.set_status(&row.id, ExecutionStatus::Paused, transition)
+                        .await;
+                    return;
+                }
+                if recoveries > 0 {
+                    tracing::info!(execution = %row.id, attempt = recoveries, "taking over an interrupted execution");
+                }
+                let engine = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Err(e) = engine.replay(&row.id, recoveries > 0).await {
+                        tracing::error!(execution = %row.id, error = %e, "cannot take over an execution");
+                    }
+                });
+            }
+        }
     }
 
     /// Replays executions side by side, so the writer loads and commits

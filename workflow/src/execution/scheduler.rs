@@ -97,6 +97,7 @@ impl Engine {
 async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Engine>) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     let mut sweeps = 0u32;
+    let mut suspects = std::collections::HashSet::new();
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if timers.stopped.load(Ordering::SeqCst) {
@@ -131,6 +132,7 @@ async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Engine
             }
             _ = sweep.tick() => {
                 let Some(engine) = weak.upgrade() else { break };
+                engine.take_over(&mut suspects).await;
                 sweep_due_sleepers(&engine).await;
                 apply_requests(&engine).await;
                 sweeps = sweeps.wrapping_add(1);

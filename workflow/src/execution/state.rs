@@ -82,6 +82,11 @@ impl Execution {
     /// A step boundary: stops the execution here if it was cancelled or the
     /// runtime is shutting down.
     pub(crate) async fn boundary(&self) {
+        if self.engine.store.disowned(&self.id) {
+            // Another worker runs it now (a shared database): write nothing.
+            tracing::warn!(execution = %self.id, "execution taken over by another worker; stopped here");
+            self.halt().await
+        }
         if self.cancel.load(Ordering::SeqCst) {
             tracing::info!(execution = %self.id, "execution cancelled");
             self.engine
@@ -186,6 +191,13 @@ impl Execution {
     /// execution is paused (when even that cannot be written, it stays
     /// `running` and the next open recovers it) and stopped where it is.
     pub(crate) async fn journal_failed(&self, what: &str, error: &crate::Error) -> ! {
+        if matches!(
+            error,
+            crate::Error::Fenced { .. } | crate::Error::Disowned(_)
+        ) {
+            tracing::warn!(execution = %self.id, %error, "stopped: another worker takes the execution over");
+            self.halt().await
+        }
         let reason = format!(
             "the journal could not record {what}: {error}; resume the execution once the database can be written"
         );

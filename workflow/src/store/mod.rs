@@ -6,6 +6,8 @@
 //! hot path, and each backend's methods are plain `async fn`s.
 
 mod journal;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -15,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use journal::*;
+#[cfg(feature = "postgres")]
+pub(crate) use postgres::PgOptions;
 
 #[cfg(not(feature = "sqlite"))]
 use crate::error::Error;
@@ -92,6 +96,9 @@ pub(crate) enum Store {
     /// An embedded SQLite file, or a private in-memory database.
     #[cfg(feature = "sqlite")]
     Sqlite(sqlite::SqliteStore),
+    /// A PostgreSQL database shared by many worker processes.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgStore),
 }
 
 /// Runs `$body` with `$s` bound to the backend. With no backend compiled in,
@@ -101,6 +108,8 @@ macro_rules! backend {
         match *$self {
             #[cfg(feature = "sqlite")]
             Store::Sqlite(ref $s) => $body,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(ref $s) => $body,
         }
     };
 }
@@ -151,15 +160,69 @@ impl Store {
         Err(no_backend())
     }
 
-    /// The database file, unless in memory.
+    /// Connects to a PostgreSQL database shared with other workers; with
+    /// `admin`, without registering a worker.
+    #[cfg(feature = "postgres")]
+    pub(crate) async fn open_postgres(
+        options: PgOptions,
+        registered: &Registered,
+        admin: bool,
+    ) -> Result<Store> {
+        postgres::PgStore::open(options, registered, admin)
+            .await
+            .map(Store::Postgres)
+    }
+
+    /// The shared database's store, when many workers share it.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn shared(&self) -> Option<&postgres::PgStore> {
+        match *self {
+            Store::Postgres(ref s) => Some(s),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// Whether many workers share this database (their executions are
+    /// claimed, not all this process's).
+    pub(crate) fn is_shared(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        return self.shared().is_some();
+        #[cfg(not(feature = "postgres"))]
+        false
+    }
+
+    /// Whether this process must stop driving `id` at once, writing
+    /// nothing: another worker owns it now, or this worker lost its lease.
+    pub(crate) fn disowned(&self, id: &ExecutionId) -> bool {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.shared() {
+            return pg.disowned(id);
+        }
+        let _ = id;
+        false
+    }
+
+    /// The database file, unless in memory or on a server.
     pub(crate) fn path(&self) -> Option<&Path> {
-        backend!(self, s => s.path())
+        match *self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(ref s) => s.path(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => None,
+        }
     }
 
     /// Whether the previous worker on this database ended with a clean
-    /// shutdown (true for in-memory stores and new files).
+    /// shutdown (true for in-memory stores and new files, and on a shared
+    /// database, where the reaper counts interrupted executions).
     pub(crate) fn previous_end_clean(&self) -> bool {
-        backend!(self, s => s.previous_end_clean())
+        match *self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(ref s) => s.previous_end_clean(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => true,
+        }
     }
 
     /// Commits everything queued, closes every connection and releases the
@@ -190,7 +253,13 @@ impl Store {
     /// Whether a queued write of `id` failed or was rolled back since the
     /// last call: the execution must stop before it relies on it.
     pub(crate) fn lost_write(&self, id: &ExecutionId) -> bool {
-        backend!(self, s => s.lost_write(id))
+        match *self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(ref s) => s.lost_write(id),
+            // A lost queued write disowns the execution: see `disowned`.
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => false,
+        }
     }
 
     // ---- execution lifecycle (waited writes) ----

@@ -1,0 +1,100 @@
+//! A PostgreSQL schema of its own for one test, dropped afterwards.
+//!
+//! The server comes from `WORKFLOW_TEST_PG` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). When it cannot be reached
+//! the test is skipped with a note, except under CI (`CI` set), where that
+//! is a failure.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use replayflow::{Runtime, RuntimeBuilder};
+
+pub fn url() -> String {
+    std::env::var("WORKFLOW_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema named after the test and the process, dropped on drop.
+pub struct PgDb {
+    pub url: String,
+    pub schema: String,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl PgDb {
+    /// `None` (after a note) when no server is reachable outside CI.
+    pub async fn new(name: &str) -> Option<PgDb> {
+        let url = url();
+        let schema = format!(
+            "t_{}_{}_{}",
+            name,
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await
+                    .expect("drop a leftover schema");
+            }
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("PostgreSQL at {url} is required under CI: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipped: no PostgreSQL at {url} ({e}); set WORKFLOW_TEST_PG");
+                return None;
+            }
+        }
+        Some(PgDb { url, schema })
+    }
+
+    pub fn builder(&self) -> RuntimeBuilder {
+        Runtime::builder()
+            .postgres(&self.url)
+            .schema(&self.schema)
+            .lease(Duration::from_secs(2))
+            .restart_delay(Duration::from_millis(20))
+    }
+
+    /// A connection for the test's own queries, with the schema on its path.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("SET search_path TO {}", self.schema))
+            .await
+            .expect("set the search path");
+        client
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let schema = self.schema.clone();
+        // Drop runs inside the test's runtime: a thread of its own connects.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,557 @@
+//! The PostgreSQL backend: the only code that names tokio-postgres. Many
+//! worker processes share one database; each registers a row with a lease
+//! ([`worker`]), owns the executions it drives, and commits through one
+//! writer connection in groups ([`writer`]), fenced so that a worker
+//! declared dead commits nothing. Reads go through a small pool.
+
+mod ops;
+mod queries;
+mod schema;
+mod worker;
+mod writer;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::NoTls;
+
+pub(crate) use schema::valid_schema_name;
+use worker::{WorkerInfo, WorkerState};
+use writer::{Deferred, Life, Shared, Work};
+
+use crate::error::{DatabaseError, Error, Result};
+use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
+use crate::status::{AdminAction, ExecutionStatus};
+use crate::store::{
+    Claimed, Durability, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered,
+    Request, Transition, Unfinished, WorkflowRow,
+};
+
+type PgResult<T> = std::result::Result<T, PgError>;
+
+/// An error of a statement, or a value read back that does not convert.
+#[derive(Debug)]
+pub(crate) enum PgError {
+    Pg(tokio_postgres::Error),
+    Decode(String),
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgError::Pg(e)
+    }
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PgError::Pg(e) => e.fmt(f),
+            PgError::Decode(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The SQLSTATE the fence raises for a dead worker.
+const FENCED: &str = "RF001";
+
+/// How a runtime opens a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub(crate) struct PgOptions {
+    pub url: String,
+    pub schema: String,
+    pub lease: Duration,
+    pub app_version: String,
+    pub durability: Durability,
+    pub pool_size: usize,
+}
+
+/// Why a batch or a work failed, shareable by every work of the batch.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// The worker was declared dead.
+    Fenced(i64),
+    /// PostgreSQL's (or the connection's) error, as text.
+    Database(Arc<str>),
+}
+
+impl Failure {
+    fn of(e: &PgError) -> Failure {
+        match e {
+            PgError::Pg(e) => Failure::pg(e),
+            PgError::Decode(m) => {
+                Failure::Database(format!("a stored value does not read back: {m}").into())
+            }
+        }
+    }
+
+    fn pg(e: &tokio_postgres::Error) -> Failure {
+        if let Some(db) = e.as_db_error() {
+            if db.code().code() == FENCED {
+                let worker = db
+                    .message()
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|w| w.parse().ok())
+                    .unwrap_or(-1);
+                return Failure::Fenced(worker);
+            }
+            let mut text = db.message().to_owned();
+            if let Some(detail) = db.detail() {
+                text.push_str(": ");
+                text.push_str(detail);
+            }
+            return Failure::Database(text.into());
+        }
+        let mut text = e.to_string();
+        if let Some(source) = std::error::Error::source(e) {
+            text.push_str(": ");
+            text.push_str(&source.to_string());
+        }
+        Failure::Database(text.into())
+    }
+
+    fn to_error(&self) -> Error {
+        match self {
+            Failure::Fenced(worker) => Error::Fenced { worker: *worker },
+            Failure::Database(text) => {
+                Error::Database(DatabaseError::new(PgFailure(Arc::clone(text))))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_error().fmt(f)
+    }
+}
+
+/// PostgreSQL's message, carried inside [`DatabaseError`].
+#[derive(Debug)]
+struct PgFailure(Arc<str>);
+
+impl std::fmt::Display for PgFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PgFailure {}
+
+fn pg(e: impl Into<PgError>) -> Error {
+    Failure::of(&e.into()).to_error()
+}
+
+/// A column value that does not convert.
+fn conversion(message: String) -> PgError {
+    PgError::Decode(message)
+}
+
+/// A count as the schema stores it.
+fn n(value: u32) -> i64 {
+    i64::from(value)
+}
+
+/// A stored count back into the journal's type.
+fn int(value: i64) -> PgResult<u32> {
+    u32::try_from(value).map_err(|_| conversion(format!("{value} is out of range")))
+}
+
+/// A status (or kind, cause, action) from its text.
+fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> PgResult<T> {
+    text.parse().map_err(conversion)
+}
+
+/// The journal store on a PostgreSQL database.
+pub(crate) struct PgStore {
+    shared: Arc<Shared>,
+    writer: mpsc::UnboundedSender<Work>,
+    app_version: Arc<str>,
+    workflows: Arc<Vec<String>>,
+    /// The database's clock when this worker registered (Unix ms).
+    pub db_now_at_open: Option<i64>,
+}
+
+impl PgStore {
+    /// Connects, creates or checks the schema, and (unless `admin`)
+    /// registers a worker row for the workflows this process runs.
+    pub(crate) async fn open(
+        options: PgOptions,
+        registered: &Registered,
+        admin: bool,
+    ) -> Result<PgStore> {
+        if !valid_schema_name(&options.schema) {
+            return Err(Error::InvalidOption(format!(
+                "`{}` cannot name the PostgreSQL schema: use lowercase letters, digits and `_`, starting with a letter or `_`, at most 63 characters",
+                options.schema
+            )));
+        }
+        let mut config: tokio_postgres::Config = options
+            .url
+            .parse()
+            .map_err(|e| Error::InvalidOption(format!("cannot read the PostgreSQL URL: {e}")))?;
+        let mut settings = format!("-c search_path={}", options.schema);
+        if options.durability != Durability::Full {
+            settings.push_str(" -c synchronous_commit=off");
+        }
+        config.options(&settings);
+        config.application_name("replayflow");
+        let (mut setup, connection) = config.connect(NoTls).await.map_err(pg)?;
+        let driver = tokio::spawn(connection);
+        schema::prepare(&mut setup, &options.schema, !admin).await?;
+        let mut workflows: Vec<String> = registered.iter().map(|s| (*s).to_owned()).collect();
+        workflows.sort();
+        let (worker, db_now) = if admin {
+            (None, None)
+        } else {
+            let info = WorkerInfo {
+                host: hostname(),
+                pid: i64::from(std::process::id()),
+                app_version: options.app_version.clone(),
+                workflows: workflows.clone(),
+            };
+            let (state, db_now) =
+                WorkerState::register(&setup, config.clone(), info, options.lease)
+                    .await
+                    .map_err(pg)?;
+            (Some(state), Some(db_now))
+        };
+        drop(setup);
+        driver.abort();
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(2))
+            .build()
+            .map_err(|e| Error::InvalidOption(format!("cannot build the connection pool: {e}")))?;
+        let shared = Arc::new(Shared {
+            pool,
+            worker,
+            disowned: Mutex::new(HashSet::new()),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer::run(Arc::clone(&shared), rx));
+        Ok(PgStore {
+            shared,
+            writer: tx,
+            app_version: options.app_version.into(),
+            workflows: Arc::new(workflows),
+            db_now_at_open: db_now,
+        })
+    }
+
+    fn me(&self) -> Option<i64> {
+        self.shared.worker.as_ref().map(|w| w.id())
+    }
+
+    /// This worker's id, if it is one (not an admin).
+    pub(crate) fn worker_id(&self) -> Option<i64> {
+        self.me()
+    }
+
+    /// Whether the worker lost its lease.
+    pub(crate) fn fenced(&self) -> bool {
+        self.shared.worker.as_ref().is_some_and(|w| w.is_fenced())
+    }
+
+    /// Whether this process must stop driving `id` without writing.
+    pub(crate) fn disowned(&self, id: &ExecutionId) -> bool {
+        if self.fenced() {
+            return true;
+        }
+        let set = self
+            .shared
+            .disowned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        !set.is_empty() && set.contains(id)
+    }
+
+    /// Marks `id` as no longer this process's to write.
+    pub(crate) fn disown(&self, id: &ExecutionId) {
+        self.shared
+            .disowned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+    }
+
+    fn own_again(&self, id: &ExecutionId) {
+        let mut set = self
+            .shared
+            .disowned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !set.is_empty() {
+            set.remove(id);
+        }
+    }
+
+    /// Registers a new worker row after a fence.
+    pub(crate) async fn reregister(&self) -> Result<()> {
+        let Some(worker) = &self.shared.worker else {
+            return Ok(());
+        };
+        let client = self.client().await?;
+        worker.reregister(&client).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.shared
+            .pool
+            .get()
+            .await
+            .map_err(|e| Failure::Database(e.to_string().into()).to_error())
+    }
+
+    fn send(&self, work: Work) {
+        // A closed writer drops the work, and its reply with it: the
+        // caller sees `Shutdown`.
+        let _ = self.writer.send(work);
+    }
+
+    async fn life<T>(&self, make: impl FnOnce(Deferred<T>) -> Life) -> Result<T> {
+        let (out, rx) = Deferred::new();
+        self.send(Work::Life(make(out), self.me()));
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    pub(crate) fn close_and_wait(&self) {
+        let (done, rx) = oneshot::channel();
+        self.send(Work::Close(done));
+        let _ = rx.blocking_recv();
+    }
+
+    pub(crate) fn close(&self) {
+        let (done, _rx) = oneshot::channel();
+        self.send(Work::Close(done));
+    }
+
+    pub(crate) async fn commit(&self, op: JournalOp) -> Result<()> {
+        if self.disowned(op.owner()) {
+            return Err(Error::Disowned(op.owner().clone()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Work::Op {
+            op,
+            me: self.me(),
+            reply: Some(reply),
+            result: None,
+        });
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    pub(crate) fn queue(&self, op: JournalOp) {
+        if self.disowned(op.owner()) {
+            return;
+        }
+        self.send(Work::Op {
+            op,
+            me: self.me(),
+            reply: None,
+            result: None,
+        });
+    }
+
+    pub(crate) async fn insert_execution(&self, new: NewExecution) -> Result<Inserted> {
+        self.life(|out| Life::Insert(new, out)).await
+    }
+
+    pub(crate) async fn claim_for_replay(
+        &self,
+        id: &ExecutionId,
+        registered: Registered,
+        now: i64,
+    ) -> Result<Claimed> {
+        let claimed = self
+            .life(|out| Life::Claim(id.clone(), registered, now, out))
+            .await?;
+        if matches!(claimed, Claimed::Loaded(_)) {
+            self.own_again(id);
+        }
+        Ok(claimed)
+    }
+
+    pub(crate) async fn begin_restart(&self, id: &ExecutionId, now: i64) -> Result<Option<Loaded>> {
+        let loaded = self
+            .life(|out| Life::BeginRestart(id.clone(), now, out))
+            .await?;
+        if loaded.is_some() {
+            self.own_again(id);
+        }
+        Ok(loaded)
+    }
+
+    pub(crate) async fn set_status(
+        &self,
+        id: &ExecutionId,
+        status: ExecutionStatus,
+        transition: Transition,
+        now: i64,
+    ) -> Result<(bool, Transition)> {
+        if self.disowned(id) {
+            return Err(Error::Disowned(id.clone()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Work::Life(
+            Life::SetStatus {
+                id: id.clone(),
+                status,
+                transition,
+                now,
+                result: None,
+                reply,
+            },
+            self.me(),
+        ));
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    pub(crate) async fn wake_now(&self, id: &ExecutionId, now: i64) -> Result<()> {
+        self.life(|out| Life::WakeNow(id.clone(), now, out)).await
+    }
+
+    /// On a shared database recovery goes through the claim path; this
+    /// lists what is unfinished for reads.
+    pub(crate) async fn load_unfinished(&self) -> Result<Vec<Unfinished>> {
+        Ok(Vec::new())
+    }
+
+    pub(crate) async fn count_recoveries(&self, ids: Vec<ExecutionId>) -> Result<Vec<u32>> {
+        // The reaper counts recoveries when it releases a dead worker's executions.
+        Ok(vec![0; ids.len()])
+    }
+
+    pub(crate) async fn register_workflows(&self, rows: Vec<WorkflowRow>, now: i64) -> Result<()> {
+        self.life(|out| Life::Register(rows, now, out)).await
+    }
+
+    /// Marks dead the workers whose lease ran out and releases their executions.
+    pub(crate) async fn reap(&self) -> Result<Vec<i64>> {
+        self.life(Life::Reap).await
+    }
+
+    /// Claims executions nobody owns that this worker can run, with the
+    /// recovery count of each.
+    pub(crate) async fn claim_orphans(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(Unfinished, u32)>> {
+        let workflows = Arc::clone(&self.workflows);
+        let app_version = Arc::clone(&self.app_version);
+        let claimed = self
+            .life(|out| Life::ClaimOrphans {
+                workflows,
+                app_version,
+                now,
+                limit,
+                out,
+            })
+            .await?;
+        for (row, _) in &claimed {
+            self.own_again(&row.id);
+        }
+        Ok(claimed)
+    }
+
+    /// Executions this worker owns in a status that needs a driver.
+    pub(crate) async fn owned_running(&self) -> Result<Vec<ExecutionId>> {
+        let Some(me) = self.me() else {
+            return Ok(Vec::new());
+        };
+        let client = self.client().await?;
+        queries::owned_running(&client, me).await.map_err(pg)
+    }
+
+    pub(crate) async fn insert_request(
+        &self,
+        id: &ExecutionId,
+        action: AdminAction,
+        now: i64,
+    ) -> Result<i64> {
+        let client = self.client().await?;
+        queries::insert_request(&client, id, action, now)
+            .await
+            .map_err(pg)
+    }
+
+    pub(crate) async fn request_outcome(
+        &self,
+        request: i64,
+    ) -> Result<Option<(Option<i64>, Option<String>)>> {
+        let client = self.client().await?;
+        queries::request_outcome(&client, request).await.map_err(pg)
+    }
+
+    pub(crate) async fn finish_request(
+        &self,
+        request: i64,
+        outcome: String,
+        now: i64,
+    ) -> Result<()> {
+        self.life(|out| Life::FinishRequest(request, outcome, now, out))
+            .await
+    }
+
+    pub(crate) async fn load_execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRow>> {
+        let client = self.client().await?;
+        queries::load_execution(&client, id).await.map_err(pg)
+    }
+
+    pub(crate) async fn load_info(&self, id: &ExecutionId) -> Result<Option<ExecutionInfo>> {
+        let client = self.client().await?;
+        queries::load_info(&client, id).await.map_err(pg)
+    }
+
+    pub(crate) async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionSummary>> {
+        let client = self.client().await?;
+        queries::list(&client, &filter).await.map_err(pg)
+    }
+
+    pub(crate) async fn count_by_status(
+        &self,
+        filter: ListFilter,
+    ) -> Result<Vec<(ExecutionStatus, u64)>> {
+        let client = self.client().await?;
+        queries::count_by_status(&client, &filter).await.map_err(pg)
+    }
+
+    pub(crate) async fn registered_workflows(&self) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        queries::registered_workflows(&client).await.map_err(pg)
+    }
+
+    pub(crate) async fn due_sleepers(&self, now: i64) -> Result<Vec<ExecutionId>> {
+        let Some(me) = self.me() else {
+            return Ok(Vec::new());
+        };
+        let client = self.client().await?;
+        queries::due_sleepers(&client, me, now).await.map_err(pg)
+    }
+
+    pub(crate) async fn pending_requests(&self) -> Result<Vec<Request>> {
+        let Some(me) = self.me() else {
+            return Ok(Vec::new());
+        };
+        let client = self.client().await?;
+        queries::pending_requests(&client, me).await.map_err(pg)
+    }
+}
+
+/// This machine's name, for the worker row.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}

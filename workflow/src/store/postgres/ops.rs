@@ -1,0 +1,313 @@
+//! The SQL of the journal's typed operations on PostgreSQL: each op is one
+//! statement (several tables through data-modifying CTEs), so a batch sends
+//! them all at once and the server runs them in order. Every statement
+//! writes only if the worker owns the execution: zero rows means it lost it.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use deadpool_postgres::ClientWrapper;
+use tokio_postgres::Statement;
+
+use super::{PgError, PgResult, n};
+use crate::status::StepStatus;
+use crate::store::{AttemptEnd, JournalOp};
+
+/// The prepared statements of the journal ops, one per kind.
+pub(super) struct Statements {
+    begin_attempt: Statement,
+    complete_step: Statement,
+    complete_step_logged: Statement,
+    fail_attempt: Statement,
+    record_value: Statement,
+    record_sleep: Statement,
+    complete_sleep: Statement,
+    reset_recovery: Statement,
+    /// `SELECT fence($1)`: see the schema.
+    pub fence: Statement,
+}
+
+/// Rows of the execution `$1` owned by worker `$2`: the guard of every op.
+const OWNED: &str = "own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2)";
+
+impl Statements {
+    pub(super) async fn prepare(
+        client: &ClientWrapper,
+    ) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            begin_attempt: client
+                .prepare(&format!(
+                    "WITH {OWNED},
+                     s AS (INSERT INTO step_executions
+                               (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+                                started_at)
+                           SELECT $1, $3, $4, $5, $6, $7, $8, 'running', $9, $10 FROM own
+                           ON CONFLICT (execution_id, position)
+                           DO UPDATE SET status = 'running', attempts = excluded.attempts
+                           RETURNING 1)
+                     INSERT INTO step_attempts (execution_id, position, attempt, status, started_at)
+                     SELECT $1, $3, $9, 'running', $10 FROM s
+                     ON CONFLICT (execution_id, position, attempt)
+                     DO UPDATE SET status = 'running', started_at = excluded.started_at, ended_at = NULL,
+                                   error_message = NULL"
+                ))
+                .await?,
+            complete_step: client
+                .prepare(&format!(
+                    "WITH {OWNED}
+                     INSERT INTO step_executions
+                         (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+                          started_at, completed_at)
+                     SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12 FROM own
+                     ON CONFLICT (execution_id, position)
+                     DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
+                                   error = NULL, completed_at = excluded.completed_at"
+                ))
+                .await?,
+            complete_step_logged: client
+                .prepare(&format!(
+                    "WITH {OWNED},
+                     s AS (INSERT INTO step_executions
+                               (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+                                output, started_at, completed_at)
+                           SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12 FROM own
+                           ON CONFLICT (execution_id, position)
+                           DO UPDATE SET status = 'completed', attempts = excluded.attempts,
+                                         output = excluded.output, error = NULL,
+                                         completed_at = excluded.completed_at
+                           RETURNING 1)
+                     INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
+                     SELECT $1, $3, $9, 'completed', $11, $12 FROM s
+                     ON CONFLICT (execution_id, position, attempt)
+                     DO UPDATE SET status = 'completed', ended_at = excluded.ended_at"
+                ))
+                .await?,
+            fail_attempt: client
+                .prepare(&format!(
+                    "WITH {OWNED},
+                     s AS (INSERT INTO step_executions
+                               (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+                                error, error_message, started_at, completed_at, wake_at)
+                           SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM own
+                           ON CONFLICT (execution_id, position)
+                           DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+                                         error = excluded.error, error_message = excluded.error_message,
+                                         completed_at = excluded.completed_at, wake_at = excluded.wake_at
+                           RETURNING 1)
+                     INSERT INTO step_attempts
+                         (execution_id, position, attempt, status, started_at, ended_at, error_message)
+                     SELECT $1, $3, $10, 'failed', $13, $16, $12 FROM s
+                     ON CONFLICT (execution_id, position, attempt)
+                     DO UPDATE SET status = 'failed', ended_at = excluded.ended_at,
+                                   error_message = excluded.error_message"
+                ))
+                .await?,
+            record_value: client
+                .prepare(&format!(
+                    "WITH {OWNED}
+                     INSERT INTO step_executions
+                         (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+                          started_at, completed_at)
+                     SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', 1, $9, $10, $10 FROM own"
+                ))
+                .await?,
+            record_sleep: client
+                .prepare(&format!(
+                    "WITH {OWNED}
+                     INSERT INTO step_executions
+                         (execution_id, position, branch, local, kind, name, occurrence, status, attempts, wake_at,
+                          started_at)
+                     SELECT $1, $3, $4, $5, $6, $7, $8, 'sleeping', 1, $9, $10 FROM own"
+                ))
+                .await?,
+            complete_sleep: client
+                .prepare(
+                    "UPDATE step_executions SET status = 'completed', completed_at = $4
+                     WHERE execution_id = $1 AND position = $3
+                       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2)",
+                )
+                .await?,
+            reset_recovery: client
+                .prepare(
+                    "UPDATE workflow_executions SET recovery_attempts = 0 WHERE id = $1 AND owner = $2",
+                )
+                .await?,
+            fence: client.prepare("SELECT fence($1)").await?,
+        })
+    }
+}
+
+/// A running statement of the batch: the rows it wrote.
+pub(super) type Pending<'a> = Pin<Box<dyn Future<Output = PgResult<u64>> + Send + 'a>>;
+
+/// Sends `op` for worker `me` (the statement goes out when the future is
+/// first polled). Zero rows written means the worker does not own the
+/// execution.
+pub(super) fn apply<'a>(
+    client: &'a ClientWrapper,
+    st: &'a Statements,
+    op: &'a JournalOp,
+    me: &'a i64,
+) -> Pending<'a> {
+    Box::pin(async move { send(client, st, op, me).await.map_err(PgError::from) })
+}
+
+async fn send(
+    client: &ClientWrapper,
+    st: &Statements,
+    op: &JournalOp,
+    me: &i64,
+) -> Result<u64, tokio_postgres::Error> {
+    {
+        match op {
+            JournalOp::BeginAttempt {
+                at,
+                attempt,
+                started,
+            } => {
+                client
+                    .execute(
+                        &st.begin_attempt,
+                        &[
+                            &at.execution.as_str(),
+                            me,
+                            &n(at.position),
+                            &at.branch.as_ref(),
+                            &n(at.local),
+                            &at.kind.as_str(),
+                            &at.name.as_ref(),
+                            &n(at.occurrence),
+                            &n(*attempt),
+                            started,
+                        ],
+                    )
+                    .await
+            }
+            JournalOp::CompleteStep {
+                at,
+                attempt,
+                started,
+                output,
+                now,
+                log_attempt,
+            } => {
+                let stmt = if *log_attempt {
+                    &st.complete_step_logged
+                } else {
+                    &st.complete_step
+                };
+                client
+                    .execute(
+                        stmt,
+                        &[
+                            &at.execution.as_str(),
+                            me,
+                            &n(at.position),
+                            &at.branch.as_ref(),
+                            &n(at.local),
+                            &at.kind.as_str(),
+                            &at.name.as_ref(),
+                            &n(at.occurrence),
+                            &n(*attempt),
+                            output,
+                            started,
+                            now,
+                        ],
+                    )
+                    .await
+            }
+            JournalOp::FailAttempt {
+                at,
+                attempt,
+                started,
+                message,
+                end,
+                now,
+            } => {
+                let (status, error, completed_at, wake_at) = match end {
+                    AttemptEnd::RetryAt(retry_at) => {
+                        (StepStatus::Retrying, None, None, Some(*retry_at))
+                    }
+                    AttemptEnd::Interrupted => (StepStatus::Retrying, None, None, None),
+                    AttemptEnd::Failed(error) => {
+                        (StepStatus::Failed, Some(error.as_slice()), Some(*now), None)
+                    }
+                };
+                client
+                    .execute(
+                        &st.fail_attempt,
+                        &[
+                            &at.execution.as_str(),
+                            me,
+                            &n(at.position),
+                            &at.branch.as_ref(),
+                            &n(at.local),
+                            &at.kind.as_str(),
+                            &at.name.as_ref(),
+                            &n(at.occurrence),
+                            &status.as_str(),
+                            &n(*attempt),
+                            &error,
+                            message,
+                            started,
+                            &completed_at,
+                            &wake_at,
+                            now,
+                        ],
+                    )
+                    .await
+            }
+            JournalOp::RecordValue { at, output, now } => {
+                client
+                    .execute(
+                        &st.record_value,
+                        &[
+                            &at.execution.as_str(),
+                            me,
+                            &n(at.position),
+                            &at.branch.as_ref(),
+                            &n(at.local),
+                            &at.kind.as_str(),
+                            &at.name.as_ref(),
+                            &n(at.occurrence),
+                            output,
+                            now,
+                        ],
+                    )
+                    .await
+            }
+            JournalOp::RecordSleep { at, wake_at, now } => {
+                client
+                    .execute(
+                        &st.record_sleep,
+                        &[
+                            &at.execution.as_str(),
+                            me,
+                            &n(at.position),
+                            &at.branch.as_ref(),
+                            &n(at.local),
+                            &at.kind.as_str(),
+                            &at.name.as_ref(),
+                            &n(at.occurrence),
+                            wake_at,
+                            now,
+                        ],
+                    )
+                    .await
+            }
+            JournalOp::CompleteSleep { at, now } => {
+                client
+                    .execute(
+                        &st.complete_sleep,
+                        &[&at.execution.as_str(), me, &n(at.position), now],
+                    )
+                    .await
+            }
+            JournalOp::ResetRecovery { id } => {
+                client
+                    .execute(&st.reset_recovery, &[&id.as_str(), me])
+                    .await
+            }
+        }
+    }
+}

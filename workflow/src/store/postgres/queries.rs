@@ -1,0 +1,804 @@
+//! The SQL of the execution lifecycle and of every read on PostgreSQL.
+//! Lifecycle writes run on the writer's connection inside its batch
+//! transaction, after the worker's fence; reads run on a pooled connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deadpool_postgres::ClientWrapper;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::{PgError, PgResult, int, parse};
+use crate::codec::{Codec, Payload};
+use crate::record::{
+    AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, StepKey, StepRecord,
+    SupersededStep, from_millis, to_millis,
+};
+use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
+use crate::store::{
+    Claimed, Entry, ExecutionRow, Inserted, Loaded, NewExecution, Registered, Request, Transition,
+    Unfinished, WorkflowRow,
+};
+
+type Client = ClientWrapper;
+
+async fn query(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<Vec<Row>> {
+    let stmt = client.prepare_cached(sql).await?;
+    Ok(client.query(&stmt, params).await?)
+}
+
+async fn query_opt(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> PgResult<Option<Row>> {
+    let stmt = client.prepare_cached(sql).await?;
+    Ok(client.query_opt(&stmt, params).await?)
+}
+
+async fn execute(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<u64> {
+    let stmt = client.prepare_cached(sql).await?;
+    Ok(client.execute(&stmt, params).await?)
+}
+
+pub(super) async fn insert_execution(
+    client: &Client,
+    e: &NewExecution,
+    owner: i64,
+    app_version: &str,
+) -> PgResult<Inserted> {
+    let inserted = execute(
+        client,
+        "INSERT INTO workflow_executions
+             (id, workflow_name, status, codec, input, options, created_at, updated_at, owner, claim_seq,
+              app_version)
+         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8)
+         ON CONFLICT (id) DO NOTHING",
+        &[
+            &e.id.as_str(),
+            &e.workflow,
+            &e.codec.as_str(),
+            &e.input,
+            &e.options,
+            &e.now,
+            &owner,
+            &app_version,
+        ],
+    )
+    .await?;
+    if inserted == 1 {
+        return Ok(Inserted::Created);
+    }
+    let row = query_opt(
+        client,
+        "SELECT workflow_name FROM workflow_executions WHERE id = $1",
+        &[&e.id.as_str()],
+    )
+    .await?;
+    Ok(Inserted::Existing {
+        workflow: row.map(|r| r.get(0)).unwrap_or_default(),
+    })
+}
+
+const EXECUTION_COLUMNS: &str =
+    "id, workflow_name, status, codec, input, output, error, error_message,
+     options, restart_attempt, wake_at, created_at, updated_at, completed_at, owner";
+
+fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
+    let codec_name: String = r.try_get(3)?;
+    let codec = Codec::from_name(&codec_name).ok_or_else(|| {
+        super::conversion(format!(
+            "unknown codec `{codec_name}` (built without its cargo feature?)"
+        ))
+    })?;
+    Ok(ExecutionRow {
+        id: ExecutionId::new(r.try_get::<_, String>(0)?),
+        workflow: r.try_get(1)?,
+        status: parse(r.try_get(2)?)?,
+        codec,
+        input: r.try_get(4)?,
+        output: r.try_get(5)?,
+        error: r.try_get(6)?,
+        error_message: r.try_get(7)?,
+        options: r.try_get(8)?,
+        restart_attempt: int(r.try_get(9)?)?,
+        wake_at: r.try_get(10)?,
+        created_at: r.try_get(11)?,
+        updated_at: r.try_get(12)?,
+        completed_at: r.try_get(13)?,
+    })
+}
+
+pub(super) async fn load_execution(
+    client: &Client,
+    id: &ExecutionId,
+) -> PgResult<Option<ExecutionRow>> {
+    query_opt(
+        client,
+        &format!("SELECT {EXECUTION_COLUMNS} FROM workflow_executions WHERE id = $1"),
+        &[&id.as_str()],
+    )
+    .await?
+    .as_ref()
+    .map(execution_row)
+    .transpose()
+}
+
+/// The whole journal of an execution, in one ordered query.
+pub(super) async fn load_journal(client: &Client, id: &ExecutionId) -> PgResult<Vec<Entry>> {
+    let rows = query(
+        client,
+        "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
+                branch, local
+         FROM step_executions WHERE execution_id = $1 ORDER BY position",
+        &[&id.as_str()],
+    )
+    .await?;
+    let mut names = Interner::default();
+    let mut branches = Interner::default();
+    rows.iter()
+        .map(|r| {
+            Ok(Entry {
+                position: int(r.try_get(0)?)?,
+                kind: parse(r.try_get(1)?)?,
+                name: names.get(r.try_get(2)?),
+                occurrence: int(r.try_get(3)?)?,
+                status: parse(r.try_get(4)?)?,
+                attempts: int(r.try_get(5)?)?,
+                output: r.try_get(6)?,
+                error: r.try_get(7)?,
+                error_message: r.try_get(8)?,
+                wake_at: r.try_get(9)?,
+                branch: branches.get(r.try_get(10)?),
+                local: int(r.try_get(11)?)?,
+            })
+        })
+        .collect()
+}
+
+/// Shares one `Arc<str>` among equal strings read one after another.
+#[derive(Default)]
+struct Interner {
+    recent: Vec<Arc<str>>,
+}
+
+impl Interner {
+    const KEEP: usize = 16;
+
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(found) = self.recent.iter().find(|s| ***s == *text) {
+            return Arc::clone(found);
+        }
+        let new: Arc<str> = Arc::from(text);
+        if self.recent.len() == Self::KEEP {
+            self.recent.remove(0);
+        }
+        self.recent.push(Arc::clone(&new));
+        new
+    }
+}
+
+/// Takes `id` for worker `me` (it must be unowned or ours), moving it to
+/// `running`, and loads it.
+pub(super) async fn claim_for_replay(
+    client: &Client,
+    id: &ExecutionId,
+    registered: &Registered,
+    me: i64,
+    now: i64,
+) -> PgResult<Claimed> {
+    let Some(r) = query_opt(
+        client,
+        &format!("SELECT {EXECUTION_COLUMNS} FROM workflow_executions WHERE id = $1 FOR UPDATE"),
+        &[&id.as_str()],
+    )
+    .await?
+    else {
+        return Ok(Claimed::Missing);
+    };
+    let mut row = execution_row(&r)?;
+    let owner: Option<i64> = r.try_get(14)?;
+    if row.status.is_terminal()
+        || !registered.contains(row.workflow.as_str())
+        || owner.is_some_and(|o| o != me)
+    {
+        return Ok(Claimed::Untouched);
+    }
+    execute(
+        client,
+        "UPDATE workflow_executions
+         SET status = 'running', owner = $2, claim_seq = claim_seq + CASE WHEN owner = $2 THEN 0 ELSE 1 END,
+             pause_cause = CASE WHEN status = 'running' THEN pause_cause END,
+             updated_at = CASE WHEN status = 'running' THEN updated_at ELSE $3 END
+         WHERE id = $1",
+        &[&id.as_str(), &me, &now],
+    )
+    .await?;
+    row.status = ExecutionStatus::Running;
+    let journal = load_journal(client, id).await?;
+    Ok(Claimed::Loaded(Loaded { row, journal }))
+}
+
+/// Sets an execution's status, unless it is finished or owned by another
+/// worker. An end or a pause releases the execution; a sleep keeps it with
+/// its owner, whose timer wakes it.
+pub(super) async fn set_status(
+    client: &Client,
+    id: &ExecutionId,
+    status: ExecutionStatus,
+    t: &Transition,
+    me: Option<i64>,
+    now: i64,
+) -> PgResult<bool> {
+    let completed_at = status.is_terminal().then_some(now);
+    let release = status.is_terminal() || status == ExecutionStatus::Paused;
+    let changed = execute(
+        client,
+        "UPDATE workflow_executions
+         SET status = $2, output = $3, error = $4, error_message = $5, pause_cause = $6, wake_at = $7,
+             updated_at = $8, completed_at = $9, owner = CASE WHEN $10 THEN NULL ELSE owner END
+         WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+           AND (owner IS NULL OR owner = $11)",
+        &[
+            &id.as_str(),
+            &status.as_str(),
+            &t.output,
+            &t.error,
+            &t.message,
+            &t.cause.map(|c| c.as_str()),
+            &t.wake_at,
+            &now,
+            &completed_at,
+            &release,
+            &me.unwrap_or(-1),
+        ],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+pub(super) async fn wake_now(client: &Client, id: &ExecutionId, now: i64) -> PgResult<()> {
+    execute(
+        client,
+        "UPDATE step_executions SET wake_at = $2
+         WHERE execution_id = $1 AND status IN ('sleeping', 'retrying') AND wake_at > $2",
+        &[&id.as_str(), &now],
+    )
+    .await?;
+    execute(
+        client,
+        "UPDATE workflow_executions SET wake_at = $2 WHERE id = $1 AND status = 'sleeping' AND wake_at > $2",
+        &[&id.as_str(), &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks workers whose lease ran out as dead and releases their executions,
+/// counting a recovery for each that was running. Returns the dead workers.
+pub(super) async fn reap(client: &Client) -> PgResult<Vec<i64>> {
+    let dead: Vec<i64> = query(
+        client,
+        "UPDATE workers SET dead_at = now() WHERE dead_at IS NULL AND lease_until < now() RETURNING id",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get(0).map_err(PgError::from))
+    .collect::<PgResult<_>>()?;
+    if !dead.is_empty() {
+        execute(
+            client,
+            "UPDATE workflow_executions
+             SET owner = NULL,
+                 recovery_attempts = recovery_attempts
+                     + CASE WHEN status IN ('running', 'restarting') THEN 1 ELSE 0 END
+             WHERE owner = ANY($1)",
+            &[&dead],
+        )
+        .await?;
+    }
+    Ok(dead)
+}
+
+/// Claims up to `limit` executions nobody owns that worker `me` can run:
+/// interrupted, restarting, panicked, and sleepers due by `now`.
+pub(super) async fn claim_orphans(
+    client: &Client,
+    me: i64,
+    workflows: &[String],
+    app_version: &str,
+    now: i64,
+    limit: i64,
+) -> PgResult<Vec<(Unfinished, u32)>> {
+    let rows = query(
+        client,
+        "UPDATE workflow_executions SET owner = $1, claim_seq = claim_seq + 1
+         WHERE id IN (
+             SELECT id FROM workflow_executions
+             WHERE owner IS NULL AND workflow_name = ANY($2) AND (app_version = $3 OR app_version = '')
+               AND (status IN ('running', 'restarting', 'panicked') OR (status = 'sleeping' AND wake_at <= $4))
+             ORDER BY created_at LIMIT $5
+             FOR UPDATE SKIP LOCKED)
+         RETURNING id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message,
+                   recovery_attempts",
+        &[&me, &workflows, &app_version, &now, &limit],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                Unfinished {
+                    id: ExecutionId::new(r.try_get::<_, String>(0)?),
+                    workflow: r.try_get(1)?,
+                    status: parse(r.try_get(2)?)?,
+                    cause: r.try_get::<_, Option<&str>>(3)?.map(parse).transpose()?,
+                    wake_at: r.try_get(4)?,
+                    restart_attempt: int(r.try_get(5)?)?,
+                    options: r.try_get(6)?,
+                    error_message: r.try_get(7)?,
+                },
+                int(r.try_get(8)?)?,
+            ))
+        })
+        .collect()
+}
+
+/// Executions worker `me` owns in a status that needs a driver.
+pub(super) async fn owned_running(client: &Client, me: i64) -> PgResult<Vec<ExecutionId>> {
+    Ok(query(
+        client,
+        "SELECT id FROM workflow_executions WHERE owner = $1 AND status IN ('running', 'restarting')",
+        &[&me],
+    )
+    .await?
+    .iter()
+    .filter_map(|r| r.try_get::<_, String>(0).ok().map(ExecutionId::new))
+    .collect())
+}
+
+/// Gives back every execution worker `me` owns (a clean shutdown: no
+/// recovery is counted) and ends its row.
+pub(super) async fn release_worker(client: &Client, me: i64) -> PgResult<u64> {
+    let released = execute(
+        client,
+        "UPDATE workflow_executions SET owner = NULL WHERE owner = $1",
+        &[&me],
+    )
+    .await?;
+    execute(
+        client,
+        "UPDATE workers SET dead_at = now() WHERE id = $1 AND dead_at IS NULL",
+        &[&me],
+    )
+    .await?;
+    Ok(released)
+}
+
+/// Moves a panicked, restarting or failed execution back to running with
+/// one more restart counted, for worker `me`; false if it is in none of
+/// those states or another worker owns it. See the SQLite store's
+/// `begin_restart` for what a failed execution's restart sets aside.
+pub(super) async fn begin_restart(
+    client: &Client,
+    id: &ExecutionId,
+    me: Option<i64>,
+    now: i64,
+) -> PgResult<bool> {
+    let Some(r) = query_opt(
+        client,
+        "SELECT status, owner FROM workflow_executions WHERE id = $1 FOR UPDATE",
+        &[&id.as_str()],
+    )
+    .await?
+    else {
+        return Ok(false);
+    };
+    let status: ExecutionStatus = parse(r.try_get(0)?)?;
+    let owner: Option<i64> = r.try_get(1)?;
+    if owner.is_some_and(|o| Some(o) != me) {
+        return Ok(false);
+    }
+    match status {
+        ExecutionStatus::Panicked | ExecutionStatus::Restarting => {}
+        ExecutionStatus::Failed => supersede_from_first_failure(client, id, now).await?,
+        _ => return Ok(false),
+    }
+    execute(
+        client,
+        "UPDATE workflow_executions
+         SET status = 'running', restart_attempt = restart_attempt + 1, output = NULL, error = NULL,
+             error_message = NULL, pause_cause = NULL, wake_at = NULL, completed_at = NULL, updated_at = $2,
+             owner = $3, claim_seq = claim_seq + 1
+         WHERE id = $1",
+        &[&id.as_str(), &now, &me],
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn supersede_from_first_failure(client: &Client, id: &ExecutionId, now: i64) -> PgResult<()> {
+    let first: Option<i64> = query_opt(
+        client,
+        "SELECT min(position) FROM step_executions WHERE execution_id = $1 AND status = 'failed'",
+        &[&id.as_str()],
+    )
+    .await?
+    .and_then(|r| r.get(0));
+    let Some(first) = first else {
+        return Ok(());
+    };
+    execute(
+        client,
+        "INSERT INTO superseded_steps
+         SELECT s.execution_id, s.position, s.branch, s.local, s.kind, s.name, s.occurrence, s.status, s.attempts,
+                s.output, s.error, s.error_message, s.wake_at, s.started_at, s.completed_at, $3, e.restart_attempt
+         FROM step_executions s JOIN workflow_executions e ON e.id = s.execution_id
+         WHERE s.execution_id = $1 AND s.position >= $2",
+        &[&id.as_str(), &first, &now],
+    )
+    .await?;
+    execute(
+        client,
+        "INSERT INTO superseded_attempts
+         SELECT execution_id, position, attempt, status, started_at, ended_at, error_message, $3
+         FROM step_attempts WHERE execution_id = $1 AND position >= $2",
+        &[&id.as_str(), &first, &now],
+    )
+    .await?;
+    execute(
+        client,
+        "DELETE FROM step_attempts WHERE execution_id = $1 AND position >= $2",
+        &[&id.as_str(), &first],
+    )
+    .await?;
+    execute(
+        client,
+        "DELETE FROM step_executions WHERE execution_id = $1 AND position >= $2",
+        &[&id.as_str(), &first],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Everything known of one execution, read in one snapshot.
+pub(super) async fn load_info(
+    client: &Client,
+    id: &ExecutionId,
+) -> PgResult<Option<ExecutionInfo>> {
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let info = load_info_unguarded(client, id).await;
+    client.batch_execute("COMMIT").await?;
+    info
+}
+
+async fn load_info_unguarded(client: &Client, id: &ExecutionId) -> PgResult<Option<ExecutionInfo>> {
+    let Some(row) = load_execution(client, id).await? else {
+        return Ok(None);
+    };
+    let codec = row.codec;
+    let mut attempts_by_position: HashMap<u32, Vec<AttemptRecord>> = HashMap::new();
+    for r in query(
+        client,
+        "SELECT position, attempt, status, started_at, ended_at, error_message
+         FROM step_attempts WHERE execution_id = $1 ORDER BY position, attempt",
+        &[&id.as_str()],
+    )
+    .await?
+    {
+        attempts_by_position
+            .entry(int(r.try_get(0)?)?)
+            .or_default()
+            .push(AttemptRecord {
+                attempt: int(r.try_get(1)?)?,
+                status: parse(r.try_get(2)?)?,
+                started_at: from_millis(r.try_get(3)?),
+                ended_at: r.try_get::<_, Option<i64>>(4)?.map(from_millis),
+                error: r.try_get(5)?,
+            });
+    }
+    let mut steps = Vec::new();
+    for r in query(
+        client,
+        "SELECT position, kind, name, occurrence, status, attempts, output, error_message, started_at,
+                completed_at, branch, wake_at
+         FROM step_executions WHERE execution_id = $1 ORDER BY position",
+        &[&id.as_str()],
+    )
+    .await?
+    {
+        let position: u32 = int(r.try_get(0)?)?;
+        let kind: EntryKind = parse(r.try_get(1)?)?;
+        let status: StepStatus = parse(r.try_get(4)?)?;
+        let started_at = from_millis(r.try_get(8)?);
+        let completed_at = r.try_get::<_, Option<i64>>(9)?.map(from_millis);
+        let mut attempt_log = attempts_by_position.remove(&position).unwrap_or_default();
+        if attempt_log.is_empty() && kind == EntryKind::Step && status == StepStatus::Completed {
+            attempt_log.push(AttemptRecord {
+                attempt: 1,
+                status: AttemptStatus::Completed,
+                started_at,
+                ended_at: completed_at,
+                error: None,
+            });
+        }
+        steps.push(StepRecord {
+            position,
+            kind,
+            key: StepKey {
+                name: r.try_get(2)?,
+                occurrence: int(r.try_get(3)?)?,
+            },
+            status,
+            attempts: int(r.try_get(5)?)?,
+            output: r
+                .try_get::<_, Option<Vec<u8>>>(6)?
+                .map(|b| Payload::new(codec, b)),
+            error: r.try_get(7)?,
+            started_at,
+            completed_at,
+            attempt_log,
+            branch: r.try_get(10)?,
+            wake_at: r.try_get::<_, Option<i64>>(11)?.map(from_millis),
+        });
+    }
+    let superseded = load_superseded(client, id, codec).await?;
+    Ok(Some(ExecutionInfo {
+        id: row.id,
+        workflow: row.workflow,
+        status: row.status,
+        input: Payload::new(codec, row.input),
+        output: row.output.map(|b| Payload::new(codec, b)),
+        error: row.error.map(|b| Payload::new(codec, b)),
+        error_message: row.error_message,
+        restart_attempt: row.restart_attempt,
+        wake_at: row.wake_at.map(from_millis),
+        created_at: from_millis(row.created_at),
+        updated_at: from_millis(row.updated_at),
+        completed_at: row.completed_at.map(from_millis),
+        steps,
+        superseded,
+    }))
+}
+
+async fn load_superseded(
+    client: &Client,
+    id: &ExecutionId,
+    codec: Codec,
+) -> PgResult<Vec<SupersededStep>> {
+    let mut attempts: HashMap<(i64, u32), Vec<AttemptRecord>> = HashMap::new();
+    for r in query(
+        client,
+        "SELECT superseded_at, position, attempt, status, started_at, ended_at, error_message
+         FROM superseded_attempts WHERE execution_id = $1 ORDER BY superseded_at, position, attempt",
+        &[&id.as_str()],
+    )
+    .await?
+    {
+        attempts
+            .entry((r.try_get(0)?, int(r.try_get(1)?)?))
+            .or_default()
+            .push(AttemptRecord {
+                attempt: int(r.try_get(2)?)?,
+                status: parse(r.try_get(3)?)?,
+                started_at: from_millis(r.try_get(4)?),
+                ended_at: r.try_get::<_, Option<i64>>(5)?.map(from_millis),
+                error: r.try_get(6)?,
+            });
+    }
+    let mut out = Vec::new();
+    for r in query(
+        client,
+        "SELECT superseded_at, restart_attempt, position, kind, name, occurrence, status, attempts, output,
+                error_message, started_at, completed_at, branch, wake_at
+         FROM superseded_steps WHERE execution_id = $1 ORDER BY superseded_at, position",
+        &[&id.as_str()],
+    )
+    .await?
+    {
+        let superseded_at: i64 = r.try_get(0)?;
+        let position: u32 = int(r.try_get(2)?)?;
+        out.push(SupersededStep {
+            run: int(r.try_get(1)?)?,
+            superseded_at: from_millis(superseded_at),
+            step: StepRecord {
+                position,
+                kind: parse(r.try_get(3)?)?,
+                key: StepKey {
+                    name: r.try_get(4)?,
+                    occurrence: int(r.try_get(5)?)?,
+                },
+                status: parse(r.try_get(6)?)?,
+                attempts: int(r.try_get(7)?)?,
+                output: r
+                    .try_get::<_, Option<Vec<u8>>>(8)?
+                    .map(|b| Payload::new(codec, b)),
+                error: r.try_get(9)?,
+                started_at: from_millis(r.try_get(10)?),
+                completed_at: r.try_get::<_, Option<i64>>(11)?.map(from_millis),
+                attempt_log: attempts
+                    .remove(&(superseded_at, position))
+                    .unwrap_or_default(),
+                branch: r.try_get(12)?,
+                wake_at: r.try_get::<_, Option<i64>>(13)?.map(from_millis),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Executions matching `filter`, newest first.
+pub(super) async fn list(client: &Client, filter: &ListFilter) -> PgResult<Vec<ExecutionSummary>> {
+    let status = filter.status.map(|s| s.as_str());
+    let rows = query(
+        client,
+        "SELECT id, workflow_name, status, error_message, restart_attempt, created_at, updated_at
+         FROM workflow_executions
+         WHERE ($1::text IS NULL OR status = $1)
+           AND ($2::text IS NULL OR workflow_name = $2)
+           AND ($3::bigint IS NULL OR created_at >= $3)
+           AND ($4::bigint IS NULL OR created_at < $4)
+         ORDER BY created_at DESC, seq DESC
+         LIMIT $5 OFFSET $6",
+        &[
+            &status,
+            &filter.workflow,
+            &filter.created_after.map(to_millis),
+            &filter.created_before.map(to_millis),
+            &i64::from(filter.limit.unwrap_or(100)),
+            &i64::from(filter.offset.unwrap_or(0)),
+        ],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ExecutionSummary {
+                id: ExecutionId::new(r.try_get::<_, String>(0)?),
+                workflow: r.try_get(1)?,
+                status: parse(r.try_get(2)?)?,
+                error_message: r.try_get(3)?,
+                restart_attempt: int(r.try_get(4)?)?,
+                created_at: from_millis(r.try_get(5)?),
+                updated_at: from_millis(r.try_get(6)?),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn count_by_status(
+    client: &Client,
+    filter: &ListFilter,
+) -> PgResult<Vec<(ExecutionStatus, u64)>> {
+    let rows = query(
+        client,
+        "SELECT status, count(*) FROM workflow_executions
+         WHERE ($1::text IS NULL OR workflow_name = $1)
+           AND ($2::bigint IS NULL OR created_at >= $2)
+           AND ($3::bigint IS NULL OR created_at < $3)
+         GROUP BY status",
+        &[
+            &filter.workflow,
+            &filter.created_after.map(to_millis),
+            &filter.created_before.map(to_millis),
+        ],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                parse(r.try_get(0)?)?,
+                u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
+pub(super) async fn registered_workflows(client: &Client) -> PgResult<Vec<String>> {
+    query(client, "SELECT name FROM workflows ORDER BY name", &[])
+        .await?
+        .iter()
+        .map(|r| r.try_get(0).map_err(PgError::from))
+        .collect()
+}
+
+pub(super) async fn register_workflows(
+    client: &Client,
+    workflows: &[WorkflowRow],
+    now: i64,
+) -> PgResult<()> {
+    for w in workflows {
+        execute(
+            client,
+            "INSERT INTO workflows (name, module_path, options, registered_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET module_path = excluded.module_path, options = excluded.options,
+                                              registered_at = excluded.registered_at",
+            &[&w.name, &w.module_path, &w.options, &now],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_request(
+    client: &Client,
+    id: &ExecutionId,
+    action: AdminAction,
+    now: i64,
+) -> PgResult<i64> {
+    let row = query_opt(
+        client,
+        "INSERT INTO admin_requests (execution_id, action, requested_at) VALUES ($1, $2, $3) RETURNING id",
+        &[&id.as_str(), &action.as_str(), &now],
+    )
+    .await?;
+    Ok(row.map(|r| r.get(0)).unwrap_or(0))
+}
+
+pub(super) async fn request_outcome(
+    client: &Client,
+    request: i64,
+) -> PgResult<Option<(Option<i64>, Option<String>)>> {
+    query_opt(
+        client,
+        "SELECT applied_at, outcome FROM admin_requests WHERE id = $1",
+        &[&request],
+    )
+    .await?
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .transpose()
+}
+
+/// Requests not yet applied that worker `me` should apply: those of the
+/// executions it owns and of those nobody owns.
+pub(super) async fn pending_requests(client: &Client, me: i64) -> PgResult<Vec<Request>> {
+    let rows = query(
+        client,
+        "SELECT r.id, r.execution_id, r.action
+         FROM admin_requests r LEFT JOIN workflow_executions e ON e.id = r.execution_id
+         WHERE r.applied_at IS NULL AND (e.owner IS NULL OR e.owner = $1)
+         ORDER BY r.id LIMIT 1000",
+        &[&me],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Request {
+                id: r.try_get(0)?,
+                execution: ExecutionId::new(r.try_get::<_, String>(1)?),
+                action: parse(r.try_get(2)?)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn finish_request(
+    client: &Client,
+    request: i64,
+    outcome: &str,
+    now: i64,
+) -> PgResult<()> {
+    execute(
+        client,
+        "UPDATE admin_requests SET applied_at = $2, outcome = $3 WHERE id = $1 AND applied_at IS NULL",
+        &[&request, &now, &outcome],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sleeping executions due by `now` that worker `me` owns, for the sweep.
+pub(super) async fn due_sleepers(client: &Client, me: i64, now: i64) -> PgResult<Vec<ExecutionId>> {
+    Ok(query(
+        client,
+        "SELECT id FROM workflow_executions WHERE owner = $1 AND status = 'sleeping' AND wake_at <= $2
+         ORDER BY wake_at LIMIT 1000",
+        &[&me, &now],
+    )
+    .await?
+    .iter()
+    .filter_map(|r| r.try_get::<_, String>(0).ok().map(ExecutionId::new))
+    .collect())
+}

@@ -1,0 +1,249 @@
+//! The PostgreSQL schema: created and migrated under a transaction-level
+//! advisory lock, so that many workers starting at once do it once; a
+//! schema newer than this build is refused with both versions.
+
+use tokio_postgres::Client;
+
+use super::pg;
+use crate::error::{Error, Result};
+use crate::status::{
+    AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
+};
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// The advisory lock key under which the schema is created or migrated
+/// ("RFLW" and the schema version family).
+const MIGRATION_LOCK: i64 = 0x5246_4C57_0000_0001;
+
+/// Whether `name` can name our PostgreSQL schema without quoting: the
+/// name goes into `search_path` and DDL.
+pub(crate) fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+/// Creates the schema, or checks its version, under the migration lock.
+/// With `create` false (an admin open), a missing schema is an error.
+pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg)?;
+    let exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'meta')",
+            &[&schema],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    if exists {
+        let found: i64 = tx
+            .query_one(
+                &format!("SELECT value::bigint FROM {schema}.meta WHERE key = 'schema_version'"),
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path: format!("postgres schema `{schema}`"),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        // Version 1 is the only one yet: nothing to migrate.
+        tx.commit().await.map_err(pg)?;
+        return Ok(());
+    }
+    if !create {
+        return Err(Error::NoDatabase {
+            path: format!("postgres schema `{schema}`"),
+        });
+    }
+    tx.batch_execute(&ddl(schema)).await.map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    tracing::info!(schema, "created the workflow schema");
+    Ok(())
+}
+
+fn check_in<T: Copy>(column: &str, all: &[T], text: impl Fn(T) -> &'static str) -> String {
+    let list: Vec<String> = all.iter().map(|v| format!("'{}'", text(*v))).collect();
+    format!("{column} IN ({})", list.join(", "))
+}
+
+fn ddl(s: &str) -> String {
+    let execution_status = check_in("status", ExecutionStatus::ALL, ExecutionStatus::as_str);
+    let step_status = check_in("status", StepStatus::ALL, StepStatus::as_str);
+    let kind = check_in("kind", EntryKind::ALL, EntryKind::as_str);
+    let attempt_status = check_in("status", AttemptStatus::ALL, AttemptStatus::as_str);
+    let pause_cause = check_in("pause_cause", PauseCause::ALL, PauseCause::as_str);
+    let admin_action = check_in("action", AdminAction::ALL, AdminAction::as_str);
+    format!(
+        "
+        CREATE SCHEMA IF NOT EXISTS {s};
+        CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL);
+        INSERT INTO {s}.meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+
+        -- One row per worker process, its id never reused. A worker whose
+        -- lease ran out is marked dead by any live one, and can commit
+        -- nothing afterwards (see the function fence).
+        CREATE SEQUENCE {s}.worker_ids;
+        CREATE TABLE {s}.workers (
+            id             bigint PRIMARY KEY,
+            host           text NOT NULL,
+            pid            bigint NOT NULL,
+            app_version    text NOT NULL,
+            workflows      text[] NOT NULL,
+            registered_at  timestamptz NOT NULL DEFAULT now(),
+            lease_until    timestamptz NOT NULL,
+            dead_at        timestamptz
+        ) WITH (fillfactor = 50);
+
+        -- Raises unless worker w is alive, and holds its row against the
+        -- reaper until the transaction ends: a batch either commits before
+        -- its worker is declared dead, or not at all.
+        CREATE FUNCTION {s}.fence(w bigint) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM 1 FROM {s}.workers WHERE id = w AND dead_at IS NULL FOR SHARE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'worker % was declared dead: it may commit nothing more', w
+                    USING ERRCODE = 'RF001';
+            END IF;
+        END $$;
+
+        CREATE TABLE {s}.workflows (
+            name          text PRIMARY KEY,
+            module_path   text NOT NULL,
+            options       text NOT NULL,
+            registered_at bigint NOT NULL
+        );
+
+        CREATE TABLE {s}.workflow_executions (
+            id                 text PRIMARY KEY,
+            seq                bigserial NOT NULL,
+            workflow_name      text NOT NULL,
+            status             text NOT NULL CHECK ({execution_status}),
+            codec              text NOT NULL,
+            input              bytea NOT NULL,
+            output             bytea,
+            error              bytea,
+            error_message      text,
+            options            text NOT NULL,
+            restart_attempt    bigint NOT NULL DEFAULT 0,
+            recovery_attempts  bigint NOT NULL DEFAULT 0,
+            pause_cause        text CHECK ({pause_cause}),
+            wake_at            bigint,
+            created_at         bigint NOT NULL,
+            updated_at         bigint NOT NULL,
+            completed_at       bigint,
+            owner              bigint,
+            claim_seq          bigint NOT NULL DEFAULT 0,
+            app_version        text NOT NULL DEFAULT ''
+        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);
+        CREATE INDEX workflow_executions_by_status ON {s}.workflow_executions (status, created_at);
+        CREATE INDEX workflow_executions_by_created ON {s}.workflow_executions (created_at, seq);
+        CREATE INDEX workflow_executions_by_owner ON {s}.workflow_executions (owner) WHERE owner IS NOT NULL;
+        -- What the claim path looks for: unowned and unfinished.
+        CREATE INDEX workflow_executions_claimable ON {s}.workflow_executions (created_at)
+            WHERE owner IS NULL AND status IN ('running', 'restarting', 'sleeping', 'panicked');
+
+        CREATE TABLE {s}.step_executions (
+            execution_id   text NOT NULL,
+            position       bigint NOT NULL,
+            branch         text NOT NULL DEFAULT '',
+            local          bigint NOT NULL,
+            kind           text NOT NULL CHECK ({kind}),
+            name           text NOT NULL,
+            occurrence     bigint NOT NULL,
+            status         text NOT NULL CHECK ({step_status}),
+            attempts       bigint NOT NULL DEFAULT 0,
+            output         bytea,
+            error          bytea,
+            error_message  text,
+            wake_at        bigint,
+            started_at     bigint NOT NULL,
+            completed_at   bigint,
+            PRIMARY KEY (execution_id, position)
+        ) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.05);
+
+        CREATE TABLE {s}.superseded_steps (
+            execution_id     text NOT NULL,
+            position         bigint NOT NULL,
+            branch           text NOT NULL,
+            local            bigint NOT NULL,
+            kind             text NOT NULL,
+            name             text NOT NULL,
+            occurrence       bigint NOT NULL,
+            status           text NOT NULL,
+            attempts         bigint NOT NULL,
+            output           bytea,
+            error            bytea,
+            error_message    text,
+            wake_at          bigint,
+            started_at       bigint NOT NULL,
+            completed_at     bigint,
+            superseded_at    bigint NOT NULL,
+            restart_attempt  bigint NOT NULL
+        );
+        CREATE INDEX superseded_steps_by_execution ON {s}.superseded_steps (execution_id, position);
+
+        CREATE TABLE {s}.superseded_attempts (
+            execution_id   text NOT NULL,
+            position       bigint NOT NULL,
+            attempt        bigint NOT NULL,
+            status         text NOT NULL,
+            started_at     bigint NOT NULL,
+            ended_at       bigint,
+            error_message  text,
+            superseded_at  bigint NOT NULL
+        );
+        CREATE INDEX superseded_attempts_by_execution ON {s}.superseded_attempts (execution_id, position);
+
+        CREATE TABLE {s}.admin_requests (
+            id            bigserial PRIMARY KEY,
+            execution_id  text NOT NULL,
+            action        text NOT NULL CHECK ({admin_action}),
+            requested_at  bigint NOT NULL,
+            applied_at    bigint,
+            outcome       text
+        );
+        CREATE INDEX admin_requests_pending ON {s}.admin_requests (id) WHERE applied_at IS NULL;
+
+        CREATE TABLE {s}.step_attempts (
+            execution_id   text NOT NULL,
+            position       bigint NOT NULL,
+            attempt        bigint NOT NULL,
+            status         text NOT NULL CHECK ({attempt_status}),
+            started_at     bigint NOT NULL,
+            ended_at       bigint,
+            error_message  text,
+            PRIMARY KEY (execution_id, position, attempt)
+        );
+        "
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(valid_schema_name("replayflow"));
+        assert!(valid_schema_name("_t1"));
+        assert!(!valid_schema_name(""));
+        assert!(!valid_schema_name("1abc"));
+        assert!(!valid_schema_name("a-b"));
+        assert!(!valid_schema_name("Upper"));
+        assert!(!valid_schema_name("x; DROP TABLE y"));
+        assert!(!valid_schema_name(&"a".repeat(64)));
+    }
+}

@@ -1,0 +1,467 @@
+//! The writer task: one connection commits every queued op of a batch in
+//! one transaction (group commit), after the worker's fence. Journal ops
+//! are pipelined: a batch costs two round trips, whatever its size.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use deadpool_postgres::{Object, Pool};
+use futures_util::future::join_all;
+use tokio::sync::{mpsc, oneshot};
+
+use super::ops::{self, Statements};
+use super::queries;
+use super::worker::WorkerState;
+use super::{Failure, PgResult};
+use crate::error::{Error, Result};
+use crate::record::ExecutionId;
+use crate::status::ExecutionStatus;
+use crate::store::{
+    Claimed, Inserted, JournalOp, Loaded, NewExecution, Registered, Transition, Unfinished,
+    WorkflowRow,
+};
+
+/// Most works committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// A result to hand back once the batch's commit is known.
+pub(super) struct Deferred<T> {
+    reply: oneshot::Sender<Result<T>>,
+    result: Option<PgResult<T>>,
+}
+
+impl<T> Deferred<T> {
+    pub(super) fn new() -> (Deferred<T>, oneshot::Receiver<Result<T>>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            Deferred {
+                reply,
+                result: None,
+            },
+            rx,
+        )
+    }
+
+    fn finish(self, committed: &Committed) {
+        let _ = self.reply.send(outcome(self.result, committed));
+    }
+}
+
+/// Whether a batch's transaction committed.
+pub(super) type Committed = std::result::Result<(), Failure>;
+
+/// A work's outcome from its own result and its batch's commit.
+fn outcome<T>(result: Option<PgResult<T>>, committed: &Committed) -> Result<T> {
+    match (result, committed) {
+        (Some(Err(e)), _) => Err(Failure::of(&e).to_error()),
+        (Some(Ok(_)) | None, Err(f)) => Err(f.to_error()),
+        (Some(Ok(v)), Ok(())) => Ok(v),
+        (None, Ok(())) => Err(Error::Shutdown),
+    }
+}
+
+/// A lifecycle write: its statements run in order inside the batch.
+pub(super) enum Life {
+    Insert(NewExecution, Deferred<Inserted>),
+    Claim(ExecutionId, Registered, i64, Deferred<Claimed>),
+    BeginRestart(ExecutionId, i64, Deferred<Option<Loaded>>),
+    SetStatus {
+        id: ExecutionId,
+        status: ExecutionStatus,
+        transition: Transition,
+        now: i64,
+        result: Option<PgResult<bool>>,
+        reply: oneshot::Sender<Result<(bool, Transition)>>,
+    },
+    WakeNow(ExecutionId, i64, Deferred<()>),
+    Register(Vec<WorkflowRow>, i64, Deferred<()>),
+    ClaimOrphans {
+        workflows: Arc<Vec<String>>,
+        app_version: Arc<str>,
+        now: i64,
+        limit: i64,
+        out: Deferred<Vec<(Unfinished, u32)>>,
+    },
+    Reap(Deferred<Vec<i64>>),
+    FinishRequest(i64, String, i64, Deferred<()>),
+}
+
+/// What the writer is sent; each carries the worker id it was made under.
+pub(super) enum Work {
+    Op {
+        op: JournalOp,
+        me: Option<i64>,
+        reply: Option<oneshot::Sender<Result<()>>>,
+        result: Option<PgResult<u64>>,
+    },
+    Life(Life, Option<i64>),
+    /// Commit what came before, release the worker's executions, stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// What the writer shares with the store.
+pub(super) struct Shared {
+    pub pool: Pool,
+    pub worker: Option<Arc<WorkerState>>,
+    /// Executions this process must no longer write: lost to another
+    /// worker, or owned under an id this worker no longer has.
+    pub disowned: Mutex<HashSet<ExecutionId>>,
+}
+
+impl Shared {
+    fn disown(&self, id: &ExecutionId) {
+        self.disowned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+    }
+}
+
+struct Conn {
+    client: Object,
+    statements: Statements,
+}
+
+async fn connect(shared: &Shared) -> std::result::Result<Conn, Failure> {
+    let client = shared
+        .pool
+        .get()
+        .await
+        .map_err(|e| Failure::Database(e.to_string().into()))?;
+    let statements = Statements::prepare(&client)
+        .await
+        .map_err(|e| Failure::pg(&e))?;
+    Ok(Conn { client, statements })
+}
+
+/// The writer task: takes batches from `rx` until closed.
+pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Work>) {
+    let mut conn: Option<Conn> = None;
+    let mut closing: Option<oneshot::Sender<()>> = None;
+    while closing.is_none() {
+        let Some(first) = rx.recv().await else { break };
+        let mut works = vec![first];
+        while works.len() < MAX_BATCH && !matches!(works.last(), Some(Work::Close(_))) {
+            match rx.try_recv() {
+                Ok(w) => works.push(w),
+                Err(_) => break,
+            }
+        }
+        if let Some(Work::Close(done)) = works.pop_if(|w| matches!(w, Work::Close(_))) {
+            closing = Some(done);
+        }
+        if works.is_empty() {
+            continue;
+        }
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            conn = match connect(&shared).await {
+                Ok(c) => Some(c),
+                Err(f) => {
+                    tracing::error!(error = %f, "the journal writer cannot connect");
+                    finish_all(&shared, works, &Err(f));
+                    continue;
+                }
+            };
+        }
+        if let Some(c) = conn.as_ref() {
+            run_batch(&shared, c, works).await;
+        }
+    }
+    if let Some(worker) = &shared.worker {
+        if let Some(c) = conn.as_ref().filter(|c| !c.client.is_closed()) {
+            match queries::release_worker(&c.client, worker.id()).await {
+                Ok(released) => {
+                    tracing::info!(
+                        worker = worker.id(),
+                        released,
+                        "worker released its executions"
+                    )
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot release this worker's executions; its lease will run out")
+                }
+            }
+        }
+        worker.stop();
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+async fn run_batch(shared: &Shared, conn: &Conn, mut works: Vec<Work>) {
+    let me = shared.worker.as_ref().map(|w| w.id());
+    // Made under a worker id this process no longer has: its executions
+    // may belong to another worker now.
+    let stale: Vec<Work> = works
+        .extract_if(.., |w| match w {
+            Work::Op { me: made, .. } | Work::Life(_, made) => *made != me,
+            Work::Close(_) => false,
+        })
+        .collect();
+    if !stale.is_empty() {
+        let worker = stale_worker(&stale);
+        finish_all(shared, stale, &Err(Failure::Fenced(worker)));
+    }
+    if works.is_empty() {
+        return;
+    }
+    match transaction(conn, &mut works, me).await {
+        Ok(()) => {
+            let committed = commit(conn).await;
+            finish_all(shared, works, &committed);
+        }
+        Err(f @ Failure::Fenced(_)) => {
+            let _ = conn.client.batch_execute("ROLLBACK").await;
+            if let Some(worker) = &shared.worker {
+                worker.fence();
+            }
+            finish_all(shared, works, &Err(f));
+        }
+        Err(f) if conn.client.is_closed() => {
+            tracing::error!(error = %f, "the journal writer lost its connection");
+            finish_all(shared, works, &Err(f));
+        }
+        Err(f) => {
+            // One work failed and PostgreSQL aborted the transaction: each
+            // runs again in a transaction of its own, so that the failure
+            // is its work's alone.
+            tracing::debug!(error = %f, "batch failed; committing its works one by one");
+            let _ = conn.client.batch_execute("ROLLBACK").await;
+            for mut work in works {
+                work.reset();
+                let mut one = vec![work];
+                let committed = match transaction(conn, &mut one, me).await {
+                    Ok(()) => commit(conn).await,
+                    Err(f) => {
+                        let _ = conn.client.batch_execute("ROLLBACK").await;
+                        Err(f)
+                    }
+                };
+                finish_all(shared, one, &committed);
+            }
+        }
+    }
+}
+
+async fn commit(conn: &Conn) -> Committed {
+    conn.client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| Failure::pg(&e))
+}
+
+fn stale_worker(stale: &[Work]) -> i64 {
+    stale
+        .iter()
+        .find_map(|w| match w {
+            Work::Op { me, .. } | Work::Life(_, me) => *me,
+            Work::Close(_) => None,
+        })
+        .unwrap_or(-1)
+}
+
+impl Work {
+    /// Forgets a result, to run the work again.
+    fn reset(&mut self) {
+        match self {
+            Work::Op { result, .. } => *result = None,
+            Work::Life(life, _) => life.reset(),
+            Work::Close(_) => {}
+        }
+    }
+}
+
+/// Begins a transaction, fences, and runs every work in order: runs of
+/// journal ops pipelined, a lifecycle write's statements one after
+/// another. Stops at the first failure (PostgreSQL has then aborted the
+/// transaction).
+async fn transaction(
+    conn: &Conn,
+    works: &mut [Work],
+    me: Option<i64>,
+) -> std::result::Result<(), Failure> {
+    let client = &conn.client;
+    let begin = client.batch_execute("BEGIN");
+    match me {
+        Some(me) => {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&me];
+            let fence = client.execute(&conn.statements.fence, &params);
+            let (b, f) = futures_util::future::join(begin, fence).await;
+            b.map_err(|e| Failure::pg(&e))?;
+            f.map_err(|e| Failure::pg(&e))?;
+        }
+        None => begin.await.map_err(|e| Failure::pg(&e))?,
+    }
+    let owner = me.unwrap_or(-1);
+    let mut i = 0;
+    while i < works.len() {
+        let start = i;
+        while i < works.len() && matches!(works[i], Work::Op { .. }) {
+            i += 1;
+        }
+        if start < i {
+            let results = join_all(works[start..i].iter().filter_map(|w| match w {
+                Work::Op { op, .. } => Some(ops::apply(client, &conn.statements, op, &owner)),
+                _ => None,
+            }))
+            .await;
+            let mut failed = None;
+            for (work, r) in works[start..i].iter_mut().zip(results) {
+                if let Work::Op { result, .. } = work {
+                    if let Err(e) = &r {
+                        failed.get_or_insert_with(|| Failure::of(e));
+                    }
+                    *result = Some(r);
+                }
+            }
+            if let Some(f) = failed {
+                return Err(f);
+            }
+        }
+        if let Some(Work::Life(life, _)) = works.get_mut(i) {
+            life.run(client, me).await?;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn finish_all(shared: &Shared, works: Vec<Work>, committed: &Committed) {
+    for work in works {
+        match work {
+            Work::Op {
+                op, reply, result, ..
+            } => {
+                let outcome = match (result, committed) {
+                    (Some(Ok(0)), Ok(())) => {
+                        shared.disown(op.owner());
+                        Err(Error::Disowned(op.owner().clone()))
+                    }
+                    (result, committed) => outcome(result, committed).map(|_| ()),
+                };
+                match (reply, outcome) {
+                    (Some(reply), outcome) => {
+                        let _ = reply.send(outcome);
+                    }
+                    (None, Ok(())) => {}
+                    (None, Err(e)) => {
+                        tracing::error!(execution = %op.owner(), error = %e, "queued journal write was not committed");
+                        shared.disown(op.owner());
+                    }
+                }
+            }
+            Work::Life(life, _) => life.finish(committed),
+            Work::Close(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+impl Life {
+    fn reset(&mut self) {
+        match self {
+            Life::Insert(_, out) => out.result = None,
+            Life::Claim(_, _, _, out) => out.result = None,
+            Life::BeginRestart(_, _, out) => out.result = None,
+            Life::SetStatus { result, .. } => *result = None,
+            Life::WakeNow(_, _, out) => out.result = None,
+            Life::Register(_, _, out) => out.result = None,
+            Life::ClaimOrphans { out, .. } => out.result = None,
+            Life::Reap(out) => out.result = None,
+            Life::FinishRequest(_, _, _, out) => out.result = None,
+        }
+    }
+
+    /// Runs the write; its result waits in the work for the commit.
+    async fn run(&mut self, client: &Object, me: Option<i64>) -> std::result::Result<(), Failure> {
+        fn keep<T>(
+            slot: &mut Option<PgResult<T>>,
+            r: PgResult<T>,
+        ) -> std::result::Result<(), Failure> {
+            let failed = r.as_ref().err().map(Failure::of);
+            *slot = Some(r);
+            failed.map_or(Ok(()), Err)
+        }
+        let owner = me.unwrap_or(-1);
+        match self {
+            Life::Insert(new, out) => keep(
+                &mut out.result,
+                queries::insert_execution(client, new, owner, "").await,
+            ),
+            Life::Claim(id, registered, now, out) => {
+                let r = queries::claim_for_replay(client, id, registered, owner, *now).await;
+                keep(&mut out.result, r)
+            }
+            Life::BeginRestart(id, now, out) => {
+                let r = async {
+                    if !queries::begin_restart(client, id, me, *now).await? {
+                        return Ok(None);
+                    }
+                    let Some(row) = queries::load_execution(client, id).await? else {
+                        return Ok(None);
+                    };
+                    let journal = queries::load_journal(client, id).await?;
+                    Ok(Some(Loaded { row, journal }))
+                }
+                .await;
+                keep(&mut out.result, r)
+            }
+            Life::SetStatus {
+                id,
+                status,
+                transition,
+                now,
+                result,
+                ..
+            } => keep(
+                result,
+                queries::set_status(client, id, *status, transition, me, *now).await,
+            ),
+            Life::WakeNow(id, now, out) => {
+                keep(&mut out.result, queries::wake_now(client, id, *now).await)
+            }
+            Life::Register(rows, now, out) => keep(
+                &mut out.result,
+                queries::register_workflows(client, rows, *now).await,
+            ),
+            Life::ClaimOrphans {
+                workflows,
+                app_version,
+                now,
+                limit,
+                out,
+            } => keep(
+                &mut out.result,
+                queries::claim_orphans(client, owner, workflows, app_version, *now, *limit).await,
+            ),
+            Life::Reap(out) => keep(&mut out.result, queries::reap(client).await),
+            Life::FinishRequest(request, outcome, now, out) => keep(
+                &mut out.result,
+                queries::finish_request(client, *request, outcome, *now).await,
+            ),
+        }
+    }
+
+    fn finish(self, committed: &Committed) {
+        match self {
+            Life::Insert(_, out) => out.finish(committed),
+            Life::Claim(_, _, _, out) => out.finish(committed),
+            Life::BeginRestart(_, _, out) => out.finish(committed),
+            Life::SetStatus {
+                transition,
+                result,
+                reply,
+                ..
+            } => {
+                let _ = reply.send(outcome(result, committed).map(|changed| (changed, transition)));
+            }
+            Life::WakeNow(_, _, out) => out.finish(committed),
+            Life::Register(_, _, out) => out.finish(committed),
+            Life::ClaimOrphans { out, .. } => out.finish(committed),
+            Life::Reap(out) => out.finish(committed),
+            Life::FinishRequest(_, _, _, out) => out.finish(committed),
+        }
+    }
+}
