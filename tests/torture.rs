@@ -111,7 +111,7 @@ fn workflows_survive_repeated_sigkills() {
     let mut begun: HashMap<String, Vec<u32>> = HashMap::new();
     for line in ledger_text.lines() {
         let parts: Vec<&str> = line.split(' ').collect();
-        if let ["begin", key, generation, _attempt] = parts.as_slice() {
+        if let ["begin", key, generation, _attempt, _at] = parts.as_slice() {
             begun
                 .entry((*key).to_owned())
                 .or_default()

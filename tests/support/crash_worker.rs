@@ -155,7 +155,10 @@ async fn work(ledger: &str, i: u64, k: u64) -> Result<Tagged, AnyError> {
     let generation = GENERATION.load(Ordering::SeqCst);
     let (key, attempt) =
         StepContext::current().map_or((String::new(), 0), |s| (s.idempotency_key(), s.attempt()));
-    append(ledger, &format!("begin {key} {generation} {attempt}"))?;
+    let at = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    append(ledger, &format!("begin {key} {generation} {attempt} {at}"))?;
     // Long enough that kills land while many bodies are in flight.
     tokio::time::sleep(Duration::from_millis(300 + (i * 37 + k * 53) % 600)).await;
     if (i + k).is_multiple_of(5) && attempt == 1 {
@@ -212,9 +215,44 @@ async fn run_torture(
     Ok(())
 }
 
+/// The torture workload on a PostgreSQL schema shared with other worker
+/// processes: every worker starts all `n` executions (a start of an
+/// existing id attaches to it) and waits for every result.
+async fn run_pg_torture(
+    url: &str,
+    schema: &str,
+    ledger: &str,
+    generation: u32,
+    n: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    GENERATION.store(generation, Ordering::SeqCst);
+    let rt = Runtime::builder()
+        .postgres(url)
+        .schema(schema)
+        .lease(Duration::from_secs(1))
+        .recovery_budget(1_000)
+        .open()
+        .await?;
+    let mut handles = Vec::new();
+    for i in 0..n {
+        handles.push(torture::start(&rt, format!("t-{i}"), ledger.to_owned(), i).await?);
+    }
+    for (i, h) in handles.iter().enumerate() {
+        let out = h.result().await?;
+        println!("t-{i} {out}");
+    }
+    rt.shutdown().await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, url, schema, ledger, generation, n] = args.as_slice()
+        && mode == "pg-torture"
+    {
+        return run_pg_torture(url, schema, ledger, generation.parse()?, n.parse()?).await;
+    }
     if let [_, mode, db, ledger, generation, n] = args.as_slice()
         && mode == "torture"
     {

@@ -151,6 +151,7 @@ impl Engine {
         active.get(id).and_then(Weak::upgrade)
     }
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn active_ids(&self) -> Vec<ExecutionId> {
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         active.keys().cloned().collect()

@@ -1,0 +1,195 @@
+//! Kill -9 across workers sharing one PostgreSQL database: three worker
+//! processes run 60 workflows (steps, retries, inline steps, sleeps); a
+//! worker is SIGKILLed at seeded random moments and a new one started in its
+//! place. Every workflow must complete with the right output, its steps'
+//! values taken over by the survivors, and no step body may begin after its
+//! completion was committed (a step is re-run only while it was in flight
+//! on a killed worker). Replay a run with `TORTURE_SEED=<seed>`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::pg::PgDb;
+
+const WORKFLOWS: u64 = 60;
+const WORKERS: usize = 3;
+const KILLS: u32 = 4;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn worker(db: &PgDb, ledger: &str, generation: u32) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+        .args([
+            "pg-torture",
+            &db.url,
+            &db.schema,
+            ledger,
+            &generation.to_string(),
+            &WORKFLOWS.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a worker")
+}
+
+#[test]
+fn workflows_survive_sigkills_of_workers_sharing_postgres() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(PgDb::new("workers")) else {
+        return;
+    };
+    let seed = std::env::var("TORTURE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    eprintln!("pg torture seed: {seed} (replay with TORTURE_SEED={seed})");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.txt");
+    let ledger_s = ledger.to_str().unwrap();
+
+    let mut generation = 0;
+    let mut live: Vec<Child> = Vec::new();
+    for _ in 0..WORKERS {
+        live.push(worker(&db, ledger_s, generation));
+        generation += 1;
+    }
+    let mut kills = 0;
+    while kills < KILLS {
+        std::thread::sleep(Duration::from_millis(1_000 + rng.next() % 2_000));
+        let victim = (rng.next() % live.len() as u64) as usize;
+        let mut child = live.swap_remove(victim);
+        if child.try_wait().unwrap().is_some() {
+            panic!(
+                "seed {seed}: a worker ended on its own after {kills} kills; the workload is too short"
+            );
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        live.push(worker(&db, ledger_s, generation));
+        generation += 1;
+    }
+
+    // The survivors and the replacements finish every workflow.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    for child in live {
+        let mut child = child;
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "seed {seed}: a worker did not finish within 240 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "seed {seed}: a worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let outputs: HashMap<String, u64> = stdout
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(id, v)| (id.to_owned(), v.parse().unwrap()))
+            .collect();
+        assert_eq!(outputs.len() as u64, WORKFLOWS, "seed {seed}");
+        for i in 0..WORKFLOWS {
+            let expected = 1000 * i + 45 + i % 3;
+            assert_eq!(outputs[&format!("t-{i}")], expected, "seed {seed}: t-{i}");
+        }
+    }
+
+    // When each step body began (wall clock of this machine, as the journal's).
+    let ledger_text = std::fs::read_to_string(&ledger).unwrap();
+    let mut begun: HashMap<String, Vec<i64>> = HashMap::new();
+    for line in ledger_text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        if let ["begin", key, _generation, _attempt, at] = parts.as_slice() {
+            begun
+                .entry((*key).to_owned())
+                .or_default()
+                .push(at.parse().unwrap());
+        }
+    }
+    let committed: Vec<(String, i64)> = rt.block_on(async {
+        let client = db.client().await;
+        client
+            .query(
+                "SELECT execution_id, name, occurrence, completed_at FROM step_executions
+                 WHERE kind = 'step' AND name = 'work' AND status = 'completed'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    format!(
+                        "{}/{}#{}",
+                        r.get::<_, String>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, i64>(2)
+                    ),
+                    r.get::<_, i64>(3),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(committed.len() as u64, WORKFLOWS * 10, "seed {seed}");
+    let mut repeated = 0;
+    for (key, completed_at) in &committed {
+        let starts = begun
+            .get(key)
+            .unwrap_or_else(|| panic!("seed {seed}: {key} never began"));
+        let last = starts.iter().copied().max().unwrap_or(0);
+        assert!(
+            last <= *completed_at,
+            "seed {seed}: {key} began at {last}, after its completion was committed at {completed_at}"
+        );
+        repeated += starts.len() - 1;
+    }
+    let dead: i64 = rt.block_on(async {
+        let client = db.client().await;
+        client
+            .query_one(
+                "SELECT count(*) FROM workers WHERE dead_at IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(
+        dead,
+        i64::from(generation),
+        "seed {seed}: every worker ended"
+    );
+    eprintln!(
+        "pg torture: {WORKFLOWS} workflows on {WORKERS} workers, {kills} kills, {} step bodies begun for {} steps ({repeated} repeats: retries and in-flight steps)",
+        begun.values().map(Vec::len).sum::<usize>(),
+        committed.len()
+    );
+}
