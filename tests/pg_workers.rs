@@ -193,3 +193,134 @@ fn workflows_survive_sigkills_of_workers_sharing_postgres() {
         committed.len()
     );
 }
+
+/// The same workflow as the worker process's `stall_flow`, whose step here
+/// answers at once: this process is the peer that takes it over.
+mod peer {
+    use replayflow::{AnyError, Context, step, workflow};
+
+    #[step]
+    pub async fn stall_step(_ledger: &str) -> Result<String, AnyError> {
+        Ok("the peer".to_owned())
+    }
+
+    #[workflow]
+    pub async fn stall_flow(_ctx: Context, ledger: String) -> Result<String, AnyError> {
+        stall_step(&ledger).await
+    }
+}
+
+/// A worker frozen (SIGSTOP) mid-step for longer than its lease is declared
+/// dead; a peer takes the execution over and finishes it. Thawed, the
+/// frozen worker's step result is refused by the fence: the journal keeps
+/// the peer's, and the worker registers anew under another id.
+#[test]
+fn a_worker_frozen_past_its_lease_commits_nothing_when_it_thaws() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(PgDb::new("stall")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.txt");
+    let ledger_s = ledger.to_str().unwrap();
+    let mut frozen = Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+        .args(["pg-stall", &db.url, &db.schema, ledger_s])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&ledger)
+        .unwrap_or_default()
+        .contains("stall begin")
+    {
+        assert!(Instant::now() < deadline, "the step never began");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = frozen.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = Instant::now();
+
+    let peer_out = rt.block_on(async {
+        let peer = db
+            .builder()
+            .lease(Duration::from_secs(1))
+            .open()
+            .await
+            .expect("the peer opens");
+        let out = support::within(peer.handle::<peer::stall_flow>("stall-1").result())
+            .await
+            .expect("the peer finishes it");
+        peer.shutdown().await.expect("the peer shuts down");
+        out
+    });
+    assert_eq!(peer_out, "the peer");
+    // Frozen past the step's three seconds too: thawed, its body ends at
+    // once and its result goes to the journal, which must refuse it.
+    std::thread::sleep(Duration::from_millis(3_500).saturating_sub(stopped.elapsed()));
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    while frozen.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the thawed worker did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = frozen.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the thawed worker failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It waited for the result and read the peer's.
+    assert!(stdout.starts_with("the peer\n"), "{stdout}");
+    let ids: Vec<&str> = stdout
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    assert_eq!(ids.len(), 3, "{stdout}");
+    assert_ne!(
+        ids[1], ids[2],
+        "the thawed worker registered anew: {stdout}"
+    );
+    assert!(
+        std::fs::read_to_string(&ledger)
+            .unwrap()
+            .contains("stall end"),
+        "the frozen step body did finish: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (output, attempts): (Vec<u8>, i64) = rt.block_on(async {
+        let client = db.client().await;
+        let row = client
+            .query_one(
+                "SELECT output, attempts FROM step_executions WHERE execution_id = 'stall-1' AND position = 0",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    });
+    assert_eq!(String::from_utf8_lossy(&output), "\"the peer\"");
+    assert_eq!(attempts, 1);
+}

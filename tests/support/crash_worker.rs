@@ -215,6 +215,50 @@ async fn run_torture(
     Ok(())
 }
 
+/// Records its start, then takes three seconds (`pg-stall` mode): long
+/// enough to be frozen past its worker's lease.
+#[step]
+async fn stall_step(ledger: &str) -> Result<String, AnyError> {
+    append(ledger, "stall begin")?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    append(ledger, "stall end")?;
+    Ok(format!("worker process {}", std::process::id()))
+}
+
+#[workflow]
+async fn stall_flow(_ctx: Context, ledger: String) -> Result<String, AnyError> {
+    stall_step(&ledger).await
+}
+
+/// Starts `stall-1` on a PostgreSQL schema with a one-second lease and
+/// prints its result and this worker's ids before and after.
+async fn run_pg_stall(
+    url: &str,
+    schema: &str,
+    ledger: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = Runtime::builder()
+        .postgres(url)
+        .schema(schema)
+        .lease(Duration::from_secs(1))
+        .open()
+        .await?;
+    let first = rt.worker_id();
+    let handle = stall_flow::start(&rt, "stall-1", ledger.to_owned()).await?;
+    let out = handle.result().await?;
+    println!("{out}");
+    // A worker frozen past its lease registers anew once it runs again.
+    for _ in 0..200 {
+        if rt.worker_id() != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("workers {first:?} {:?}", rt.worker_id());
+    rt.shutdown().await?;
+    Ok(())
+}
+
 /// The torture workload on a PostgreSQL schema shared with other worker
 /// processes: every worker starts all `n` executions (a start of an
 /// existing id attaches to it) and waits for every result.
@@ -252,6 +296,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         && mode == "pg-torture"
     {
         return run_pg_torture(url, schema, ledger, generation.parse()?, n.parse()?).await;
+    }
+    if let [_, mode, url, schema, ledger] = args.as_slice()
+        && mode == "pg-stall"
+    {
+        return run_pg_stall(url, schema, ledger).await;
     }
     if let [_, mode, db, ledger, generation, n] = args.as_slice()
         && mode == "torture"

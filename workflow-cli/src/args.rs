@@ -15,9 +15,20 @@ use replayflow::ExecutionStatus;
 #[derive(Debug, Parser)]
 #[command(name = "replayflow", version, max_term_width = 100)]
 pub(crate) struct Cli {
-    /// The workflow database file.
+    /// The workflow database file, or a PostgreSQL URL
+    /// (`postgres://user@host/db`) that workers share.
     #[arg(long, env = "WORKFLOW_DB", global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
+
+    /// The PostgreSQL schema of the tables, with a `postgres://` database.
+    #[arg(
+        long,
+        env = "WORKFLOW_SCHEMA",
+        global = true,
+        value_name = "NAME",
+        default_value = "replayflow"
+    )]
+    pub schema: String,
 
     #[command(subcommand)]
     pub command: Command,

@@ -82,8 +82,8 @@ fn fail(message: &str) -> ExitCode {
 /// database: commands that only read then read the file as it is on disk
 /// (when that is exact), and the others say why they cannot run.
 /// Returns the runtime and whether it reads such a snapshot.
-async fn open(db: &Path, reading: bool) -> Result<(Runtime, bool), Failure> {
-    let builder = || Runtime::builder().path(db).panic_hook(false);
+async fn open(db: &Path, schema: &str, reading: bool) -> Result<(Runtime, bool), Failure> {
+    let builder = || Runtime::builder().path(db).schema(schema).panic_hook(false);
     let error = match builder().admin().open().await {
         Ok(rt) => return Ok((rt, false)),
         Err(e) => e,
@@ -96,7 +96,10 @@ async fn open(db: &Path, reading: bool) -> Result<(Runtime, bool), Failure> {
             | replayflow::Error::SchemaMismatch { .. }
             | replayflow::Error::SchemaTooNew { .. }
             | replayflow::Error::Corrupt { .. }
-    ) {
+    ) || db
+        .to_str()
+        .is_some_and(|d| d.starts_with("postgres://") || d.starts_with("postgresql://"))
+    {
         return Err(error.into());
     }
     let Some(dir) = unwritable_dir(db) else {
@@ -157,7 +160,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         cli.command,
         Command::List(_) | Command::Show(_) | Command::Watch(_)
     );
-    let (rt, snapshot) = open(&db, reading).await?;
+    let (rt, snapshot) = open(&db, &cli.schema, reading).await?;
     let code = match cli.command {
         Command::List(args) => list::run(&rt, &args).await?,
         Command::Show(args) => show::run(&rt, &args).await?,

@@ -168,7 +168,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Wor
         }
     }
     if let Some(worker) = &shared.worker {
-        if let Some(c) = conn.as_ref().filter(|c| !c.client.is_closed()) {
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            conn = connect(&shared).await.ok();
+        }
+        if let Some(c) = conn.as_ref() {
             match queries::release_worker(&c.client, worker.id()).await {
                 Ok(released) => {
                     tracing::info!(
