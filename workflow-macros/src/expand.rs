@@ -305,7 +305,10 @@ mod tests {
         assert!(out.contains(lint), "{out}");
         assert!(!out.contains("INSTANT_NOW"), "{out}");
         assert!(!out.contains("allow_nondeterministic"), "{out}");
-        assert!(out.contains("let b = std :: time :: Instant :: now ()"), "{out}");
+        assert!(
+            out.contains("let b = std :: time :: Instant :: now ()"),
+            "{out}"
+        );
 
         let out = workflow(quote!(crate = "my_wf"), item.clone());
         assert!(
