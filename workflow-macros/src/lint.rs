@@ -11,6 +11,7 @@
 //! It is not a real attribute, so [`strip_allow`] takes it out of the body before rustc
 //! sees it.
 
+mod scope;
 mod visitor;
 
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};

@@ -1,13 +1,14 @@
 //! Walks a workflow body for the lint: nested blocks, closures, async blocks, and the
-//! arguments of macros that read as expressions. It keeps the names in scope that hold a
-//! `HashMap` or `HashSet`, as far as their declarations show, to find their iteration.
+//! arguments of macros that read as expressions. Its [`Scope`] follows which names hold a
+//! `HashMap` or `HashSet`, to find their iteration.
 
-use super::{Finding, Nondeterminism, allows, call_finding, hash_kind_of_ident, macro_finding};
+use super::scope::Scope;
+use super::{Finding, allows, call_finding, macro_finding};
 use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
 use syn::{
     Arm, Block, Expr, ExprClosure, ExprForLoop, ExprIf, ExprMethodCall, ExprPath, ExprWhile, Ident,
-    Item, Local, Macro, Pat, PatIdent, Stmt, Token, Type,
+    Item, Local, Macro, Stmt, Token, Type,
 };
 
 /// Methods of `HashMap` and `HashSet` that visit the entries in the container's order.
@@ -23,16 +24,10 @@ const ITERATING_METHODS: &[&str] = &[
     "drain",
 ];
 
-/// A name in scope, with what iterating it makes, if it holds a hash container.
-struct Binding {
-    name: Ident,
-    hash: Option<Nondeterminism>,
-}
-
+/// Collects the findings of one body, in the order they are written.
 pub(super) struct BodyVisitor {
     findings: Vec<Finding>,
-    /// Innermost last; a block truncates it back when it ends.
-    bindings: Vec<Binding>,
+    scope: Scope,
 }
 
 impl BodyVisitor {
@@ -42,72 +37,20 @@ impl BodyVisitor {
     ) -> Vec<Finding> {
         let mut visitor = BodyVisitor {
             findings: Vec::new(),
-            bindings: Vec::new(),
+            scope: Scope::default(),
         };
         for (name, ty) in params {
-            visitor.bind(name, hash_kind_of_type(ty));
+            visitor.scope.bind_typed(name, ty);
         }
         visitor.visit_block(body);
         visitor.findings
     }
 
-    fn bind(&mut self, name: &Ident, hash: Option<Nondeterminism>) {
-        self.bindings.push(Binding {
-            name: name.clone(),
-            hash,
-        });
-    }
-
-    /// Binds every name of `pat` as holding no hash container: a new binding shadows any
-    /// earlier one of the same name.
-    fn bind_plain(&mut self, pat: &Pat) {
-        let mut names = PatNames(Vec::new());
-        names.visit_pat(pat);
-        for name in names.0 {
-            self.bind(name, None);
-        }
-    }
-
-    /// What iterating `expr` makes, when it is a name (or a reference to one) bound to a
-    /// hash container.
-    fn hash_local<'e>(&self, expr: &'e Expr) -> Option<(Nondeterminism, &'e Ident)> {
-        let ident = plain_name(expr)?;
-        let binding = self
-            .bindings
-            .iter()
-            .rev()
-            .find(|binding| binding.name == *ident)?;
-        binding.hash.map(|kind| (kind, ident))
-    }
-
-    /// What iterating the value of `init` makes: a hash container built by a constructor
-    /// (`HashMap::new()`, `HashSet::from(..)`), collected into one (`collect::<HashMap<_, _>>()`),
-    /// or taken from a name bound to one (`m`, `m.clone()`).
-    fn hash_kind_of_init(&self, init: &Expr) -> Option<Nondeterminism> {
-        match peel(init) {
-            Expr::Call(call) => match peel(&call.func) {
-                Expr::Path(func) => super::hash_kind_of_path(&func.path),
-                _ => None,
-            },
-            Expr::MethodCall(call) if call.method == "collect" => {
-                let turbofish = call.turbofish.as_ref()?;
-                turbofish.args.iter().find_map(|arg| match arg {
-                    syn::GenericArgument::Type(ty) => hash_kind_of_type(ty),
-                    _ => None,
-                })
-            }
-            Expr::MethodCall(call) if call.method == "clone" => {
-                self.hash_local(&call.receiver).map(|(kind, _)| kind)
-            }
-            other => self.hash_local(other).map(|(kind, _)| kind),
-        }
-    }
-
     /// Runs `f` in a scope of its own: names bound inside go out of scope after it.
     fn scoped(&mut self, f: impl FnOnce(&mut Self)) {
-        let depth = self.bindings.len();
+        let depth = self.scope.depth();
         f(self);
-        self.bindings.truncate(depth);
+        self.scope.truncate(depth);
     }
 }
 
@@ -137,21 +80,7 @@ impl<'ast> Visit<'ast> for BodyVisitor {
             }
         }
         // Even an allowed `let` binds its names, for the statements after it.
-        match &local.pat {
-            Pat::Type(typed) if matches!(*typed.pat, Pat::Ident(_)) => {
-                if let Pat::Ident(PatIdent { ident, .. }) = &*typed.pat {
-                    self.bind(ident, hash_kind_of_type(&typed.ty));
-                }
-            }
-            Pat::Ident(PatIdent { ident, .. }) => {
-                let hash = local
-                    .init
-                    .as_ref()
-                    .and_then(|init| self.hash_kind_of_init(&init.expr));
-                self.bind(ident, hash);
-            }
-            other => self.bind_plain(other),
-        }
+        self.scope.bind_local(local);
     }
 
     fn visit_expr(&mut self, expr: &'ast Expr) {
@@ -170,7 +99,7 @@ impl<'ast> Visit<'ast> for BodyVisitor {
 
     fn visit_expr_method_call(&mut self, call: &'ast ExprMethodCall) {
         if ITERATING_METHODS.iter().any(|method| call.method == method)
-            && let Some((kind, _)) = self.hash_local(&call.receiver)
+            && let Some((kind, _)) = self.scope.hash_local(&call.receiver)
         {
             self.findings.push(Finding {
                 kind,
@@ -181,7 +110,7 @@ impl<'ast> Visit<'ast> for BodyVisitor {
     }
 
     fn visit_expr_for_loop(&mut self, for_loop: &'ast ExprForLoop) {
-        if let Some((kind, name)) = self.hash_local(&for_loop.expr) {
+        if let Some((kind, name)) = self.scope.hash_local(&for_loop.expr) {
             self.findings.push(Finding {
                 kind,
                 at: name.clone(),
@@ -189,7 +118,7 @@ impl<'ast> Visit<'ast> for BodyVisitor {
         }
         self.visit_expr(&for_loop.expr);
         self.scoped(|this| {
-            this.bind_plain(&for_loop.pat);
+            this.scope.bind_plain(&for_loop.pat);
             this.visit_block(&for_loop.body);
         });
     }
@@ -197,7 +126,7 @@ impl<'ast> Visit<'ast> for BodyVisitor {
     fn visit_expr_closure(&mut self, closure: &'ast ExprClosure) {
         self.scoped(|this| {
             for input in &closure.inputs {
-                this.bind_plain(input);
+                this.scope.bind_plain(input);
             }
             this.visit_expr(&closure.body);
         });
@@ -223,7 +152,7 @@ impl<'ast> Visit<'ast> for BodyVisitor {
 
     fn visit_expr_let(&mut self, expr: &'ast syn::ExprLet) {
         self.visit_expr(&expr.expr);
-        self.bind_plain(&expr.pat);
+        self.scope.bind_plain(&expr.pat);
     }
 
     fn visit_arm(&mut self, arm: &'ast Arm) {
@@ -231,7 +160,7 @@ impl<'ast> Visit<'ast> for BodyVisitor {
             return;
         }
         self.scoped(|this| {
-            this.bind_plain(&arm.pat);
+            this.scope.bind_plain(&arm.pat);
             // A guard is part of the pattern: `Some(t) if t < SystemTime::now()`.
             this.visit_pat(&arm.pat);
             this.visit_expr(&arm.body);
@@ -251,53 +180,6 @@ impl<'ast> Visit<'ast> for BodyVisitor {
                 self.visit_expr(arg);
             }
         }
-    }
-}
-
-/// Collects the names a pattern binds.
-struct PatNames<'ast>(Vec<&'ast Ident>);
-
-impl<'ast> Visit<'ast> for PatNames<'ast> {
-    fn visit_pat_ident(&mut self, pat: &'ast PatIdent) {
-        self.0.push(&pat.ident);
-        visit::visit_pat_ident(self, pat);
-    }
-
-    /// The guard binds nothing.
-    fn visit_pat_guard(&mut self, pat: &'ast syn::PatGuard) {
-        self.visit_pat(&pat.pat);
-    }
-}
-
-/// What iterating a value of `ty` makes, when `ty` is (a reference to) a hash container.
-fn hash_kind_of_type(ty: &Type) -> Option<Nondeterminism> {
-    match ty {
-        Type::Reference(reference) => hash_kind_of_type(&reference.elem),
-        Type::Paren(paren) => hash_kind_of_type(&paren.elem),
-        Type::Group(group) => hash_kind_of_type(&group.elem),
-        Type::Path(path) if path.qself.is_none() => {
-            let last = path.path.segments.last()?;
-            hash_kind_of_ident(&last.ident)
-        }
-        _ => None,
-    }
-}
-
-/// `expr` without parentheses and references around it.
-fn peel(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Paren(paren) => peel(&paren.expr),
-        Expr::Group(group) => peel(&group.expr),
-        Expr::Reference(reference) => peel(&reference.expr),
-        other => other,
-    }
-}
-
-/// The name `expr` is, once peeled: `m`, `&m`, `(&mut m)`.
-fn plain_name(expr: &Expr) -> Option<&Ident> {
-    match peel(expr) {
-        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => path.path.get_ident(),
-        _ => None,
     }
 }
 
@@ -354,6 +236,7 @@ mod tests {
     use super::*;
     use proc_macro2::TokenStream;
     use quote::quote;
+    use syn::Pat;
 
     /// The findings in `body`, as (constant, spanned source text).
     fn findings(params: TokenStream, body: TokenStream) -> Vec<(&'static str, String)> {
