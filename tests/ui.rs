@@ -1,6 +1,10 @@
 //! Compile tests of `#[workflow]` and `#[step]`: every valid form compiles (and runs), and
 //! each mistake is reported on the offending token with a message worth reading.
 //!
+//! The determinism lint of `#[workflow]` warns rather than fails, so its cases
+//! (`workflow/fail/lint_*.rs`) deny `deprecated`: the warning becomes an error whose text
+//! the `.stderr` holds.
+//!
 //! After changing a message, regenerate the `.stderr` files with
 //! `TRYBUILD=overwrite cargo test --test ui` and read the diff.
 

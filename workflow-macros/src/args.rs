@@ -45,6 +45,7 @@ pub(crate) struct WorkflowConfig {
     pub(crate) name: Option<Setting<String>>,
     pub(crate) max_restarts: Option<Setting<u32>>,
     pub(crate) restart_delay: Option<Setting<Millis>>,
+    pub(crate) allow_nondeterministic: Option<Setting<bool>>,
     pub(crate) krate: Option<Setting<Path>>,
 }
 
@@ -124,7 +125,7 @@ pub(crate) fn parse_step_config(tokens: TokenStream) -> syn::Result<StepConfig> 
             Key::Timeout => ctx.store(&mut config.timeout, duration_value(&ctx, true), &mut errors),
             Key::AtMostOnce => ctx.store(&mut config.at_most_once, flag_value(&ctx), &mut errors),
             Key::Crate => ctx.store(&mut config.krate, path_value(&ctx), &mut errors),
-            Key::MaxRestarts | Key::RestartDelay => {}
+            Key::MaxRestarts | Key::RestartDelay | Key::AllowNondeterministic => {}
         }
     }
     errors.finish(config)
@@ -153,6 +154,11 @@ pub(crate) fn parse_workflow_config(tokens: TokenStream) -> syn::Result<Workflow
             Key::RestartDelay => ctx.store(
                 &mut config.restart_delay,
                 duration_value(&ctx, false),
+                &mut errors,
+            ),
+            Key::AllowNondeterministic => ctx.store(
+                &mut config.allow_nondeterministic,
+                flag_value(&ctx),
                 &mut errors,
             ),
             Key::Crate => ctx.store(&mut config.krate, path_value(&ctx), &mut errors),

@@ -289,6 +289,55 @@ mod tests {
     }
 
     #[test]
+    fn lint_findings_refer_to_deprecated_constants_outside_the_body() {
+        let item = quote! {
+            #[allow(deprecated)]
+            async fn f(ctx: Context) -> Result<(), E> {
+                let a = std::time::SystemTime::now();
+                #[allow_nondeterministic]
+                let b = std::time::Instant::now();
+                Ok(())
+            }
+        };
+        let out = workflow(quote!(), item.clone());
+        let lint = "# [allow (deprecated)] const _ : () = { \
+                    const _ : () = :: replayflow :: __private :: nondeterministic :: SYSTEM_TIME_NOW ; }";
+        assert!(out.contains(lint), "{out}");
+        assert!(!out.contains("INSTANT_NOW"), "{out}");
+        assert!(!out.contains("allow_nondeterministic"), "{out}");
+        assert!(
+            out.contains("let b = std :: time :: Instant :: now ()"),
+            "{out}"
+        );
+
+        let out = workflow(quote!(crate = "my_wf"), item.clone());
+        assert!(
+            out.contains("my_wf :: __private :: nondeterministic :: SYSTEM_TIME_NOW"),
+            "{out}"
+        );
+
+        let out = workflow(quote!(allow_nondeterministic), item);
+        assert!(!out.contains("nondeterministic ::"), "{out}");
+        assert!(!out.contains("allow_nondeterministic"), "{out}");
+    }
+
+    #[test]
+    fn failure_drops_the_lint_markers_from_the_item() {
+        let out = workflow(
+            quote!(),
+            quote!(
+                async fn f(a: u8) -> Result<(), E> {
+                    #[allow_nondeterministic]
+                    let t = SystemTime::now();
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(!out.contains("allow_nondeterministic"), "{out}");
+    }
+
+    #[test]
     fn failure_keeps_the_item_next_to_the_errors() {
         let out = step(
             quote!(max_attempts = 0),

@@ -9,6 +9,7 @@
 mod args;
 mod errors;
 mod expand;
+mod lint;
 mod parse;
 mod validate;
 
@@ -46,10 +47,88 @@ use quote::quote;
 /// | `name = "..."` | non-empty string | registered name (default: the function's name) |
 /// | `max_restarts = N` | integer >= 0 | restarts after a panic before the execution fails |
 /// | `restart_delay = "5s"` | duration | wait before each restart |
+/// | `allow_nondeterministic` or `allow_nondeterministic = true/false` | flag | turns the [determinism lint](#determinism-lint) off for the whole body |
 /// | `crate = "path"` | path | where the runtime crate is, if renamed in `Cargo.toml` |
 ///
 /// Durations are an integer followed by `ms`, `s`, `m` or `h`: `"200ms"`, `"5s"`, `"1m"`.
 /// Options left out take the runtime's defaults (see `Runtime::builder()`).
+///
+/// # Determinism lint
+///
+/// The body runs again from the top on every replay, and must take the same path each
+/// time. The macro warns, at compile time, of what the body does that replay cannot
+/// repeat, pointing at the call and naming the durable alternative:
+///
+/// | In a workflow body | Instead |
+/// |---|---|
+/// | `SystemTime::now`, `Instant::now`, chrono's `Utc::now` and `Local::now` | `ctx.now().await` (journaled) |
+/// | `thread_rng`, `rand::random`, `rand::rng`, `Uuid::new_v4` | `ctx.random_u64().await`, `ctx.uuid().await` (journaled) |
+/// | `thread::spawn`, `tokio::spawn`, `task::spawn`, `spawn_blocking` | a `#[step]`; concurrent parts awaited in the body, in `ctx.branch` |
+/// | `env::var`, `env::var_os`, `env::vars`, `env::vars_os` | a `#[step]`, or an argument of the workflow |
+/// | iterating a `HashMap` or `HashSet` (`for`, `.iter()`, `.keys()`, `.values()`, `.into_iter()`, `.drain()`) | a `BTreeMap` or `BTreeSet`, or sorting |
+/// | `select!` | a `#[step]` that races, or `join!` of `ctx.branch` futures |
+///
+/// A proc macro cannot emit a warning of its own on stable Rust, so these are rustc's
+/// `deprecated` warnings, on a hidden constant whose note is the message:
+///
+/// ```text
+/// warning: use of deprecated constant `replayflow::private::nondeterministic::SYSTEM_TIME_NOW`: `SystemTime::now` in a workflow body returns a different time on replay: use `ctx.now().await` (journaled), or call it in a `#[step]`
+///  --> src/main.rs:9:27
+///   |
+/// 9 |     let now = SystemTime::now();
+///   |                           ^^^
+/// ```
+///
+/// `-D warnings` or `#![deny(deprecated)]` turns them into errors; `#[allow(deprecated)]` on
+/// the function silences them along with every other deprecation in it.
+///
+/// To keep such a call on purpose, mark its statement or expression
+/// `#[allow_nondeterministic]`: the lint skips it and everything inside it. The marker is
+/// not a real attribute: the macro takes it out of the body before rustc sees it, so it
+/// works on stable Rust wherever an attribute can be written, on any expression too
+/// (`(#[allow_nondeterministic] Instant::now(), n)`), but only inside a `#[workflow]`
+/// body. `#[workflow(allow_nondeterministic)]` turns the lint off for the whole body.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use replayflow::{AnyError, Context, Runtime, workflow};
+///
+/// #[workflow]
+/// async fn report(ctx: Context) -> Result<SystemTime, AnyError> {
+///     // Journaled: every replay gets the time of the first run.
+///     let started = ctx.now().await;
+///     // The real time, for the log only: the result does not depend on it.
+///     #[allow_nondeterministic]
+///     println!("this run is at {:?}", SystemTime::now());
+///     Ok(started)
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let rt = Runtime::in_memory().await?;
+/// # report::start(&rt, "report-1").await?.result().await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The lint reads the body's own code: nested blocks, closures, async blocks, and the
+/// arguments of macros whose input is a list of expressions (`println!`, `format!`,
+/// `join!`, `assert!`). It matches paths by their last segments, so
+/// `std::time::SystemTime::now` and an imported `SystemTime::now` are both found, and it
+/// knows a name holds a `HashMap` or `HashSet` when its declaration shows it
+/// (`let m: HashMap<_, _>`, `let m = HashMap::new()`, `.collect::<HashSet<_>>()`, a
+/// parameter of that type). It cannot see:
+///
+/// - calls made by the functions and methods the body calls, and items declared in the
+///   body (a helper `fn`, a `#[step]`), which are not the body;
+/// - a call through a bare imported name or an alias (`use std::env::var; var("A")`),
+///   except `thread_rng` and `spawn_blocking`, which are found under any path;
+/// - the input of macros that is not a list of expressions (`select!`'s branches,
+///   `json!`, the `%value` and `?value` fields of `tracing` macros);
+/// - hash containers reached through a field, a function's result, or a type alias,
+///   and whether an iteration's order matters (a sum, a sort afterwards).
+///
+/// It is a help, not the guarantee: replay itself checks that each step call matches the
+/// journal, and parks the execution when it does not.
 ///
 /// # Example
 ///
@@ -108,7 +187,9 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
         .and_then(|workflow| validate::validate_workflow(workflow, &mut errors));
     match errors.finish_with(model) {
         Ok(workflow) => expand::expand_workflow(&workflow),
-        Err(error) => unchanged_with(item, error),
+        // Without its `#[allow_nondeterministic]` markers, which rustc would report as
+        // unknown attributes next to the real errors.
+        Err(error) => unchanged_with(lint::strip_allow(item), error),
     }
 }
 

@@ -3,8 +3,10 @@
 
 use crate::args::{AttrKind, Key, Millis, Setting, StepConfig, WorkflowConfig};
 use crate::errors::Errors;
+use crate::lint::{self, Finding};
 use crate::parse::{ArgBinding, ArgModel, ContextUse, RetModel, StepFn, WorkflowFn};
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, ItemFn, Pat, PatType, Path, PathSegment, Token, Type};
@@ -26,6 +28,10 @@ pub(crate) struct Workflow {
     pub(crate) params: Vec<Param>,
     pub(crate) ret: RetModel,
     pub(crate) options: WorkflowOptions,
+    /// The body as it goes out: the block without its `#[allow_nondeterministic]` markers.
+    pub(crate) body: TokenStream,
+    /// What the determinism lint found in the body; empty when the option turns it off.
+    pub(crate) findings: Vec<Finding>,
 }
 
 /// A parameter bound to a plain name.
@@ -63,6 +69,8 @@ pub(crate) struct WorkflowOptions {
     pub(crate) name: String,
     pub(crate) max_restarts: Option<u32>,
     pub(crate) restart_delay: Option<Millis>,
+    /// `allow_nondeterministic`: the determinism lint is off for the whole body.
+    pub(crate) allow_nondeterministic: bool,
     pub(crate) krate: Path,
 }
 
@@ -150,14 +158,46 @@ pub(crate) fn validate_workflow(workflow: WorkflowFn, errors: &mut Errors) -> Op
             params.push(param);
         }
     }
+    check_allow_on_fn(&workflow.func.original, errors);
     let ret = workflow.func.ret?;
+    let item = workflow.func.original;
+    let findings = if options.allow_nondeterministic {
+        Vec::new()
+    } else {
+        lint::lint_body(
+            &item.block,
+            params.iter().map(|param| (&param.ident, &param.ty)),
+        )
+    };
+    let body = lint::strip_allow(item.block.to_token_stream());
     Some(Workflow {
-        item: workflow.func.original,
+        item,
         ctx: ctx?,
         params,
         ret,
         options,
+        body,
+        findings,
     })
+}
+
+/// `#[allow_nondeterministic]` marks one statement or expression of the body; on the
+/// function it would reach rustc as an unknown attribute, so it gets a message that
+/// points to the option instead.
+fn check_allow_on_fn(item: &ItemFn, errors: &mut Errors) {
+    for attr in &item.attrs {
+        if attr.path().is_ident(lint::ALLOW) {
+            errors.spanned(
+                attr,
+                format_args!(
+                    "`#[{allow}]` goes on a statement or expression of a {attr_kind} body; \
+                     to allow the whole body, write `#[workflow({allow})]`",
+                    allow = lint::ALLOW,
+                    attr_kind = AttrKind::Workflow,
+                ),
+            );
+        }
+    }
 }
 
 /// The workflow's first parameter, a `Context`, which must be taken by value.
@@ -246,6 +286,7 @@ fn freeze_workflow_options(config: WorkflowConfig, item: &ItemFn) -> WorkflowOpt
         name: name_or_ident(config.name, item),
         max_restarts: value(config.max_restarts),
         restart_delay: value(config.restart_delay),
+        allow_nondeterministic: value(config.allow_nondeterministic).unwrap_or(false),
         krate: crate_path(config.krate),
     }
 }

@@ -70,6 +70,15 @@
 //! each await several steps must run in [`Context::branch`]es, which key their
 //! steps by branch: plain `tokio::join!`/`select!` of multi-step async blocks
 //! may replay in another order than they first ran.
+//!
+//! `#[workflow]` checks a body at compile time: reading the wall or monotonic
+//! clock, a random generator, a thread or task spawn, an environment read,
+//! iterating a `HashMap` or `HashSet`, or `select!` gets a warning on the call
+//! that names the durable alternative. Mark a statement or expression
+//! `#[allow_nondeterministic]` to keep such a call on purpose, or write
+//! `#[workflow(allow_nondeterministic)]` to turn the check off for a whole
+//! body; the [`workflow`](macro@workflow) attribute's docs say what the check
+//! sees and what it cannot.
 #![warn(missing_docs)]
 // A build without the `sqlite` feature has no store until the PostgreSQL one
 // lands: it compiles (so that `--no-default-features --features postgres`

@@ -8,6 +8,8 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub mod nondeterministic;
+
 pub use ::inventory;
 pub use ::serde;
 

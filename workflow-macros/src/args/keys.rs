@@ -25,7 +25,13 @@ impl AttrKind {
                 Key::AtMostOnce,
                 Key::Crate,
             ],
-            AttrKind::Workflow => &[Key::Name, Key::MaxRestarts, Key::RestartDelay, Key::Crate],
+            AttrKind::Workflow => &[
+                Key::Name,
+                Key::MaxRestarts,
+                Key::RestartDelay,
+                Key::AllowNondeterministic,
+                Key::Crate,
+            ],
         }
     }
 
@@ -95,6 +101,7 @@ option_keys! {
     at_most_once => AtMostOnce,
     max_restarts => MaxRestarts,
     restart_delay => RestartDelay,
+    allow_nondeterministic => AllowNondeterministic,
 }
 
 impl Key {
@@ -110,6 +117,7 @@ impl Key {
             Key::AtMostOnce => "true",
             Key::MaxRestarts => "3",
             Key::RestartDelay => "\"5s\"",
+            Key::AllowNondeterministic => "true",
             Key::Crate => "\"my_workflow\"",
         }
     }

@@ -4,6 +4,7 @@
 //! link-time registration.
 
 use super::{Cover, OkErr, count, duration, parens, respan};
+use crate::lint::Finding;
 use crate::validate::{Param, Workflow};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote};
@@ -17,11 +18,12 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         params,
         ret,
         options,
+        body,
+        findings,
     } = workflow;
     let krate = &options.krate;
     let vis = &item.vis;
     let ident = &item.sig.ident;
-    let block = &item.block;
     let ret_ty = &ret.ty;
     let attrs = SortedAttrs::new(&item.attrs);
     let cfgs = &attrs.cfg;
@@ -112,6 +114,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         let args = parens(quote!(__workflow_ctx, __workflow_payload, #run_body), span);
         quote!(#head #args)
     };
+    let lint = expand_lint(krate, findings, cfgs, &attrs.rest);
     quote! {
         #(#cfgs)*
         #struct_docs
@@ -210,7 +213,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
 
             #[doc(hidden)]
             #(#body_attrs)*
-            async fn __workflow_body(#ctx, #(#body_params),*) -> #ret_ty #block
+            async fn __workflow_body(#ctx, #(#body_params),*) -> #ret_ty #body
 
             #[doc(hidden)]
             fn __workflow_run(
@@ -255,6 +258,44 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
             #krate::__private::inventory::submit! {
                 #krate::__private::Registration(<#ident as #krate::Workflow>::descriptor)
             }
+        };
+
+        #lint
+    }
+}
+
+/// The determinism lint's findings as references to deprecated constants, each spanned
+/// on its finding, so rustc prints the constant's note as a `deprecated` warning at the
+/// user's call. They sit in a `const _` item of their own rather than in the body: the
+/// body is inside the struct's impl, which allows `deprecated`, and a constant of `()`
+/// costs nothing at run time. The item carries the function's `cfg`s and lint levels, so
+/// `#[allow(deprecated)]` on the function silences it too.
+fn expand_lint(
+    krate: &syn::Path,
+    findings: &[Finding],
+    cfgs: &[&Attribute],
+    attrs: &[&Attribute],
+) -> TokenStream {
+    if findings.is_empty() {
+        return TokenStream::new();
+    }
+    let levels = attrs.iter().filter(|attr| {
+        ["allow", "warn", "deny", "forbid"]
+            .iter()
+            .any(|level| attr.path().is_ident(level))
+    });
+    let uses = findings.iter().map(|finding| {
+        let constant = Ident::new(finding.kind.constant(), Span::call_site());
+        respan(
+            quote!(const _: () = #krate::__private::nondeterministic::#constant;),
+            finding.at.span(),
+        )
+    });
+    quote! {
+        #(#cfgs)*
+        #(#levels)*
+        const _: () = {
+            #(#uses)*
         };
     }
 }
