@@ -220,8 +220,9 @@ impl Store {
     }
 
     /// Sets an execution's status with what goes with it; a terminal status
-    /// is never overwritten (false then). One statement. The transition is
-    /// handed back for the waiters of the execution's end.
+    /// is never overwritten (false then). One statement, and one more for
+    /// a cancel, which ends the entries still sleeping or retrying. The
+    /// transition is handed back for the waiters of the execution's end.
     pub(crate) async fn set_status(
         &self,
         id: &ExecutionId,
