@@ -4,6 +4,7 @@
 
 mod lock;
 mod ops;
+mod prune;
 mod queries;
 mod schema;
 mod snapshot;
