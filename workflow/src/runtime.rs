@@ -215,20 +215,20 @@ impl Runtime {
     /// use replayflow::{workflow, AnyError, Context, ManualClock, Runtime};
     ///
     /// #[workflow]
-    /// async fn greet(ctx: Context, name: String) -> Result<String, AnyError> {
-    ///     Ok(format!("hello, {name}"))
+    /// async fn send_receipt(ctx: Context, order: u32) -> Result<String, AnyError> {
+    ///     Ok(format!("receipt for order {order}"))
     /// }
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let clock = ManualClock::new(SystemTime::now());
     /// let rt = Runtime::builder().in_memory().clock(clock.clone()).open().await?;
-    /// greet::start(&rt, "greet-1", "Ada".to_owned()).await?.result().await?;
+    /// send_receipt::start(&rt, "receipt-7", 7).await?.result().await?;
     ///
     /// clock.advance(Duration::from_secs(2 * 3600));
-    /// let report = rt.prune(Duration::from_secs(3600)).await?;
+    /// let report = rt.prune(Duration::from_secs(3600)).await?; // ended over an hour ago
     /// assert_eq!(report.executions, 1);
-    /// assert!(rt.status("greet-1").await.is_err());
+    /// assert!(rt.status("receipt-7").await.is_err());
     /// # Ok(())
     /// # }
     /// ```
