@@ -130,3 +130,89 @@ async fn cancelling_unknown_or_finished_executions() {
         Err(RunError::Cancelled)
     ));
 }
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[step(max_attempts = 5, backoff = "1h")]
+async fn always_fails() -> Result<(), AnyError> {
+    FLAKY_CALLS.fetch_add(1, Ordering::SeqCst);
+    Err(AnyError::msg("the service is down"))
+}
+
+#[workflow]
+async fn backs_off(_ctx: Context) -> Result<(), AnyError> {
+    always_fails().await
+}
+
+/// The entries of `id` still waiting for something that will never come.
+async fn waiting_entries(rt: &Runtime, id: &str) -> Vec<StepStatus> {
+    rt.status(id)
+        .await
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.status)
+        .filter(|s| matches!(s, StepStatus::Sleeping | StepStatus::Retrying))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cancel_ends_the_sleep_and_the_backoff_it_cut_short() {
+    let rt = Runtime::in_memory().await.unwrap();
+    long_wait::start(&rt, "cut-sleep").await.unwrap();
+    backs_off::start(&rt, "cut-backoff").await.unwrap();
+    wait_for_status(&rt, "cut-sleep", ExecutionStatus::Sleeping).await;
+    let before = wait_for_status(&rt, "cut-backoff", ExecutionStatus::Sleeping).await;
+    assert_eq!(before.steps[0].status, StepStatus::Retrying);
+    let last_error = before.steps[0].error.clone().unwrap();
+
+    rt.cancel("cut-sleep").await.unwrap();
+    rt.cancel("cut-backoff").await.unwrap();
+
+    for id in ["cut-sleep", "cut-backoff"] {
+        let info = rt.status(id).await.unwrap();
+        assert_eq!(info.status, ExecutionStatus::Cancelled);
+        assert_eq!(waiting_entries(&rt, id).await, [], "{id}: {:?}", info.steps);
+        assert!(
+            info.steps[0].completed_at.is_some(),
+            "{id}: the entry ended"
+        );
+    }
+    let sleep = &rt.status("cut-sleep").await.unwrap().steps[0];
+    assert_eq!(sleep.status, StepStatus::Failed);
+    assert_eq!(sleep.error.as_deref(), Some("cancelled while sleeping"));
+    let step = &rt.status("cut-backoff").await.unwrap().steps[0];
+    assert_eq!(step.status, StepStatus::Failed);
+    assert_eq!(step.attempts, 1);
+    let message = step.error.as_deref().unwrap();
+    assert!(
+        message.starts_with("cancelled before its next attempt") && message.ends_with(&last_error),
+        "{message}"
+    );
+    assert_eq!(FLAKY_CALLS.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_cancel_ends_a_sleep_waited_in_memory() {
+    // The sleep is shorter than the suspend threshold: the execution stays
+    // running, its entry sleeping, and the cancel reaches it at that wait.
+    let rt = Runtime::builder()
+        .in_memory()
+        .suspend_after(Duration::from_secs(7200))
+        .open()
+        .await
+        .unwrap();
+    let handle = long_wait::start(&rt, "cut-in-memory").await.unwrap();
+    within(async {
+        while waiting_entries(&rt, "cut-in-memory").await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    rt.cancel("cut-in-memory").await.unwrap();
+    assert!(matches!(
+        within(handle.result()).await,
+        Err(RunError::Cancelled)
+    ));
+    assert_eq!(waiting_entries(&rt, "cut-in-memory").await, []);
+}

@@ -133,3 +133,37 @@ async fn a_worker_declared_dead_writes_nothing_more_and_registers_anew() {
     );
     rt.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_finished_executions_and_leaves_the_rest() {
+    let Some(db) = PgDb::new("prune").await else {
+        return;
+    };
+    let rt = db.builder().open().await.expect("open");
+    let done = pay::start(&rt, "done-1", 1, 2).await.expect("start");
+    within(done.result()).await.expect("completes");
+    nap::start(&rt, "asleep-1", 60_000).await.expect("start");
+    wait_for_status(&rt, "asleep-1", ExecutionStatus::Sleeping).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = rt.prune(Duration::ZERO).await.expect("prune");
+    assert_eq!(report.executions, 1);
+    assert!(matches!(
+        rt.status("done-1").await,
+        Err(replayflow::Error::NotFound(_))
+    ));
+    let client = db.client().await;
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM step_executions WHERE execution_id = 'done-1'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0);
+    assert_eq!(
+        rt.status("asleep-1").await.expect("status").status,
+        ExecutionStatus::Sleeping
+    );
+    rt.shutdown().await.expect("shutdown");
+}

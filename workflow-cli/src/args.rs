@@ -11,7 +11,7 @@ use replayflow::ExecutionStatus;
 ///
 /// Commands open the file as an admin: they never run a workflow, and
 /// cancel, resume and restart are recorded as requests that the running
-/// application applies within a second.
+/// application applies within a second. prune deletes directly.
 #[derive(Debug, Parser)]
 #[command(name = "replayflow", version, max_term_width = 100)]
 pub(crate) struct Cli {
@@ -52,6 +52,27 @@ pub(crate) enum Command {
     Watch(WatchArgs),
     /// Serve the HTTP API and the web dashboard on the database.
     Serve(ServeArgs),
+    /// Delete finished executions that ended longer ago than --older-than.
+    ///
+    /// Completed, failed and cancelled executions go, each with its journal,
+    /// attempts, superseded entries and admin requests; unfinished ones stay,
+    /// however old. The deletion is direct (not a request), in batches of
+    /// 500, each its own transaction, so a running application's commits go
+    /// on between them. Freed space goes back to the file system in files
+    /// created by this version (the file shrinks when the application next
+    /// copies its write-ahead log into it); older files keep it for reuse.
+    /// Prints how many executions were removed and the bytes freed.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    /// Remove executions that ended longer ago than this (e.g. 30d, 12h).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub older_than: Duration,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -148,24 +169,22 @@ fn parse_status(text: &str) -> Result<ExecutionStatus, String> {
     })
 }
 
-/// `250ms`, `10s`, `2m`, `1h`.
+/// `250ms`, `10s`, `2m`, `1h`, `30d`, `2w`.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid =
+        || format!("expected a duration such as 250ms, 10s, 2m, 12h or 30d, not `{text}`");
     let digits = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
-    let n: u64 = text[..digits]
-        .parse()
-        .map_err(|_| format!("expected a duration such as 250ms, 10s or 2m, not `{text}`"))?;
+    let n: u64 = text[..digits].parse().map_err(|_| invalid())?;
     let ms = match &text[digits..] {
         "ms" => n,
         "s" => n.saturating_mul(1000),
         "m" => n.saturating_mul(60_000),
         "h" => n.saturating_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "expected a duration such as 250ms, 10s or 2m, not `{text}`"
-            ));
-        }
+        "d" => n.saturating_mul(86_400_000),
+        "w" => n.saturating_mul(604_800_000),
+        _ => return Err(invalid()),
     };
     Ok(Duration::from_millis(ms))
 }
@@ -184,6 +203,8 @@ mod tests {
     fn parses_durations() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("1w"), Ok(Duration::from_secs(7 * 86_400)));
         assert!(parse_duration("2").is_err());
         assert!(parse_duration("ms").is_err());
     }

@@ -6,17 +6,20 @@
 //! workflow --db app.db cancel order-7
 //! workflow --db app.db watch order-7
 //! workflow --db app.db serve --bind 127.0.0.1:8080
+//! workflow --db app.db prune --older-than 30d
 //! ```
 //!
 //! Every command opens the file as an admin: it never runs a workflow, and
 //! cancel, resume and restart are recorded as requests that the application
 //! (the worker process that has the file open) applies within a second.
+//! prune deletes old finished executions itself (see `prune.rs`).
 
 mod actions;
 mod args;
 mod format;
 mod list;
 mod listener;
+mod prune;
 mod serve;
 mod show;
 mod watch;
@@ -110,7 +113,7 @@ async fn open(db: &Path, schema: &str, reading: bool) -> Result<(Runtime, bool),
         return Ok((rt, true));
     }
     Err(Failure(format!(
-        "cannot open `{}`: its directory `{}` is not writable, and cancel, resume, restart and serve record requests, for which SQLite must create files there ({error})",
+        "cannot open `{}`: its directory `{}` is not writable, and cancel, resume, restart and serve record requests and prune deletes, for which SQLite must create files there ({error})",
         db.display(),
         dir.display()
     )))
@@ -170,6 +173,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             actions::run(&rt, replayflow::AdminAction::Restart, &args).await?
         }
         Command::Watch(args) => watch::run(&rt, &args, snapshot).await?,
+        Command::Prune(args) => prune::run(&rt, &args).await?,
         Command::Serve(args) => match &bind {
             Some(bind) => serve::run(rt.clone(), &db, &args, bind).await?,
             None => return Err(Failure("the address to serve on was not checked".into())),

@@ -973,3 +973,67 @@ async fn show_names_the_branch_of_each_entry() {
     assert_eq!(branches.len(), 2, "{json}");
     assert!(branches.contains(&"0") && branches.contains(&"1"), "{json}");
 }
+
+/// Moves the start and end of `ids` 60 days back, as if they had run then.
+fn age(db: &Path, ids: &[&str]) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let days = 60 * 86_400_000i64;
+    for id in ids {
+        conn.execute(
+            "UPDATE workflow_executions
+             SET created_at = created_at - ?2, updated_at = updated_at - ?2,
+                 completed_at = completed_at - ?2
+             WHERE id = ?1",
+            rusqlite::params![id, days],
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn prune_removes_old_finished_executions_beside_a_running_worker() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    seed(&rt).await;
+    // Old: three finished ones, and a sleeping and a panicked one, which stay.
+    age(
+        &db.path(),
+        &["greet-1", "flaky-1", "doomed-1", "nap-1", "boom-1"],
+    );
+
+    let run = cli(&db.path(), &["prune", "--older-than", "30d"]).await;
+    let out = ok(&run);
+    assert!(
+        out.starts_with("removed 3 finished executions; freed "),
+        "{out}"
+    );
+    assert!(out.contains("the database holds"), "{out}");
+    for gone in ["greet-1", "flaky-1", "doomed-1"] {
+        assert!(
+            matches!(rt.status(gone).await, Err(replayflow::Error::NotFound(_))),
+            "{gone}"
+        );
+    }
+    for kept in ["greet-2", "nap-1", "nap-2", "boom-1"] {
+        assert!(!rt.status(kept).await.unwrap().steps.is_empty(), "{kept}");
+    }
+
+    // The worker goes on: it wakes what it holds and runs new executions.
+    rt.resume("nap-1").await.unwrap();
+    wait_status(&rt, "nap-1", ExecutionStatus::Completed).await;
+    support::greet::start(&rt, "greet-3", "Edsger".to_owned())
+        .await
+        .unwrap();
+    wait_status(&rt, "greet-3", ExecutionStatus::Completed).await;
+
+    let run = cli(&db.path(), &["prune", "--older-than", "30d", "--json"]).await;
+    let report = json(&run);
+    assert_eq!(report["executions"], 0, "{report}");
+    assert_eq!(report["batches"], 0, "{report}");
+    rt.shutdown().await.unwrap();
+
+    let run = cli(&db.path(), &["prune", "--older-than", "soon"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("expected a duration"), "{}", run.stderr);
+}

@@ -46,6 +46,7 @@ pub struct RuntimeBuilder {
     busy_timeout: Duration,
     max_size: Option<u64>,
     integrity_check: IntegrityCheck,
+    retention: Option<Duration>,
     admin: bool,
     /// Read-only, as the file is on disk ([`RuntimeBuilder::snapshot`]).
     snapshot: bool,
@@ -74,6 +75,7 @@ impl Default for RuntimeBuilder {
             busy_timeout: Duration::from_secs(5),
             max_size: None,
             integrity_check: IntegrityCheck::default(),
+            retention: None,
             admin: false,
             snapshot: false,
             extra: Vec::new(),
@@ -231,6 +233,35 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Deletes finished executions (completed, failed or cancelled) once
+    /// they ended longer ago than `keep`, with their journal, attempts,
+    /// superseded entries and admin requests, and gives the space back
+    /// (see [`Runtime::prune`], which this runs at open and every minute
+    /// after). The deletion goes in batches through the journal's writer,
+    /// pacing itself so that steps keep committing meanwhile. Unfinished
+    /// executions are never touched, however old. Default: executions are
+    /// kept forever. An admin open ignores it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), replayflow::Error> {
+    /// use std::time::Duration;
+    /// use replayflow::Runtime;
+    ///
+    /// let rt = Runtime::builder()
+    ///     .in_memory() // an application gives `.path("app.db")`
+    ///     .retention(Duration::from_secs(30 * 24 * 3600))
+    ///     .open()
+    ///     .await?;
+    /// # drop(rt);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retention(mut self, keep: Duration) -> Self {
+        self.retention = Some(keep);
+        self
+    }
+
     /// Opens an existing database file as an admin (for a CLI or a
     /// dashboard beside the application): no worker lock is taken and
     /// nothing is run or recovered; `status` and `list` read, and `cancel`,
@@ -362,6 +393,7 @@ impl RuntimeBuilder {
             auto_restart: self.auto_restart,
             suspend_after: self.suspend_after,
             recovery_budget: self.recovery_budget,
+            retention: self.retention,
         };
         let engine = Arc::new(Engine::new(store, registry, self.clock, defaults, admin));
         if admin {

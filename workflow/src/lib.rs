@@ -119,8 +119,8 @@ pub use execution::{Context, StepContext, permanent};
 pub use handle::Handle;
 pub use options::{StartOptions, StepOptions};
 pub use record::{
-    AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, RequestId,
-    RequestState, StepKey, StepRecord, SupersededStep,
+    AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, PruneReport,
+    RequestId, RequestState, StepKey, StepRecord, SupersededStep,
 };
 pub use replayflow_macros::{step, workflow};
 pub use retry::RetryPolicy;

@@ -235,6 +235,27 @@ pub enum RequestState {
     Refused(String),
 }
 
+/// What [`Runtime::prune`](crate::Runtime::prune) removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Finished executions deleted, each with its journal, attempts,
+    /// superseded entries and admin requests.
+    pub executions: u64,
+    /// The writes they were deleted in (a bounded number per write, so
+    /// that step commits go on between them).
+    pub batches: u32,
+    /// Bytes given back to the file system: the database is that much
+    /// smaller (the file itself shrinks when the write-ahead log is next
+    /// copied into it). Zero for a file created before this build, which
+    /// keeps freed pages for reuse instead.
+    pub bytes_freed: u64,
+    /// Free space left inside the database, which later writes reuse.
+    pub bytes_free: u64,
+    /// The database's size after the prune, free space included.
+    pub database_bytes: u64,
+}
+
 /// One line of [`Runtime::list`](crate::Runtime::list).
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -4,17 +4,19 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::builder::RuntimeBuilder;
 use crate::codec::Payload;
 use crate::error::{Error, Result};
+use crate::execution::retention::{self, Pace};
 use crate::execution::{Engine, WorkflowDescriptor};
 use crate::handle::Handle;
 use crate::options::StartOptions;
 use crate::record::{
-    ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, RequestId, RequestState,
+    ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, PruneReport, RequestId, RequestState,
 };
 use crate::status::{AdminAction, ExecutionStatus, REFUSED};
 
@@ -120,11 +122,11 @@ impl Runtime {
     pub async fn request_state(&self, request: RequestId) -> Result<RequestState> {
         let outcome = self.engine.store.request_outcome(request.0).await?;
         Ok(match outcome {
-            // Requests are never deleted; a number this runtime did not
-            // hand out is a caller's mistake.
+            // Requests go only with their execution, when it is pruned:
+            // a number this runtime did not hand out is a caller's mistake.
             None => {
                 return Err(Error::InvalidOption(format!(
-                    "no admin request number {}",
+                    "no admin request number {} (or its execution was pruned)",
                     request.0
                 )));
             }
@@ -198,6 +200,61 @@ impl Runtime {
     /// executions are left out.
     pub async fn count(&self, filter: ListFilter) -> Result<Vec<(ExecutionStatus, u64)>> {
         self.engine.store.count_by_status(filter).await
+    }
+
+    /// Deletes every finished execution (completed, failed or cancelled)
+    /// that ended more than `older_than` ago, with everything it owns: its
+    /// journal entries, attempts, superseded entries and admin requests.
+    /// Unfinished executions (running, sleeping, paused, panicked,
+    /// restarting) are never touched, however old. A later `start` with
+    /// the id of a deleted execution starts a new one.
+    ///
+    /// The executions go in batches of 500, each its own short write
+    /// through the journal's writer, so that steps keep committing between
+    /// them. The freed pages are then given back to the file system, a
+    /// bounded number per write, in files created by this version
+    /// (`auto_vacuum = INCREMENTAL`); a file created by an earlier one
+    /// keeps them as free space that later writes reuse
+    /// ([`PruneReport::bytes_free`]). [`RuntimeBuilder::retention`] runs
+    /// this periodically.
+    ///
+    /// On an admin runtime the deletion is direct, not a request for the
+    /// worker: it is a plain transaction under SQLite's locking (a worker's
+    /// batch waits at most one prune batch for it, and the prune waits for
+    /// the worker's the same way), it only removes rows of finished
+    /// executions, which a worker never writes again except to restart a
+    /// failed one (that checks the status in its own transaction, so
+    /// it either restarts the execution before the prune, which then leaves
+    /// it alone, or finds it gone), and it works with no worker running.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use replayflow::{workflow, AnyError, Context, ManualClock, Runtime};
+    ///
+    /// #[workflow]
+    /// async fn send_receipt(ctx: Context, order: u32) -> Result<String, AnyError> {
+    ///     Ok(format!("receipt for order {order}"))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let clock = ManualClock::new(SystemTime::now());
+    /// let rt = Runtime::builder().in_memory().clock(clock.clone()).open().await?;
+    /// send_receipt::start(&rt, "receipt-7", 7).await?.result().await?;
+    ///
+    /// clock.advance(Duration::from_secs(2 * 3600));
+    /// let report = rt.prune(Duration::from_secs(3600)).await?; // ended over an hour ago
+    /// assert_eq!(report.executions, 1);
+    /// assert!(rt.status("receipt-7").await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`PruneReport::bytes_free`]: crate::PruneReport::bytes_free
+    /// [`RuntimeBuilder::retention`]: crate::RuntimeBuilder::retention
+    pub async fn prune(&self, older_than: Duration) -> Result<PruneReport> {
+        let engine = Arc::downgrade(&self.engine);
+        retention::prune(&engine, older_than, Pace::Eager).await
     }
 
     /// The names of the workflows registered in the database by the worker

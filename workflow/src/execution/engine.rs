@@ -31,6 +31,8 @@ pub(crate) struct Defaults {
     pub auto_restart: bool,
     pub suspend_after: Duration,
     pub recovery_budget: u32,
+    /// How long finished executions are kept; `None` keeps them forever.
+    pub retention: Option<Duration>,
 }
 
 /// The workflows a runtime can run, by registered name.

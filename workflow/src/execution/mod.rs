@@ -1,7 +1,8 @@
 //! One execution's life: the [`Context`] a workflow body gets, a step call
 //! ([`step`], [`attempt`]), the replay cursor ([`replay`]), driving
 //! ([`drive`]), the operator's controls ([`control`]), timers and the sweep
-//! ([`scheduler`]), recovery on open ([`recovery`]) and panics ([`panic`]).
+//! ([`scheduler`]), recovery on open ([`recovery`]), panics ([`panic`]) and
+//! the pruning of old finished executions ([`retention`]).
 //! Everything here shares one [`Engine`] and writes through the store's
 //! typed operations.
 
@@ -14,6 +15,7 @@ mod engine;
 pub(crate) mod panic;
 mod recovery;
 mod replay;
+pub(crate) mod retention;
 mod scheduler;
 mod state;
 mod step;

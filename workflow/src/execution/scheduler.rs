@@ -1,6 +1,7 @@
 //! Time-driven work: waking suspended executions at their wake time,
 //! restarting panicked ones after their delay, and the periodic sweep (due
-//! sleepers the timers missed, admin requests).
+//! sleepers the timers missed, admin requests, and now and then a prune of
+//! the executions past their retention).
 //!
 //! A suspended execution costs one heap entry here (its wake time and id),
 //! not a task or a future.
@@ -14,12 +15,17 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::engine::Engine;
+use super::retention;
 use crate::clock::Clock;
 use crate::record::{ExecutionId, from_millis, to_millis};
 use crate::status::{AdminAction, REFUSED};
 
 /// How often the sweep looks for due sleepers the timers missed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Sweeps between two background prunes (when the builder set a
+/// retention); the first sweep, at open, prunes too.
+const PRUNE_SWEEPS: u32 = 60;
 
 /// Sweeps between two tries of the executions held for storage: a full
 /// disk is not retried every second, since each try may run a step body
@@ -90,14 +96,21 @@ impl Engine {
         let timers = Arc::clone(&self.timers);
         let clock = Arc::clone(&self.clock);
         let weak = Arc::downgrade(self);
-        tokio::spawn(scheduler(timers, clock, weak));
+        let retention = self.defaults.retention;
+        tokio::spawn(scheduler(timers, clock, weak, retention));
     }
 }
 
-async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Engine>) {
+async fn scheduler(
+    timers: Arc<Timers>,
+    clock: Arc<dyn Clock>,
+    weak: Weak<Engine>,
+    retention: Option<Duration>,
+) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     let mut sweeps = 0u32;
     let mut suspects = std::collections::HashSet::new();
+    let pruning = Arc::new(AtomicBool::new(false));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if timers.stopped.load(Ordering::SeqCst) {
@@ -131,6 +144,13 @@ async fn scheduler(timers: Arc<Timers>, clock: Arc<dyn Clock>, weak: Weak<Engine
                 }
             }
             _ = sweep.tick() => {
+                if let Some(retention) = retention
+                    && sweeps.is_multiple_of(PRUNE_SWEEPS)
+                {
+                    // A task of its own, writing through the writer: the
+                    // sweeps and timers go on while it runs.
+                    retention::prune_in_background(weak.clone(), retention, &pruning);
+                }
                 let Some(engine) = weak.upgrade() else { break };
                 engine.take_over(&mut suspects).await;
                 sweep_due_sleepers(&engine).await;

@@ -289,8 +289,9 @@ impl Store {
     }
 
     /// Sets an execution's status with what goes with it; a terminal status
-    /// is never overwritten (false then). One statement. The transition is
-    /// handed back for the waiters of the execution's end.
+    /// is never overwritten (false then). One statement, and one more for
+    /// a cancel, which ends the entries still sleeping or retrying. The
+    /// transition is handed back for the waiters of the execution's end.
     pub(crate) async fn set_status(
         &self,
         id: &ExecutionId,
@@ -387,4 +388,36 @@ impl Store {
     pub(crate) async fn pending_requests(&self) -> Result<Vec<Request>> {
         backend!(self, s => s.pending_requests().await)
     }
+
+    // ---- retention ----
+
+    /// Deletes up to `limit` finished executions that ended before `cutoff`
+    /// (Unix ms), with everything keyed by their ids, in one write; returns
+    /// how many it deleted. Unfinished executions are never touched.
+    pub(crate) async fn prune_batch(&self, cutoff: i64, limit: u32) -> Result<u64> {
+        backend!(self, s => s.prune_batch(cutoff, limit).await)
+    }
+
+    /// The database's size and the free space inside it.
+    pub(crate) async fn file_space(&self) -> Result<FileSpace> {
+        backend!(self, s => s.file_space().await)
+    }
+
+    /// Gives up to `pages` free pages back to the file system, in one
+    /// write, where the file allows it ([`FileSpace::incremental`]);
+    /// returns the bytes given back and the space after.
+    pub(crate) async fn reclaim_space(&self, pages: u32) -> Result<(u64, FileSpace)> {
+        backend!(self, s => s.reclaim_space(pages).await)
+    }
+}
+
+/// The size of a database and the free space inside it, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileSpace {
+    pub bytes: u64,
+    /// Free pages: reused by later writes, and given back to the file
+    /// system by [`Store::reclaim_space`] when `incremental`.
+    pub free_bytes: u64,
+    /// Whether free pages can be given back without rewriting the file.
+    pub incremental: bool,
 }

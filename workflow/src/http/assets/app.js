@@ -478,18 +478,21 @@
 
     const ended = finished ? ms(e.completed_at || e.updated_at) : NaN;
     if (s.kind === 'sleep') {
+      // A sleep ended by a cancel is `failed`, ended at the cancel; one
+      // journaled before that was recorded stays `sleeping` in an ended execution.
+      const cut = s.status === 'failed' || (!s.completed_at && finished);
       let until;
       if (s.completed_at) until = ms(s.completed_at);
       else if (finished) until = ended;
       else if (isFinite(wake)) until = wake;
       else until = now;
       addBar('sleep', start, until,
-        s.completed_at ? `durable sleep · ${fmtDuration(until - start)}`
-          : finished ? `durable sleep · cut short: the execution ${e.status}`
+        cut ? `durable sleep · cut short after ${fmtDuration(until - start)}: the execution ${e.status}`
+          : s.completed_at ? `durable sleep · ${fmtDuration(until - start)}`
             : `durable sleep · wakes ${fmtDate(until)}`);
       last = Math.min(until, horizon);
-      if (s.completed_at) label = `slept ${fmtDuration(until - start)}`;
-      else if (finished) label = `cut short · ${e.status}`;
+      if (cut) label = `cut short · ${e.status}`;
+      else if (s.completed_at) label = `slept ${fmtDuration(until - start)}`;
       else label = isFinite(wake) ? `wakes in ${fmtDuration(until - now)}` : 'sleeping';
     } else if (s.kind === 'step') {
       const log = s.attempt_log.length ? s.attempt_log : [{
@@ -523,6 +526,12 @@
         if (finished) label = `cut short · ${e.status}`;
         else if (e.status === 'panicked') label = 'panicked · waits for restart';
         else label = `retrying · ${s.attempts} failed`;
+      } else if (s.status === 'failed' && isFinite(prevEnd) && ms(s.completed_at) > prevEnd) {
+        // Ended after its last attempt did: a cancel cut its backoff short.
+        const until = ms(s.completed_at);
+        addWait(prevEnd, until, `backoff cut short: the execution ${e.status}`);
+        last = until;
+        label = `cut short · ${e.status}`;
       } else if (s.attempts > 1) {
         label = `${fmtDuration(s.duration_ms)} · ${s.attempts} attempts`;
       }

@@ -539,6 +539,35 @@ impl PgStore {
         queries::due_sleepers(&client, me, now).await.map_err(pg)
     }
 
+    pub(crate) async fn prune_batch(&self, cutoff: i64, limit: u32) -> Result<u64> {
+        let client = self.client().await?;
+        queries::prune_batch(&client, cutoff, limit)
+            .await
+            .map_err(pg)
+    }
+
+    /// The tables' size on disk; PostgreSQL's free space inside them is
+    /// its autovacuum's to track and reuse.
+    pub(crate) async fn file_space(&self) -> Result<crate::store::FileSpace> {
+        let client = self.client().await?;
+        let bytes = queries::schema_bytes(&client).await.map_err(pg)?;
+        Ok(crate::store::FileSpace {
+            bytes,
+            free_bytes: 0,
+            incremental: false,
+        })
+    }
+
+    /// Nothing to give back by hand: autovacuum makes the space of deleted
+    /// rows reusable (the hot tables are created with an aggressive
+    /// `autovacuum_vacuum_scale_factor`).
+    pub(crate) async fn reclaim_space(
+        &self,
+        _pages: u32,
+    ) -> Result<(u64, crate::store::FileSpace)> {
+        Ok((0, self.file_space().await?))
+    }
+
     pub(crate) async fn pending_requests(&self) -> Result<Vec<Request>> {
         let Some(me) = self.me() else {
             return Ok(Vec::new());

@@ -802,3 +802,38 @@ pub(super) async fn due_sleepers(client: &Client, me: i64, now: i64) -> PgResult
     .filter_map(|r| r.try_get::<_, String>(0).ok().map(ExecutionId::new))
     .collect())
 }
+
+/// Deletes up to `limit` finished executions that ended before `cutoff`,
+/// with everything keyed by their ids, in one statement; returns how many.
+pub(super) async fn prune_batch(client: &Client, cutoff: i64, limit: u32) -> PgResult<u64> {
+    execute(
+        client,
+        "WITH ids AS (
+             SELECT id FROM workflow_executions
+             WHERE status IN ('completed', 'failed', 'cancelled') AND created_at < $1 AND completed_at < $1
+             LIMIT $2 FOR UPDATE SKIP LOCKED),
+         a AS (DELETE FROM step_attempts WHERE execution_id IN (SELECT id FROM ids)),
+         s AS (DELETE FROM step_executions WHERE execution_id IN (SELECT id FROM ids)),
+         sa AS (DELETE FROM superseded_attempts WHERE execution_id IN (SELECT id FROM ids)),
+         ss AS (DELETE FROM superseded_steps WHERE execution_id IN (SELECT id FROM ids)),
+         r AS (DELETE FROM admin_requests WHERE execution_id IN (SELECT id FROM ids))
+         DELETE FROM workflow_executions WHERE id IN (SELECT id FROM ids)",
+        &[&cutoff, &i64::from(limit)],
+    )
+    .await
+}
+
+/// The size on disk of the tables of the current schema, indexes included.
+pub(super) async fn schema_bytes(client: &Client) -> PgResult<u64> {
+    let row = query_opt(
+        client,
+        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+        &[],
+    )
+    .await?;
+    Ok(row
+        .and_then(|r| r.try_get::<_, i64>(0).ok())
+        .map_or(0, |b| u64::try_from(b).unwrap_or(0)))
+}

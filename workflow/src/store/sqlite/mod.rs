@@ -4,6 +4,7 @@
 
 mod lock;
 mod ops;
+mod prune;
 mod queries;
 mod schema;
 mod snapshot;
@@ -92,11 +93,17 @@ impl SqliteStore {
         now: i64,
     ) -> Result<(bool, Transition)> {
         let id = id.clone();
-        self.write_one(move |conn| {
+        let op = move |conn: &rusqlite::Connection| {
             queries::set_status(conn, &id, status, &transition, now)
                 .map(|changed| (changed, transition))
-        })
-        .await
+        };
+        // A cancel also ends the execution's waiting entries: two
+        // statements, which must commit or fail together.
+        if status == ExecutionStatus::Cancelled {
+            self.write(op).await
+        } else {
+            self.write_one(op).await
+        }
     }
 
     pub(crate) async fn wake_now(&self, id: &ExecutionId, now: i64) -> Result<()> {

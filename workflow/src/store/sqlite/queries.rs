@@ -166,7 +166,37 @@ pub(super) fn set_status(
             ":now": now,
             ":completed_at": completed_at,
         })?;
+    if changed == 1 && status == ExecutionStatus::Cancelled {
+        end_waiting_entries(conn, id, now)?;
+    }
     Ok(changed == 1)
+}
+
+/// Ends the entries of a cancelled execution that were still waiting (a
+/// sleep, a backoff before the next attempt): they will never wake, and
+/// left `sleeping` or `retrying` they would read as pending forever.
+///
+/// They become `failed`, with the cancellation as their message and the
+/// time of it as their end. A status of their own (`cancelled`) would be
+/// more exact, but the CHECK constraint of `step_executions.status` in
+/// every existing file names the six statuses there are: adding one is a
+/// table rebuild, and a file holding it would be refused by every older
+/// build. `failed` is true of both (the entry ended without its result)
+/// and nothing replays it: a cancelled execution is never resumed or
+/// restarted. The planned wake time stays, as a record of the plan.
+fn end_waiting_entries(conn: &Connection, id: &ExecutionId, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE step_executions
+         SET status = 'failed', completed_at = :now,
+             error_message = CASE
+                 WHEN status = 'sleeping' THEN 'cancelled while sleeping'
+                 WHEN error_message IS NULL THEN 'cancelled before its next attempt'
+                 ELSE 'cancelled before its next attempt; the last one failed: ' || error_message
+             END
+         WHERE execution_id = :id AND (status = 'sleeping' OR status = 'retrying')",
+    )?
+    .execute(named_params! { ":id": id.as_str(), ":now": now })?;
+    Ok(())
 }
 
 /// Brings every pending wake time of an execution (sleeps, backoffs) forward

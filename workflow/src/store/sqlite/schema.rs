@@ -34,6 +34,20 @@ pub(crate) const SCHEMA_VERSION: i64 = 1;
 /// to overflow pages. A file keeps the page size it was created with.
 const PAGE_SIZE: i64 = 2048;
 
+/// The `auto_vacuum` mode of the files this build creates.
+///
+/// Pages freed by pruning (`Runtime::prune`, the builder's `retention`) go
+/// to the file's free list, where later writes reuse them; in `INCREMENTAL`
+/// mode the prune also gives them back to the file system
+/// (`PRAGMA incremental_vacuum`, a bounded number of pages per write). The
+/// mode can only be chosen before the first table is created: a file
+/// created by an earlier build keeps `NONE`, reuses its free pages and
+/// never shrinks, unless rewritten offline (`PRAGMA auto_vacuum =
+/// INCREMENTAL; VACUUM;` with no worker running). The mode keeps a pointer
+/// map (one page per about 400 pages) that a commit updates when it
+/// allocates or moves pages.
+const AUTO_VACUUM: &str = "INCREMENTAL";
+
 /// What the header of an existing file says.
 pub(super) enum Probe {
     /// No file, or an empty one: ours to create.
@@ -191,6 +205,8 @@ fn open_writer(path: &Path, fresh: bool, options: &FileOptions) -> Result<Connec
     if fresh {
         // Before the first write: it fixes the file's page size for good.
         writer.pragma_update(None, "page_size", PAGE_SIZE)?;
+        // Also before the first table: see `AUTO_VACUUM`.
+        writer.pragma_update(None, "auto_vacuum", AUTO_VACUUM)?;
         // Stamp the file while still in rollback-journal mode, so its header
         // names it ours on disk from the first write on.
         writer.pragma_update(None, "application_id", APPLICATION_ID)?;
@@ -364,6 +380,7 @@ pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connect
 pub(super) fn open_in_memory() -> Result<Connection> {
     let conn = Connection::open_in_memory()?;
     conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    conn.pragma_update(None, "auto_vacuum", AUTO_VACUUM)?;
     conn.pragma_update(None, "application_id", APPLICATION_ID)?;
     configure(&conn, Durability::Off)?;
     migrate(&conn, Path::new(":memory:"))?;
@@ -596,6 +613,21 @@ mod tests {
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .unwrap();
         assert_eq!(size, PAGE_SIZE);
+    }
+
+    #[test]
+    fn fresh_files_vacuum_incrementally() {
+        let dir = tempfile_dir();
+        let path = dir.join("wf.db");
+        let mode = |c: &Connection| -> i64 {
+            c.pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+                .unwrap()
+        };
+        let opened = open_file(&path, &test_options()).unwrap();
+        assert_eq!(mode(&opened.writer), 2, "INCREMENTAL");
+        drop(opened);
+        assert_eq!(mode(&open_file(&path, &test_options()).unwrap().writer), 2);
+        assert_eq!(mode(&open_in_memory().unwrap()), 2);
     }
 
     #[test]
