@@ -324,3 +324,78 @@ fn a_worker_frozen_past_its_lease_commits_nothing_when_it_thaws() {
     assert_eq!(String::from_utf8_lossy(&output), "\"the peer\"");
     assert_eq!(attempts, 1);
 }
+
+mod sleepers {
+    use std::time::Duration;
+
+    use replayflow::{AnyError, Context, workflow};
+
+    /// The worker process's `pg_sleeper`.
+    #[workflow]
+    pub async fn pg_sleeper(ctx: Context, i: u32) -> Result<u32, AnyError> {
+        ctx.sleep(Duration::from_secs(2)).await;
+        Ok(i * 2)
+    }
+}
+
+/// Sleepers of a worker killed with SIGKILL are woken by another worker
+/// once the dead worker's lease has run out; none counts as a recovery (a
+/// sleeper was not running).
+#[test]
+fn sleepers_of_a_killed_worker_are_woken_elsewhere() {
+    const SLEEPERS: u32 = 200;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(PgDb::new("sleepers")) else {
+        return;
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+        .args(["pg-sleepers", &db.url, &db.schema, &SLEEPERS.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "sleeping", "the worker suspended its sleepers");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let took = rt.block_on(async {
+        let peer = db
+            .builder()
+            .lease(Duration::from_secs(1))
+            .open()
+            .await
+            .expect("the peer opens");
+        for i in 0..SLEEPERS {
+            let out = support::within(
+                peer.handle::<sleepers::pg_sleeper>(format!("sleeper-{i}"))
+                    .result(),
+            )
+            .await
+            .expect("woken on the peer");
+            assert_eq!(out, i * 2);
+        }
+        let took = killed.elapsed();
+        peer.shutdown().await.expect("shutdown");
+        took
+    });
+    let recovered: i64 = rt.block_on(async {
+        db.client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM workflow_executions WHERE recovery_attempts > 0",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(recovered, 0, "a sleeper is not a recovery");
+    eprintln!("{SLEEPERS} sleepers of a killed worker completed elsewhere {took:?} after the kill");
+}

@@ -167,3 +167,212 @@ async fn prune_removes_finished_executions_and_leaves_the_rest() {
     );
     rt.shutdown().await.expect("shutdown");
 }
+
+static SLOW_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[step]
+async fn slow_add(a: u32, b: u32) -> Result<u32, AnyError> {
+    SLOW_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(a + b)
+}
+
+#[workflow]
+async fn chain(_ctx: Context, n: u32) -> Result<u32, AnyError> {
+    let mut sum = 0;
+    for i in 0..n {
+        sum = slow_add(sum, i).await?;
+    }
+    Ok(sum)
+}
+
+/// Every connection of the worker is killed by the server mid-run (as a
+/// failover or an administrator would): executions stop where they are and
+/// go on by replay once the worker reconnects; every handle completes with
+/// the right output and no step is journaled twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_go_on_after_the_server_drops_every_connection() {
+    let Some(db) = PgDb::new("outage").await else {
+        return;
+    };
+    let rt = db.builder().open().await.expect("open");
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        handles.push(
+            chain::start(&rt, format!("chain-{i}"), 15)
+                .await
+                .expect("start"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let admin = db.client().await;
+    for _ in 0..2 {
+        let killed: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE application_name = 'replayflow ' || $1 AND pid <> pg_backend_pid()",
+                &[&db.schema],
+            )
+            .await
+            .expect("terminate the worker's connections")
+            .get(0);
+        assert!(killed > 0, "the worker had connections to drop");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    for h in &handles {
+        let out = within(h.result())
+            .await
+            .expect("completes after the outage");
+        assert_eq!(out, (0..15).sum::<u32>());
+    }
+    let duplicated: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT execution_id, name, occurrence FROM step_executions
+             GROUP BY 1, 2, 3 HAVING count(*) > 1) d",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(duplicated, 0);
+    let steps: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM step_executions WHERE status = 'completed'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(steps, 20 * 15);
+    // Re-runs are only of steps in flight when a connection dropped.
+    let runs = i64::from(SLOW_RUNS.load(Ordering::SeqCst));
+    assert!(
+        runs >= steps && runs <= steps + 2 * 20,
+        "{runs} runs for {steps} steps"
+    );
+    rt.shutdown().await.expect("shutdown");
+}
+
+static SAME_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[step]
+async fn once_per_id() -> Result<u32, AnyError> {
+    if replayflow::StepContext::current().is_some_and(|s| s.execution_id().as_str() == "same-1") {
+        SAME_RUNS.fetch_add(1, Ordering::SeqCst);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(7)
+}
+
+#[workflow]
+async fn single(_ctx: Context) -> Result<u32, AnyError> {
+    once_per_id().await
+}
+
+/// Two workers start the same id at the same moment: one row, one runner,
+/// both handles see its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_starting_one_id_make_one_execution() {
+    let Some(db) = PgDb::new("same").await else {
+        return;
+    };
+    let a = db.builder().open().await.expect("worker a");
+    let b = db.builder().open().await.expect("worker b");
+    let (ha, hb) = tokio::join!(single::start(&a, "same-1"), single::start(&b, "same-1"));
+    let (ha, hb) = (ha.expect("start on a"), hb.expect("start on b"));
+    assert_eq!(within(ha.result()).await.expect("a's handle"), 7);
+    assert_eq!(within(hb.result()).await.expect("b's handle"), 7);
+    assert_eq!(SAME_RUNS.load(Ordering::SeqCst), 1, "one runner");
+    let rows: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM workflow_executions", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 1);
+    a.shutdown().await.expect("shutdown a");
+    b.shutdown().await.expect("shutdown b");
+}
+
+/// A worker claims only executions of its own app version: a sleeper
+/// handed back by a `v2` worker is left alone by a `v1` worker, and woken
+/// by the next `v2` one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_leaves_executions_of_another_app_version_alone() {
+    let Some(db) = PgDb::new("version").await else {
+        return;
+    };
+    let v2 = db.builder().app_version("v2").open().await.expect("v2");
+    nap::start(&v2, "versioned-1", 1_500).await.expect("start");
+    wait_for_status(&v2, "versioned-1", ExecutionStatus::Sleeping).await;
+    v2.shutdown().await.expect("shutdown v2");
+    let v1 = db.builder().app_version("v1").open().await.expect("v1");
+    // Past its wake time, and over two of v1's sweeps.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT status, owner FROM workflow_executions WHERE id = 'versioned-1'",
+            &[],
+        )
+        .await
+        .expect("read");
+    assert_eq!(row.get::<_, String>(0), "sleeping", "not claimed by v1");
+    assert_eq!(row.get::<_, Option<i64>>(1), None);
+    let again = db
+        .builder()
+        .app_version("v2")
+        .open()
+        .await
+        .expect("v2 again");
+    let out = within(again.handle::<nap>("versioned-1").result())
+        .await
+        .expect("woken by v2");
+    assert_eq!(out, 2);
+    v1.shutdown().await.expect("shutdown v1");
+    again.shutdown().await.expect("shutdown v2 again");
+}
+
+/// A worker whose clock runs an hour ahead does not take over a live
+/// worker's execution: leases follow the database's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_a_skewed_clock_takes_nothing_early() {
+    let Some(db) = PgDb::new("skew").await else {
+        return;
+    };
+    let a = db.builder().open().await.expect("worker a");
+    let a_id = a.worker_id().expect("a's id");
+    let handle = chain::start(&a, "skew-1", 25).await.expect("start");
+    let ahead =
+        replayflow::ManualClock::new(std::time::SystemTime::now() + Duration::from_secs(3_600));
+    let b = db.builder().clock(ahead).open().await.expect("worker b");
+    let client = db.client().await;
+    let mut samples = 0;
+    while !matches!(
+        a.status("skew-1").await.expect("status").status,
+        ExecutionStatus::Completed
+    ) {
+        let owner: Option<i64> = client
+            .query_one(
+                "SELECT owner FROM workflow_executions WHERE id = 'skew-1'",
+                &[],
+            )
+            .await
+            .expect("read")
+            .get(0);
+        assert!(
+            owner.is_none() || owner == Some(a_id),
+            "taken by worker {owner:?}, not {a_id}"
+        );
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(samples > 5, "the run was observed while it ran");
+    assert_eq!(
+        within(handle.result()).await.expect("completes"),
+        (0..25).sum::<u32>()
+    );
+    a.shutdown().await.expect("shutdown a");
+    b.shutdown().await.expect("shutdown b");
+}

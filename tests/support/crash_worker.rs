@@ -259,6 +259,47 @@ async fn run_pg_stall(
     Ok(())
 }
 
+/// Sleeps two seconds, suspended (`pg-sleepers` mode).
+#[workflow]
+async fn pg_sleeper(ctx: Context, i: u32) -> Result<u32, AnyError> {
+    ctx.sleep(Duration::from_secs(2)).await;
+    Ok(i * 2)
+}
+
+/// Starts `n` sleepers on a PostgreSQL schema, prints `sleeping` once all
+/// are suspended, and waits to be killed.
+async fn run_pg_sleepers(
+    url: &str,
+    schema: &str,
+    n: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = Runtime::builder()
+        .postgres(url)
+        .schema(schema)
+        .lease(Duration::from_secs(1))
+        .open()
+        .await?;
+    for i in 0..n {
+        pg_sleeper::start(&rt, format!("sleeper-{i}"), i).await?;
+    }
+    loop {
+        let asleep = rt
+            .count(replayflow::ListFilter::new())
+            .await?
+            .iter()
+            .filter(|(s, _)| *s == replayflow::ExecutionStatus::Sleeping)
+            .map(|(_, c)| *c)
+            .sum::<u64>();
+        if asleep == u64::from(n) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("sleeping");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
 /// The torture workload on a PostgreSQL schema shared with other worker
 /// processes: every worker starts all `n` executions (a start of an
 /// existing id attaches to it) and waits for every result.
@@ -296,6 +337,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         && mode == "pg-torture"
     {
         return run_pg_torture(url, schema, ledger, generation.parse()?, n.parse()?).await;
+    }
+    if let [_, mode, url, schema, n] = args.as_slice()
+        && mode == "pg-sleepers"
+    {
+        return run_pg_sleepers(url, schema, n.parse()?).await;
     }
     if let [_, mode, url, schema, ledger] = args.as_slice()
         && mode == "pg-stall"

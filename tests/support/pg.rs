@@ -89,8 +89,13 @@ impl Drop for PgDb {
                     tokio_postgres::connect(&url, tokio_postgres::NoTls).await
                 {
                     tokio::spawn(connection);
+                    // Bounded: a test that failed may leave a worker whose
+                    // transaction holds a table; the schema then stays.
                     let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .batch_execute(&format!(
+                            "SET lock_timeout = '5s'; SET statement_timeout = '20s';
+                             DROP SCHEMA IF EXISTS {schema} CASCADE"
+                        ))
                         .await;
                 }
             });

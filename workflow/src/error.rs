@@ -84,6 +84,12 @@ pub enum Error {
         worker: i64,
     },
 
+    /// The database server could not be reached (the connection was lost
+    /// or refused). What was not acknowledged may or may not be committed;
+    /// executions stop where they are and go on by replay once it answers.
+    #[error("the database cannot be reached: {0}")]
+    Unavailable(String),
+
     /// On a shared (PostgreSQL) database, another worker runs this
     /// execution now; this process stopped driving it and wrote nothing.
     #[error("execution `{0}` is run by another worker; this worker stopped driving it")]

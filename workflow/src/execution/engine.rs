@@ -255,8 +255,8 @@ impl Engine {
             Ok((false, _)) => {
                 tracing::debug!(execution = %id, %status, "status unchanged: the execution had already finished")
             }
-            Err(e @ (Error::Fenced { .. } | Error::Disowned(_))) => {
-                tracing::warn!(execution = %id, %status, error = %e, "status not recorded: another worker takes the execution over")
+            Err(e @ (Error::Fenced { .. } | Error::Disowned(_) | Error::Unavailable(_))) => {
+                tracing::warn!(execution = %id, %status, error = %e, "status not recorded: the execution goes on by replay, here or on another worker")
             }
             Err(e) => {
                 tracing::error!(execution = %id, %status, error = %e, "cannot record a status change")

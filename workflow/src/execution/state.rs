@@ -198,6 +198,13 @@ impl Execution {
             tracing::warn!(execution = %self.id, %error, "stopped: another worker takes the execution over");
             self.halt().await
         }
+        if let crate::Error::Unavailable(_) = error {
+            // Whether the write committed is unknown: the execution stops
+            // here, still `running` and owned by this worker, and the sweep
+            // drives it again by replay once the database answers.
+            tracing::warn!(execution = %self.id, %error, "stopped until the database answers again");
+            self.halt().await
+        }
         let reason = format!(
             "the journal could not record {what}: {error}; resume the execution once the database can be written"
         );

@@ -73,8 +73,10 @@ pub(crate) struct PgOptions {
 pub(crate) enum Failure {
     /// The worker was declared dead.
     Fenced(i64),
-    /// PostgreSQL's (or the connection's) error, as text.
+    /// PostgreSQL's error, as text.
     Database(Arc<str>),
+    /// The connection was lost or could not be made.
+    Unavailable(Arc<str>),
 }
 
 impl Failure {
@@ -103,12 +105,22 @@ impl Failure {
                 text.push_str(": ");
                 text.push_str(detail);
             }
+            // Class 08 (connection exception) and 57 (operator intervention:
+            // a shutdown, a terminated backend, a server starting up): the
+            // server went away, not the statement.
+            let code = db.code().code();
+            if code.starts_with("08") || code.starts_with("57") {
+                return Failure::Unavailable(text.into());
+            }
             return Failure::Database(text.into());
         }
         let mut text = e.to_string();
         if let Some(source) = std::error::Error::source(e) {
             text.push_str(": ");
             text.push_str(&source.to_string());
+        }
+        if e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) {
+            return Failure::Unavailable(text.into());
         }
         Failure::Database(text.into())
     }
@@ -119,6 +131,7 @@ impl Failure {
             Failure::Database(text) => {
                 Error::Database(DatabaseError::new(PgFailure(Arc::clone(text))))
             }
+            Failure::Unavailable(text) => Error::Unavailable(text.to_string()),
         }
     }
 }
@@ -198,7 +211,9 @@ impl PgStore {
             settings.push_str(" -c synchronous_commit=off");
         }
         config.options(&settings);
-        config.application_name("replayflow");
+        // Names the schema too, so that an operator (or a test) can tell
+        // the workers of one deployment apart in `pg_stat_activity`.
+        config.application_name(&format!("replayflow {}", options.schema));
         let (mut setup, connection) = config.connect(NoTls).await.map_err(pg)?;
         let driver = tokio::spawn(connection);
         schema::prepare(&mut setup, &options.schema, !admin).await?;
@@ -310,7 +325,7 @@ impl PgStore {
             .pool
             .get()
             .await
-            .map_err(|e| Failure::Database(e.to_string().into()).to_error())
+            .map_err(|e| Failure::Unavailable(e.to_string().into()).to_error())
     }
 
     fn send(&self, work: Work) {
@@ -363,7 +378,8 @@ impl PgStore {
     }
 
     pub(crate) async fn insert_execution(&self, new: NewExecution) -> Result<Inserted> {
-        self.life(|out| Life::Insert(new, out)).await
+        let app_version = Arc::clone(&self.app_version);
+        self.life(|out| Life::Insert(new, app_version, out)).await
     }
 
     pub(crate) async fn claim_for_replay(

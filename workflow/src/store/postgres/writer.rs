@@ -62,7 +62,7 @@ fn outcome<T>(result: Option<PgResult<T>>, committed: &Committed) -> Result<T> {
 
 /// A lifecycle write: its statements run in order inside the batch.
 pub(super) enum Life {
-    Insert(NewExecution, Deferred<Inserted>),
+    Insert(NewExecution, Arc<str>, Deferred<Inserted>),
     Claim(ExecutionId, Registered, i64, Deferred<Claimed>),
     BeginRestart(ExecutionId, i64, Deferred<Option<Loaded>>),
     SetStatus {
@@ -127,7 +127,7 @@ async fn connect(shared: &Shared) -> std::result::Result<Conn, Failure> {
         .pool
         .get()
         .await
-        .map_err(|e| Failure::Database(e.to_string().into()))?;
+        .map_err(|e| Failure::Unavailable(e.to_string().into()))?;
     let statements = Statements::prepare(&client)
         .await
         .map_err(|e| Failure::pg(&e))?;
@@ -365,7 +365,7 @@ fn finish_all(shared: &Shared, works: Vec<Work>, committed: &Committed) {
 impl Life {
     fn reset(&mut self) {
         match self {
-            Life::Insert(_, out) => out.result = None,
+            Life::Insert(_, _, out) => out.result = None,
             Life::Claim(_, _, _, out) => out.result = None,
             Life::BeginRestart(_, _, out) => out.result = None,
             Life::SetStatus { result, .. } => *result = None,
@@ -389,9 +389,9 @@ impl Life {
         }
         let owner = me.unwrap_or(-1);
         match self {
-            Life::Insert(new, out) => keep(
+            Life::Insert(new, app_version, out) => keep(
                 &mut out.result,
-                queries::insert_execution(client, new, owner, "").await,
+                queries::insert_execution(client, new, owner, app_version).await,
             ),
             Life::Claim(id, registered, now, out) => {
                 let r = queries::claim_for_replay(client, id, registered, owner, *now).await;
@@ -449,7 +449,7 @@ impl Life {
 
     fn finish(self, committed: &Committed) {
         match self {
-            Life::Insert(_, out) => out.finish(committed),
+            Life::Insert(_, _, out) => out.finish(committed),
             Life::Claim(_, _, _, out) => out.finish(committed),
             Life::BeginRestart(_, _, out) => out.finish(committed),
             Life::SetStatus {
