@@ -213,7 +213,7 @@ impl PgStore {
         config.options(&settings);
         // Names the schema too, so that an operator (or a test) can tell
         // the workers of one deployment apart in `pg_stat_activity`.
-        config.application_name(&format!("replayflow {}", options.schema));
+        config.application_name(format!("replayflow {}", options.schema));
         let (mut setup, connection) = config.connect(NoTls).await.map_err(pg)?;
         let driver = tokio::spawn(connection);
         schema::prepare(&mut setup, &options.schema, !admin).await?;
