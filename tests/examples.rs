@@ -70,3 +70,18 @@ fn order_processing() {
 fn sleep() {
     runs_to_completion("sleep", "reminder sent to ada@example.com");
 }
+
+/// Needs the PostgreSQL server of the machine (127.0.0.1:5432); skipped
+/// without one, except under CI.
+#[test]
+fn workers() {
+    if std::net::TcpStream::connect("127.0.0.1:5432").is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the workers example needs PostgreSQL on 127.0.0.1:5432 under CI"
+        );
+        eprintln!("skipped: no PostgreSQL on 127.0.0.1:5432");
+        return;
+    }
+    runs_to_completion("workers", "orders, all completed on the surviving workers");
+}
