@@ -1037,3 +1037,70 @@ async fn prune_removes_old_finished_executions_beside_a_running_worker() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("expected a duration"), "{}", run.stderr);
 }
+
+/// The program on a shared PostgreSQL database: `list` and `show` read it,
+/// and `cancel` files a request that the live worker owning the execution
+/// applies. Skipped without a server, except under CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_show_and_cancel_on_postgres() {
+    let url = std::env::var("WORKFLOW_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("t_cli_{}", std::process::id());
+    let admin = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            client
+        }
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PostgreSQL is required under CI: {e}"
+            );
+            eprintln!("skipped: no PostgreSQL at {url}");
+            return;
+        }
+    };
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+    let rt = replayflow::Runtime::builder()
+        .postgres(&url)
+        .schema(&schema)
+        .open()
+        .await
+        .unwrap();
+    let done = support::greet::start(&rt, "greet-pg", "ada".to_owned())
+        .await
+        .unwrap();
+    within(done.result()).await.unwrap();
+    support::nap::start(&rt, "nap-pg").await.unwrap();
+    wait_status(&rt, "nap-pg", ExecutionStatus::Sleeping).await;
+
+    let pg = |args: &[&str]| {
+        let mut cmd = command(None, &["--db", &url, "--schema", &schema]);
+        cmd.args(args);
+        run_cmd(cmd)
+    };
+    let listed = json(&pg(&["list", "--json"]).await);
+    let text = listed.to_string();
+    assert!(
+        text.contains("greet-pg") && text.contains("nap-pg"),
+        "{text}"
+    );
+    let shown = ok(&pg(&["show", "greet-pg"]).await).to_owned();
+    assert!(shown.contains("completed"), "{shown}");
+    ok(&pg(&["cancel", "nap-pg"]).await);
+    wait_status(&rt, "nap-pg", ExecutionStatus::Cancelled).await;
+    let missing = run_cmd(command(
+        None,
+        &["--db", &url, "--schema", "no_such_schema", "list"],
+    ))
+    .await;
+    fails(&missing, "no_such_schema");
+    rt.shutdown().await.unwrap();
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+}
