@@ -37,6 +37,31 @@ pub(crate) struct Entry {
     pub local: u32,
 }
 
+/// Shares one `Arc<str>` among equal strings read one after another: most
+/// entries of a journal share a few names and branches, so replay makes one
+/// allocation each.
+#[derive(Default)]
+pub(crate) struct Interner {
+    recent: Vec<Arc<str>>,
+}
+
+impl Interner {
+    /// How many distinct strings it keeps; a journal has few names.
+    const KEEP: usize = 16;
+
+    pub(crate) fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(found) = self.recent.iter().find(|s| ***s == *text) {
+            return Arc::clone(found);
+        }
+        let new: Arc<str> = Arc::from(text);
+        if self.recent.len() == Self::KEEP {
+            self.recent.remove(0);
+        }
+        self.recent.push(Arc::clone(&new));
+        new
+    }
+}
+
 /// How a failed attempt leaves its entry.
 #[derive(Debug)]
 pub(crate) enum AttemptEnd {

@@ -8,10 +8,11 @@ use std::pin::Pin;
 
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Statement;
+use tokio_postgres::types::ToSql;
 
 use super::{PgError, PgResult, n};
 use crate::status::StepStatus;
-use crate::store::{AttemptEnd, JournalOp};
+use crate::store::{AttemptEnd, EntryAt, JournalOp};
 
 /// The prepared statements of the journal ops, one per kind.
 pub(super) struct Statements {
@@ -152,162 +153,139 @@ pub(super) fn apply<'a>(
     Box::pin(async move { send(client, st, op, me).await.map_err(PgError::from) })
 }
 
+/// Where an entry sits: `$1` and `$3` to `$8` of every statement that
+/// writes one (`$2` is the worker).
+struct Place<'a> {
+    execution: &'a str,
+    position: i64,
+    branch: &'a str,
+    local: i64,
+    kind: &'static str,
+    name: &'a str,
+    occurrence: i64,
+}
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+impl<'a> Place<'a> {
+    fn of(at: &'a EntryAt) -> Place<'a> {
+        Place {
+            execution: at.execution.as_str(),
+            position: n(at.position),
+            branch: at.branch.as_ref(),
+            local: n(at.local),
+            kind: at.kind.as_str(),
+            name: at.name.as_ref(),
+            occurrence: n(at.occurrence),
+        }
+    }
+
+    /// `$1` to `$8`, followed by `rest` from `$9` on.
+    fn with<'b>(&'b self, me: &'b i64, rest: &[Param<'b>]) -> Vec<Param<'b>> {
+        let mut params: Vec<Param<'b>> = vec![
+            &self.execution,
+            me,
+            &self.position,
+            &self.branch,
+            &self.local,
+            &self.kind,
+            &self.name,
+            &self.occurrence,
+        ];
+        params.extend_from_slice(rest);
+        params
+    }
+}
+
 async fn send(
     client: &ClientWrapper,
     st: &Statements,
     op: &JournalOp,
     me: &i64,
 ) -> Result<u64, tokio_postgres::Error> {
-    {
-        match op {
-            JournalOp::BeginAttempt {
-                at,
-                attempt,
-                started,
-            } => {
-                client
-                    .execute(
-                        &st.begin_attempt,
-                        &[
-                            &at.execution.as_str(),
-                            me,
-                            &n(at.position),
-                            &at.branch.as_ref(),
-                            &n(at.local),
-                            &at.kind.as_str(),
-                            &at.name.as_ref(),
-                            &n(at.occurrence),
-                            &n(*attempt),
-                            started,
-                        ],
-                    )
-                    .await
-            }
-            JournalOp::CompleteStep {
-                at,
-                attempt,
-                started,
-                output,
-                now,
-                log_attempt,
-            } => {
-                let stmt = if *log_attempt {
-                    &st.complete_step_logged
-                } else {
-                    &st.complete_step
-                };
-                client
-                    .execute(
-                        stmt,
-                        &[
-                            &at.execution.as_str(),
-                            me,
-                            &n(at.position),
-                            &at.branch.as_ref(),
-                            &n(at.local),
-                            &at.kind.as_str(),
-                            &at.name.as_ref(),
-                            &n(at.occurrence),
-                            &n(*attempt),
-                            output,
-                            started,
-                            now,
-                        ],
-                    )
-                    .await
-            }
-            JournalOp::FailAttempt {
-                at,
-                attempt,
-                started,
-                message,
-                end,
-                now,
-            } => {
-                let (status, error, completed_at, wake_at) = match end {
-                    AttemptEnd::RetryAt(retry_at) => {
-                        (StepStatus::Retrying, None, None, Some(*retry_at))
-                    }
-                    AttemptEnd::Interrupted => (StepStatus::Retrying, None, None, None),
-                    AttemptEnd::Failed(error) => {
-                        (StepStatus::Failed, Some(error.as_slice()), Some(*now), None)
-                    }
-                };
-                client
-                    .execute(
-                        &st.fail_attempt,
-                        &[
-                            &at.execution.as_str(),
-                            me,
-                            &n(at.position),
-                            &at.branch.as_ref(),
-                            &n(at.local),
-                            &at.kind.as_str(),
-                            &at.name.as_ref(),
-                            &n(at.occurrence),
-                            &status.as_str(),
-                            &n(*attempt),
-                            &error,
-                            message,
-                            started,
-                            &completed_at,
-                            &wake_at,
-                            now,
-                        ],
-                    )
-                    .await
-            }
-            JournalOp::RecordValue { at, output, now } => {
-                client
-                    .execute(
-                        &st.record_value,
-                        &[
-                            &at.execution.as_str(),
-                            me,
-                            &n(at.position),
-                            &at.branch.as_ref(),
-                            &n(at.local),
-                            &at.kind.as_str(),
-                            &at.name.as_ref(),
-                            &n(at.occurrence),
-                            output,
-                            now,
-                        ],
-                    )
-                    .await
-            }
-            JournalOp::RecordSleep { at, wake_at, now } => {
-                client
-                    .execute(
-                        &st.record_sleep,
-                        &[
-                            &at.execution.as_str(),
-                            me,
-                            &n(at.position),
-                            &at.branch.as_ref(),
-                            &n(at.local),
-                            &at.kind.as_str(),
-                            &at.name.as_ref(),
-                            &n(at.occurrence),
-                            wake_at,
-                            now,
-                        ],
-                    )
-                    .await
-            }
-            JournalOp::CompleteSleep { at, now } => {
-                client
-                    .execute(
-                        &st.complete_sleep,
-                        &[&at.execution.as_str(), me, &n(at.position), now],
-                    )
-                    .await
-            }
-            JournalOp::ResetRecovery { id } => {
-                client
-                    .execute(&st.reset_recovery, &[&id.as_str(), me])
-                    .await
-            }
+    match op {
+        JournalOp::BeginAttempt {
+            at,
+            attempt,
+            started,
+        } => {
+            let (place, attempt) = (Place::of(at), n(*attempt));
+            let params = place.with(me, &[&attempt, started]);
+            client.execute(&st.begin_attempt, &params).await
+        }
+        JournalOp::CompleteStep {
+            at,
+            attempt,
+            started,
+            output,
+            now,
+            log_attempt,
+        } => {
+            let stmt = if *log_attempt {
+                &st.complete_step_logged
+            } else {
+                &st.complete_step
+            };
+            let (place, attempt) = (Place::of(at), n(*attempt));
+            let params = place.with(me, &[&attempt, output, started, now]);
+            client.execute(stmt, &params).await
+        }
+        JournalOp::FailAttempt {
+            at,
+            attempt,
+            started,
+            message,
+            end,
+            now,
+        } => {
+            let (status, error, completed_at, wake_at) = match end {
+                AttemptEnd::RetryAt(retry_at) => {
+                    (StepStatus::Retrying, None, None, Some(*retry_at))
+                }
+                AttemptEnd::Interrupted => (StepStatus::Retrying, None, None, None),
+                AttemptEnd::Failed(error) => {
+                    (StepStatus::Failed, Some(error.as_slice()), Some(*now), None)
+                }
+            };
+            let (place, attempt) = (Place::of(at), n(*attempt));
+            let status = status.as_str();
+            let params = place.with(
+                me,
+                &[
+                    &status,
+                    &attempt,
+                    &error,
+                    message,
+                    started,
+                    &completed_at,
+                    &wake_at,
+                    now,
+                ],
+            );
+            client.execute(&st.fail_attempt, &params).await
+        }
+        JournalOp::RecordValue { at, output, now } => {
+            let place = Place::of(at);
+            let params = place.with(me, &[output, now]);
+            client.execute(&st.record_value, &params).await
+        }
+        JournalOp::RecordSleep { at, wake_at, now } => {
+            let place = Place::of(at);
+            let params = place.with(me, &[wake_at, now]);
+            client.execute(&st.record_sleep, &params).await
+        }
+        JournalOp::CompleteSleep { at, now } => {
+            client
+                .execute(
+                    &st.complete_sleep,
+                    &[&at.execution.as_str(), me, &n(at.position), now],
+                )
+                .await
+        }
+        JournalOp::ResetRecovery { id } => {
+            client
+                .execute(&st.reset_recovery, &[&id.as_str(), me])
+                .await
         }
     }
 }

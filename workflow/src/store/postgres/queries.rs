@@ -3,7 +3,6 @@
 //! transaction, after the worker's fence; reads run on a pooled connection.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
@@ -17,8 +16,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    Claimed, Entry, ExecutionRow, Inserted, Loaded, NewExecution, Registered, Request, Transition,
-    Unfinished, WorkflowRow,
+    Claimed, Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Registered, Request,
+    Transition, Unfinished, WorkflowRow,
 };
 
 type Client = ClientWrapper;
@@ -155,28 +154,6 @@ pub(super) async fn load_journal(client: &Client, id: &ExecutionId) -> PgResult<
             })
         })
         .collect()
-}
-
-/// Shares one `Arc<str>` among equal strings read one after another.
-#[derive(Default)]
-struct Interner {
-    recent: Vec<Arc<str>>,
-}
-
-impl Interner {
-    const KEEP: usize = 16;
-
-    fn get(&mut self, text: &str) -> Arc<str> {
-        if let Some(found) = self.recent.iter().find(|s| ***s == *text) {
-            return Arc::clone(found);
-        }
-        let new: Arc<str> = Arc::from(text);
-        if self.recent.len() == Self::KEEP {
-            self.recent.remove(0);
-        }
-        self.recent.push(Arc::clone(&new));
-        new
-    }
 }
 
 /// Takes `id` for worker `me` (it must be unowned or ours), moving it to

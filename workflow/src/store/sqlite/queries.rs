@@ -3,7 +3,6 @@
 //! or a blocking thread.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 
@@ -14,7 +13,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    Entry, ExecutionRow, Inserted, NewExecution, Request, Transition, Unfinished, WorkflowRow,
+    Entry, ExecutionRow, Inserted, Interner, NewExecution, Request, Transition, Unfinished,
+    WorkflowRow,
 };
 
 pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite::Result<Inserted> {
@@ -113,29 +113,6 @@ pub(super) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Res
         });
     }
     Ok(entries)
-}
-
-/// Shares one `Arc<str>` among equal strings read one after another.
-#[derive(Default)]
-struct Interner {
-    recent: Vec<Arc<str>>,
-}
-
-impl Interner {
-    /// How many distinct strings it keeps; a journal has few names.
-    const KEEP: usize = 16;
-
-    fn get(&mut self, text: &str) -> Arc<str> {
-        if let Some(found) = self.recent.iter().find(|s| ***s == *text) {
-            return Arc::clone(found);
-        }
-        let new: Arc<str> = Arc::from(text);
-        if self.recent.len() == Self::KEEP {
-            self.recent.remove(0);
-        }
-        self.recent.push(Arc::clone(&new));
-        new
-    }
 }
 
 /// Sets an execution's status, with its output, error, reason or wake time.
