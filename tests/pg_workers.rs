@@ -399,3 +399,62 @@ fn sleepers_of_a_killed_worker_are_woken_elsewhere() {
     assert_eq!(recovered, 0, "a sleeper is not a recovery");
     eprintln!("{SLEEPERS} sleepers of a killed worker completed elsewhere {took:?} after the kill");
 }
+
+/// A workflow that kills whichever worker runs it is paused once its
+/// recovery budget (2) is spent, whichever workers claimed it: it never
+/// takes down the fleet one worker after another.
+#[test]
+fn a_workflow_that_kills_its_worker_is_paused_after_its_budget() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(PgDb::new("poison")) else {
+        return;
+    };
+    let mut aborted = 0;
+    let mut paused = false;
+    for _ in 0..8 {
+        let out = Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+            .args(["pg-poison", &db.url, &db.schema])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "paused");
+            paused = true;
+            break;
+        }
+        assert_eq!(
+            out.status.code(),
+            None,
+            "a worker ended otherwise than by the abort: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        aborted += 1;
+    }
+    assert!(
+        paused,
+        "poison-1 was never paused after {aborted} aborted workers"
+    );
+    assert_eq!(aborted, 3, "the first run and two recoveries");
+    let (status, reason): (String, Option<String>) = rt.block_on(async {
+        let row = db
+            .client()
+            .await
+            .query_one(
+                "SELECT status, error_message FROM workflow_executions WHERE id = 'poison-1'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    });
+    assert_eq!(status, "paused");
+    assert!(
+        reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("recovery budget 2"),
+        "{reason:?}"
+    );
+}

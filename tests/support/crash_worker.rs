@@ -338,6 +338,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         return run_pg_torture(url, schema, ledger, generation.parse()?, n.parse()?).await;
     }
+    if let [_, mode, url, schema] = args.as_slice()
+        && mode == "pg-poison"
+    {
+        // Starts (or attaches to) `poison-1`; the worker that claims it dies.
+        let rt = Runtime::builder()
+            .postgres(url)
+            .schema(schema)
+            .lease(Duration::from_secs(1))
+            .recovery_budget(2)
+            .open()
+            .await?;
+        poison_flow::start(&rt, "poison-1").await?;
+        for _ in 0..3_000 {
+            if rt.status("poison-1").await?.status == replayflow::ExecutionStatus::Paused {
+                println!("paused");
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        return Err("poison-1 neither aborted the process nor was paused".into());
+    }
     if let [_, mode, url, schema, n] = args.as_slice()
         && mode == "pg-sleepers"
     {
