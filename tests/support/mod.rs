@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod pg;
+pub mod stores;
+
+#[allow(unused_imports)]
+pub(crate) use stores::both_stores;
+#[allow(unused_imports)]
+pub use stores::{StoreKind, TestDb};
 
 use replayflow::{Runtime, RuntimeBuilder};
 
