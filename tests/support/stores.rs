@@ -122,6 +122,7 @@ where
 }
 
 /// `both_stores!(name, |db| async move { ... })`: see the module's docs.
+#[allow(unused_macros)]
 macro_rules! both_stores {
     ($name:ident, |$db:ident| $body:expr) => {
         $crate::support::stores::both_stores!($name, threads = 1, |$db| $body);
