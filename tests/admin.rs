@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use replayflow::{AnyError, Context, Error, ExecutionStatus, RunError, Runtime, step, workflow};
-use support::{TempDb, within};
+use support::{TempDb, both_stores, within};
 
 #[workflow]
 async fn parked(ctx: Context) -> Result<(), AnyError> {
@@ -24,53 +24,49 @@ async fn adder(_ctx: Context, a: u32, b: u32) -> Result<u32, AnyError> {
     add(a, b).await
 }
 
-#[tokio::test]
-async fn admin_requests_are_applied_by_the_worker_within_a_second() {
-    let db = TempDb::new();
-    let worker = db.builder().open().await.unwrap();
-    let handle = parked::start(&worker, "parked-1").await.unwrap();
-    within(async {
-        while worker.status("parked-1").await.unwrap().status != ExecutionStatus::Sleeping {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+both_stores!(
+    admin_requests_are_applied_by_the_worker_within_a_second,
+    |db| async move {
+        let worker = db.builder().open().await.unwrap();
+        let handle = parked::start(&worker, "parked-1").await.unwrap();
+        within(async {
+            while worker.status("parked-1").await.unwrap().status != ExecutionStatus::Sleeping {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
 
-    let admin = Runtime::builder()
-        .path(db.path())
-        .admin()
-        .open()
-        .await
-        .unwrap();
-    assert!(admin.is_admin());
-    assert_eq!(
-        admin.status("parked-1").await.unwrap().status,
-        ExecutionStatus::Sleeping
-    );
-    let asked = Instant::now();
-    admin.cancel("parked-1").await.unwrap();
-    assert!(matches!(
-        within(handle.result()).await,
-        Err(RunError::Cancelled)
-    ));
-    // The worker sweeps every second; allow for a loaded machine.
-    assert!(
-        asked.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        asked.elapsed()
-    );
-    assert_eq!(
-        admin.status("parked-1").await.unwrap().status,
-        ExecutionStatus::Cancelled
-    );
+        let admin = db.builder().admin().open().await.unwrap();
+        assert!(admin.is_admin());
+        assert_eq!(
+            admin.status("parked-1").await.unwrap().status,
+            ExecutionStatus::Sleeping
+        );
+        let asked = Instant::now();
+        admin.cancel("parked-1").await.unwrap();
+        assert!(matches!(
+            within(handle.result()).await,
+            Err(RunError::Cancelled)
+        ));
+        // The worker sweeps every second; allow for a loaded machine.
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(
+            admin.status("parked-1").await.unwrap().status,
+            ExecutionStatus::Cancelled
+        );
 
-    let err = adder::start(&admin, "from-admin", 1, 2).await.unwrap_err();
-    assert!(matches!(err, Error::AdminMode(_)), "{err}");
-    assert!(matches!(
-        admin.cancel("nope").await,
-        Err(Error::NotFound(_))
-    ));
-}
+        let err = adder::start(&admin, "from-admin", 1, 2).await.unwrap_err();
+        assert!(matches!(err, Error::AdminMode(_)), "{err}");
+        assert!(matches!(
+            admin.cancel("nope").await,
+            Err(Error::NotFound(_))
+        ));
+    }
+);
 
 #[tokio::test]
 async fn an_admin_open_needs_an_existing_database() {
@@ -83,9 +79,8 @@ async fn an_admin_open_needs_an_existing_database() {
     assert!(!db.path().exists(), "an admin open created the file");
 }
 
-#[tokio::test]
-async fn workflows_start_by_name_with_json_input() {
-    let rt = Runtime::in_memory().await.unwrap();
+both_stores!(workflows_start_by_name_with_json_input, |db| async move {
+    let rt = db.builder().open().await.unwrap();
     assert!(rt.workflows().contains(&"adder"));
     let id = rt
         .start_by_name("adder", "json-1", &serde_json::json!({"a": 2, "b": 40}))
@@ -113,4 +108,4 @@ async fn workflows_start_by_name_with_json_input() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::UnknownWorkflow(_)), "{err}");
-}
+});

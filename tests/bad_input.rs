@@ -12,7 +12,7 @@ use replayflow::{
     workflow,
 };
 use serde::{Deserialize, Serialize};
-use support::{TempDb, within};
+use support::{TempDb, both_stores, within};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ReadingV1 {
@@ -72,37 +72,39 @@ async fn bystander(_ctx: Context, n: u32) -> Result<u32, AnyError> {
     Ok(n + 1)
 }
 
-#[tokio::test]
-async fn a_journaled_value_that_no_longer_decodes_parks_its_execution_only() {
-    let db = TempDb::new();
-    let rt = db.builder().open().await.unwrap();
-    let handle = thermostat::start(&rt, "thermo-1").await.unwrap();
-    let err = within(handle.result()).await.unwrap_err();
-    let RunError::Paused(reason) = err else {
-        panic!("expected paused, got {err:?}");
-    };
-    assert!(
-        reason.contains("thermostat"),
-        "names the workflow: {reason}"
-    );
-    assert!(reason.contains("measure#0"), "names the step: {reason}");
-    assert!(
-        reason.contains("value.celsius"),
-        "names the serde path: {reason}"
-    );
-    assert!(reason.contains("ReadingV2"), "names the type: {reason}");
-    let info = rt.status("thermo-1").await.unwrap();
-    assert_eq!(info.status, ExecutionStatus::Paused);
-    assert_eq!(
-        info.steps[0].output.as_ref().unwrap().to_json().unwrap(),
-        serde_json::json!({"value": {"celsius": "21.5"}}),
-        "the journaled value is kept as it was"
-    );
-    let _ = PauseCause::Undecodable;
+both_stores!(
+    a_journaled_value_that_no_longer_decodes_parks_its_execution_only,
+    |db| async move {
+        NEW_CODE.store(false, Ordering::SeqCst);
+        let rt = db.builder().open().await.unwrap();
+        let handle = thermostat::start(&rt, "thermo-1").await.unwrap();
+        let err = within(handle.result()).await.unwrap_err();
+        let RunError::Paused(reason) = err else {
+            panic!("expected paused, got {err:?}");
+        };
+        assert!(
+            reason.contains("thermostat"),
+            "names the workflow: {reason}"
+        );
+        assert!(reason.contains("measure#0"), "names the step: {reason}");
+        assert!(
+            reason.contains("value.celsius"),
+            "names the serde path: {reason}"
+        );
+        assert!(reason.contains("ReadingV2"), "names the type: {reason}");
+        let info = rt.status("thermo-1").await.unwrap();
+        assert_eq!(info.status, ExecutionStatus::Paused);
+        assert_eq!(
+            info.steps[0].output.as_ref().unwrap().to_json().unwrap(),
+            serde_json::json!({"value": {"celsius": "21.5"}}),
+            "the journaled value is kept as it was"
+        );
+        let _ = PauseCause::Undecodable;
 
-    let other = bystander::start(&rt, "bystander-1", 1).await.unwrap();
-    assert_eq!(within(other.result()).await.unwrap(), 2);
-}
+        let other = bystander::start(&rt, "bystander-1", 1).await.unwrap();
+        assert_eq!(within(other.result()).await.unwrap(), 2);
+    }
+);
 
 #[tokio::test]
 async fn a_corrupt_database_is_refused_and_left_untouched() {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use replayflow::{AnyError, Context, StepContext, step, workflow};
-use support::{TempDb, within};
+use support::{both_stores, within};
 
 static RUNS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static KEYS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -50,9 +50,9 @@ async fn two_branches(ctx: Context) -> Result<Vec<u32>, AnyError> {
     Ok(out)
 }
 
-#[tokio::test]
-async fn branches_replay_by_their_own_keys() {
-    let db = TempDb::new();
+both_stores!(branches_replay_by_their_own_keys, |db| async move {
+    RUNS.lock().unwrap().clear();
+    KEYS.lock().unwrap().clear();
     let rt = db.builder().open().await.unwrap();
     let out = within(
         two_branches::start(&rt, "branches-1")
@@ -94,4 +94,4 @@ async fn branches_replay_by_their_own_keys() {
             ("1".into(), "inline#0".into()),
         ]
     );
-}
+});

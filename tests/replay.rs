@@ -11,7 +11,7 @@ use replayflow::{
     AnyError, Context, EntryKind, ExecutionStatus, RunError, StepStatus, permanent, step, workflow,
 };
 use serde::{Deserialize, Serialize};
-use support::{TempDb, within};
+use support::{both_stores, within};
 
 static FETCHES: AtomicU32 = AtomicU32::new(0);
 static SAVES: AtomicU32 = AtomicU32::new(0);
@@ -39,9 +39,9 @@ async fn fetch_then_save(ctx: Context, x: u32) -> Result<u32, AnyError> {
     Ok(b)
 }
 
-#[tokio::test]
-async fn replays_completed_steps_without_rerunning() {
-    let db = TempDb::new();
+both_stores!(replays_completed_steps_without_rerunning, |db| async move {
+    FETCHES.store(0, Ordering::SeqCst);
+    SAVES.store(0, Ordering::SeqCst);
     let rt = db.builder().open().await.unwrap();
     let handle = fetch_then_save::start(&rt, "replay-1", 4).await.unwrap();
     assert_eq!(within(handle.result()).await.unwrap(), 50);
@@ -56,7 +56,7 @@ async fn replays_completed_steps_without_rerunning() {
     assert_eq!(info.status, ExecutionStatus::Completed);
     assert_eq!(info.restart_attempt, 1);
     assert!(info.steps.iter().all(|s| s.attempts == 1));
-}
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum PaymentError {
@@ -95,9 +95,9 @@ async fn pay(ctx: Context, amount: u64) -> Result<String, PaymentError> {
     Ok(outcome)
 }
 
-#[tokio::test]
-async fn failed_step_replays_the_same_err() {
-    let db = TempDb::new();
+both_stores!(failed_step_replays_the_same_err, |db| async move {
+    CHARGES.store(0, Ordering::SeqCst);
+    FALLBACKS.store(0, Ordering::SeqCst);
     let rt = db.builder().open().await.unwrap();
     let handle = pay::start(&rt, "pay-1", 30).await.unwrap();
     assert_eq!(
@@ -123,7 +123,7 @@ async fn failed_step_replays_the_same_err() {
             .contains("Declined"),
         "{charge:?}"
     );
-}
+});
 
 static SWITCHED: AtomicBool = AtomicBool::new(false);
 
@@ -152,30 +152,32 @@ async fn evolving(ctx: Context) -> Result<u32, AnyError> {
     Ok(v)
 }
 
-#[tokio::test]
-async fn different_step_at_a_recorded_position_parks_the_execution() {
-    let db = TempDb::new();
-    let rt = db.builder().open().await.unwrap();
-    let handle = evolving::start(&rt, "evolving-1").await.unwrap();
-    let err = within(handle.result()).await.unwrap_err();
-    let RunError::Paused(reason) = err else {
-        panic!("expected a paused execution, got {err:?}");
-    };
-    assert!(
-        reason.contains("old_step#0") && reason.contains("new_step#0"),
-        "{reason}"
-    );
-    assert!(reason.contains("non-determinism"), "{reason}");
+both_stores!(
+    different_step_at_a_recorded_position_parks_the_execution,
+    |db| async move {
+        SWITCHED.store(false, Ordering::SeqCst);
+        let rt = db.builder().open().await.unwrap();
+        let handle = evolving::start(&rt, "evolving-1").await.unwrap();
+        let err = within(handle.result()).await.unwrap_err();
+        let RunError::Paused(reason) = err else {
+            panic!("expected a paused execution, got {err:?}");
+        };
+        assert!(
+            reason.contains("old_step#0") && reason.contains("new_step#0"),
+            "{reason}"
+        );
+        assert!(reason.contains("non-determinism"), "{reason}");
 
-    let info = rt.status("evolving-1").await.unwrap();
-    assert_eq!(info.status, ExecutionStatus::Paused);
-    assert_eq!(
-        info.steps.len(),
-        1,
-        "nothing may be journaled for the mismatching call"
-    );
-    assert_eq!(info.steps[0].status, StepStatus::Completed);
-}
+        let info = rt.status("evolving-1").await.unwrap();
+        assert_eq!(info.status, ExecutionStatus::Paused);
+        assert_eq!(
+            info.steps.len(),
+            1,
+            "nothing may be journaled for the mismatching call"
+        );
+        assert_eq!(info.steps[0].status, StepStatus::Completed);
+    }
+);
 
 static SKIP_SECOND: AtomicBool = AtomicBool::new(false);
 
@@ -202,17 +204,19 @@ async fn shrinking(ctx: Context) -> Result<u32, AnyError> {
     Ok(a)
 }
 
-#[tokio::test]
-async fn unreached_journal_entries_park_the_execution() {
-    let db = TempDb::new();
-    let rt = db.builder().open().await.unwrap();
-    let handle = shrinking::start(&rt, "shrinking-1").await.unwrap();
-    let err = within(handle.result()).await.unwrap_err();
-    let RunError::Paused(reason) = err else {
-        panic!("expected a paused execution, got {err:?}");
-    };
-    assert!(reason.contains("second#0"), "{reason}");
-}
+both_stores!(
+    unreached_journal_entries_park_the_execution,
+    |db| async move {
+        SKIP_SECOND.store(false, Ordering::SeqCst);
+        let rt = db.builder().open().await.unwrap();
+        let handle = shrinking::start(&rt, "shrinking-1").await.unwrap();
+        let err = within(handle.result()).await.unwrap_err();
+        let RunError::Paused(reason) = err else {
+            panic!("expected a paused execution, got {err:?}");
+        };
+        assert!(reason.contains("second#0"), "{reason}");
+    }
+);
 
 static SEEN: Mutex<Vec<(u64, u64, String)>> = Mutex::new(Vec::new());
 
@@ -233,26 +237,28 @@ async fn helpers(ctx: Context) -> Result<u64, AnyError> {
     Ok(r)
 }
 
-#[tokio::test]
-async fn helper_values_are_identical_after_a_restart() {
-    let db = TempDb::new();
-    let rt = db.builder().open().await.unwrap();
-    let handle = helpers::start(&rt, "helpers-1").await.unwrap();
-    let r = within(handle.result()).await.unwrap();
-    let seen = SEEN.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2, "{seen:?}");
-    assert_eq!(seen[0], seen[1], "replay saw different helper values");
-    assert_eq!(seen[0].1, r);
+both_stores!(
+    helper_values_are_identical_after_a_restart,
+    |db| async move {
+        SEEN.lock().unwrap().clear();
+        let rt = db.builder().open().await.unwrap();
+        let handle = helpers::start(&rt, "helpers-1").await.unwrap();
+        let r = within(handle.result()).await.unwrap();
+        let seen = SEEN.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0], seen[1], "replay saw different helper values");
+        assert_eq!(seen[0].1, r);
 
-    let info = rt.status("helpers-1").await.unwrap();
-    let kinds: Vec<EntryKind> = info.steps.iter().map(|s| s.kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            EntryKind::Now,
-            EntryKind::Random,
-            EntryKind::Random,
-            EntryKind::Step
-        ]
-    );
-}
+        let info = rt.status("helpers-1").await.unwrap();
+        let kinds: Vec<EntryKind> = info.steps.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EntryKind::Now,
+                EntryKind::Random,
+                EntryKind::Random,
+                EntryKind::Step
+            ]
+        );
+    }
+);

@@ -11,7 +11,7 @@ use replayflow::{
     AnyError, Context, Error, ExecutionInfo, ExecutionStatus, ManualClock, permanent, step,
     workflow,
 };
-use support::{TempDb, wait_for_status, within};
+use support::{TempDb, TestDb, applied, both_stores, wait_for_status, within};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -104,163 +104,191 @@ fn is_gone(result: Result<ExecutionInfo, Error>) -> bool {
     matches!(result, Err(Error::NotFound(_)))
 }
 
-#[tokio::test]
-async fn prune_removes_exactly_the_old_finished_executions() {
-    let db = TempDb::new();
-    let clock = ManualClock::new(SystemTime::now());
-    let rt = db
-        .builder()
-        .clock(clock.clone())
-        .auto_restart(false)
-        .open()
-        .await
-        .unwrap();
-
-    // Ten days ago: one execution in every status.
-    quick::start(&rt, "old-done", 1).await.unwrap();
-    doomed::start(&rt, "old-failed").await.unwrap();
-    dozy::start(&rt, "old-cancelled").await.unwrap();
-    dozy::start(&rt, "old-sleeping").await.unwrap();
-    held::start(&rt, "old-running").await.unwrap();
-    bang::start(&rt, "old-panicked").await.unwrap();
-    fickle::start(&rt, "old-paused").await.unwrap();
-    wait_for_status(&rt, "old-done", ExecutionStatus::Completed).await;
-    wait_for_status(&rt, "old-failed", ExecutionStatus::Failed).await;
-    wait_for_status(&rt, "old-cancelled", ExecutionStatus::Sleeping).await;
-    rt.cancel("old-cancelled").await.unwrap();
-    wait_for_status(&rt, "old-sleeping", ExecutionStatus::Sleeping).await;
-    wait_for_status(&rt, "old-panicked", ExecutionStatus::Panicked).await;
-    wait_for_status(&rt, "old-paused", ExecutionStatus::Sleeping).await;
-    DIVERGE.store(true, Ordering::SeqCst);
-    rt.resume("old-paused").await.unwrap();
-    wait_for_status(&rt, "old-paused", ExecutionStatus::Paused).await;
-
-    // Now: finished ones that are recent.
-    clock.advance(10 * DAY);
-    quick::start(&rt, "new-done", 2).await.unwrap();
-    doomed::start(&rt, "new-failed").await.unwrap();
-    dozy::start(&rt, "new-cancelled").await.unwrap();
-    wait_for_status(&rt, "new-done", ExecutionStatus::Completed).await;
-    wait_for_status(&rt, "new-failed", ExecutionStatus::Failed).await;
-    wait_for_status(&rt, "new-cancelled", ExecutionStatus::Sleeping).await;
-    rt.cancel("new-cancelled").await.unwrap();
-
-    let kept = [
-        "old-sleeping",
-        "old-panicked",
-        "old-paused",
-        "new-done",
-        "new-failed",
-        "new-cancelled",
-    ];
-    let mut before = Vec::new();
-    for id in kept {
-        before.push(rt.status(id).await.unwrap());
+/// The tables whose rows belong to an execution, on either store.
+async fn execution_tables(db: &TestDb) -> Vec<String> {
+    if let Some(pg) = db.postgres() {
+        let client = pg.client().await;
+        return client
+            .query(
+                "SELECT DISTINCT table_name::text FROM information_schema.columns
+                 WHERE table_schema = $1 AND (column_name = 'execution_id'
+                   OR table_name = 'workflow_executions')",
+                &[&pg.schema],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
     }
-    assert_eq!(
-        rt.status("old-running").await.unwrap().status,
-        ExecutionStatus::Running
-    );
-
-    let report = rt.prune(7 * DAY).await.unwrap();
-    assert_eq!(report.executions, 3, "{report:?}");
-    assert_eq!(report.batches, 1, "{report:?}");
-    for gone in ["old-done", "old-failed", "old-cancelled"] {
-        assert!(is_gone(rt.status(gone).await), "{gone} is still there");
-    }
-    for (id, was) in kept.iter().zip(&before) {
-        let now = rt.status(*id).await.unwrap();
-        assert_eq!(now.status, was.status, "{id}");
-        assert_eq!(journal(&now), journal(was), "{id}");
-        assert!(!now.steps.is_empty(), "{id}");
-    }
-    assert_eq!(
-        rt.status("old-running").await.unwrap().status,
-        ExecutionStatus::Running
-    );
-    let again = rt.prune(7 * DAY).await.unwrap();
-    assert_eq!((again.executions, again.batches), (0, 0));
-
-    // The unfinished ones go on as if nothing happened.
-    RELEASE.store(true, Ordering::SeqCst);
-    let running = rt.handle::<held>("old-running");
-    assert_eq!(within(running.result()).await.unwrap(), 7);
-    rt.resume("old-sleeping").await.unwrap();
-    let sleeping = rt.handle::<dozy>("old-sleeping");
-    assert_eq!(within(sleeping.result()).await.unwrap(), 4);
-    rt.restart("old-panicked").await.unwrap();
-    wait_for_status(&rt, "old-panicked", ExecutionStatus::Completed).await;
-    rt.shutdown().await.unwrap();
-
-    // Nothing of the pruned executions is left in any table.
-    let conn = rusqlite::Connection::open(db.path()).unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name != 'workflows'")
+    let conn = rusqlite::Connection::open(db.sqlite().unwrap().path()).unwrap();
+    conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name != 'workflows'")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(tables.len() >= 6, "{tables:?}");
-    for table in tables {
-        let column = if table == "workflow_executions" {
-            "id"
-        } else {
-            "execution_id"
-        };
-        let left: i64 = conn
-            .query_row(
-                &format!("SELECT count(*) FROM {table} WHERE {column} LIKE 'old-%' AND {column} NOT IN ('old-sleeping', 'old-running', 'old-panicked', 'old-paused')"),
-                [],
-                |r| r.get(0),
-            )
+        .unwrap()
+}
+
+/// The one number `sql` selects, on either store.
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    if let Some(pg) = db.postgres() {
+        return pg.client().await.query_one(sql, &[]).await.unwrap().get(0);
+    }
+    let conn = rusqlite::Connection::open(db.sqlite().unwrap().path()).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+both_stores!(
+    prune_removes_exactly_the_old_finished_executions,
+    |db| async move {
+        RELEASE.store(false, Ordering::SeqCst);
+        DIVERGE.store(false, Ordering::SeqCst);
+        let clock = ManualClock::new(SystemTime::now());
+        let rt = db
+            .builder()
+            .clock(clock.clone())
+            .auto_restart(false)
+            .open()
+            .await
             .unwrap();
-        assert_eq!(left, 0, "{table}");
-    }
-}
 
-#[tokio::test]
-async fn retention_prunes_at_open_and_keeps_what_is_unfinished() {
-    let db = TempDb::new();
-    let clock = ManualClock::new(SystemTime::now());
-    let rt = db.builder().clock(clock.clone()).open().await.unwrap();
-    for i in 0..3 {
-        quick::start(&rt, format!("done-{i}"), i).await.unwrap();
-        wait_for_status(&rt, &format!("done-{i}"), ExecutionStatus::Completed).await;
-    }
-    dozy::start(&rt, "sleeper").await.unwrap();
-    wait_for_status(&rt, "sleeper", ExecutionStatus::Sleeping).await;
-    rt.shutdown().await.unwrap();
+        // Ten days ago: one execution in every status.
+        quick::start(&rt, "old-done", 1).await.unwrap();
+        doomed::start(&rt, "old-failed").await.unwrap();
+        dozy::start(&rt, "old-cancelled").await.unwrap();
+        dozy::start(&rt, "old-sleeping").await.unwrap();
+        held::start(&rt, "old-running").await.unwrap();
+        bang::start(&rt, "old-panicked").await.unwrap();
+        fickle::start(&rt, "old-paused").await.unwrap();
+        wait_for_status(&rt, "old-done", ExecutionStatus::Completed).await;
+        wait_for_status(&rt, "old-failed", ExecutionStatus::Failed).await;
+        wait_for_status(&rt, "old-cancelled", ExecutionStatus::Sleeping).await;
+        rt.cancel("old-cancelled").await.unwrap();
+        applied(&db, &rt, "old-cancelled", ExecutionStatus::Cancelled).await;
+        wait_for_status(&rt, "old-sleeping", ExecutionStatus::Sleeping).await;
+        wait_for_status(&rt, "old-panicked", ExecutionStatus::Panicked).await;
+        wait_for_status(&rt, "old-paused", ExecutionStatus::Sleeping).await;
+        DIVERGE.store(true, Ordering::SeqCst);
+        rt.resume("old-paused").await.unwrap();
+        wait_for_status(&rt, "old-paused", ExecutionStatus::Paused).await;
 
-    clock.advance(2 * DAY);
-    let rt = db
-        .builder()
-        .clock(clock.clone())
-        .retention(DAY)
-        .open()
-        .await
-        .unwrap();
-    quick::start(&rt, "fresh", 5).await.unwrap();
-    wait_for_status(&rt, "fresh", ExecutionStatus::Completed).await;
-    within(async {
-        while !is_gone(rt.status("done-2").await) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // Now: finished ones that are recent.
+        clock.advance(10 * DAY);
+        quick::start(&rt, "new-done", 2).await.unwrap();
+        doomed::start(&rt, "new-failed").await.unwrap();
+        dozy::start(&rt, "new-cancelled").await.unwrap();
+        wait_for_status(&rt, "new-done", ExecutionStatus::Completed).await;
+        wait_for_status(&rt, "new-failed", ExecutionStatus::Failed).await;
+        wait_for_status(&rt, "new-cancelled", ExecutionStatus::Sleeping).await;
+        rt.cancel("new-cancelled").await.unwrap();
+        applied(&db, &rt, "new-cancelled", ExecutionStatus::Cancelled).await;
+
+        let kept = [
+            "old-sleeping",
+            "old-panicked",
+            "old-paused",
+            "new-done",
+            "new-failed",
+            "new-cancelled",
+        ];
+        let mut before = Vec::new();
+        for id in kept {
+            before.push(rt.status(id).await.unwrap());
         }
-    })
-    .await;
-    for i in 0..3 {
-        assert!(is_gone(rt.status(format!("done-{i}")).await));
+        assert_eq!(
+            rt.status("old-running").await.unwrap().status,
+            ExecutionStatus::Running
+        );
+
+        let report = rt.prune(7 * DAY).await.unwrap();
+        assert_eq!(report.executions, 3, "{report:?}");
+        assert_eq!(report.batches, 1, "{report:?}");
+        for gone in ["old-done", "old-failed", "old-cancelled"] {
+            assert!(is_gone(rt.status(gone).await), "{gone} is still there");
+        }
+        for (id, was) in kept.iter().zip(&before) {
+            let now = rt.status(*id).await.unwrap();
+            assert_eq!(now.status, was.status, "{id}");
+            assert_eq!(journal(&now), journal(was), "{id}");
+            assert!(!now.steps.is_empty(), "{id}");
+        }
+        assert_eq!(
+            rt.status("old-running").await.unwrap().status,
+            ExecutionStatus::Running
+        );
+        let again = rt.prune(7 * DAY).await.unwrap();
+        assert_eq!((again.executions, again.batches), (0, 0));
+
+        // The unfinished ones go on as if nothing happened.
+        RELEASE.store(true, Ordering::SeqCst);
+        let running = rt.handle::<held>("old-running");
+        assert_eq!(within(running.result()).await.unwrap(), 7);
+        rt.resume("old-sleeping").await.unwrap();
+        let sleeping = rt.handle::<dozy>("old-sleeping");
+        assert_eq!(within(sleeping.result()).await.unwrap(), 4);
+        rt.restart("old-panicked").await.unwrap();
+        wait_for_status(&rt, "old-panicked", ExecutionStatus::Completed).await;
+        rt.shutdown().await.unwrap();
+
+        // Nothing of the pruned executions is left in any table.
+        let tables = execution_tables(&db).await;
+        assert!(tables.len() >= 5, "{tables:?}");
+        for table in tables {
+            let column = if table == "workflow_executions" {
+                "id"
+            } else {
+                "execution_id"
+            };
+            let left = count(&db, &format!("SELECT count(*) FROM {table} WHERE {column} LIKE 'old-%' AND {column} NOT IN ('old-sleeping', 'old-running', 'old-panicked', 'old-paused')")).await;
+            assert_eq!(left, 0, "{table}");
+        }
     }
-    assert_eq!(
-        rt.status("sleeper").await.unwrap().status,
-        ExecutionStatus::Sleeping
-    );
-    assert_eq!(
-        rt.status("fresh").await.unwrap().status,
-        ExecutionStatus::Completed
-    );
-    rt.shutdown().await.unwrap();
-}
+);
+
+both_stores!(
+    retention_prunes_at_open_and_keeps_what_is_unfinished,
+    |db| async move {
+        let clock = ManualClock::new(SystemTime::now());
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        for i in 0..3 {
+            quick::start(&rt, format!("done-{i}"), i).await.unwrap();
+            wait_for_status(&rt, &format!("done-{i}"), ExecutionStatus::Completed).await;
+        }
+        dozy::start(&rt, "sleeper").await.unwrap();
+        wait_for_status(&rt, "sleeper", ExecutionStatus::Sleeping).await;
+        rt.shutdown().await.unwrap();
+
+        clock.advance(2 * DAY);
+        let rt = db
+            .builder()
+            .clock(clock.clone())
+            .retention(DAY)
+            .open()
+            .await
+            .unwrap();
+        quick::start(&rt, "fresh", 5).await.unwrap();
+        wait_for_status(&rt, "fresh", ExecutionStatus::Completed).await;
+        within(async {
+            while !is_gone(rt.status("done-2").await) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        for i in 0..3 {
+            assert!(is_gone(rt.status(format!("done-{i}")).await));
+        }
+        assert_eq!(
+            rt.status("sleeper").await.unwrap().status,
+            ExecutionStatus::Sleeping
+        );
+        assert_eq!(
+            rt.status("fresh").await.unwrap().status,
+            ExecutionStatus::Completed
+        );
+        rt.shutdown().await.unwrap();
+    }
+);
 
 #[workflow]
 async fn counter(_ctx: Context, steps: u32) -> Result<u32, AnyError> {

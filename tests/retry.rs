@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use replayflow::{
-    AnyError, AttemptStatus, Context, RetryPolicy, Runtime, StartOptions, StepContext, StepStatus,
+    AnyError, AttemptStatus, Context, RetryPolicy, StartOptions, StepContext, StepStatus,
     permanent, step, workflow,
 };
 use serde::{Deserialize, Serialize};
-use support::{TempDb, within};
+use support::{both_stores, within};
 
 static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
 static SEEN_KEYS: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
@@ -37,9 +37,9 @@ async fn retrying(_ctx: Context, fail_times: u32) -> Result<String, AnyError> {
     flaky(fail_times).await
 }
 
-#[tokio::test]
-async fn retries_until_success_and_counts_attempts() {
-    let db = TempDb::new();
+both_stores!(retries_until_success_and_counts_attempts, |db| async move {
+    FLAKY_CALLS.store(0, Ordering::SeqCst);
+    SEEN_KEYS.lock().unwrap().clear();
     let rt = db.builder().open().await.unwrap();
     let out = within(retrying::start(&rt, "retry-1", 2).await.unwrap().result())
         .await
@@ -68,7 +68,7 @@ async fn retries_until_success_and_counts_attempts() {
     let attempts: Vec<u32> = keys.iter().map(|k| k.0).collect();
     assert_eq!(attempts, [1, 2, 3]);
     assert!(keys.iter().all(|k| k.1 == "retry-1/flaky#0"), "{keys:?}");
-}
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum ShipError {
@@ -93,48 +93,51 @@ async fn shipping(_ctx: Context, permanent_failure: bool) -> Result<(), ShipErro
     ship(permanent_failure).await
 }
 
-#[tokio::test]
-async fn permanent_errors_are_not_retried_and_exhausted_ones_reach_the_workflow() {
-    let rt = Runtime::in_memory().await.unwrap();
+both_stores!(
+    permanent_errors_are_not_retried_and_exhausted_ones_reach_the_workflow,
+    |db| async move {
+        SHIP_CALLS.store(0, Ordering::SeqCst);
+        let rt = db.builder().open().await.unwrap();
 
-    let err = within(
-        shipping::start(&rt, "ship-permanent", true)
-            .await
-            .unwrap()
-            .result(),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(err, replayflow::RunError::Workflow(ShipError::BadAddress)),
-        "{err:?}"
-    );
-    assert_eq!(SHIP_CALLS.swap(0, Ordering::SeqCst), 1);
-    let info = rt.status("ship-permanent").await.unwrap();
-    assert_eq!(info.steps[0].attempts, 1);
-    assert_eq!(info.steps[0].status, StepStatus::Failed);
+        let err = within(
+            shipping::start(&rt, "ship-permanent", true)
+                .await
+                .unwrap()
+                .result(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, replayflow::RunError::Workflow(ShipError::BadAddress)),
+            "{err:?}"
+        );
+        assert_eq!(SHIP_CALLS.swap(0, Ordering::SeqCst), 1);
+        let info = rt.status("ship-permanent").await.unwrap();
+        assert_eq!(info.steps[0].attempts, 1);
+        assert_eq!(info.steps[0].status, StepStatus::Failed);
 
-    let err = within(
-        shipping::start(&rt, "ship-transient", false)
-            .await
-            .unwrap()
-            .result(),
-    )
-    .await
-    .unwrap_err();
-    // The last attempt's error, exactly as the step returned it.
-    assert!(
-        matches!(
-            err,
-            replayflow::RunError::Workflow(ShipError::CarrierDown(5))
-        ),
-        "{err:?}"
-    );
-    assert_eq!(SHIP_CALLS.load(Ordering::SeqCst), 5);
-    let info = rt.status("ship-transient").await.unwrap();
-    assert_eq!(info.steps[0].attempts, 5);
-    assert_eq!(info.steps[0].attempt_log.len(), 5);
-}
+        let err = within(
+            shipping::start(&rt, "ship-transient", false)
+                .await
+                .unwrap()
+                .result(),
+        )
+        .await
+        .unwrap_err();
+        // The last attempt's error, exactly as the step returned it.
+        assert!(
+            matches!(
+                err,
+                replayflow::RunError::Workflow(ShipError::CarrierDown(5))
+            ),
+            "{err:?}"
+        );
+        assert_eq!(SHIP_CALLS.load(Ordering::SeqCst), 5);
+        let info = rt.status("ship-transient").await.unwrap();
+        assert_eq!(info.steps[0].attempts, 5);
+        assert_eq!(info.steps[0].attempt_log.len(), 5);
+    }
+);
 
 static DEFAULTS_CALLS: AtomicU32 = AtomicU32::new(0);
 
@@ -149,43 +152,46 @@ async fn defaults(_ctx: Context) -> Result<(), AnyError> {
     uses_defaults().await
 }
 
-#[tokio::test]
-async fn unset_options_fall_through_to_execution_and_runtime_defaults() {
-    let rt = Runtime::builder()
-        .in_memory()
-        .retry(
-            RetryPolicy::default()
-                .max_attempts(2)
-                .backoff(Duration::from_millis(1)),
-        )
-        .open()
-        .await
-        .unwrap();
-    let _ = within(defaults::start(&rt, "defaults-1").await.unwrap().result()).await;
-    assert_eq!(
-        DEFAULTS_CALLS.swap(0, Ordering::SeqCst),
-        2,
-        "runtime default of 2 attempts"
-    );
-
-    let options = StartOptions::new().retry(
-        RetryPolicy::default()
-            .max_attempts(4)
-            .backoff(Duration::from_millis(1)),
-    );
-    let _ = within(
-        defaults::start_with(&rt, "defaults-2", options)
+both_stores!(
+    unset_options_fall_through_to_execution_and_runtime_defaults,
+    |db| async move {
+        DEFAULTS_CALLS.store(0, Ordering::SeqCst);
+        let rt = db
+            .builder()
+            .retry(
+                RetryPolicy::default()
+                    .max_attempts(2)
+                    .backoff(Duration::from_millis(1)),
+            )
+            .open()
             .await
-            .unwrap()
-            .result(),
-    )
-    .await;
-    assert_eq!(
-        DEFAULTS_CALLS.load(Ordering::SeqCst),
-        4,
-        "per-execution override of 4 attempts"
-    );
-}
+            .unwrap();
+        let _ = within(defaults::start(&rt, "defaults-1").await.unwrap().result()).await;
+        assert_eq!(
+            DEFAULTS_CALLS.swap(0, Ordering::SeqCst),
+            2,
+            "runtime default of 2 attempts"
+        );
+
+        let options = StartOptions::new().retry(
+            RetryPolicy::default()
+                .max_attempts(4)
+                .backoff(Duration::from_millis(1)),
+        );
+        let _ = within(
+            defaults::start_with(&rt, "defaults-2", options)
+                .await
+                .unwrap()
+                .result(),
+        )
+        .await;
+        assert_eq!(
+            DEFAULTS_CALLS.load(Ordering::SeqCst),
+            4,
+            "per-execution override of 4 attempts"
+        );
+    }
+);
 
 static SLOW_CALLS: AtomicU32 = AtomicU32::new(0);
 
@@ -204,15 +210,18 @@ async fn times_out(_ctx: Context) -> Result<String, AnyError> {
     }
 }
 
-#[tokio::test]
-async fn timeouts_are_retried_then_reach_the_workflow_as_the_steps_error() {
-    let rt = Runtime::in_memory().await.unwrap();
-    let out = within(times_out::start(&rt, "timeout-1").await.unwrap().result())
-        .await
-        .unwrap();
-    assert!(
-        out.starts_with("fell back: step `slow#0` attempt 2 timed out"),
-        "{out}"
-    );
-    assert_eq!(SLOW_CALLS.load(Ordering::SeqCst), 2);
-}
+both_stores!(
+    timeouts_are_retried_then_reach_the_workflow_as_the_steps_error,
+    |db| async move {
+        SLOW_CALLS.store(0, Ordering::SeqCst);
+        let rt = db.builder().open().await.unwrap();
+        let out = within(times_out::start(&rt, "timeout-1").await.unwrap().result())
+            .await
+            .unwrap();
+        assert!(
+            out.starts_with("fell back: step `slow#0` attempt 2 timed out"),
+            "{out}"
+        );
+        assert_eq!(SLOW_CALLS.load(Ordering::SeqCst), 2);
+    }
+);

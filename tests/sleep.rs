@@ -10,7 +10,7 @@ use replayflow::{
     AnyError, Clock, Context, EntryKind, ExecutionStatus, ManualClock, Runtime, StepStatus, step,
     workflow,
 };
-use support::{TempDb, wait_for_status, within};
+use support::{both_stores, wait_for_status, within};
 
 fn clock() -> ManualClock {
     ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
@@ -50,52 +50,52 @@ async fn nap(ctx: Context, hours: u64) -> Result<u32, AnyError> {
     Ok(a + b)
 }
 
-#[tokio::test]
-async fn a_long_sleep_suspends_the_execution_and_replays_it_when_due() {
-    let clock = clock();
-    let start = clock.now();
-    let rt = Runtime::builder()
-        .in_memory()
-        .clock(clock.clone())
-        .open()
-        .await
-        .unwrap();
-    let handle = nap::start(&rt, "nap-1", 2).await.unwrap();
+both_stores!(
+    a_long_sleep_suspends_the_execution_and_replays_it_when_due,
+    |db| async move {
+        BEFORE.store(0, Ordering::SeqCst);
+        AFTER.store(0, Ordering::SeqCst);
+        DROPPED.store(0, Ordering::SeqCst);
+        let clock = clock();
+        let start = clock.now();
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        let handle = nap::start(&rt, "nap-1", 2).await.unwrap();
 
-    let info = wait_for_status(&rt, "nap-1", ExecutionStatus::Sleeping).await;
-    assert_eq!(info.wake_at, Some(start + Duration::from_secs(7200)));
-    let sleep = &info.steps[1];
-    assert_eq!(
-        (sleep.kind, sleep.status),
-        (EntryKind::Sleep, StepStatus::Sleeping)
-    );
-    within(async {
-        while DROPPED.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    assert_eq!(AFTER.load(Ordering::SeqCst), 0);
+        let info = wait_for_status(&rt, "nap-1", ExecutionStatus::Sleeping).await;
+        assert_eq!(info.wake_at, Some(start + Duration::from_secs(7200)));
+        let sleep = &info.steps[1];
+        assert_eq!(
+            (sleep.kind, sleep.status),
+            (EntryKind::Sleep, StepStatus::Sleeping)
+        );
+        within(async {
+            while DROPPED.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert_eq!(AFTER.load(Ordering::SeqCst), 0);
 
-    clock.advance(Duration::from_secs(3600));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        rt.status("nap-1").await.unwrap().status,
-        ExecutionStatus::Sleeping,
-        "woke an hour early"
-    );
+        clock.advance(Duration::from_secs(3600));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            rt.status("nap-1").await.unwrap().status,
+            ExecutionStatus::Sleeping,
+            "woke an hour early"
+        );
 
-    clock.advance(Duration::from_secs(3600));
-    assert_eq!(within(handle.result()).await.unwrap(), 3);
-    assert_eq!(
-        BEFORE.load(Ordering::SeqCst),
-        1,
-        "the step before the sleep ran again"
-    );
-    assert_eq!(AFTER.load(Ordering::SeqCst), 1);
-    let info = rt.status("nap-1").await.unwrap();
-    assert_eq!(info.steps[1].status, StepStatus::Completed);
-}
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(within(handle.result()).await.unwrap(), 3);
+        assert_eq!(
+            BEFORE.load(Ordering::SeqCst),
+            1,
+            "the step before the sleep ran again"
+        );
+        assert_eq!(AFTER.load(Ordering::SeqCst), 1);
+        let info = rt.status("nap-1").await.unwrap();
+        assert_eq!(info.steps[1].status, StepStatus::Completed);
+    }
+);
 
 #[workflow]
 async fn doze(ctx: Context) -> Result<SystemTime, AnyError> {
@@ -103,59 +103,61 @@ async fn doze(ctx: Context) -> Result<SystemTime, AnyError> {
     Ok(ctx.now().await)
 }
 
-#[tokio::test]
-async fn a_sleep_that_expired_while_down_fires_promptly_after_open() {
-    let db = TempDb::new();
-    let clock = clock();
-    let start = clock.now();
-    let rt = db.builder().clock(clock.clone()).open().await.unwrap();
-    doze::start(&rt, "doze-1").await.unwrap();
-    wait_for_status(&rt, "doze-1", ExecutionStatus::Sleeping).await;
-    rt.shutdown().await.unwrap();
-    drop(rt);
+both_stores!(
+    a_sleep_that_expired_while_down_fires_promptly_after_open,
+    |db| async move {
+        let clock = clock();
+        let start = clock.now();
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        doze::start(&rt, "doze-1").await.unwrap();
+        wait_for_status(&rt, "doze-1", ExecutionStatus::Sleeping).await;
+        rt.shutdown().await.unwrap();
+        drop(rt);
 
-    clock.advance(Duration::from_secs(3600));
-    let opened = std::time::Instant::now();
-    let rt = db.builder().clock(clock.clone()).open().await.unwrap();
-    let woke_at = within(rt.handle::<doze>("doze-1").result()).await.unwrap();
-    assert!(
-        opened.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        opened.elapsed()
-    );
-    assert_eq!(woke_at, start + Duration::from_secs(3600));
-}
+        clock.advance(Duration::from_secs(3600));
+        let opened = std::time::Instant::now();
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        let woke_at = within(rt.handle::<doze>("doze-1").result()).await.unwrap();
+        assert!(
+            opened.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            opened.elapsed()
+        );
+        assert_eq!(woke_at, start + Duration::from_secs(3600));
+    }
+);
 
-#[tokio::test]
-async fn a_sleep_not_yet_due_after_reopen_waits_only_the_remainder() {
-    let db = TempDb::new();
-    let clock = clock();
-    let start = clock.now();
-    let rt = db.builder().clock(clock.clone()).open().await.unwrap();
-    doze::start(&rt, "doze-2").await.unwrap();
-    wait_for_status(&rt, "doze-2", ExecutionStatus::Sleeping).await;
-    rt.shutdown().await.unwrap();
-    drop(rt);
+both_stores!(
+    a_sleep_not_yet_due_after_reopen_waits_only_the_remainder,
+    |db| async move {
+        let clock = clock();
+        let start = clock.now();
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        doze::start(&rt, "doze-2").await.unwrap();
+        wait_for_status(&rt, "doze-2", ExecutionStatus::Sleeping).await;
+        rt.shutdown().await.unwrap();
+        drop(rt);
 
-    clock.advance(Duration::from_secs(400));
-    let rt = db.builder().clock(clock.clone()).open().await.unwrap();
-    let info = rt.status("doze-2").await.unwrap();
-    assert_eq!(info.status, ExecutionStatus::Sleeping);
-    assert_eq!(
-        info.wake_at,
-        Some(start + Duration::from_secs(600)),
-        "the wake time was recomputed"
-    );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        rt.status("doze-2").await.unwrap().status,
-        ExecutionStatus::Sleeping
-    );
+        clock.advance(Duration::from_secs(400));
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        let info = rt.status("doze-2").await.unwrap();
+        assert_eq!(info.status, ExecutionStatus::Sleeping);
+        assert_eq!(
+            info.wake_at,
+            Some(start + Duration::from_secs(600)),
+            "the wake time was recomputed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            rt.status("doze-2").await.unwrap().status,
+            ExecutionStatus::Sleeping
+        );
 
-    clock.advance(Duration::from_secs(200));
-    let woke_at = within(rt.handle::<doze>("doze-2").result()).await.unwrap();
-    assert_eq!(woke_at, start + Duration::from_secs(600));
-}
+        clock.advance(Duration::from_secs(200));
+        let woke_at = within(rt.handle::<doze>("doze-2").result()).await.unwrap();
+        assert_eq!(woke_at, start + Duration::from_secs(600));
+    }
+);
 
 #[workflow]
 async fn short_nap(ctx: Context) -> Result<u32, AnyError> {
@@ -163,9 +165,8 @@ async fn short_nap(ctx: Context) -> Result<u32, AnyError> {
     Ok(ctx.restart_attempt())
 }
 
-#[tokio::test]
-async fn a_short_sleep_waits_in_memory() {
-    let rt = Runtime::in_memory().await.unwrap();
+both_stores!(a_short_sleep_waits_in_memory, |db| async move {
+    let rt = db.builder().open().await.unwrap();
     assert_eq!(
         within(short_nap::start(&rt, "short-1").await.unwrap().result())
             .await
@@ -175,7 +176,7 @@ async fn a_short_sleep_waits_in_memory() {
     let info = rt.status("short-1").await.unwrap();
     assert_eq!(info.steps[0].kind, EntryKind::Sleep);
     assert_eq!(info.steps[0].status, StepStatus::Completed);
-}
+});
 
 #[workflow]
 async fn long_nap(ctx: Context) -> Result<(), AnyError> {

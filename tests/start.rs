@@ -5,9 +5,9 @@ mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use replayflow::{AnyError, Context, Error, ExecutionStatus, Runtime, step, workflow};
+use replayflow::{AnyError, Context, Error, ExecutionStatus, step, workflow};
 use serde::{Deserialize, Serialize};
-use support::{TempDb, within};
+use support::{both_stores, within};
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
 
@@ -47,9 +47,8 @@ fn ada() -> Greeting {
     }
 }
 
-#[tokio::test]
-async fn start_is_idempotent_on_the_id() {
-    let db = TempDb::new();
+both_stores!(start_is_idempotent_on_the_id, |db| async move {
+    RUNS.store(0, Ordering::SeqCst);
     let rt = db.builder().open().await.unwrap();
     let first = greet::start(&rt, "greet-1", ada(), 2).await.unwrap();
     let second = greet::start(&rt, "greet-1", ada(), 2).await.unwrap();
@@ -69,11 +68,10 @@ async fn start_is_idempotent_on_the_id() {
     );
     assert_eq!(RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(rt.list(Default::default()).await.unwrap().len(), 1);
-}
+});
 
-#[tokio::test]
-async fn an_id_of_another_workflow_is_refused() {
-    let rt = Runtime::in_memory().await.unwrap();
+both_stores!(an_id_of_another_workflow_is_refused, |db| async move {
+    let rt = db.builder().open().await.unwrap();
     other::start(&rt, "shared-id").await.unwrap();
     let err = greet::start(&rt, "shared-id", ada(), 1).await.unwrap_err();
     assert!(
@@ -84,48 +82,50 @@ async fn an_id_of_another_workflow_is_refused() {
         err.to_string(),
         "execution id `shared-id` already belongs to workflow `other`, not `greet`"
     );
-}
+});
 
-#[tokio::test]
-async fn input_is_journaled_as_an_object_keyed_by_parameter_name() {
-    let rt = Runtime::in_memory().await.unwrap();
-    let handle = greet::start(&rt, "greet-input", ada(), 3).await.unwrap();
-    within(handle.result()).await.unwrap();
-    let info = rt.status("greet-input").await.unwrap();
-    assert_eq!(info.status, ExecutionStatus::Completed);
-    assert_eq!(
-        info.input.to_json().unwrap(),
-        serde_json::json!({"greeting": {"name": "ada", "excited": true}, "times": 3})
-    );
-}
+both_stores!(
+    input_is_journaled_as_an_object_keyed_by_parameter_name,
+    |db| async move {
+        let rt = db.builder().open().await.unwrap();
+        let handle = greet::start(&rt, "greet-input", ada(), 3).await.unwrap();
+        within(handle.result()).await.unwrap();
+        let info = rt.status("greet-input").await.unwrap();
+        assert_eq!(info.status, ExecutionStatus::Completed);
+        assert_eq!(
+            info.input.to_json().unwrap(),
+            serde_json::json!({"greeting": {"name": "ada", "excited": true}, "times": 3})
+        );
+    }
+);
 
-#[tokio::test]
-async fn unknown_ids_are_reported() {
-    let rt = Runtime::in_memory().await.unwrap();
+both_stores!(unknown_ids_are_reported, |db| async move {
+    let rt = db.builder().open().await.unwrap();
     let err = rt.status("nope").await.unwrap_err();
     assert_eq!(err.to_string(), "no execution with id `nope`");
     let err = greet::resume(&rt, "nope").await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
-}
+});
 
-#[tokio::test]
-async fn a_handle_of_the_wrong_workflow_names_the_one_the_id_belongs_to() {
-    let db = TempDb::new();
-    let rt = db.builder().open().await.unwrap();
-    within(other::start(&rt, "other-1").await.unwrap().result())
-        .await
-        .unwrap();
-    let wrong = rt.handle::<greet>("other-1");
-    match within(wrong.result()).await {
-        Err(replayflow::RunError::Runtime(Error::IdConflict {
-            existing,
-            requested,
-            ..
-        })) => {
-            assert_eq!(existing, "other");
-            assert_eq!(requested, "greet");
+both_stores!(
+    a_handle_of_the_wrong_workflow_names_the_one_the_id_belongs_to,
+    |db| async move {
+        let rt = db.builder().open().await.unwrap();
+        within(other::start(&rt, "other-1").await.unwrap().result())
+            .await
+            .unwrap();
+        let wrong = rt.handle::<greet>("other-1");
+        match within(wrong.result()).await {
+            Err(replayflow::RunError::Runtime(Error::IdConflict {
+                existing,
+                requested,
+                ..
+            })) => {
+                assert_eq!(existing, "other");
+                assert_eq!(requested, "greet");
+            }
+            other => panic!("expected an id conflict, got {other:?}"),
         }
-        other => panic!("expected an id conflict, got {other:?}"),
+        rt.shutdown().await.unwrap();
     }
-    rt.shutdown().await.unwrap();
-}
+);

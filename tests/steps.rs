@@ -7,10 +7,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use replayflow::{
-    AnyError, Context, ExecutionStatus, Runtime, StepContext, StepStatus, step, workflow,
-};
-use support::{TempDb, within};
+use replayflow::{AnyError, Context, ExecutionStatus, StepContext, StepStatus, step, workflow};
+use support::{both_stores, within};
 
 #[step]
 async fn delayed(label: &str, ms: u64) -> Result<String, AnyError> {
@@ -28,9 +26,7 @@ async fn fan_out(ctx: Context) -> Result<Vec<String>, AnyError> {
     Ok(vec![a?, b?, c?])
 }
 
-#[tokio::test]
-async fn joined_steps_take_positions_in_call_order() {
-    let db = TempDb::new();
+both_stores!(joined_steps_take_positions_in_call_order, |db| async move {
     let rt = db.builder().open().await.unwrap();
     let out = within(fan_out::start(&rt, "join-1").await.unwrap().result())
         .await
@@ -49,7 +45,7 @@ async fn joined_steps_take_positions_in_call_order() {
         info.steps.iter().all(|s| s.attempts == 1),
         "a joined step ran again on replay"
     );
-}
+});
 
 static INNER_CALLS: AtomicU32 = AtomicU32::new(0);
 
@@ -81,17 +77,19 @@ async fn steps_outside_a_workflow_are_plain_calls() {
     assert_eq!(outer(1).await.unwrap(), 204);
 }
 
-#[tokio::test]
-async fn a_step_called_inside_another_step_is_not_journaled() {
-    let rt = Runtime::in_memory().await.unwrap();
-    let out = within(nesting::start(&rt, "nest-1", 1).await.unwrap().result())
-        .await
-        .unwrap();
-    assert_eq!(out, 204);
-    let info = rt.status("nest-1").await.unwrap();
-    assert_eq!(info.steps.len(), 1);
-    assert_eq!(info.steps[0].key.name, "outer");
-}
+both_stores!(
+    a_step_called_inside_another_step_is_not_journaled,
+    |db| async move {
+        let rt = db.builder().open().await.unwrap();
+        let out = within(nesting::start(&rt, "nest-1", 1).await.unwrap().result())
+            .await
+            .unwrap();
+        assert_eq!(out, 204);
+        let info = rt.status("nest-1").await.unwrap();
+        assert_eq!(info.steps.len(), 1);
+        assert_eq!(info.steps[0].key.name, "outer");
+    }
+);
 
 static INLINE_RUNS: AtomicU32 = AtomicU32::new(0);
 
@@ -112,19 +110,21 @@ async fn inline(ctx: Context, n: u32) -> Result<u32, AnyError> {
     Ok(again)
 }
 
-#[tokio::test]
-async fn inline_steps_are_keyed_journaled_and_replayed() {
-    let db = TempDb::new();
-    let rt = db.builder().open().await.unwrap();
-    let out = within(inline::start(&rt, "inline-1", 5).await.unwrap().result())
-        .await
-        .unwrap();
-    assert_eq!(out, 20);
-    assert_eq!(INLINE_RUNS.load(Ordering::SeqCst), 1);
-    let info = rt.status("inline-1").await.unwrap();
-    let keys: Vec<String> = info.steps.iter().map(|s| s.key.to_string()).collect();
-    assert_eq!(keys, ["double#0", "double#1"]);
-}
+both_stores!(
+    inline_steps_are_keyed_journaled_and_replayed,
+    |db| async move {
+        INLINE_RUNS.store(0, Ordering::SeqCst);
+        let rt = db.builder().open().await.unwrap();
+        let out = within(inline::start(&rt, "inline-1", 5).await.unwrap().result())
+            .await
+            .unwrap();
+        assert_eq!(out, 20);
+        assert_eq!(INLINE_RUNS.load(Ordering::SeqCst), 1);
+        let info = rt.status("inline-1").await.unwrap();
+        let keys: Vec<String> = info.steps.iter().map(|s| s.key.to_string()).collect();
+        assert_eq!(keys, ["double#0", "double#1"]);
+    }
+);
 
 #[step]
 async fn lossy() -> Result<(Option<Option<u32>>, f64), AnyError> {
@@ -149,28 +149,30 @@ async fn lossy_values(_ctx: Context) -> Result<String, AnyError> {
     Ok(format!("{nested:?} {} {unencodable}", nan.is_nan()))
 }
 
-#[tokio::test]
-async fn the_first_run_sees_the_value_replay_would_see() {
-    let rt = Runtime::in_memory().await.unwrap();
-    let handle = lossy_values::start(&rt, "lossy-1").await.unwrap();
-    let out = within(handle.result()).await;
-    // NaN becomes null, which does not decode as f64: the step fails for good
-    // rather than hand the workflow a value replay could not reproduce.
-    let err = out.unwrap_err();
-    assert!(err.to_string().contains("lossy"), "{err}");
-    let info = rt.status("lossy-1").await.unwrap();
-    assert_eq!(info.status, ExecutionStatus::Failed);
-    assert_eq!(info.steps[0].status, StepStatus::Failed);
-    assert!(
-        info.steps[0]
-            .error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("round trip"),
-        "{:?}",
-        info.steps[0]
-    );
-}
+both_stores!(
+    the_first_run_sees_the_value_replay_would_see,
+    |db| async move {
+        let rt = db.builder().open().await.unwrap();
+        let handle = lossy_values::start(&rt, "lossy-1").await.unwrap();
+        let out = within(handle.result()).await;
+        // NaN becomes null, which does not decode as f64: the step fails for good
+        // rather than hand the workflow a value replay could not reproduce.
+        let err = out.unwrap_err();
+        assert!(err.to_string().contains("lossy"), "{err}");
+        let info = rt.status("lossy-1").await.unwrap();
+        assert_eq!(info.status, ExecutionStatus::Failed);
+        assert_eq!(info.steps[0].status, StepStatus::Failed);
+        assert!(
+            info.steps[0]
+                .error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("round trip"),
+            "{:?}",
+            info.steps[0]
+        );
+    }
+);
 
 #[step]
 async fn nested_none() -> Result<Option<Option<u32>>, AnyError> {
@@ -187,28 +189,30 @@ async fn sees_decoded(_ctx: Context) -> Result<String, AnyError> {
     Ok(format!("{v:?} / {refused}"))
 }
 
-#[tokio::test]
-async fn decoded_values_and_encoding_failures_reach_the_first_run() {
-    let rt = Runtime::in_memory().await.unwrap();
-    let out = within(
-        sees_decoded::start(&rt, "decoded-1")
-            .await
-            .unwrap()
-            .result(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        out.starts_with(
-            "None / refused: step `unencodable#0` produced a value that cannot be journaled"
-        ),
-        "{out}"
-    );
-    assert!(
-        out.contains("HashMap"),
-        "the encoding error names the type: {out}"
-    );
-}
+both_stores!(
+    decoded_values_and_encoding_failures_reach_the_first_run,
+    |db| async move {
+        let rt = db.builder().open().await.unwrap();
+        let out = within(
+            sees_decoded::start(&rt, "decoded-1")
+                .await
+                .unwrap()
+                .result(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            out.starts_with(
+                "None / refused: step `unencodable#0` produced a value that cannot be journaled"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("HashMap"),
+            "the encoding error names the type: {out}"
+        );
+    }
+);
 
 #[step(max_attempts = 1)]
 async fn read_config(path: &str) -> Result<String, AnyError> {
@@ -237,19 +241,20 @@ async fn application_errors(ctx: Context) -> Result<Vec<String>, AnyError> {
         .collect())
 }
 
-#[tokio::test]
-async fn anyhow_and_boxed_errors_keep_their_message_chain_across_replay() {
-    let db = TempDb::new();
-    let rt = db.builder().open().await.unwrap();
-    let chain = within(
-        application_errors::start(&rt, "errors-1")
-            .await
-            .unwrap()
-            .result(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(chain[0], "reading config /definitely/not/here.toml");
-    assert!(chain[1].contains("No such file"), "{chain:?}");
-    assert_eq!(chain.last().map(String::as_str), Some("a boxed error"));
-}
+both_stores!(
+    anyhow_and_boxed_errors_keep_their_message_chain_across_replay,
+    |db| async move {
+        let rt = db.builder().open().await.unwrap();
+        let chain = within(
+            application_errors::start(&rt, "errors-1")
+                .await
+                .unwrap()
+                .result(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(chain[0], "reading config /definitely/not/here.toml");
+        assert!(chain[1].contains("No such file"), "{chain:?}");
+        assert_eq!(chain.last().map(String::as_str), Some("a boxed error"));
+    }
+);

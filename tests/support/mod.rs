@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod pg;
+pub mod stores;
+
+#[allow(unused_imports)]
+pub(crate) use stores::both_stores;
+#[allow(unused_imports)]
+pub use stores::{StoreKind, TestDb};
 
 use replayflow::{Runtime, RuntimeBuilder};
 
@@ -74,6 +80,44 @@ pub async fn wait_for_status(
         }
     })
     .await
+}
+
+/// Waits (within the generous bound) until execution `id` satisfies `done`.
+pub async fn wait_until(
+    rt: &Runtime,
+    id: &str,
+    done: impl Fn(&replayflow::ExecutionInfo) -> bool,
+) -> replayflow::ExecutionInfo {
+    within(async {
+        loop {
+            let info = rt.status(id).await.expect("read the status");
+            if done(&info) {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// The status of `id` once a cancel, resume or restart called on it is
+/// applied. On SQLite the call applies it before it returns: the status is
+/// read at once and must be `status`. On PostgreSQL an execution that no
+/// task of this process drives (a suspended sleeper, a finished one) is
+/// controlled by a request that the worker's sweep applies within about a
+/// second: the status is waited for.
+pub async fn applied(
+    db: &TestDb,
+    rt: &Runtime,
+    id: &str,
+    status: replayflow::ExecutionStatus,
+) -> replayflow::ExecutionInfo {
+    if db.is_postgres() {
+        return wait_for_status(rt, id, status).await;
+    }
+    let info = rt.status(id).await.expect("read the status");
+    assert_eq!(info.status, status, "{id} was not controlled at once");
+    info
 }
 
 /// Unmounts a mount point the test made, when dropped (lazily, so a file

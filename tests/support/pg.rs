@@ -27,6 +27,9 @@ impl PgDb {
     /// `None` (after a note) when no server is reachable outside CI.
     pub async fn new(name: &str) -> Option<PgDb> {
         let url = url();
+        // PostgreSQL names are at most 63 bytes: a long test name is cut,
+        // the process id and the counter keep the schema unique.
+        let name: String = name.chars().take(30).collect();
         let schema = format!(
             "t_{}_{}_{}",
             name,

@@ -290,9 +290,18 @@ impl Runtime {
     /// without waiting for its delay, whether or not auto-restart is on). A
     /// failed one has its journal from the first failed entry on set aside,
     /// so the failed step really runs again, its attempts counted anew.
+    /// Any other status is refused with [`Error::NotRestartable`], also
+    /// where the restart would go by request (an admin runtime, or an
+    /// execution this process does not drive on a shared database).
     pub async fn restart(&self, id: impl Into<ExecutionId>) -> Result<()> {
         let id = id.into();
         if self.goes_by_request(&id) {
+            // Refused here as the worker would refuse it, rather than
+            // recorded as a request that can only be refused.
+            let status = self.engine.status_of(&id).await?;
+            if !AdminAction::Restart.applies_to(status) {
+                return Err(Error::NotRestartable { id, status });
+            }
             return self.request(id, AdminAction::Restart).await.map(drop);
         }
         self.engine.restart(&id).await

@@ -232,7 +232,31 @@ pub(super) async fn set_status(
         ],
     )
     .await?;
+    if changed == 1 && status == ExecutionStatus::Cancelled {
+        end_waiting_entries(client, id, now).await?;
+    }
     Ok(changed == 1)
+}
+
+/// Ends the entries of a cancelled execution that were still waiting (a
+/// sleep, a backoff before the next attempt), in the transaction of its
+/// status change: `failed`, with the cancellation as their message and its
+/// time as their end, as the SQLite store does (see its `end_waiting_entries`).
+async fn end_waiting_entries(client: &Client, id: &ExecutionId, now: i64) -> PgResult<()> {
+    execute(
+        client,
+        "UPDATE step_executions
+         SET status = 'failed', completed_at = $2,
+             error_message = CASE
+                 WHEN status = 'sleeping' THEN 'cancelled while sleeping'
+                 WHEN error_message IS NULL THEN 'cancelled before its next attempt'
+                 ELSE 'cancelled before its next attempt; the last one failed: ' || error_message
+             END
+         WHERE execution_id = $1 AND (status = 'sleeping' OR status = 'retrying')",
+        &[&id.as_str(), &now],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn wake_now(client: &Client, id: &ExecutionId, now: i64) -> PgResult<()> {
