@@ -743,6 +743,13 @@ const PG_ROWS: &[Row] = &[
         Target::None,
     ),
     row(
+        "p2n-4",
+        "  latest child start ms (worst)",
+        "late_start_ms",
+        Some("base_late_start_ms"),
+        Target::None,
+    ),
+    row(
         "p3",
         "replayed steps/s (open to end)",
         "steps_s",
