@@ -255,18 +255,19 @@ async fn create_schema(url: &str, schema: &str, d: Durability) {
 async fn p1(a: &ChildArgs, url: &str, schema: &str, d: Durability, order: u32) {
     create_schema(url, schema, d).await;
     let steps = f64::from(W1_STEPS);
-    let run_base = async || {
-        let setup = connect(url, Some(schema)).await;
-        base_table(&setup).await;
-        drop(setup);
-        let output = b"123".to_vec();
-        let now = now_ms() as i64;
+    let output = b"123".to_vec();
+    let now = now_ms() as i64;
+    let setup = connect(url, Some(schema)).await;
+    base_table(&setup).await;
+    drop(setup);
+    // One row per transaction on one connection: `rows` rows from `first`.
+    let base_loop = async |first: u32| {
         let before = counters(url).await;
         let client = connect(url, Some(schema)).await;
         set_sync(&client, d).await;
         let insert = client.prepare(BASE_INSERT).await.unwrap();
         let t = Instant::now();
-        for i in 0..W1_STEPS {
+        for i in first..first + W1_STEPS {
             client
                 .execute(&insert, &[&"base-1", &i64::from(i), &output, &now])
                 .await
@@ -275,9 +276,9 @@ async fn p1(a: &ChildArgs, url: &str, schema: &str, d: Durability, order: u32) {
         let elapsed = t.elapsed();
         drop(client);
         let (commits, wal) = deltas(url, &before).await;
-        report("base_steps_s", steps / elapsed.as_secs_f64());
-        report("base_commits_step", commits / steps);
-        report("base_wal_bytes_step", wal / steps);
+        (elapsed, commits, wal)
+    };
+    let run_rt3 = async || {
         // The same rows with the library's round trips: `BEGIN` and a
         // `FOR SHARE` lock of one row sent together, the insert, `COMMIT`.
         let client = connect(url, Some(schema)).await;
@@ -330,13 +331,23 @@ async fn p1(a: &ChildArgs, url: &str, schema: &str, d: Durability, order: u32) {
         report("wal_bytes_step", (w1 - w0) / steps);
         report("life_commits_empty", c0);
     };
+    // The baseline runs before and after the library (the server's fsync
+    // time drifts within seconds on a shared machine): its rate is that of
+    // both runs together.
+    let (e0, commits, wal) = base_loop(0).await;
     if order.is_multiple_of(2) {
-        run_base().await;
+        run_rt3().await;
         run_lib().await;
     } else {
         run_lib().await;
-        run_base().await;
+        run_rt3().await;
     }
+    let (e1, _, _) = base_loop(W1_STEPS).await;
+    report("base_steps_s", 2.0 * steps / (e0 + e1).as_secs_f64());
+    report("base_commits_step", commits / steps);
+    report("base_wal_bytes_step", wal / steps);
+    report("base_before_steps_s", steps / e0.as_secs_f64());
+    report("base_after_steps_s", steps / e1.as_secs_f64());
 }
 
 async fn p2(a: &ChildArgs, url: &str, schema: &str, d: Durability, order: u32) {
@@ -947,6 +958,15 @@ pub(super) fn parent(opts: Opts) {
         }
     });
     print_table(&results, PG_ROWS);
+    println!("\nper round (library / baseline of the same child):");
+    for ((w, sync), keys) in &results {
+        for (k, v) in keys {
+            if k.starts_with("ratio:") || k == "steps_s" || k == "base_steps_s" {
+                let v: Vec<String> = v.iter().map(|x| super::fmt_num(*x)).collect();
+                println!("  {w} {sync} {k}: {}", v.join(", "));
+            }
+        }
+    }
     println!(
         "\n{} round(s) on PostgreSQL ({}); {} s in all",
         opts.rounds,
