@@ -53,6 +53,9 @@ use replayflow::{
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+#[path = "bench/postgres.rs"]
+mod postgres;
+
 // ------------------------------------------------------------------------
 // Sizes of the workloads.
 
@@ -573,6 +576,11 @@ struct ChildArgs {
     file: Option<PathBuf>,
     n: u32,
     order: u32,
+    /// `--store postgres`: the server, and the prefix of the schemas.
+    pg: Option<String>,
+    schema_prefix: Option<String>,
+    /// P2N: when to start (Unix ms).
+    start_at: u64,
 }
 
 async fn child(a: ChildArgs) {
@@ -739,12 +747,23 @@ async fn w2_baseline(path: &Path, sync: &str) {
 
 async fn w2_library(path: &Path, d: Durability) {
     let rt = open(path, d).await;
+    w2_drive(&rt, "w2").await;
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    let steps = (W2_WORKFLOWS * W2_STEPS as usize) as f64;
+    report("journal_bytes_step", checkpointed_size(path) as f64 / steps);
+}
+
+/// W2's workflows on `rt` (ids `{ids}-0`, ...): starts them together, awaits each result and
+/// reports throughput and step latency.
+async fn w2_drive(rt: &Runtime, ids: &str) {
     let t = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..W2_WORKFLOWS {
         let rt = rt.clone();
+        let ids = ids.to_owned();
         tasks.push(tokio::spawn(async move {
-            let h = w2_concurrent::start(&rt, format!("w2-{w}"), W2_STEPS)
+            let h = w2_concurrent::start(&rt, format!("{ids}-{w}"), W2_STEPS)
                 .await
                 .unwrap();
             h.result().await.unwrap()
@@ -761,9 +780,6 @@ async fn w2_library(path: &Path, d: Durability) {
     report("workflows_s", W2_WORKFLOWS as f64 / elapsed);
     report("p50_ms", percentile(&latencies, 50.0) / 1000.0);
     report("p99_ms", percentile(&latencies, 99.0) / 1000.0);
-    rt.shutdown().await.unwrap();
-    drop(rt);
-    report("journal_bytes_step", checkpointed_size(path) as f64 / steps);
 }
 
 /// Runs the 100,000-step workflow once without fsync and leaves it
@@ -1015,6 +1031,10 @@ struct Opts {
     durabilities: Vec<String>,
     dir: PathBuf,
     strace: bool,
+    /// `sqlite` or `postgres`.
+    store: String,
+    /// The PostgreSQL server of `--store postgres`.
+    pg: String,
 }
 
 /// Workloads that take long: run `heavy_rounds` times.
@@ -1438,13 +1458,13 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-fn print_table(results: &Results) {
+fn print_table(results: &Results, rows: &[Row]) {
     println!(
         "\n{:<10} {:<34} {:<6} {:>10} {:>10} {:>10} {:>10} {:>7} {:<14} met",
         "workload", "metric", "sync", "median", "min", "max", "baseline", "ratio", "target"
     );
     println!("{}", "-".repeat(124));
-    for r in ROWS {
+    for r in rows {
         for ((w, sync), keys) in results {
             if w != r.workload {
                 continue;
@@ -1492,29 +1512,33 @@ fn yes_no(ok: bool) -> String {
     if ok { "yes".into() } else { "NO".into() }
 }
 
+/// One child's figures into `results`.
+fn add_round(results: &mut Results, w: &str, sync: &str, pairs: Vec<(String, f64)>) {
+    let entry = results.entry((w.to_owned(), sync.to_owned())).or_default();
+    let round: BTreeMap<String, f64> = pairs.iter().cloned().collect();
+    for (k, v) in pairs {
+        // A baseline's figure (`base_x`: the library's own row; `min_x`:
+        // the minimal row; `rt3_x`: the library's round trips) next to the library's `x` of the same round:
+        // their ratio, kept under the baseline's key.
+        if let Some(lib) = k
+            .strip_prefix("base_")
+            .or_else(|| k.strip_prefix("min_"))
+            .or_else(|| k.strip_prefix("rt3_"))
+            .and_then(|lib| round.get(lib))
+        {
+            entry.entry(format!("ratio:{k}")).or_default().push(lib / v);
+        }
+        entry.entry(k).or_default().push(v);
+    }
+}
+
 fn parent(opts: Opts) {
     let exe = std::env::current_exe().expect("the benchmark's own path");
     std::fs::create_dir_all(&opts.dir).expect("create the benchmark directory");
     let wants = |w: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == w);
     let started = Instant::now();
     let mut results: Results = BTreeMap::new();
-    let add = |results: &mut Results, w: &str, sync: &str, pairs: Vec<(String, f64)>| {
-        let entry = results.entry((w.to_owned(), sync.to_owned())).or_default();
-        let round: BTreeMap<String, f64> = pairs.iter().cloned().collect();
-        for (k, v) in pairs {
-            // A baseline's figure (`base_x`: the library's own row; `min_x`:
-            // the minimal row) next to the library's `x` of the same round:
-            // their ratio, kept under the baseline's key.
-            if let Some(lib) = k
-                .strip_prefix("base_")
-                .or_else(|| k.strip_prefix("min_"))
-                .and_then(|lib| round.get(lib))
-            {
-                entry.entry(format!("ratio:{k}")).or_default().push(lib / v);
-            }
-            entry.entry(k).or_default().push(v);
-        }
-    };
+    let add = add_round;
     let progress = |what: &str| eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
 
     // Templates, built once without fsync.
@@ -1624,7 +1648,7 @@ fn parent(opts: Opts) {
     remove_db(&w3_template);
     remove_db(&w5_template);
 
-    print_table(&results);
+    print_table(&results, ROWS);
     for ((w, sync), keys) in &results {
         if w.starts_with("w4")
             && let Some(v) = keys.get("suspended_before_first_wake")
@@ -1654,12 +1678,16 @@ fn main() {
         durabilities: vec!["full".into(), "normal".into()],
         dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench")),
         strace: true,
+        store: "sqlite".into(),
+        pg: "postgres://postgres@127.0.0.1:5432/test".into(),
     };
     let mut child_task = None;
     let mut sync = "full".to_owned();
     let mut file = None;
     let mut n = 0;
     let mut order = 0;
+    let mut schema_prefix = None;
+    let mut start_at = 0;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
@@ -1678,6 +1706,16 @@ fn main() {
                 opts.durabilities = v.split(',').map(|s| s.trim().to_lowercase()).collect();
                 sync = opts.durabilities[0].clone();
             }
+            "--store" => {
+                opts.store = value();
+                assert!(
+                    opts.store == "sqlite" || opts.store == "postgres",
+                    "--store sqlite|postgres"
+                );
+            }
+            "--pg" => opts.pg = value(),
+            "--schema-prefix" => schema_prefix = Some(value()),
+            "--start-at" => start_at = value().parse().expect("--start-at UNIX_MS"),
             "--dir" => opts.dir = PathBuf::from(value()),
             "--no-strace" => opts.strace = false,
             "--wait-idle" => {
@@ -1690,7 +1728,8 @@ fn main() {
             "--order" => order = value().parse().expect("--order N"),
             "--help" | "-h" => {
                 println!(
-                    "bench [--rounds N] [--only w1,w2,w3,w4,w5,w6,size,fsync,wal] [--durability full,normal] [--dir PATH] [--no-strace] [--wait-idle SECONDS]"
+                    "bench [--rounds N] [--only w1,w2,w3,w4,w5,w6,size,fsync,wal] [--durability full,normal] [--dir PATH] [--no-strace] [--wait-idle SECONDS]\n\
+                     bench --store postgres [--pg URL] [--rounds N] [--only p1,p2,p2n,p3,p6] [--durability full,normal] [--wait-idle SECONDS]"
                 );
                 return;
             }
@@ -1698,20 +1737,29 @@ fn main() {
         }
     }
     match child_task {
+        None if opts.store == "postgres" => postgres::parent(opts),
         None => parent(opts),
         Some(task) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            runtime.block_on(child(ChildArgs {
+            let args = ChildArgs {
                 task,
                 sync,
                 dir: opts.dir,
                 file,
                 n,
                 order,
-            }));
+                pg: Some(opts.pg),
+                schema_prefix,
+                start_at,
+            };
+            if args.task.starts_with('p') {
+                runtime.block_on(postgres::child(&args));
+            } else {
+                runtime.block_on(child(args));
+            }
             // Blocked workflows of the template builders never end: leave now.
             std::process::exit(0);
         }

@@ -376,3 +376,23 @@ async fn a_worker_with_a_skewed_clock_takes_nothing_early() {
     a.shutdown().await.expect("shutdown a");
     b.shutdown().await.expect("shutdown b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_opening_at_once_do_not_deadlock() {
+    let Some(db) = PgDb::new("opens").await else {
+        return;
+    };
+    // The schema exists first: the workers then race on registering the
+    // same workflow rows, each from its own registry (a hash map, whose
+    // order differs from one to the next).
+    let first = db.builder().open().await.expect("open the first worker");
+    for _ in 0..5 {
+        let opens = (0..6).map(|_| db.builder().open());
+        let runtimes = futures_util::future::join_all(opens).await;
+        for rt in runtimes {
+            let rt = rt.expect("open a worker beside the others");
+            rt.shutdown().await.expect("shutdown");
+        }
+    }
+    first.shutdown().await.expect("shutdown");
+}

@@ -710,7 +710,11 @@ pub(super) async fn register_workflows(
     workflows: &[WorkflowRow],
     now: i64,
 ) -> PgResult<()> {
-    for w in workflows {
+    // In one order in every worker: workers opening at once upsert the
+    // same rows, and in different orders they would deadlock.
+    let mut sorted: Vec<&WorkflowRow> = workflows.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for w in sorted {
         execute(
             client,
             "INSERT INTO workflows (name, module_path, options, registered_at) VALUES ($1, $2, $3, $4)

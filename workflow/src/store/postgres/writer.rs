@@ -1,6 +1,8 @@
 //! The writer task: one connection commits every queued op of a batch in
 //! one transaction (group commit), after the worker's fence. Journal ops
-//! are pipelined: a batch costs two round trips, whatever its size.
+//! are pipelined, the first run of them with `BEGIN` and the fence: a
+//! batch of journal ops costs two round trips (that and `COMMIT`),
+//! whatever its size.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -276,51 +278,63 @@ impl Work {
 }
 
 /// Begins a transaction, fences, and runs every work in order: runs of
-/// journal ops pipelined, a lifecycle write's statements one after
-/// another. Stops at the first failure (PostgreSQL has then aborted the
-/// transaction).
+/// journal ops pipelined (the first run goes out with `BEGIN` and the
+/// fence), a lifecycle write's statements one after another. Stops at the
+/// first failure (PostgreSQL has then aborted the transaction, and every
+/// statement sent after the failed one fails too).
 async fn transaction(
     conn: &Conn,
     works: &mut [Work],
     me: Option<i64>,
 ) -> std::result::Result<(), Failure> {
     let client = &conn.client;
-    let begin = client.batch_execute("BEGIN");
-    match me {
-        Some(me) => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&me];
-            let fence = client.execute(&conn.statements.fence, &params);
-            let (b, f) = futures_util::future::join(begin, fence).await;
-            b.map_err(|e| Failure::pg(&e))?;
-            f.map_err(|e| Failure::pg(&e))?;
-        }
-        None => begin.await.map_err(|e| Failure::pg(&e))?,
-    }
     let owner = me.unwrap_or(-1);
     let mut i = 0;
+    let mut first = true;
     while i < works.len() {
         let start = i;
         while i < works.len() && matches!(works[i], Work::Op { .. }) {
             i += 1;
         }
-        if start < i {
-            let results = join_all(works[start..i].iter().filter_map(|w| match w {
-                Work::Op { op, .. } => Some(ops::apply(client, &conn.statements, op, &owner)),
-                _ => None,
-            }))
-            .await;
-            let mut failed = None;
-            for (work, r) in works[start..i].iter_mut().zip(results) {
-                if let Work::Op { result, .. } = work {
-                    if let Err(e) = &r {
-                        failed.get_or_insert_with(|| Failure::of(e));
+        let ops = join_all(works[start..i].iter().filter_map(|w| match w {
+            Work::Op { op, .. } => Some(ops::apply(client, &conn.statements, op, &owner)),
+            _ => None,
+        }));
+        let results = if first {
+            // Requests go out in the order they are first polled: BEGIN,
+            // the fence, then the ops, in one round trip.
+            first = false;
+            let begin = client.batch_execute("BEGIN");
+            let fence = async {
+                match me {
+                    Some(me) => {
+                        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&me];
+                        client
+                            .execute(&conn.statements.fence, &params)
+                            .await
+                            .map(|_| ())
                     }
-                    *result = Some(r);
+                    None => Ok(()),
                 }
+            };
+            let (b, f, results) = futures_util::future::join3(begin, fence, ops).await;
+            b.map_err(|e| Failure::pg(&e))?;
+            f.map_err(|e| Failure::pg(&e))?;
+            results
+        } else {
+            ops.await
+        };
+        let mut failed = None;
+        for (work, r) in works[start..i].iter_mut().zip(results) {
+            if let Work::Op { result, .. } = work {
+                if let Err(e) = &r {
+                    failed.get_or_insert_with(|| Failure::of(e));
+                }
+                *result = Some(r);
             }
-            if let Some(f) = failed {
-                return Err(f);
-            }
+        }
+        if let Some(f) = failed {
+            return Err(f);
         }
         if let Some(Work::Life(life, _)) = works.get_mut(i) {
             life.run(client, me).await?;
