@@ -396,3 +396,44 @@ async fn workers_opening_at_once_do_not_deadlock() {
     }
     first.shutdown().await.expect("shutdown");
 }
+
+static HANDOVER_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[step]
+async fn long_step() -> Result<u32, AnyError> {
+    HANDOVER_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    Ok(1)
+}
+
+#[workflow]
+async fn handover(_ctx: Context) -> Result<u32, AnyError> {
+    let a = long_step().await?;
+    add(a, 1).await
+}
+
+/// A clean shutdown lets the step in flight finish and commit before it
+/// hands the execution over: the next worker replays it instead of running
+/// it a second time beside the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_hands_over_after_the_step_in_flight() {
+    let Some(db) = PgDb::new("handover").await else {
+        return;
+    };
+    let a = db.builder().open().await.expect("worker a");
+    handover::start(&a, "hand-1").await.expect("start");
+    within(async {
+        while HANDOVER_RUNS.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    within(a.shutdown()).await.expect("shutdown a");
+    let b = db.builder().open().await.expect("worker b");
+    let out = within(b.handle::<handover>("hand-1").result())
+        .await
+        .expect("completes on b");
+    assert_eq!(out, 2);
+    assert_eq!(HANDOVER_RUNS.load(Ordering::SeqCst), 1, "the step ran once");
+    b.shutdown().await.expect("shutdown b");
+}

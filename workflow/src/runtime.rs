@@ -110,11 +110,39 @@ impl Runtime {
         Ok(RequestId(request))
     }
 
-    /// Whether an action on `id` is left to the worker that owns it: always
-    /// on an admin runtime, and on a shared database when this process
-    /// does not drive it.
-    fn goes_by_request(&self, id: &ExecutionId) -> bool {
-        self.engine.admin || (self.engine.store.is_shared() && !self.engine.is_active(id))
+    /// Whether an action on `id` is left to the worker that drives it:
+    /// always on an admin runtime, and on a shared database when another
+    /// live worker owns the execution.
+    async fn goes_by_request(&self, id: &ExecutionId) -> Result<bool> {
+        if self.engine.admin {
+            return Ok(true);
+        }
+        if !self.engine.store.is_shared() || self.engine.is_active(id) {
+            return Ok(false);
+        }
+        self.engine.store.owned_elsewhere(id).await
+    }
+
+    /// Applies `action` here, unless it goes by request; on a shared
+    /// database, one that another worker claimed meanwhile (so this one
+    /// could not apply it) is then recorded for that worker.
+    async fn control(&self, id: ExecutionId, action: AdminAction) -> Result<()> {
+        if self.goes_by_request(&id).await? {
+            return self.request(id, action).await.map(drop);
+        }
+        match action {
+            AdminAction::Cancel => self.engine.cancel(&id).await?,
+            AdminAction::Resume => self.engine.resume(&id).await?,
+            AdminAction::Restart => self.engine.restart(&id).await?,
+        }
+        if self.engine.store.is_shared()
+            && !self.engine.is_active(&id)
+            && self.engine.store.owned_elsewhere(&id).await?
+            && action.applies_to(self.engine.status_of(&id).await?)
+        {
+            self.request(id, action).await?;
+        }
+        Ok(())
     }
 
     /// What became of a request recorded by [`Runtime::request`]: pending
@@ -267,22 +295,14 @@ impl Runtime {
     /// ends now), a paused one is unparked, an interrupted one is replayed. One already running here
     /// and finished ones are left as they are.
     pub async fn resume(&self, id: impl Into<ExecutionId>) -> Result<()> {
-        let id = id.into();
-        if self.goes_by_request(&id) {
-            return self.request(id, AdminAction::Resume).await.map(drop);
-        }
-        self.engine.resume(&id).await
+        self.control(id.into(), AdminAction::Resume).await
     }
 
     /// Cancels execution `id`: a sleeping, paused or panicked one at once, a
     /// running one at its next step boundary (the step in flight finishes its
     /// body; it is not torn down). Finished executions are left as they are.
     pub async fn cancel(&self, id: impl Into<ExecutionId>) -> Result<()> {
-        let id = id.into();
-        if self.goes_by_request(&id) {
-            return self.request(id, AdminAction::Cancel).await.map(drop);
-        }
-        self.engine.cancel(&id).await
+        self.control(id.into(), AdminAction::Cancel).await
     }
 
     /// Restarts a panicked or failed execution by replay now, adding one to
@@ -295,7 +315,7 @@ impl Runtime {
     /// execution this process does not drive on a shared database).
     pub async fn restart(&self, id: impl Into<ExecutionId>) -> Result<()> {
         let id = id.into();
-        if self.goes_by_request(&id) {
+        if self.goes_by_request(&id).await? {
             // Refused here as the worker would refuse it, rather than
             // recorded as a request that can only be refused.
             let status = self.engine.status_of(&id).await?;
@@ -304,7 +324,7 @@ impl Runtime {
             }
             return self.request(id, AdminAction::Restart).await.map(drop);
         }
-        self.engine.restart(&id).await
+        self.control(id, AdminAction::Restart).await
     }
 
     /// Stops the scheduler, stops every execution at its next boundary

@@ -143,6 +143,11 @@ impl Engine {
         })
     }
 
+    fn drives_any(&self) -> bool {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        !active.is_empty()
+    }
+
     pub(crate) fn is_active(&self, id: &ExecutionId) -> bool {
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         active.contains_key(id)
@@ -178,6 +183,15 @@ impl Engine {
         self.timers.stop();
         for exec in self.active_executions() {
             exec.interrupt();
+        }
+        if let Some(bound) = self.store.handover_wait() {
+            // Other workers take these executions over as soon as the
+            // store closes: a step body still running here would then run
+            // beside its re-run there. Each stops at its next boundary.
+            let deadline = tokio::time::Instant::now() + bound;
+            while self.drives_any() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         let engine = Arc::clone(self);
         tokio::task::spawn_blocking(move || engine.store.close_and_wait())

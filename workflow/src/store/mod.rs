@@ -203,6 +203,28 @@ impl Store {
         false
     }
 
+    /// How long a shutdown waits for the executions driven here to stop
+    /// before it hands them to other workers: the lease on a shared
+    /// database (after it, a step body still running counts as cut off);
+    /// none on SQLite, where the next open resumes them.
+    pub(crate) fn handover_wait(&self) -> Option<Duration> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.shared() {
+            return pg.lease();
+        }
+        None
+    }
+
+    /// Whether another live worker drives `id` (on a shared database).
+    pub(crate) async fn owned_elsewhere(&self, id: &ExecutionId) -> Result<bool> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.shared() {
+            return pg.owned_elsewhere(id).await;
+        }
+        let _ = id;
+        Ok(false)
+    }
+
     /// The database file, unless in memory or on a server.
     pub(crate) fn path(&self) -> Option<&Path> {
         match *self {

@@ -272,6 +272,11 @@ impl PgStore {
         self.me()
     }
 
+    /// The worker's lease, unless an admin.
+    pub(crate) fn lease(&self) -> Option<std::time::Duration> {
+        self.shared.worker.as_ref().map(|w| w.lease)
+    }
+
     /// Whether the worker lost its lease.
     pub(crate) fn fenced(&self) -> bool {
         self.shared.worker.as_ref().is_some_and(|w| w.is_fenced())
@@ -582,6 +587,15 @@ impl PgStore {
         _pages: u32,
     ) -> Result<(u64, crate::store::FileSpace)> {
         Ok((0, self.file_space().await?))
+    }
+
+    /// Whether another live worker owns `id` now.
+    pub(crate) async fn owned_elsewhere(&self, id: &ExecutionId) -> Result<bool> {
+        let client = self.client().await?;
+        queries::owner_elsewhere(&client, id, self.me())
+            .await
+            .map(|o| o.is_some())
+            .map_err(pg)
     }
 
     pub(crate) async fn pending_requests(&self) -> Result<Vec<Request>> {

@@ -842,3 +842,20 @@ pub(super) async fn schema_bytes(client: &Client) -> PgResult<u64> {
         .and_then(|r| r.try_get::<_, i64>(0).ok())
         .map_or(0, |b| u64::try_from(b).unwrap_or(0)))
 }
+
+/// The live worker that owns `id`, if it is not `me` (a worker declared
+/// dead owns nothing: the reaper releases its executions).
+pub(super) async fn owner_elsewhere(
+    client: &Client,
+    id: &ExecutionId,
+    me: Option<i64>,
+) -> PgResult<Option<i64>> {
+    Ok(query_opt(
+        client,
+        "SELECT e.owner FROM workflow_executions e JOIN workers w ON w.id = e.owner
+         WHERE e.id = $1 AND w.dead_at IS NULL AND e.owner <> $2",
+        &[&id.as_str(), &me.unwrap_or(-1)],
+    )
+    .await?
+    .and_then(|r| r.get(0)))
+}
