@@ -437,3 +437,90 @@ async fn a_clean_shutdown_hands_over_after_the_step_in_flight() {
     assert_eq!(HANDOVER_RUNS.load(Ordering::SeqCst), 1, "the step ran once");
     b.shutdown().await.expect("shutdown b");
 }
+
+/// The fence against the reaper, at the protocol level: a transaction of a
+/// worker whose lease ran out holds the fence, and the reaper waits for it
+/// to end before it declares that worker dead; a transaction begun after
+/// the worker was declared dead fails at its fence and commits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_waits_for_a_fenced_batch_and_a_later_batch_is_refused() {
+    let Some(db) = PgDb::new("fence").await else {
+        return;
+    };
+    // The schema, made by a first worker.
+    db.builder()
+        .open()
+        .await
+        .expect("open")
+        .shutdown()
+        .await
+        .expect("shutdown");
+    let batch = db.client().await;
+    let stale: i64 = batch
+        .query_one(
+            "INSERT INTO workers (id, host, pid, app_version, workflows, lease_until)
+             VALUES (nextval('worker_ids'), 'elsewhere', 1, '', '{}', now() - interval '1 minute')
+             RETURNING id",
+            &[],
+        )
+        .await
+        .expect("a worker whose lease ran out")
+        .get(0);
+    // A batch of that worker, held between its fence and its commit.
+    batch.batch_execute("BEGIN").await.expect("begin");
+    batch
+        .execute("SELECT fence($1)", &[&stale])
+        .await
+        .expect("the fence passes while the worker is alive");
+    let reaper = tokio::spawn({
+        let builder = db.builder();
+        async move { builder.open().await }
+    });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let watcher = db.client().await;
+    let dead: bool = watcher
+        .query_one(
+            "SELECT dead_at IS NOT NULL FROM workers WHERE id = $1",
+            &[&stale],
+        )
+        .await
+        .expect("read")
+        .get(0);
+    assert!(
+        !dead,
+        "the reaper must wait for the batch that holds the fence"
+    );
+    batch
+        .batch_execute("COMMIT")
+        .await
+        .expect("the held batch commits");
+    let rt = within(reaper)
+        .await
+        .expect("join")
+        .expect("the reaper's worker opens");
+    within(async {
+        loop {
+            let dead: bool = watcher
+                .query_one(
+                    "SELECT dead_at IS NOT NULL FROM workers WHERE id = $1",
+                    &[&stale],
+                )
+                .await
+                .expect("read")
+                .get(0);
+            if dead {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    batch.batch_execute("BEGIN").await.expect("begin");
+    let refused = batch
+        .execute("SELECT fence($1)", &[&stale])
+        .await
+        .expect_err("a dead worker's batch is refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("RF001"), "{refused}");
+    batch.batch_execute("ROLLBACK").await.expect("rollback");
+    rt.shutdown().await.expect("shutdown");
+}
