@@ -17,6 +17,9 @@ use crate::store::{AttemptEnd, EntryAt, JournalOp};
 /// The prepared statements of the journal ops, one per kind.
 pub(super) struct Statements {
     begin_attempt: Statement,
+    /// A quick step's result: its first attempt, whose start was never
+    /// journaled, so the entry is new. A plain insert (an upsert writes a
+    /// second WAL record per row to confirm its speculative insertion).
     complete_step: Statement,
     complete_step_logged: Statement,
     fail_attempt: Statement,
@@ -59,10 +62,7 @@ impl Statements {
                      INSERT INTO step_executions
                          (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
                           started_at, completed_at)
-                     SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12 FROM own
-                     ON CONFLICT (execution_id, position)
-                     DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
-                                   error = NULL, completed_at = excluded.completed_at"
+                     SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12 FROM own"
                 ))
                 .await?,
             complete_step_logged: client

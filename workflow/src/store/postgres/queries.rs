@@ -278,11 +278,38 @@ pub(super) async fn wake_now(client: &Client, id: &ExecutionId, now: i64) -> PgR
 
 /// Marks workers whose lease ran out as dead and releases their executions,
 /// counting a recovery for each that was running. Returns the dead workers.
+///
+/// Each expired worker's fence is taken exclusively first: a batch of that
+/// worker in flight ends (commits or not) before it is declared dead, and
+/// a batch begun after finds it dead at its own fence.
 pub(super) async fn reap(client: &Client) -> PgResult<Vec<i64>> {
+    let expired: Vec<i64> = query(
+        client,
+        "SELECT id FROM workers WHERE dead_at IS NULL AND lease_until < now() ORDER BY id",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get(0).map_err(PgError::from))
+    .collect::<PgResult<_>>()?;
+    if expired.is_empty() {
+        return Ok(expired);
+    }
+    for id in &expired {
+        execute(
+            client,
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema()), ($1::bigint % 2147483647)::int4)",
+            &[id],
+        )
+        .await?;
+    }
+    // Renewed meanwhile: alive after all.
     let dead: Vec<i64> = query(
         client,
-        "UPDATE workers SET dead_at = now() WHERE dead_at IS NULL AND lease_until < now() RETURNING id",
-        &[],
+        "UPDATE workers SET dead_at = now()
+         WHERE id = ANY($1) AND dead_at IS NULL AND lease_until < statement_timestamp()
+         RETURNING id",
+        &[&expired],
     )
     .await?
     .iter()

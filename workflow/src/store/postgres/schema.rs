@@ -107,12 +107,16 @@ fn ddl(s: &str) -> String {
             dead_at        timestamptz
         ) WITH (fillfactor = 50);
 
-        -- Raises unless worker w is alive, and holds its row against the
-        -- reaper until the transaction ends: a batch either commits before
-        -- its worker is declared dead, or not at all.
+        -- Raises unless worker w is alive, and holds its fence (a shared
+        -- advisory lock) until the transaction ends: the reaper takes the
+        -- fence exclusively before it declares a worker dead, so a batch
+        -- either commits before its worker is declared dead, or not at
+        -- all. An advisory lock, not a row lock: a row lock would write a
+        -- WAL record in every batch.
         CREATE FUNCTION {s}.fence(w bigint) RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM 1 FROM {s}.workers WHERE id = w AND dead_at IS NULL FOR SHARE;
+            PERFORM pg_advisory_xact_lock_shared(hashtext('{s}'), (w % 2147483647)::int4);
+            PERFORM 1 FROM {s}.workers WHERE id = w AND dead_at IS NULL;
             IF NOT FOUND THEN
                 RAISE EXCEPTION 'worker % was declared dead: it may commit nothing more', w
                     USING ERRCODE = 'RF001';
