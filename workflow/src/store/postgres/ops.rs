@@ -10,8 +10,11 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
-use super::{PgError, PgResult, n};
+use super::{PgError, PgResult, n, queries};
+use crate::record::ExecutionId;
+use crate::status::ExecutionStatus;
 use crate::status::StepStatus;
+use crate::store::Transition;
 use crate::store::{AttemptEnd, EntryAt, JournalOp};
 
 /// The prepared statements of the journal ops, one per kind.
@@ -29,6 +32,9 @@ pub(super) struct Statements {
     reset_recovery: Statement,
     /// `SELECT fence($1)`: see the schema.
     pub fence: Statement,
+    /// An execution's status change (not a cancel, which ends its waiting
+    /// entries too: see `queries::set_status`).
+    set_status: Statement,
 }
 
 /// Rows of the execution `$1` owned by worker `$2`: the guard of every op.
@@ -134,6 +140,7 @@ impl Statements {
                 )
                 .await?,
             fence: client.prepare("SELECT fence($1)").await?,
+            set_status: client.prepare(queries::SET_STATUS).await?,
         })
     }
 }
@@ -151,6 +158,43 @@ pub(super) fn apply<'a>(
     me: &'a i64,
 ) -> Pending<'a> {
     Box::pin(async move { send(client, st, op, me).await.map_err(PgError::from) })
+}
+
+/// Sends a status change for worker `me` in the batch's pipeline; one row
+/// written means it changed (see `queries::set_status`).
+pub(super) fn set_status<'a>(
+    client: &'a ClientWrapper,
+    st: &'a Statements,
+    id: &'a ExecutionId,
+    status: ExecutionStatus,
+    t: &'a Transition,
+    me: i64,
+    now: i64,
+) -> Pending<'a> {
+    Box::pin(async move {
+        let completed_at = status.is_terminal().then_some(now);
+        let release = status.is_terminal() || status == ExecutionStatus::Paused;
+        let cause = t.cause.map(|c| c.as_str());
+        client
+            .execute(
+                &st.set_status,
+                &[
+                    &id.as_str(),
+                    &status.as_str(),
+                    &t.output,
+                    &t.error,
+                    &t.message,
+                    &cause,
+                    &t.wake_at,
+                    &now,
+                    &completed_at,
+                    &release,
+                    &me,
+                ],
+            )
+            .await
+            .map_err(PgError::from)
+    })
 }
 
 /// Where an entry sits: `$1` and `$3` to `$8` of every statement that

@@ -200,6 +200,14 @@ pub(super) async fn claim_for_replay(
 /// Sets an execution's status, unless it is finished or owned by another
 /// worker. An end or a pause releases the execution; a sleep keeps it with
 /// its owner, whose timer wakes it.
+/// A status change: never over a terminal status, nor of an execution
+/// another worker owns; an end or a pause releases the execution.
+pub(super) const SET_STATUS: &str = "UPDATE workflow_executions
+     SET status = $2, output = $3, error = $4, error_message = $5, pause_cause = $6, wake_at = $7,
+         updated_at = $8, completed_at = $9, owner = CASE WHEN $10 THEN NULL ELSE owner END
+     WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+       AND (owner IS NULL OR owner = $11)";
+
 pub(super) async fn set_status(
     client: &Client,
     id: &ExecutionId,
@@ -212,11 +220,7 @@ pub(super) async fn set_status(
     let release = status.is_terminal() || status == ExecutionStatus::Paused;
     let changed = execute(
         client,
-        "UPDATE workflow_executions
-         SET status = $2, output = $3, error = $4, error_message = $5, pause_cause = $6, wake_at = $7,
-             updated_at = $8, completed_at = $9, owner = CASE WHEN $10 THEN NULL ELSE owner END
-         WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
-           AND (owner IS NULL OR owner = $11)",
+        SET_STATUS,
         &[
             &id.as_str(),
             &status.as_str(),

@@ -267,6 +267,17 @@ fn stale_worker(stale: &[Work]) -> i64 {
 }
 
 impl Work {
+    /// Whether the work is one statement prepared at connect, sent in the
+    /// batch's pipeline without waiting for the one before: journal ops,
+    /// and status changes other than a cancel.
+    fn pipelined(&self) -> bool {
+        match self {
+            Work::Op { .. } => true,
+            Work::Life(Life::SetStatus { status, .. }, _) => *status != ExecutionStatus::Cancelled,
+            _ => false,
+        }
+    }
+
     /// Forgets a result, to run the work again.
     fn reset(&mut self) {
         match self {
@@ -293,11 +304,29 @@ async fn transaction(
     let mut first = true;
     while i < works.len() {
         let start = i;
-        while i < works.len() && matches!(works[i], Work::Op { .. }) {
+        while i < works.len() && works[i].pipelined() {
             i += 1;
         }
         let ops = join_all(works[start..i].iter().filter_map(|w| match w {
             Work::Op { op, .. } => Some(ops::apply(client, &conn.statements, op, &owner)),
+            Work::Life(
+                Life::SetStatus {
+                    id,
+                    status,
+                    transition,
+                    now,
+                    ..
+                },
+                _,
+            ) => Some(ops::set_status(
+                client,
+                &conn.statements,
+                id,
+                *status,
+                transition,
+                owner,
+                *now,
+            )),
             _ => None,
         }));
         let results = if first {
@@ -326,11 +355,15 @@ async fn transaction(
         };
         let mut failed = None;
         for (work, r) in works[start..i].iter_mut().zip(results) {
-            if let Work::Op { result, .. } = work {
-                if let Err(e) = &r {
-                    failed.get_or_insert_with(|| Failure::of(e));
+            if let Err(e) = &r {
+                failed.get_or_insert_with(|| Failure::of(e));
+            }
+            match work {
+                Work::Op { result, .. } => *result = Some(r),
+                Work::Life(Life::SetStatus { result, .. }, _) => {
+                    *result = Some(r.map(|rows| rows == 1));
                 }
-                *result = Some(r);
+                _ => {}
             }
         }
         if let Some(f) = failed {
@@ -338,8 +371,8 @@ async fn transaction(
         }
         if let Some(Work::Life(life, _)) = works.get_mut(i) {
             life.run(client, me).await?;
+            i += 1;
         }
-        i += 1;
     }
     Ok(())
 }
