@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::ops::{self, Statements};
 use super::queries;
 use super::worker::WorkerState;
-use super::{Failure, PgResult};
+use super::{Failure, PgError, PgResult};
 use crate::error::{Error, Result};
 use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
@@ -212,7 +212,8 @@ async fn run_batch(shared: &Shared, conn: &Conn, mut works: Vec<Work>) {
         return;
     }
     match transaction(conn, &mut works, me).await {
-        Ok(()) => {
+        Ok(Ended::Committed) => finish_all(shared, works, &Ok(())),
+        Ok(Ended::Open) => {
             let committed = commit(conn).await;
             finish_all(shared, works, &committed);
         }
@@ -237,7 +238,8 @@ async fn run_batch(shared: &Shared, conn: &Conn, mut works: Vec<Work>) {
                 work.reset();
                 let mut one = vec![work];
                 let committed = match transaction(conn, &mut one, me).await {
-                    Ok(()) => commit(conn).await,
+                    Ok(Ended::Committed) => Ok(()),
+                    Ok(Ended::Open) => commit(conn).await,
                     Err(f) => {
                         let _ = conn.client.batch_execute("ROLLBACK").await;
                         Err(f)
@@ -297,9 +299,12 @@ async fn transaction(
     conn: &Conn,
     works: &mut [Work],
     me: Option<i64>,
-) -> std::result::Result<(), Failure> {
+) -> std::result::Result<Ended, Failure> {
     let client = &conn.client;
     let owner = me.unwrap_or(-1);
+    // A batch of pipelined works only (the usual one: steps' results and
+    // ends) sends its COMMIT with them: one round trip in all.
+    let whole = works.iter().all(Work::pipelined);
     let mut i = 0;
     let mut first = true;
     while i < works.len() {
@@ -346,6 +351,14 @@ async fn transaction(
                     None => Ok(()),
                 }
             };
+            if whole {
+                let commit = client.batch_execute("COMMIT");
+                let (b, f, results, c) =
+                    futures_util::future::join4(begin, fence, ops, commit).await;
+                b.map_err(|e| Failure::pg(&e))?;
+                f.map_err(|e| Failure::pg(&e))?;
+                return settle(works, results, c);
+            }
             let (b, f, results) = futures_util::future::join3(begin, fence, ops).await;
             b.map_err(|e| Failure::pg(&e))?;
             f.map_err(|e| Failure::pg(&e))?;
@@ -374,7 +387,47 @@ async fn transaction(
             i += 1;
         }
     }
-    Ok(())
+    Ok(Ended::Open)
+}
+
+/// How a batch's transaction was left by [`transaction`].
+enum Ended {
+    /// Its COMMIT went with its statements, and the server committed.
+    Committed,
+    /// Still open: the caller commits it.
+    Open,
+}
+
+/// The results of a batch whose COMMIT was pipelined with its works. A
+/// statement the server refused aborted the transaction, so its COMMIT
+/// rolled back: the batch failed, to be run again work by work. A statement
+/// the client could not encode was never sent: it alone failed, and the
+/// server committed the others.
+fn settle(
+    works: &mut [Work],
+    results: Vec<PgResult<u64>>,
+    commit: std::result::Result<(), tokio_postgres::Error>,
+) -> std::result::Result<Ended, Failure> {
+    let mut refused = None;
+    for (work, r) in works.iter_mut().zip(results) {
+        if let Err(PgError::Pg(e)) = &r
+            && (e.as_db_error().is_some() || e.is_closed())
+        {
+            refused.get_or_insert_with(|| Failure::pg(e));
+        }
+        match work {
+            Work::Op { result, .. } => *result = Some(r),
+            Work::Life(Life::SetStatus { result, .. }, _) => {
+                *result = Some(r.map(|rows| rows == 1));
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = refused {
+        return Err(f);
+    }
+    commit.map_err(|e| Failure::pg(&e))?;
+    Ok(Ended::Committed)
 }
 
 fn finish_all(shared: &Shared, works: Vec<Work>, committed: &Committed) {
