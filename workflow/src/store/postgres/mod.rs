@@ -243,8 +243,13 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits: a server that stops answering makes reads fail
+        // with `Unavailable` instead of queueing them forever.
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(2))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| Error::InvalidOption(format!("cannot build the connection pool: {e}")))?;
         let shared = Arc::new(Shared {

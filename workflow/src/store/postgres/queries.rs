@@ -297,6 +297,15 @@ pub(super) async fn reap(client: &Client) -> PgResult<Vec<i64>> {
     .map(|r| r.try_get(0).map_err(PgError::from))
     .collect::<PgResult<_>>()?;
     if expired.is_empty() {
+        // The rows of workers dead for a day that own nothing go: one row
+        // per worker start would otherwise pile up.
+        execute(
+            client,
+            "DELETE FROM workers w WHERE dead_at < now() - interval '1 day'
+             AND NOT EXISTS (SELECT 1 FROM workflow_executions e WHERE e.owner = w.id)",
+            &[],
+        )
+        .await?;
         return Ok(expired);
     }
     for id in &expired {
