@@ -18,6 +18,12 @@ const WORKFLOWS: u64 = 60;
 const WORKERS: usize = 3;
 const KILLS: u32 = 4;
 
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 struct Rng(u64);
 
 impl Rng {
@@ -70,16 +76,18 @@ fn workflows_survive_sigkills_of_workers_sharing_postgres() {
     let ledger_s = ledger.to_str().unwrap();
 
     let mut generation = 0;
-    let mut live: Vec<Child> = Vec::new();
+    let mut live: Vec<(Child, u32)> = Vec::new();
     for _ in 0..WORKERS {
-        live.push(worker(&db, ledger_s, generation));
+        live.push((worker(&db, ledger_s, generation), generation));
         generation += 1;
     }
+    // When each killed worker died (wall clock, ms).
+    let mut killed_at: HashMap<u32, i64> = HashMap::new();
     let mut kills = 0;
     while kills < KILLS {
         std::thread::sleep(Duration::from_millis(1_000 + rng.next() % 2_000));
         let victim = (rng.next() % live.len() as u64) as usize;
-        let mut child = live.swap_remove(victim);
+        let (mut child, victim_generation) = live.swap_remove(victim);
         if child.try_wait().unwrap().is_some() {
             panic!(
                 "seed {seed}: a worker ended on its own after {kills} kills; the workload is too short"
@@ -87,14 +95,15 @@ fn workflows_survive_sigkills_of_workers_sharing_postgres() {
         }
         child.kill().unwrap();
         child.wait().unwrap();
+        killed_at.insert(victim_generation, wall_ms());
         kills += 1;
-        live.push(worker(&db, ledger_s, generation));
+        live.push((worker(&db, ledger_s, generation), generation));
         generation += 1;
     }
 
     // The survivors and the replacements finish every workflow.
     let deadline = Instant::now() + Duration::from_secs(240);
-    for child in live {
+    for (child, _) in live {
         let mut child = child;
         while child.try_wait().unwrap().is_none() {
             assert!(
@@ -125,13 +134,60 @@ fn workflows_survive_sigkills_of_workers_sharing_postgres() {
     // When each step body began (wall clock of this machine, as the journal's).
     let ledger_text = std::fs::read_to_string(&ledger).unwrap();
     let mut begun: HashMap<String, Vec<i64>> = HashMap::new();
+    // Each body's run: (execution, worker generation, begin, end); a body
+    // of a killed worker that never ended ends at the kill.
+    let mut bodies: HashMap<(String, u32, String), (i64, Option<i64>)> = HashMap::new();
     for line in ledger_text.lines() {
         let parts: Vec<&str> = line.split(' ').collect();
-        if let ["begin", key, _generation, _attempt, at] = parts.as_slice() {
-            begun
-                .entry((*key).to_owned())
-                .or_default()
-                .push(at.parse().unwrap());
+        match parts.as_slice() {
+            ["begin", key, generation, attempt, at] => {
+                let at: i64 = at.parse().unwrap();
+                begun.entry((*key).to_owned()).or_default().push(at);
+                bodies.insert(
+                    (
+                        (*key).to_owned(),
+                        generation.parse().unwrap(),
+                        (*attempt).to_owned(),
+                    ),
+                    (at, None),
+                );
+            }
+            ["end", key, generation, attempt, at] => {
+                let run = (
+                    (*key).to_owned(),
+                    generation.parse().unwrap(),
+                    (*attempt).to_owned(),
+                );
+                if let Some(body) = bodies.get_mut(&run) {
+                    body.1 = Some(at.parse().unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+    // Never two owners: on one execution, the step bodies of two workers
+    // never overlap (a killed worker's body ends at its kill).
+    let mut by_execution: HashMap<String, Vec<(i64, i64, u32)>> = HashMap::new();
+    for ((key, generation, _), (begin, end)) in &bodies {
+        let end = end
+            .or(killed_at.get(generation).copied())
+            .unwrap_or_else(|| {
+                panic!("seed {seed}: {key} began in live worker {generation} and never ended")
+            });
+        let execution = key.split('/').next().unwrap_or_default().to_owned();
+        by_execution
+            .entry(execution)
+            .or_default()
+            .push((*begin, end, *generation));
+    }
+    for (execution, runs) in &mut by_execution {
+        runs.sort();
+        for pair in runs.windows(2) {
+            let ((_, end, a), (begin, _, b)) = (pair[0], pair[1]);
+            assert!(
+                a == b || begin >= end,
+                "seed {seed}: on {execution}, worker {b} began a step at {begin} while worker {a} ran one until {end}"
+            );
         }
     }
     let committed: Vec<(String, i64)> = rt.block_on(async {

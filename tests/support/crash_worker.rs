@@ -161,6 +161,10 @@ async fn work(ledger: &str, i: u64, k: u64) -> Result<Tagged, AnyError> {
     append(ledger, &format!("begin {key} {generation} {attempt} {at}"))?;
     // Long enough that kills land while many bodies are in flight.
     tokio::time::sleep(Duration::from_millis(300 + (i * 37 + k * 53) % 600)).await;
+    let at = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    append(ledger, &format!("end {key} {generation} {attempt} {at}"))?;
     if (i + k).is_multiple_of(5) && attempt == 1 {
         return Err(AnyError::msg("transient failure on the first attempt"));
     }
