@@ -204,6 +204,23 @@ test('a restarted execution shows the entries its failed run set aside', async (
   await page.screenshot({ path: path.join(shots, 'restarted.png'), fullPage: true, animations: 'disabled' });
 });
 
+test('integers beyond 2^53 in payloads are shown exactly', async () => {
+  await page.goto(`${base}/#/executions/import-3001`);
+  await page.waitForFunction(() => document.querySelector('#d-id').textContent === 'import-3001');
+  // 2^53 + 1 and 2^53 + 3 are not JavaScript numbers: a plain JSON.parse
+  // shows 9007199254740992 and 9007199254740996.
+  const output = await page.locator('#d-output').textContent();
+  assert.match(output, /"checksum": 9007199254740993\b/);
+  assert.match(output, /"rows": 1200\b/);
+  assert.match(await page.locator('#d-input').textContent(), /"since": 9007199254740995\b/);
+  const step = page.locator('#steps details[data-position="0"]');
+  assert.match(await step.locator('summary .res').textContent(), /"version":18446744073709551615\b/);
+  assert.match(await step.locator('pre.json').textContent(), /"version": 18446744073709551615\b/);
+  // Still after a refresh.
+  await page.waitForTimeout(2500);
+  assert.match(await page.locator('#d-output').textContent(), /"checksum": 9007199254740993\b/);
+});
+
 test('user data is shown as text, never as markup', async () => {
   await page.goto(`${base}/#/executions/invoice-2004`);
   await page.waitForFunction(() => document.querySelector('#d-id').textContent === 'invoice-2004');

@@ -80,6 +80,43 @@
     return fmtDate(t);
   }
 
+  // ---- exact numbers ----------------------------------------------------
+
+  // Payloads carry integers up to u64 and i64; a JavaScript number holds
+  // integers exactly only up to 2^53. Where the browser lets a reviver see
+  // a number's source text (JSON.parse's `context.source`) and write text
+  // back verbatim (JSON.rawJSON), such an integer is kept as its digits: it
+  // prints exactly through JSON.stringify and still acts as a number in
+  // arithmetic. Elsewhere it is parsed as before, to the nearest number.
+  const EXACT = (() => {
+    try {
+      return typeof JSON.rawJSON === 'function'
+        && JSON.parse('9007199254740993', (k, v, c) => (c && c.source) || v) === '9007199254740993';
+    } catch (_) {
+      return false;
+    }
+  })();
+
+  class ExactInteger {
+    constructor(source) { this.source = source; }
+    toJSON() { return JSON.rawJSON(this.source); }
+    toString() { return this.source; }
+    valueOf() { return Number(this.source); }
+  }
+
+  function keepDigits(key, value, context) {
+    if (typeof value === 'number' && !Number.isSafeInteger(value) && context
+      && typeof context.source === 'string' && /^-?\d+$/.test(context.source)) {
+      return new ExactInteger(context.source);
+    }
+    return value;
+  }
+
+  /** `JSON.parse`, keeping integers beyond 2^53 exact where the browser can. */
+  function parseJson(text) {
+    return EXACT ? JSON.parse(text, keepDigits) : JSON.parse(text);
+  }
+
   function json(value) {
     return JSON.stringify(value, null, 2);
   }
@@ -132,7 +169,7 @@
       throw new ApiError(0, 'the server cannot be reached');
     }
     let data = null;
-    try { data = await response.json(); } catch (_) { data = null; }
+    try { data = parseJson(await response.text()); } catch (_) { data = null; }
     if (!response.ok) {
       throw new ApiError(response.status, (data && data.error) || response.statusText || 'request failed');
     }
@@ -731,7 +768,7 @@
     ev.preventDefault();
     let input;
     try {
-      input = JSON.parse($('start-input').value || '{}');
+      input = parseJson($('start-input').value || '{}');
     } catch (err) {
       $('start-error').textContent = `The input is not valid JSON: ${err.message}`;
       $('start-error').hidden = false;
