@@ -97,15 +97,15 @@ async function count(status) {
 test('the list shows every execution and the counts per status', async () => {
   await page.goto(`${base}/`);
   await page.waitForSelector('#exec-rows tr');
-  assert.equal(await count('all'), '14');
-  assert.equal(await count('completed'), '5');
+  assert.equal(await count('all'), '15');
+  assert.equal(await count('completed'), '6');
   assert.equal(await count('failed'), '2');
   assert.equal(await count('sleeping'), '4');
   assert.equal(await count('running'), '1');
   assert.equal(await count('panicked'), '1');
   assert.equal(await count('cancelled'), '1');
   assert.equal(await count('paused'), '0');
-  assert.equal(await page.locator('#exec-rows tr').count(), 14);
+  assert.equal(await page.locator('#exec-rows tr').count(), 15);
   assert.equal(await page.locator('#exec-rows tr[data-id="order-1004"] .badge').textContent(), 'failed');
   assert.match(await page.locator('#exec-rows tr[data-id="order-1004"] .reason').textContent(), /card declined/);
   assert.match(await page.locator('#mode-chip').textContent(), /admin/);
@@ -126,7 +126,7 @@ test('filters narrow the list and live in the address', async () => {
   assert.equal(await count('all'), '4');
   assert.equal(await count('cancelled'), '1');
   await page.click('#f-clear');
-  await page.waitForFunction(() => document.querySelectorAll('#exec-rows tr').length === 14);
+  await page.waitForFunction(() => document.querySelectorAll('#exec-rows tr').length === 15);
 });
 
 test('an execution shows its timeline with retries and the sleep', async () => {
@@ -144,6 +144,7 @@ test('an execution shows its timeline with retries and the sleep', async () => {
   assert.match(await page.locator('#steps').textContent(), /reserved 2 x book-42/);
   assert.match(await page.locator('#d-output').textContent(), /1Z999AA1/);
   assert.equal(await page.locator('#act-cancel').isDisabled(), true);
+  assert.equal(await page.locator('#superseded-card').isHidden(), true, 'never restarted: nothing set aside');
 
   // The attempts of a step unfold with their errors.
   await page.click('#steps details[data-position="1"] summary');
@@ -170,6 +171,54 @@ test('errors and panic messages are shown', async () => {
   await page.goto(`${base}/#/executions/no-such-execution`);
   await page.waitForSelector('#missing-view:not([hidden])');
   assert.match(await page.locator('#missing-text').textContent(), /no-such-execution/);
+});
+
+test('a restarted execution shows the entries its failed run set aside', async () => {
+  await page.goto(`${base}/#/executions/import-3001`);
+  await page.waitForFunction(() => document.querySelector('#d-id').textContent === 'import-3001');
+  assert.equal(await page.locator('#d-status').textContent(), 'completed');
+  assert.equal(await page.locator('#d-error').isHidden(), true);
+  // The live journal: the step ran again and completed.
+  assert.equal(await page.locator('#steps details').count(), 1);
+  assert.equal(await page.locator('#steps details[data-position="0"] summary .badge').textContent(), 'completed');
+  assert.equal(await page.locator('#timeline .tl-row').count(), 1, 'the timeline draws the live journal only');
+
+  // Below it, the first run's entry, with why it failed.
+  await page.waitForSelector('#superseded-card:not([hidden])');
+  const run = page.locator('#superseded .run[data-run="0"]');
+  assert.match(await run.locator('.run-head').textContent(), /^Run 0 · set aside at /);
+  const entry = run.locator('details[data-position="0"]');
+  assert.equal(await entry.count(), 1);
+  assert.equal(await entry.locator('summary .badge').textContent(), 'failed');
+  assert.match(await entry.locator('summary').textContent(), /2 attempts/);
+  assert.match(await entry.locator('summary .res').textContent(), /supplier nordic-books: feed timed out after 30 s/);
+  await entry.locator('summary').click();
+  const attempts = entry.locator('.attempts tbody tr');
+  assert.equal(await attempts.count(), 2);
+  for (const row of await attempts.all()) {
+    assert.match(await row.textContent(), /failed.*feed timed out after 30 s/);
+  }
+  assert.match(await page.locator('#d-superseded-count').textContent(), /1 entry from 1 earlier run/);
+  await page.waitForTimeout(300);
+  await page.locator('#superseded-card').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(shots, 'restarted.png'), fullPage: true, animations: 'disabled' });
+});
+
+test('integers beyond 2^53 in payloads are shown exactly', async () => {
+  await page.goto(`${base}/#/executions/import-3001`);
+  await page.waitForFunction(() => document.querySelector('#d-id').textContent === 'import-3001');
+  // 2^53 + 1 and 2^53 + 3 are not JavaScript numbers: a plain JSON.parse
+  // shows 9007199254740992 and 9007199254740996.
+  const output = await page.locator('#d-output').textContent();
+  assert.match(output, /"checksum": 9007199254740993\b/);
+  assert.match(output, /"rows": 1200\b/);
+  assert.match(await page.locator('#d-input').textContent(), /"since": 9007199254740995\b/);
+  const step = page.locator('#steps details[data-position="0"]');
+  assert.match(await step.locator('summary .res').textContent(), /"version":18446744073709551615\b/);
+  assert.match(await step.locator('pre.json').textContent(), /"version": 18446744073709551615\b/);
+  // Still after a refresh.
+  await page.waitForTimeout(2500);
+  assert.match(await page.locator('#d-output').textContent(), /"checksum": 9007199254740993\b/);
 });
 
 test('user data is shown as text, never as markup', async () => {

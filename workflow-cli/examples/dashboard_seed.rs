@@ -11,6 +11,7 @@
 //! as the worker of the file (so cancel, resume and restart requests made
 //! from the CLI or the dashboard are applied) until Ctrl-C or SIGTERM.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use replayflow::{
@@ -149,6 +150,47 @@ async fn sync_inventory(_ctx: Context, warehouse: String) -> Result<u32, AnyErro
     fetch_stock(&warehouse).await
 }
 
+/// The supplier's feed is down until the seed restarts the failed import.
+static FEED_DOWN: AtomicBool = AtomicBool::new(true);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Feed {
+    rows: u32,
+    /// A version above 2^53: JavaScript's numbers cannot hold it exactly.
+    version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Import {
+    rows: u32,
+    /// 2^53 + 1, the first integer a JavaScript number cannot hold.
+    checksum: u64,
+}
+
+#[step(max_attempts = 2, backoff = "100ms")]
+async fn fetch_feed(supplier: &str, since: u64) -> Result<Feed, AnyError> {
+    work(100).await;
+    if FEED_DOWN.load(Ordering::SeqCst) {
+        return Err(AnyError::msg(format!(
+            "supplier {supplier}: feed timed out after 30 s"
+        )));
+    }
+    let _ = since;
+    Ok(Feed {
+        rows: 1_200,
+        version: u64::MAX,
+    })
+}
+
+#[workflow]
+async fn import_catalog(_ctx: Context, supplier: String, since: u64) -> Result<Import, AnyError> {
+    let feed = fetch_feed(&supplier, since).await?;
+    Ok(Import {
+        rows: feed.rows,
+        checksum: (1 << 53) + 1,
+    })
+}
+
 fn order(sku: &str, quantity: u32, amount_cents: u64, card: &str) -> Order {
     Order {
         sku: sku.into(),
@@ -204,6 +246,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     nightly_report::start(&rt, "report-2025-11-01", "2025-11-01".to_owned()).await?;
     nightly_report::start(&rt, "report-2025-11-02", "2025-11-02".to_owned()).await?;
     sync_inventory::start(&rt, "sync-eu-west", "eu-west".to_owned()).await?;
+    // Fails (the feed is down), then completes once restarted: its first
+    // run's entry stays, set aside. Its numbers are beyond 2^53.
+    import_catalog::start(&rt, "import-3001", "nordic-books".to_owned(), (1 << 53) + 3).await?;
 
     for id in [
         "order-1001",
@@ -217,6 +262,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     wait_for(&rt, "order-1004", &[Failed]).await?;
     wait_for(&rt, "order-1007", &[Failed]).await?;
     wait_for(&rt, "report-2025-11-01", &[Panicked]).await?;
+    wait_for(&rt, "import-3001", &[Failed]).await?;
+    FEED_DOWN.store(false, Ordering::SeqCst);
+    rt.restart("import-3001").await?;
+    wait_for(&rt, "import-3001", &[Completed]).await?;
     for id in [
         "invoice-2001",
         "invoice-2002",

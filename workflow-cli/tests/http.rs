@@ -9,7 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use replayflow::http::{HttpConfig, router};
-use replayflow::{ExecutionStatus, Runtime};
+use replayflow::{AnyError, Context, ExecutionStatus, Runtime, step, workflow};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use support::{TempDb, seed, wait_status, within};
 use tower::ServiceExt;
@@ -308,6 +309,20 @@ async fn actions_apply_on_a_worker() {
         }
     })
     .await;
+    // The entry the restart set aside is in the view, with its error.
+    let a = send(&app, get("/api/executions/doomed-1")).await;
+    assert_eq!(a.body["restart_attempt"], 1);
+    let aside = a.body["superseded"].as_array().unwrap();
+    assert_eq!(aside.len(), 1, "{}", a.text);
+    assert_eq!(aside[0]["run"], 0);
+    assert!(aside[0]["superseded_at"].is_string());
+    assert_eq!(aside[0]["step"]["key"], "refuse#0");
+    assert_eq!(aside[0]["step"]["status"], "failed");
+    assert_eq!(aside[0]["step"]["error"], "no such customer");
+    assert_eq!(
+        aside[0]["step"]["attempt_log"][0]["error"],
+        "no such customer"
+    );
 
     // What the status does not allow is a conflict.
     for (uri, needle) in [
@@ -498,6 +513,70 @@ async fn starts_a_registered_workflow_by_name() {
         let message = error(&send(&app, post(uri, body)).await, status);
         assert!(message.contains(needle), "{body}: {message}");
     }
+    rt.shutdown().await.unwrap();
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Wide {
+    max: u64,
+    past_f64: u64,
+    min: i64,
+}
+
+#[step]
+async fn widen(n: u64) -> Result<Wide, AnyError> {
+    Ok(Wide {
+        max: n,
+        past_f64: (1 << 53) + 1,
+        min: i64::MIN,
+    })
+}
+
+/// Integers no JavaScript number holds, in its input, a step's output and
+/// its own output.
+#[workflow]
+async fn wide(_ctx: Context, n: u64) -> Result<Wide, AnyError> {
+    widen(n).await
+}
+
+#[tokio::test]
+async fn integers_beyond_2_pow_53_keep_every_digit() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    let app = router(rt.clone(), HttpConfig::new());
+
+    // In: the input is read as the integer it is.
+    let a = send(
+        &app,
+        post(
+            "/api/workflows/wide/executions",
+            r#"{"id": "wide-1", "input": {"n": 18446744073709551615}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    wait_status(&rt, "wide-1", ExecutionStatus::Completed).await;
+
+    // Out: every payload prints every digit.
+    let a = send(&app, get("/api/executions/wide-1")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // (Payloads are decoded to JSON values, whose keys print sorted.)
+    let wide =
+        r#"{"max":18446744073709551615,"min":-9223372036854775808,"past_f64":9007199254740993}"#;
+    assert!(
+        a.text.contains(r#""input":{"n":18446744073709551615}"#),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.text.contains(&format!(r#""output":{wide}"#)),
+        "{}",
+        a.text
+    );
+    assert_eq!(a.text.matches(wide).count(), 2, "{}", a.text);
+    assert_eq!(a.body["output"]["max"].as_u64(), Some(u64::MAX));
+    assert_eq!(a.body["output"]["past_f64"].as_u64(), Some((1 << 53) + 1));
+    assert_eq!(a.body["steps"][0]["output"]["min"].as_i64(), Some(i64::MIN));
     rt.shutdown().await.unwrap();
 }
 

@@ -80,6 +80,43 @@
     return fmtDate(t);
   }
 
+  // ---- exact numbers ----------------------------------------------------
+
+  // Payloads carry integers up to u64 and i64; a JavaScript number holds
+  // integers exactly only up to 2^53. Where the browser lets a reviver see
+  // a number's source text (JSON.parse's `context.source`) and write text
+  // back verbatim (JSON.rawJSON), such an integer is kept as its digits: it
+  // prints exactly through JSON.stringify and still acts as a number in
+  // arithmetic. Elsewhere it is parsed as before, to the nearest number.
+  const EXACT = (() => {
+    try {
+      return typeof JSON.rawJSON === 'function'
+        && JSON.parse('9007199254740993', (k, v, c) => (c && c.source) || v) === '9007199254740993';
+    } catch (_) {
+      return false;
+    }
+  })();
+
+  class ExactInteger {
+    constructor(source) { this.source = source; }
+    toJSON() { return JSON.rawJSON(this.source); }
+    toString() { return this.source; }
+    valueOf() { return Number(this.source); }
+  }
+
+  function keepDigits(key, value, context) {
+    if (typeof value === 'number' && !Number.isSafeInteger(value) && context
+      && typeof context.source === 'string' && /^-?\d+$/.test(context.source)) {
+      return new ExactInteger(context.source);
+    }
+    return value;
+  }
+
+  /** `JSON.parse`, keeping integers beyond 2^53 exact where the browser can. */
+  function parseJson(text) {
+    return EXACT ? JSON.parse(text, keepDigits) : JSON.parse(text);
+  }
+
   function json(value) {
     return JSON.stringify(value, null, 2);
   }
@@ -132,7 +169,7 @@
       throw new ApiError(0, 'the server cannot be reached');
     }
     let data = null;
-    try { data = await response.json(); } catch (_) { data = null; }
+    try { data = parseJson(await response.text()); } catch (_) { data = null; }
     if (!response.ok) {
       throw new ApiError(response.status, (data && data.error) || response.statusText || 'request failed');
     }
@@ -340,6 +377,7 @@
     renderHeader(e);
     renderTimeline(e);
     renderSteps(e);
+    renderSuperseded(e);
     renderPayloads(e);
     if (navigated) window.scrollTo(0, 0);
   }
@@ -568,26 +606,57 @@
       return;
     }
     const t0 = ms(e.created_at);
-    for (const s of e.steps) {
-      const key = `${e.id}\u0000${s.position}`;
-      const hasOutput = Object.prototype.hasOwnProperty.call(s, 'output');
-      const failed = s.status === 'failed' || s.status === 'retrying';
-      const result = failed && s.error ? s.error : hasOutput ? compact(s.output) : (s.error || '');
-      const details = el('details', { class: 'step', dataset: { position: s.position } },
-        el('summary', {},
-          el('span', { class: 'pos' }, `#${s.position}`),
-          el('span', { class: 'key', title: s.key }, s.key),
-          el('span', {}, badge(s.status, s.status === 'running')),
-          el('span', { class: 'sub' }, s.kind === 'step' ? `${s.attempts} attempt${s.attempts === 1 ? '' : 's'}` : s.kind),
-          el('span', { class: 'sub', title: `started ${fmtDate(ms(s.started_at))}` }, `+${fmtDuration(ms(s.started_at) - t0)} · ${fmtDuration(s.duration_ms)}`),
-          el('span', { class: `res${failed ? ' err' : ''}`, title: result }, result)),
-        stepBody(s, t0, hasOutput));
-      if (state.openSteps.has(key)) details.open = true;
-      details.addEventListener('toggle', () => {
-        if (details.open) state.openSteps.add(key);
-        else state.openSteps.delete(key);
-      });
-      box.append(details);
+    for (const s of e.steps) box.append(stepDetails(s, t0, `${e.id}\u0000${s.position}`, true));
+  }
+
+  /** One journal entry, its attempts unfolding; `key` keeps it open across refreshes. */
+  function stepDetails(s, t0, key, live) {
+    const hasOutput = Object.prototype.hasOwnProperty.call(s, 'output');
+    const failed = s.status === 'failed' || s.status === 'retrying';
+    const result = failed && s.error ? s.error : hasOutput ? compact(s.output) : (s.error || '');
+    const details = el('details', { class: 'step', dataset: { position: s.position } },
+      el('summary', {},
+        el('span', { class: 'pos' }, `#${s.position}`),
+        el('span', { class: 'key', title: s.key }, s.key),
+        el('span', {}, badge(s.status, live && s.status === 'running')),
+        el('span', { class: 'sub' }, s.kind === 'step' ? `${s.attempts} attempt${s.attempts === 1 ? '' : 's'}` : s.kind),
+        el('span', { class: 'sub', title: `started ${fmtDate(ms(s.started_at))}` }, `+${fmtDuration(ms(s.started_at) - t0)} · ${fmtDuration(s.duration_ms)}`),
+        el('span', { class: `res${failed ? ' err' : ''}`, title: result }, result)),
+      stepBody(s, t0, hasOutput));
+    if (state.openSteps.has(key)) details.open = true;
+    details.addEventListener('toggle', () => {
+      if (details.open) state.openSteps.add(key);
+      else state.openSteps.delete(key);
+    });
+    return details;
+  }
+
+  /**
+   * The entries that restarts of the failed execution set aside, one group
+   * per earlier run: why it failed, kept below the live journal.
+   */
+  function renderSuperseded(e) {
+    const card = $('superseded-card');
+    const box = $('superseded');
+    clear(box);
+    const entries = e.superseded || [];
+    card.hidden = entries.length === 0;
+    if (!entries.length) return;
+    const runs = new Map();
+    for (const entry of entries) {
+      const group = `${entry.run}\u0000${entry.superseded_at}`;
+      if (!runs.has(group)) runs.set(group, { run: entry.run, at: entry.superseded_at, steps: [] });
+      runs.get(group).steps.push(entry.step);
+    }
+    $('d-superseded-count').textContent = `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} from ${runs.size} earlier run${runs.size === 1 ? '' : 's'}`;
+    const t0 = ms(e.created_at);
+    for (const { run, at, steps } of runs.values()) {
+      const section = el('section', { class: 'run', dataset: { run } },
+        el('h3', { class: 'run-head' },
+          `Run ${run}`,
+          el('span', { class: 'when', title: at }, ` · set aside at ${fmtDate(ms(at))}`)));
+      for (const s of steps) section.append(stepDetails(s, t0, `${e.id}\u0000${run}\u0000${at}\u0000${s.position}`, false));
+      box.append(section);
     }
   }
 
@@ -699,7 +768,7 @@
     ev.preventDefault();
     let input;
     try {
-      input = JSON.parse($('start-input').value || '{}');
+      input = parseJson($('start-input').value || '{}');
     } catch (err) {
       $('start-error').textContent = `The input is not valid JSON: ${err.message}`;
       $('start-error').hidden = false;
