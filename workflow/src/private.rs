@@ -102,8 +102,27 @@ impl<W: NoType> DirectCall<Serde> for W {}
 
 impl<W: NoType> DirectCall<Unreachable> for W {}
 
-/// Emitted on each workflow argument's type.
-pub fn assert_input<T: Serialize + DeserializeOwned>() {}
+/// What a workflow's serde check of one type hands to the next check of that type: `T`
+/// once the first check passed, or a type nothing can infer when it failed, so that the
+/// second check stays silent and each type gets one error.
+///
+/// `#[workflow]` generates, per argument and for the output and error types, a pair of
+/// check traits whose `#[diagnostic::on_unimplemented]` message names the argument and the
+/// workflow (a generic trait here could not), each with the two impls of [`Serde`] and
+/// [`Unreachable`], and a `const fn` per trait that takes or returns a `Checked`. The checks
+/// run in a constant that the input struct's serde impls and the `Workflow` impl name in
+/// their where-clauses: when a check fails, that constant is an error, and the compiler
+/// checks nothing more under those where-clauses (the serde impls' bodies, the bounds of
+/// `Workflow::Output` and `Workflow::Error`, every use of the input), so the check's error
+/// is the only one.
+pub struct Checked<T>(PhantomData<fn() -> T>);
+
+impl<T> Checked<T> {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Checked(PhantomData)
+    }
+}
 
 /// Autoref probe: `(&&FailureProbe::<E>::new()).__workflow_convert(f)` picks
 /// [`ConvertFailure`] when `E: From<StepFailure>` and [`NoConvertFailure`] otherwise.
