@@ -200,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn timeout_requires_an_error_that_holds_a_step_failure() {
+    fn timeout_and_at_most_once_require_an_error_that_holds_a_step_failure() {
         let item = quote!(
             async fn a() -> Result<(), E> {
                 Ok(())
@@ -208,8 +208,17 @@ mod tests {
         );
         let out = step(quote!(timeout = "5s"), item.clone());
         assert!(out.contains("__private :: assert_holds_timeout"), "{out}");
+        let out = step(quote!(at_most_once), item.clone());
+        assert!(
+            out.contains("__private :: assert_holds_interruption"),
+            "{out}"
+        );
+        assert!(out.contains("at_most_once : true"), "{out}");
+        let out = step(quote!(at_most_once = false), item.clone());
+        assert!(!out.contains("assert_holds_interruption"), "{out}");
         let out = step(quote!(), item);
         assert!(!out.contains("assert_holds_timeout"), "{out}");
+        assert!(!out.contains("assert_holds_interruption"), "{out}");
     }
 
     #[test]

@@ -87,6 +87,23 @@ impl<E: NoType + From<StepFailure>> HoldsTimeout<Unreachable> for E {}
 /// Emitted, on the `timeout` option, for a step that has one.
 pub fn assert_holds_timeout<E: HoldsTimeout<M>, M>() {}
 
+/// An `at_most_once` step: an attempt found in flight after a crash reaches the workflow as
+/// `E::from(StepFailure::Interrupted { .. })`.
+#[diagnostic::on_unimplemented(
+    message = "`#[step]` option `at_most_once` needs the step's error type `{Self}` to implement `From<replayflow::StepFailure>`",
+    label = "an interrupted attempt must become a `{Self}`",
+    note = "an attempt found in flight after a crash or a panic reaches the workflow as the step's error, converted from `replayflow::StepFailure`; without that conversion the whole execution would end `failed`",
+    note = "implement `From<replayflow::StepFailure>` for `{Self}` (a variant that holds the failure), or return `replayflow::AnyError`, which has it"
+)]
+pub trait HoldsInterruption<M> {}
+
+impl<E: From<StepFailure>> HoldsInterruption<Serde> for E {}
+
+impl<E: NoType + From<StepFailure>> HoldsInterruption<Unreachable> for E {}
+
+/// Emitted, on the `at_most_once` option, for a step that has it.
+pub fn assert_holds_interruption<E: HoldsInterruption<M>, M>() {}
+
 /// The where-clause of the function generated next to a workflow's type, under the
 /// workflow's name: a call `name(ctx, args)` is reported with this message. Neither impl
 /// applies to any type.
