@@ -77,16 +77,17 @@ struct Seen {
 }
 
 impl Seen {
-    /// One line per change since the last call.
+    /// One line per change since the last call, in the order the changes
+    /// happened (the journal's order is not: a branch's later entry may
+    /// end first), an end last.
     fn changes(&mut self, info: &ExecutionInfo) -> Vec<String> {
-        let mut lines = Vec::new();
+        let mut lines: Vec<(SystemTime, String)> = Vec::new();
         let state = (info.status, info.restart_attempt);
         let execution_changed = self.execution != Some(state);
         self.execution = Some(state);
         let execution = format!("{}  {}", clock(info.updated_at), execution_line(info));
-        // An end is told last, anything else first.
         if execution_changed && !info.status.is_terminal() {
-            lines.push(execution.clone());
+            lines.push((info.updated_at, execution.clone()));
         }
         for step in &info.steps {
             let state = (step.status, step.attempts);
@@ -105,16 +106,23 @@ impl Seen {
                 if step.status == StepStatus::Failed && a.attempt == step.attempts {
                     continue;
                 }
-                lines.push(format!(
-                    "{}  {}  attempt {} failed: {}",
-                    clock(end),
-                    escape(&step.key.to_string()),
-                    a.attempt,
-                    truncate(error, 200)
+                lines.push((
+                    end,
+                    format!(
+                        "{}  {}  attempt {} failed: {}",
+                        clock(end),
+                        escape(&step.key.to_string()),
+                        a.attempt,
+                        truncate(error, 200)
+                    ),
                 ));
             }
-            lines.push(format!("{}  {}", clock(step_time(step)), step_line(step)));
+            let at = step_time(step);
+            lines.push((at, format!("{}  {}", clock(at), step_line(step))));
         }
+        // Stable: lines of one instant keep the journal's order.
+        lines.sort_by_key(|(at, _)| *at);
+        let mut lines: Vec<String> = lines.into_iter().map(|(_, line)| line).collect();
         if execution_changed && info.status.is_terminal() {
             lines.push(execution);
         }

@@ -622,6 +622,29 @@ async fn control_characters_are_escaped_in_every_text_output() {
     assert_eq!(all["executions"][0]["error_message"], reason);
 }
 
+/// `watch` prints what changed in the order it happened, not in the
+/// journal's order: a later entry that ended first comes first.
+#[tokio::test]
+async fn watch_prints_changes_in_time_order() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    let handle = support::race::start(&rt, "race-1").await.unwrap();
+    within(handle.result()).await.unwrap();
+    let run = cli(&db.path(), &["watch", "race-1"]).await;
+    let out = ok(&run);
+    let times: Vec<&str> = out.lines().map(|l| &l[..12]).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "lines out of time order:\n{out}");
+    let fast = out.find("  hello#0").unwrap_or(usize::MAX);
+    let slow = out.find("  slow_hello#0").unwrap_or(0);
+    assert!(
+        fast < slow,
+        "the entry that ended first comes first:\n{out}"
+    );
+    rt.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn watch_follows_an_execution_to_its_end() {
     let db = TempDb::new();

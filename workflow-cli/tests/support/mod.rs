@@ -30,6 +30,23 @@ pub async fn forked(ctx: Context) -> Result<String, AnyError> {
     Ok(format!("{} {}", a?, b?))
 }
 
+#[step]
+async fn slow_hello(name: &str) -> Result<String, AnyError> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(format!("hello, {name}"))
+}
+
+/// Two branches whose first entry (the slow one) ends last: the journal's
+/// order is not the order in which its entries ended.
+#[workflow]
+pub async fn race(ctx: Context) -> Result<String, AnyError> {
+    let (a, b) = tokio::join!(
+        ctx.branch(async { slow_hello("slow").await }),
+        ctx.branch(async { hello("fast").await }),
+    );
+    Ok(format!("{} {}", a?, b?))
+}
+
 #[step(max_attempts = 3, backoff = "10ms")]
 async fn wobble() -> Result<u32, AnyError> {
     let attempt = StepContext::current().map_or(1, |s| s.attempt());
