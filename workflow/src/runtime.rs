@@ -128,6 +128,14 @@ impl Runtime {
     /// could not apply it) is then recorded for that worker.
     async fn control(&self, id: ExecutionId, action: AdminAction) -> Result<()> {
         if self.goes_by_request(&id).await? {
+            if action == AdminAction::Restart {
+                // Refused here as the worker would refuse it, rather than
+                // recorded as a request that can only be refused.
+                let status = self.engine.status_of(&id).await?;
+                if !action.applies_to(status) {
+                    return Err(Error::NotRestartable { id, status });
+                }
+            }
             return self.request(id, action).await.map(drop);
         }
         match action {
@@ -314,17 +322,7 @@ impl Runtime {
     /// where the restart would go by request (an admin runtime, or an
     /// execution this process does not drive on a shared database).
     pub async fn restart(&self, id: impl Into<ExecutionId>) -> Result<()> {
-        let id = id.into();
-        if self.goes_by_request(&id).await? {
-            // Refused here as the worker would refuse it, rather than
-            // recorded as a request that can only be refused.
-            let status = self.engine.status_of(&id).await?;
-            if !AdminAction::Restart.applies_to(status) {
-                return Err(Error::NotRestartable { id, status });
-            }
-            return self.request(id, AdminAction::Restart).await.map(drop);
-        }
-        self.control(id, AdminAction::Restart).await
+        self.control(id.into(), AdminAction::Restart).await
     }
 
     /// Stops the scheduler, stops every execution at its next boundary

@@ -114,6 +114,14 @@ macro_rules! backend {
     };
 }
 
+/// What one process does with the file it owns, asked of a shared database.
+#[cfg(feature = "postgres")]
+fn shared_only(what: &str) -> crate::error::Error {
+    crate::error::Error::InvalidOption(format!(
+        "{what} belongs to a store one process owns; on a shared database executions are claimed"
+    ))
+}
+
 #[cfg(not(feature = "sqlite"))]
 fn no_backend() -> Error {
     Error::InvalidOption(
@@ -330,15 +338,32 @@ impl Store {
         backend!(self, s => s.wake_now(id, now).await)
     }
 
-    /// Every unfinished execution, oldest first, seeing every queued write.
+    /// Every unfinished execution, oldest first, seeing every queued write:
+    /// what one process recovers when it opens its file. On a shared
+    /// database nothing is all one process's; executions are claimed
+    /// ([`Engine::take_over`](crate::execution::Engine)) instead.
     pub(crate) async fn load_unfinished(&self) -> Result<Vec<Unfinished>> {
-        backend!(self, s => s.load_unfinished().await)
+        match *self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(ref s) => s.load_unfinished().await,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => Err(shared_only("loading every unfinished execution")),
+        }
     }
 
     /// Counts a claim of each execution after an unclean end, in one
-    /// commit; returns the counts in order.
+    /// commit; returns the counts in order. On a shared database the
+    /// reaper counts them when it releases a dead worker's executions.
     pub(crate) async fn count_recoveries(&self, ids: Vec<ExecutionId>) -> Result<Vec<u32>> {
-        backend!(self, s => s.count_recoveries(ids).await)
+        match *self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(ref s) => s.count_recoveries(ids).await,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => {
+                let _ = ids;
+                Err(shared_only("counting recoveries at open"))
+            }
+        }
     }
 
     /// Records the workflows this process registers.

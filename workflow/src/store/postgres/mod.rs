@@ -10,8 +10,7 @@ mod schema;
 mod worker;
 mod writer;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -255,7 +254,7 @@ impl PgStore {
         let shared = Arc::new(Shared {
             pool,
             worker,
-            disowned: Mutex::new(HashSet::new()),
+            disowned: writer::Disowned::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer::run(Arc::clone(&shared), rx));
@@ -289,35 +288,16 @@ impl PgStore {
 
     /// Whether this process must stop driving `id` without writing.
     pub(crate) fn disowned(&self, id: &ExecutionId) -> bool {
-        if self.fenced() {
-            return true;
-        }
-        let set = self
-            .shared
-            .disowned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        !set.is_empty() && set.contains(id)
+        self.fenced() || self.shared.disowned.contains(id)
     }
 
     /// Marks `id` as no longer this process's to write.
     pub(crate) fn disown(&self, id: &ExecutionId) {
-        self.shared
-            .disowned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone());
+        self.shared.disowned.mark(id);
     }
 
     fn own_again(&self, id: &ExecutionId) {
-        let mut set = self
-            .shared
-            .disowned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if !set.is_empty() {
-            set.remove(id);
-        }
+        self.shared.disowned.clear(id);
     }
 
     /// Registers a new worker row after a fence.
@@ -444,17 +424,6 @@ impl PgStore {
 
     pub(crate) async fn wake_now(&self, id: &ExecutionId, now: i64) -> Result<()> {
         self.life(|out| Life::WakeNow(id.clone(), now, out)).await
-    }
-
-    /// On a shared database recovery goes through the claim path; this
-    /// lists what is unfinished for reads.
-    pub(crate) async fn load_unfinished(&self) -> Result<Vec<Unfinished>> {
-        Ok(Vec::new())
-    }
-
-    pub(crate) async fn count_recoveries(&self, ids: Vec<ExecutionId>) -> Result<Vec<u32>> {
-        // The reaper counts recoveries when it releases a dead worker's executions.
-        Ok(vec![0; ids.len()])
     }
 
     pub(crate) async fn register_workflows(&self, rows: Vec<WorkflowRow>, now: i64) -> Result<()> {

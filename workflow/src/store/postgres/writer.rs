@@ -5,6 +5,7 @@
 //! whatever its size.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{Object, Pool};
@@ -105,17 +106,50 @@ pub(super) enum Work {
 pub(super) struct Shared {
     pub pool: Pool,
     pub worker: Option<Arc<WorkerState>>,
-    /// Executions this process must no longer write: lost to another
-    /// worker, or owned under an id this worker no longer has.
-    pub disowned: Mutex<HashSet<ExecutionId>>,
+    pub disowned: Disowned,
 }
 
 impl Shared {
     fn disown(&self, id: &ExecutionId) {
-        self.disowned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone());
+        self.disowned.mark(id);
+    }
+}
+
+/// Executions this process must no longer write: lost to another worker,
+/// or owned under an id this worker no longer has. Asked before every
+/// journal write and at every boundary, so the usual case (none) is one
+/// relaxed load.
+#[derive(Default)]
+pub(super) struct Disowned {
+    any: AtomicBool,
+    ids: Mutex<HashSet<ExecutionId>>,
+}
+
+impl Disowned {
+    pub(super) fn mark(&self, id: &ExecutionId) {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.insert(id.clone());
+        self.any.store(true, Ordering::Release);
+    }
+
+    pub(super) fn contains(&self, id: &ExecutionId) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.contains(id)
+    }
+
+    /// `id` was claimed anew: this process drives it again.
+    pub(super) fn clear(&self, id: &ExecutionId) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.remove(id);
+        if ids.is_empty() {
+            self.any.store(false, Ordering::Release);
+        }
     }
 }
 
