@@ -87,15 +87,9 @@ async fn a_sleeper_left_by_a_clean_shutdown_is_woken_by_another_worker() {
             .expect("completes on b");
         assert_eq!(out, 2);
     }
-    let client = db.client().await;
-    let recovered: i64 = client
-        .query_one(
-            "SELECT count(*) FROM workflow_executions WHERE recovery_attempts > 0",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let recovered = db
+        .count("SELECT count(*) FROM workflow_executions WHERE recovery_attempts > 0")
+        .await;
     assert_eq!(recovered, 0, "a clean handoff counts no recovery");
     b.shutdown().await.expect("shutdown b");
 }
@@ -151,15 +145,9 @@ async fn prune_removes_finished_executions_and_leaves_the_rest() {
         rt.status("done-1").await,
         Err(replayflow::Error::NotFound(_))
     ));
-    let client = db.client().await;
-    let left: i64 = client
-        .query_one(
-            "SELECT count(*) FROM step_executions WHERE execution_id = 'done-1'",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let left = db
+        .count("SELECT count(*) FROM step_executions WHERE execution_id = 'done-1'")
+        .await;
     assert_eq!(left, 0);
     assert_eq!(
         rt.status("asleep-1").await.expect("status").status,
@@ -225,24 +213,16 @@ async fn executions_go_on_after_the_server_drops_every_connection() {
             .expect("completes after the outage");
         assert_eq!(out, (0..15).sum::<u32>());
     }
-    let duplicated: i64 = admin
-        .query_one(
+    let duplicated: i64 = db
+        .count(
             "SELECT count(*) FROM (SELECT execution_id, name, occurrence FROM step_executions
              GROUP BY 1, 2, 3 HAVING count(*) > 1) d",
-            &[],
         )
-        .await
-        .expect("count")
-        .get(0);
+        .await;
     assert_eq!(duplicated, 0);
-    let steps: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM step_executions WHERE status = 'completed'",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let steps: i64 = db
+        .count("SELECT count(*) FROM step_executions WHERE status = 'completed'")
+        .await;
     assert_eq!(steps, 20 * 15);
     // Re-runs are only of steps in flight when a connection dropped.
     let runs = i64::from(SLOW_RUNS.load(Ordering::SeqCst));
@@ -283,13 +263,7 @@ async fn two_workers_starting_one_id_make_one_execution() {
     assert_eq!(within(ha.result()).await.expect("a's handle"), 7);
     assert_eq!(within(hb.result()).await.expect("b's handle"), 7);
     assert_eq!(SAME_RUNS.load(Ordering::SeqCst), 1, "one runner");
-    let rows: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM workflow_executions", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let rows = db.count("SELECT count(*) FROM workflow_executions").await;
     assert_eq!(rows, 1);
     a.shutdown().await.expect("shutdown a");
     b.shutdown().await.expect("shutdown b");

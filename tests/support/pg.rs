@@ -77,6 +77,18 @@ impl PgDb {
     }
 }
 
+impl PgDb {
+    /// The single number a query (a `count(*)`) of the test's schema gives.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+}
+
 impl Drop for PgDb {
     fn drop(&mut self) {
         let url = self.url.clone();
