@@ -207,13 +207,11 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// away, when the function is called rather than when its future is first polled, so
 /// `join!` of several steps is deterministic.
 ///
-/// Failures the runtime detects (a timeout, an `at_most_once` attempt interrupted by a
-/// crash, a result that cannot be encoded or is over the size limit) become the step's
-/// error when `E: From<replayflow::StepFailure>`, as for `replayflow::AnyError`. A step
-/// with `timeout` or `at_most_once` must have such an error type, or it does not compile.
-/// Otherwise the conversion is optional, but without it an encoding or size failure (which
-/// depends on the value, so no build can rule it out) ends the whole execution `failed`
-/// instead of reaching the workflow as `Err`.
+/// Failures the runtime detects (a timeout, a result that cannot be encoded or is over the
+/// size limit) become the step's error when `E: From<replayflow::StepFailure>`, as for
+/// `replayflow::AnyError`. A step with `timeout` must have such an error type, or it does
+/// not compile. Without `timeout` the conversion is optional, but then an encoding or size
+/// failure ends the whole execution `failed` instead of reaching the workflow as `Err`.
 /// For `anyhow::Error`, `std::io::Error` and other errors that are not serde types, return
 /// `replayflow::AnyError`: `?` converts into it.
 ///
@@ -231,7 +229,7 @@ fn workflow_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// | `max_attempts = N` | integer >= 1 | attempts before the error reaches the workflow |
 /// | `backoff = "1s"` | duration | wait before the first retry |
 /// | `exponential` or `exponential = true/false` | flag | double the wait after each retry |
-/// | `at_most_once` or `at_most_once = true/false` | flag | commit each attempt's start before its body runs; an attempt found in flight after a crash (or a panic) counts as failed (`StepFailure::Interrupted`) and is left to the retry policy, so with `max_attempts = 1` the body never runs twice; `E` must implement `From<StepFailure>` |
+/// | `at_most_once` or `at_most_once = true/false` | flag | commit each attempt's start before its body runs; an attempt found in flight after a crash (or a panic) counts as failed (`StepFailure::Interrupted`) and is left to the retry policy, so with `max_attempts = 1` the body never runs twice |
 /// | `max_backoff = "30s"` | duration | cap on the wait between retries |
 /// | `timeout = "5s"` | duration > 0 | limit on each attempt; `E` must implement `From<StepFailure>` |
 /// | `crate = "path"` | path | where the runtime crate is, if renamed in `Cargo.toml` |

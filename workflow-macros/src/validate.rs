@@ -51,9 +51,8 @@ pub(crate) struct StepOptions {
     pub(crate) max_backoff: Option<Millis>,
     /// With the span of its value: the step's error type must then hold a timeout.
     pub(crate) timeout: Option<Setting<Millis>>,
-    /// Each attempt's start is committed before its body runs; with the option's span, as
-    /// the step's error type must then hold an interruption.
-    pub(crate) at_most_once: Option<Span>,
+    /// Each attempt's start is committed before its body runs.
+    pub(crate) at_most_once: bool,
     pub(crate) krate: Path,
 }
 
@@ -277,10 +276,7 @@ fn freeze_step_options(config: StepConfig, item: &ItemFn, errors: &mut Errors) -
         exponential: value(config.exponential),
         max_backoff: value(config.max_backoff),
         timeout: config.timeout,
-        at_most_once: config
-            .at_most_once
-            .filter(|setting| setting.value)
-            .map(|setting| setting.span),
+        at_most_once: value(config.at_most_once).unwrap_or(false),
         krate: crate_path(config.krate),
     }
 }

@@ -54,11 +54,10 @@
 //!   replay returns an equivalent `AnyError`.
 //!
 //! A step marks an error permanent (no retry) with [`permanent`]. Failures the
-//! runtime detects (a timeout, an interrupted `at_most_once` attempt, a result
-//! that cannot be encoded or is over the size limit) are [`StepFailure`]s: they
-//! reach the workflow as the step's error when `E: From<StepFailure>` (as
-//! [`AnyError`] is), and otherwise end the execution as failed. A step with
-//! `timeout` or `at_most_once` does not compile without that conversion.
+//! runtime detects (a timeout, a result that cannot be encoded or is over the
+//! size limit) are [`StepFailure`]s: they reach the workflow as the step's
+//! error when `E: From<StepFailure>` (as [`AnyError`] is), and otherwise end
+//! the execution as failed.
 //!
 //! # Determinism
 //!

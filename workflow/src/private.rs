@@ -87,23 +87,6 @@ impl<E: NoType + From<StepFailure>> HoldsTimeout<Unreachable> for E {}
 /// Emitted, on the `timeout` option, for a step that has one.
 pub fn assert_holds_timeout<E: HoldsTimeout<M>, M>() {}
 
-/// An `at_most_once` step: an attempt found in flight after a crash reaches the workflow as
-/// `E::from(StepFailure::Interrupted { .. })`.
-#[diagnostic::on_unimplemented(
-    message = "`#[step]` option `at_most_once` needs the step's error type `{Self}` to implement `From<replayflow::StepFailure>`",
-    label = "an interrupted attempt must become a `{Self}`",
-    note = "an attempt found in flight after a crash or a panic reaches the workflow as the step's error, converted from `replayflow::StepFailure`; without that conversion the whole execution would end `failed`",
-    note = "implement `From<replayflow::StepFailure>` for `{Self}` (a variant that holds the failure), or return `replayflow::AnyError`, which has it"
-)]
-pub trait HoldsInterruption<M> {}
-
-impl<E: From<StepFailure>> HoldsInterruption<Serde> for E {}
-
-impl<E: NoType + From<StepFailure>> HoldsInterruption<Unreachable> for E {}
-
-/// Emitted, on the `at_most_once` option, for a step that has it.
-pub fn assert_holds_interruption<E: HoldsInterruption<M>, M>() {}
-
 /// The where-clause of the function generated next to a workflow's type, under the
 /// workflow's name: a call `name(ctx, args)` is reported with this message. Neither impl
 /// applies to any type.
@@ -119,27 +102,8 @@ impl<W: NoType> DirectCall<Serde> for W {}
 
 impl<W: NoType> DirectCall<Unreachable> for W {}
 
-/// What a workflow's serde check of one type hands to the next check of that type: `T`
-/// once the first check passed, or a type nothing can infer when it failed, so that the
-/// second check stays silent and each type gets one error.
-///
-/// `#[workflow]` generates, per argument and for the output and error types, a pair of
-/// check traits whose `#[diagnostic::on_unimplemented]` message names the argument and the
-/// workflow (a generic trait here could not), each with the two impls of [`Serde`] and
-/// [`Unreachable`], and a `const fn` per trait that takes or returns a `Checked`. The checks
-/// run in a constant that the input struct's serde impls and the `Workflow` impl name in
-/// their where-clauses: when a check fails, that constant is an error, and the compiler
-/// checks nothing more under those where-clauses (the serde impls' bodies, the bounds of
-/// `Workflow::Output` and `Workflow::Error`, every use of the input), so the check's error
-/// is the only one.
-pub struct Checked<T>(PhantomData<fn() -> T>);
-
-impl<T> Checked<T> {
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
-        Checked(PhantomData)
-    }
-}
+/// Emitted on each workflow argument's type.
+pub fn assert_input<T: Serialize + DeserializeOwned>() {}
 
 /// Autoref probe: `(&&FailureProbe::<E>::new()).__workflow_convert(f)` picks
 /// [`ConvertFailure`] when `E: From<StepFailure>` and [`NoConvertFailure`] otherwise.

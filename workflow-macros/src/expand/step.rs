@@ -3,9 +3,10 @@
 //! call time), and the original body runs, once per attempt, as a nested `async fn`.
 
 use super::{Cover, OkErr, count, duration, flag, parens, respan};
+use crate::args::{Millis, Setting};
 use crate::parse::RetModel;
 use crate::validate::{Param, Step};
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
 pub(crate) fn expand_step(step: &Step) -> TokenStream {
@@ -54,19 +55,8 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
     let exponential = flag(options.exponential);
     let max_backoff = duration(options.max_backoff);
     let timeout = duration(options.timeout.as_ref().map(|timeout| timeout.value));
-    let timeout_check = failure_check(
-        krate,
-        ret,
-        options.timeout.as_ref().map(|timeout| timeout.span),
-        "assert_holds_timeout",
-    );
-    let interruption_check = failure_check(
-        krate,
-        ret,
-        options.at_most_once,
-        "assert_holds_interruption",
-    );
-    let at_most_once = options.at_most_once.is_some();
+    let timeout_check = timeout_check(krate, ret, options.timeout.as_ref());
+    let at_most_once = options.at_most_once;
 
     let (retry_arg_trait, attempt) = if options.runs_once() {
         (TokenStream::new(), move_once(params))
@@ -98,7 +88,6 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
 
             #retry_arg_trait
             #timeout_check
-            #interruption_check
             #attempt
             #step_call
         }
@@ -135,27 +124,28 @@ fn step_call(krate: &syn::Path, ret_cover: Cover, types: OkErr) -> TokenStream {
     quote!(#path #args)
 }
 
-/// With a `timeout` (or `at_most_once`), the runtime hands a timed-out (or interrupted)
-/// attempt to the workflow as the step's error, which must then convert from
-/// `StepFailure`. Without this check the step would compile and its execution end `failed`
-/// at the first timeout (or crash). `assert` is the `__private` function whose bound says
-/// so; the call is spanned on the option.
-fn failure_check(
+/// With a `timeout`, the runtime hands a timed-out attempt to the workflow as the step's
+/// error, which must then convert from `StepFailure`. Without this check the step would
+/// compile and its execution end `failed` at the first timeout. Spanned on the option's
+/// value.
+fn timeout_check(
     krate: &syn::Path,
     ret: &RetModel,
-    option: Option<Span>,
-    assert: &str,
+    timeout: Option<&Setting<Millis>>,
 ) -> TokenStream {
-    let Some(span) = option else {
+    let Some(timeout) = timeout else {
         return TokenStream::new();
     };
     let cover = Cover {
-        first: span,
-        last: span,
+        first: timeout.span,
+        last: timeout.span,
     };
-    let assert = Ident::new(assert, Span::call_site());
     let OkErr { err, .. } = OkErr::projected(krate, ret, cover);
-    cover.wrap(quote!(#krate::__private::#assert::<), err, quote!(, _>();))
+    cover.wrap(
+        quote!(#krate::__private::assert_holds_timeout::<),
+        err,
+        quote!(, _>();),
+    )
 }
 
 /// A local trait through which arguments are cloned, so that a missing `Clone` is reported

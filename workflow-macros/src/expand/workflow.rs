@@ -3,8 +3,7 @@
 //! and `NAME`, an input struct keyed by parameter name, the `Workflow` impl, and a
 //! link-time registration.
 
-use super::serde_check::expand_serde_checks;
-use super::{OkErr, count, duration, parens, respan};
+use super::{Cover, OkErr, count, duration, parens, respan};
 use crate::lint::Finding;
 use crate::validate::{Param, Workflow};
 use proc_macro2::{Span, TokenStream};
@@ -75,9 +74,23 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let result_ty = quote!(::core::result::Result<#handle_ty, #krate::Error>);
     let id_ty = quote!(impl ::core::convert::Into<#krate::ExecutionId>);
 
-    // `T` and `E` are the `Workflow` impl's associated types, spelled with the user's
-    // tokens when possible so that the serde checks point at them. `run_workflow` takes
-    // them from the impl rather than as its own parameters.
+    // The input struct's fields are the parameters, so the derived impls check that each
+    // argument is a serde type on its own type. Serde reports some of these at the span
+    // of the derive itself, which is spanned over the parameter list for that reason.
+    let params_cover = Cover::of(&quote!(#(#arg_params),*));
+    let serialize = params_cover.wrap(
+        quote!(#krate::__private::serde::),
+        quote!(),
+        quote!(Serialize),
+    );
+    let deserialize = params_cover.wrap(
+        quote!(#krate::__private::serde::),
+        quote!(),
+        quote!(Deserialize),
+    );
+    // `T` and `E` are the `Workflow` impl's associated types, whose bounds are the serde
+    // check of the workflow's output, reported on them. `run_workflow` takes them from the
+    // impl rather than as its own parameters, so that check is not made twice.
     let OkErr {
         ok: ok_ty,
         err: err_ty,
@@ -101,13 +114,6 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         let args = parens(quote!(__workflow_ctx, __workflow_payload, #run_body), span);
         quote!(#head #args)
     };
-    let check_ident = format_ident!("__workflow_check_{}", ident.unraw());
-    let checks = expand_serde_checks(krate, &check_ident, &fn_name, params, &ok_ty, &err_ty);
-    // Under these where-clauses the compiler checks nothing once a check has failed (see
-    // `serde_check`), so the input's serde impls and the impl of `Workflow` add no error of
-    // their own to a check's.
-    let checked = quote!([(); #check_ident]:);
-    let serde_bound = checked.to_string();
     let lint = expand_lint(krate, findings, cfgs, &attrs.rest);
     quote! {
         #(#cfgs)*
@@ -138,8 +144,8 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code, clippy::arbitrary_source_item_ordering)]
-        #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
-        #[serde(crate = #serde_crate, bound = #serde_bound)]
+        #[derive(#serialize, #deserialize)]
+        #[serde(crate = #serde_crate)]
         struct #input_ident {
             #(#field_idents: #field_tys,)*
         }
@@ -226,11 +232,8 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         }
 
         #(#cfgs)*
-        #checks
-
-        #(#cfgs)*
         #[allow(deprecated)]
-        impl #krate::Workflow for #ident where #checked {
+        impl #krate::Workflow for #ident {
             type Output = #ok_ty;
             type Error = #err_ty;
 
