@@ -993,7 +993,12 @@ async fn w5_recover(template: &Path, db: &Path, d: Durability) {
 }
 
 async fn w6_cpu_per_step() {
-    let rt = Runtime::in_memory().await.unwrap();
+    w6_cpu_on(Runtime::in_memory().await.unwrap()).await;
+}
+
+/// W6 on `rt`: CPU of this process per step, over 200 concurrent workflows.
+/// The PostgreSQL store's P6 runs it too.
+async fn w6_cpu_on(rt: Runtime) {
     // Warm up: prepared statements, allocator, tokio's worker threads.
     let h = w6_cpu::start(&rt, "warm-up", 50).await.unwrap();
     h.result().await.unwrap();

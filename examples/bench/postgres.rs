@@ -33,9 +33,8 @@ use tokio_postgres::{Client, NoTls};
 
 use super::{
     ChildArgs, Opts, Results, Row, Target, W1_BEGIN, W1_END, W1_STEPS, W2_STEPS, W2_WORKFLOWS,
-    W3_BLOCK, W3_BUILT, W3_DONE, W3_END, W3_ENTER, W3_STEPS, W6_DONE, W6_STEPS, W6_WORKFLOWS,
-    add_round, cpu_time, durability, now_ms, percentile, print_table, report, row, run_child,
-    w1_sequential, w2_drive, w3_long, w6_cpu,
+    W3_BLOCK, W3_BUILT, W3_DONE, W3_END, W3_ENTER, W3_STEPS, add_round, cpu_time, durability,
+    now_ms, percentile, print_table, report, row, run_child, w1_sequential, w2_drive, w3_long,
 };
 
 /// Worker processes of P2N.
@@ -586,27 +585,7 @@ async fn p3(url: &str, schema: &str, template: &str, d: Durability) {
 }
 
 async fn p6(url: &str, schema: &str, d: Durability) {
-    let rt = open_pg(url, schema, d).await;
-    let h = w6_cpu::start(&rt, "warm-up", 50).await.unwrap();
-    h.result().await.unwrap();
-    let warm = W6_DONE.get();
-    let cpu0 = cpu_time();
-    let t = Instant::now();
-    for w in 0..W6_WORKFLOWS {
-        let rt = rt.clone();
-        tokio::spawn(async move {
-            w6_cpu::start(&rt, format!("cpu-{w}"), W6_STEPS)
-                .await
-                .unwrap();
-        });
-    }
-    W6_DONE.wait_for(warm + W6_WORKFLOWS).await;
-    let cpu = cpu_time() - cpu0;
-    let wall = t.elapsed();
-    let steps = (W6_WORKFLOWS * W6_STEPS as usize) as f64;
-    report("us_per_step", cpu.as_secs_f64() * 1e6 / steps);
-    report("steps_s", steps / wall.as_secs_f64());
-    rt.shutdown().await.unwrap();
+    super::w6_cpu_on(open_pg(url, schema, d).await).await;
 }
 
 // ------------------------------------------------------------------------
