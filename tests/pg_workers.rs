@@ -378,7 +378,10 @@ fn a_worker_frozen_past_its_lease_commits_nothing_when_it_thaws() {
         (row.get(0), row.get(1))
     });
     assert_eq!(String::from_utf8_lossy(&output), "\"the peer\"");
-    assert_eq!(attempts, 1);
+    // The peer's run is attempt 2 when the frozen worker had journaled the
+    // start of its attempt (a step running past 10 ms does) before the
+    // freeze, and attempt 1 when it had not: never a third.
+    assert!((1..=2).contains(&attempts), "{attempts} attempts");
 }
 
 mod sleepers {
