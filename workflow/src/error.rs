@@ -23,6 +23,11 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(#[source] DatabaseError),
 
+    /// An execution would not replay on this build
+    /// ([`testing::replay`](crate::testing::replay)).
+    #[error("execution `{}` of workflow `{}` would not replay on this build: {}: {}", .0.id, .0.workflow, .0.problem, .0.message)]
+    WouldNotReplay(Box<crate::check::CheckFinding>),
+
     /// Reading or writing a file next to the database failed.
     #[error("i/o error on `{path}`: {source}")]
     Io {

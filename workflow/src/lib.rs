@@ -90,6 +90,7 @@
 )]
 
 mod builder;
+pub mod check;
 mod clock;
 mod codec;
 mod error;
@@ -101,6 +102,7 @@ mod retry;
 mod runtime;
 mod status;
 mod store;
+pub mod testing;
 
 #[doc(hidden)]
 pub mod private;

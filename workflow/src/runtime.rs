@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::builder::RuntimeBuilder;
+use crate::check::{CheckFinding, CheckReport};
 use crate::codec::Payload;
 use crate::error::{Error, Result};
 use crate::execution::retention::{self, Pace};
@@ -291,6 +292,53 @@ impl Runtime {
     pub async fn prune(&self, older_than: Duration) -> Result<PruneReport> {
         let engine = Arc::downgrade(&self.engine);
         retention::prune(&engine, older_than, Pace::Eager).await
+    }
+
+    /// The pre-deploy check: replays every unfinished execution of the
+    /// database against the workflows of this build, in a dry mode that
+    /// runs no step body and writes nothing, each up to the first call past
+    /// the end of its journal. Reports each execution that would be paused
+    /// (a different call at a journal position, a journaled value that no
+    /// longer decodes, journal entries never reached), left as it is (its
+    /// workflow is not registered), fail or panic, with the reason a real
+    /// run would give.
+    ///
+    /// Run it on a copy of production with the new build before it ships;
+    /// [`check::subcommand`](crate::check::subcommand) mounts it in an
+    /// application's own binary. Writes still queued by this process's
+    /// executions are not seen.
+    ///
+    /// ```
+    /// # use replayflow::{workflow, AnyError, Context, Runtime};
+    /// #[workflow]
+    /// async fn nap(ctx: Context) -> Result<(), AnyError> {
+    ///     ctx.sleep(std::time::Duration::from_secs(3600)).await;
+    ///     Ok(())
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// nap::start(&rt, "nap-1").await?;
+    /// # while rt.status("nap-1").await?.status != replayflow::ExecutionStatus::Sleeping {
+    /// #     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    /// # }
+    /// let report = rt.check().await?;
+    /// assert_eq!(report.checked, 1);
+    /// assert!(report.passed(), "{report}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn check(&self) -> Result<CheckReport> {
+        self.engine.check().await
+    }
+
+    /// The pre-deploy check of one execution (see [`check`](Self::check)):
+    /// `None` when it would run on this build, or is finished.
+    pub async fn check_execution(
+        &self,
+        id: impl Into<ExecutionId>,
+    ) -> Result<Option<CheckFinding>> {
+        self.engine.check_one(&id.into()).await
     }
 
     /// The names of the workflows registered in the database by the worker

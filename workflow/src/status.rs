@@ -124,6 +124,9 @@ text_enum! {
         Now = "now",
         /// A journaled random value (`ctx.random_u64()`, `ctx.uuid()`).
         Random = "random",
+        /// The marker of a code change an execution reached on new code
+        /// (`ctx.patched(id)`); its name is the change's id.
+        Patch = "patch",
     }
 }
 
@@ -245,7 +248,7 @@ mod tests {
     fn sql_check_names_every_value() {
         assert_eq!(
             EntryKind::sql_check("kind"),
-            "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random'"
+            "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch'"
         );
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::attempt::StepState;
+use super::replay::PatchPlace;
 use super::state::Execution;
 use super::step::{StepCall, StepSpec};
 use crate::options::StepOptions;
@@ -159,6 +160,28 @@ impl Execution {
             now,
         });
         value
+    }
+}
+
+impl Execution {
+    /// `Context::patched` and `Context::deprecate_patch`.
+    async fn patch(&self, branch: &Arc<str>, id: &str, record: bool) -> bool {
+        self.boundary().await;
+        match self.reserve_patch(branch, id, record) {
+            PatchPlace::Marked => true,
+            PatchPlace::Passed => false,
+            PatchPlace::New(r) => {
+                if self.stops_past_journal() {
+                    self.halt().await
+                }
+                self.engine.store.queue(JournalOp::RecordValue {
+                    at: r.entry_at(&self.id, EntryKind::Patch),
+                    output: Vec::new(),
+                    now: self.now_millis(),
+                });
+                true
+            }
+        }
     }
 }
 
@@ -369,6 +392,63 @@ impl Context {
                 uuid::Uuid::new_v4,
             )
             .await
+    }
+
+    /// Whether this execution runs the code of change `id`: true for an
+    /// execution that reaches this point on code that has the change, false
+    /// for one that had already passed it on the code before (which goes on
+    /// down its old path, as its journal recorded it).
+    ///
+    /// The first time an execution reaches the call past the end of its
+    /// journal, a marker named `id` is journaled at the call's place; a
+    /// replay finds it there and returns true again. An execution whose
+    /// journal goes on past this point without the marker was started by
+    /// the old code and gets false, on every replay. So a change to a
+    /// workflow's calls ships in three deploys:
+    ///
+    /// 1. `if ctx.patched("id") { new } else { old }`: executions in flight
+    ///    keep the old calls, new ones take the new.
+    /// 2. Once no execution that took the old path is unfinished (the
+    ///    pre-deploy check, [`Runtime::check`](crate::Runtime::check), tells):
+    ///    `ctx.deprecate_patch("id"); new`.
+    /// 3. Later, the `deprecate_patch` call goes too. A marker no call asks
+    ///    for is passed over by the next call at its place, so removing it
+    ///    never parks an execution.
+    ///
+    /// ```
+    /// # use replayflow::{step, workflow, AnyError, Context, EntryKind, Runtime};
+    /// #[step]
+    /// async fn charge_card(order: u64) -> Result<String, AnyError> { Ok(format!("card {order}")) }
+    /// #[step]
+    /// async fn charge_wallet(order: u64) -> Result<String, AnyError> { Ok(format!("wallet {order}")) }
+    ///
+    /// #[workflow]
+    /// async fn pay(ctx: Context, order: u64) -> Result<String, AnyError> {
+    ///     if ctx.patched("pay-by-wallet").await {
+    ///         charge_wallet(order).await
+    ///     } else {
+    ///         charge_card(order).await
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// assert_eq!(pay::start(&rt, "pay-7", 7).await?.result().await?, "wallet 7");
+    /// let marker = &rt.status("pay-7").await?.steps[0];
+    /// assert_eq!((marker.kind, marker.key.name.as_str()), (EntryKind::Patch, "pay-by-wallet"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn patched(&self, id: &str) -> bool {
+        self.exec.patch(&self.current_branch(), id, true).await
+    }
+
+    /// The clean-up phase of change `id` (see [`Context::patched`]): every
+    /// execution runs the new code, and an execution that journaled the
+    /// change's marker here has it taken, as `patched` would. Journals
+    /// nothing.
+    pub async fn deprecate_patch(&self, id: &str) {
+        self.exec.patch(&self.current_branch(), id, false).await;
     }
 
     /// Runs `body` as a step named `name`: keyed, journaled and retried like a

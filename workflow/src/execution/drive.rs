@@ -135,6 +135,7 @@ impl Engine {
             retry: ready.options.retry.unwrap_or(self.defaults.retry),
             journal: ready.journal,
             recovered,
+            dry: false,
         };
         let exec = Arc::new(Execution::new(
             Arc::clone(self),
@@ -228,18 +229,7 @@ async fn drive(
 }
 
 async fn finish(exec: &Execution, outcome: WorkflowOutcome) {
-    let unreached = exec.unreached();
-    if let Some(first) = unreached.first() {
-        let reason = format!(
-            "non-determinism in workflow `{}`: it finished without reaching {} journaled entr{} (first: {} `{}#{}` at position {})",
-            exec.workflow,
-            unreached.len(),
-            if unreached.len() == 1 { "y" } else { "ies" },
-            first.kind,
-            first.name,
-            first.occurrence,
-            first.position
-        );
+    if let Some(reason) = unreached_reason(exec) {
         tracing::warn!(execution = %exec.id, %reason, "execution paused");
         let transition = Transition::paused(PauseCause::Nondeterminism, reason);
         exec.engine
@@ -273,4 +263,21 @@ async fn finish(exec: &Execution, outcome: WorkflowOutcome) {
     };
     tracing::info!(execution = %exec.id, %status, "execution finished");
     exec.engine.set_status(&exec.id, status, transition).await;
+}
+
+/// Why an execution whose body returned is paused instead: journal entries
+/// its run never reached (the code no longer makes those calls).
+pub(super) fn unreached_reason(exec: &Execution) -> Option<String> {
+    let unreached = exec.unreached();
+    let first = unreached.first()?;
+    Some(format!(
+        "non-determinism in workflow `{}`: it finished without reaching {} journaled entr{} (first: {} `{}#{}` at position {})",
+        exec.workflow,
+        unreached.len(),
+        if unreached.len() == 1 { "y" } else { "ies" },
+        first.kind,
+        first.name,
+        first.occurrence,
+        first.position
+    ))
 }

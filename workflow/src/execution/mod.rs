@@ -7,6 +7,7 @@
 //! typed operations.
 
 mod attempt;
+mod check;
 mod context;
 mod control;
 mod descriptor;

@@ -56,13 +56,19 @@ struct Recorded {
     /// A second entry for an occupied place: never reached, so the
     /// completion check reports it.
     duplicates: Vec<Entry>,
+    /// How many entries are not yet taken: while any is left, the
+    /// execution is replaying what an earlier run did.
+    left: usize,
 }
 
 impl Recorded {
     fn new(journal: Vec<Entry>) -> Recorded {
         // Places in a branch are dense but for calls never journaled.
         let limit = journal.len().saturating_mul(2).saturating_add(64);
-        let mut recorded = Recorded::default();
+        let mut recorded = Recorded {
+            left: journal.len(),
+            ..Recorded::default()
+        };
         for entry in journal {
             let local = entry.local as usize;
             if local > limit {
@@ -91,17 +97,47 @@ impl Recorded {
     }
 
     fn take(&mut self, branch: &Arc<str>, local: u32) -> Option<Entry> {
+        self.take_if(branch, local, |_| true)
+    }
+
+    /// Takes the entry at `local` in `branch` when `wanted` accepts it;
+    /// otherwise leaves it in place.
+    fn take_if(&mut self, branch: &Arc<str>, local: u32, wanted: impl FnOnce(&Entry) -> bool) -> Option<Entry> {
+        let found = self.find(branch, local, wanted);
+        if found.is_some() {
+            self.left -= 1;
+        }
+        found
+    }
+
+    fn find(
+        &mut self,
+        branch: &Arc<str>,
+        local: u32,
+        wanted: impl FnOnce(&Entry) -> bool,
+    ) -> Option<Entry> {
         let slots = if branch.is_empty() {
             Some(&mut self.main)
         } else {
             self.branches.get_mut(&**branch)
         };
-        let found = slots.and_then(|s| s.get_mut(local as usize)?.take());
-        if found.is_some() || self.far.is_empty() {
-            return found;
+        if let Some(slot) = slots.and_then(|s| s.get_mut(local as usize)) {
+            return if slot.as_ref().is_some_and(wanted) {
+                slot.take()
+            } else {
+                None
+            };
         }
-        self.far.remove(&(Arc::clone(branch), local))
+        if self.far.is_empty() {
+            return None;
+        }
+        let key = (Arc::clone(branch), local);
+        if self.far.get(&key).is_some_and(wanted) {
+            return self.far.remove(&key);
+        }
+        None
     }
+
 
     /// What was never taken, by position.
     fn drain(&mut self) -> Vec<Entry> {
@@ -123,6 +159,18 @@ struct BranchCursor {
     next: u32,
     occurrences: HashMap<Box<str>, u32>,
     children: u32,
+}
+
+/// What a `Context::patched` call finds at its place.
+pub(crate) enum PatchPlace {
+    /// The journal holds this change's marker here: the execution reached
+    /// this point on new code.
+    Marked,
+    /// The journal goes on past this point without the marker: the
+    /// execution passed it on old code (nothing is reserved).
+    Passed,
+    /// The journal ends before this point: a new marker goes here.
+    New(Reservation),
 }
 
 /// A journal place reserved by a call, with what the journal recorded there.
@@ -168,8 +216,6 @@ impl Execution {
         let mut guard = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let c = &mut *guard;
         let b = c.branch(branch);
-        let local = b.next;
-        b.next += 1;
         let occurrence = match b.occurrences.get_mut(name) {
             Some(n) => {
                 *n += 1;
@@ -180,7 +226,18 @@ impl Execution {
                 0
             }
         };
-        let recorded = c.journal.take(branch, local);
+        let mut local = b.next;
+        b.next += 1;
+        let mut recorded = c.journal.take(branch, local);
+        // A patch marker no call asks for (its `patched` call was removed
+        // once no execution took the old path): passed over, in the same
+        // way on every replay.
+        while recorded.as_ref().is_some_and(|e| e.kind == EntryKind::Patch) {
+            let b = c.branch(branch);
+            local = b.next;
+            b.next += 1;
+            recorded = c.journal.take(branch, local);
+        }
         let position = match &recorded {
             Some(entry) => entry.position,
             None => {
@@ -199,6 +256,46 @@ impl Execution {
         }
     }
 
+    /// Looks for change `id`'s marker at the next place of `branch`
+    /// (synchronous, in call order like [`reserve`](Self::reserve)); with
+    /// `record` false (a deprecated patch) nothing new is reserved.
+    pub(crate) fn reserve_patch(&self, branch: &Arc<str>, id: &str, record: bool) -> PatchPlace {
+        let mut guard = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let c = &mut *guard;
+        let local = c.branch(branch).next;
+        let marked = c
+            .journal
+            .take_if(branch, local, |e| e.kind == EntryKind::Patch && *e.name == *id);
+        if marked.is_none() && (c.journal.left > 0 || !record) {
+            return PatchPlace::Passed;
+        }
+        let b = c.branch(branch);
+        b.next += 1;
+        let occurrence = match b.occurrences.get_mut(id) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                b.occurrences.insert(id.into(), 0);
+                0
+            }
+        };
+        if marked.is_some() {
+            return PatchPlace::Marked;
+        }
+        let position = c.next_position;
+        c.next_position += 1;
+        PatchPlace::New(Reservation {
+            position,
+            branch: Arc::clone(branch),
+            local,
+            name: Arc::from(id),
+            occurrence,
+            recorded: None,
+        })
+    }
+
     /// Names the next child branch of `parent` (synchronous: in call order).
     pub(super) fn child_branch(&self, parent: &Arc<str>) -> Arc<str> {
         let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
@@ -212,10 +309,13 @@ impl Execution {
         }
     }
 
-    /// Journal entries the run did not reach, for the completion check.
+    /// Journal entries the run did not reach, for the completion check
+    /// (a patch marker left behind is no call of the old code: not counted).
     pub(crate) fn unreached(&self) -> Vec<Entry> {
         let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        c.journal.drain()
+        let mut left = c.journal.drain();
+        left.retain(|e| e.kind != EntryKind::Patch);
+        left
     }
 
     /// The determinism check, for every kind of call: takes what the
@@ -223,7 +323,12 @@ impl Execution {
     /// returning) when that is another call than this one. `None` when the
     /// journal ends before this call: it runs for the first time.
     pub(crate) async fn recorded(&self, r: &mut Reservation, kind: EntryKind) -> Option<Entry> {
-        let entry = r.recorded.take()?;
+        let Some(entry) = r.recorded.take() else {
+            if self.stops_past_journal() {
+                self.halt().await
+            }
+            return None;
+        };
         if entry.kind == kind && entry.name == r.name && entry.occurrence == r.occurrence {
             return Some(entry);
         }

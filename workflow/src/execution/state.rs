@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use super::engine::Engine;
+use super::check::Dry;
 use super::replay::Cursor;
+use crate::check::CheckProblem;
 use crate::codec::Codec;
 use crate::record::{ExecutionId, from_millis};
 use crate::retry::RetryPolicy;
@@ -37,6 +39,10 @@ pub(crate) struct Execution {
     recovered: AtomicBool,
     /// Set when a status that ends `Handle::result` is about to be written.
     pub ending: AtomicBool,
+    /// A dry replay ([`Runtime::check`](crate::Runtime::check)): nothing
+    /// runs past the journal and nothing is written; what would park the
+    /// execution is kept here instead.
+    pub(super) dry: Option<Dry>,
 }
 
 /// What an execution is launched with.
@@ -48,6 +54,8 @@ pub(crate) struct Launch {
     pub journal: Vec<Entry>,
     /// Taken over after an unclean end.
     pub recovered: bool,
+    /// Replayed dry, for the pre-deploy check.
+    pub dry: bool,
 }
 
 impl Execution {
@@ -65,6 +73,19 @@ impl Execution {
             interrupt: Notify::new(),
             recovered: AtomicBool::new(launch.recovered),
             ending: AtomicBool::new(false),
+            dry: launch.dry.then(Dry::default),
+        }
+    }
+
+    /// In a dry replay, a call past the end of the journal stops there
+    /// (true: the caller halts); a real run goes on.
+    pub(crate) fn stops_past_journal(&self) -> bool {
+        match &self.dry {
+            Some(dry) => {
+                dry.reached_end.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
         }
     }
 
@@ -82,6 +103,9 @@ impl Execution {
     /// A step boundary: stops the execution here if it was cancelled or the
     /// runtime is shutting down.
     pub(crate) async fn boundary(&self) {
+        if self.dry.is_some() {
+            return;
+        }
         if self.engine.store.disowned(&self.id) {
             // Another worker runs it now (a shared database): write nothing.
             tracing::warn!(execution = %self.id, "execution taken over by another worker; stopped here");
@@ -117,6 +141,10 @@ impl Execution {
     /// by suspending the execution (which never returns here; the
     /// scheduler replays it when due).
     pub(crate) async fn wait_until(&self, wake_at: i64) {
+        if self.stops_past_journal() {
+            // What follows the wait is past the journal's end.
+            self.halt().await
+        }
         loop {
             let now = self.now_millis();
             if wake_at <= now {
@@ -160,6 +188,10 @@ impl Execution {
     /// Parks the execution as `paused` for `cause`, then never returns: the
     /// driver drops the workflow future.
     pub(crate) async fn park_for(&self, cause: PauseCause, reason: String) -> ! {
+        if let Some(dry) = &self.dry {
+            dry.found(CheckProblem::from(cause), reason);
+            self.halt().await
+        }
         tracing::warn!(execution = %self.id, workflow = self.workflow, %reason, "execution paused");
         let transition = Transition::paused(cause, reason.clone());
         let written = self
@@ -175,6 +207,10 @@ impl Execution {
     /// Ends the execution as `failed` for a reason the workflow's error type
     /// cannot hold, then never returns.
     pub(crate) async fn fail(&self, reason: String) -> ! {
+        if let Some(dry) = &self.dry {
+            dry.found(CheckProblem::Fails, reason);
+            self.halt().await
+        }
         tracing::warn!(execution = %self.id, workflow = self.workflow, %reason, "execution failed");
         self.engine
             .set_status(

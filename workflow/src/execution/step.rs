@@ -189,7 +189,12 @@ impl StepCall {
             spec: &spec,
         };
         exec.boundary().await;
-        let mut attempt = match step.replay(&mut reservation).await {
+        let replayed = step.replay(&mut reservation).await;
+        if !matches!(replayed, Replayed::Done(_)) && exec.stops_past_journal() {
+            // In flight when the journal ends: a dry replay stops here.
+            exec.halt().await
+        }
+        let mut attempt = match replayed {
             Replayed::Done(result) => return result,
             Replayed::From(attempt) => attempt,
             Replayed::Interrupted(attempt) => match step.interrupted(attempt, convert).await {

@@ -406,6 +406,17 @@ impl Store {
         backend!(self, s => s.load_execution(id).await)
     }
 
+    /// The journal of one execution, as replay reads it.
+    pub(crate) async fn load_journal(&self, id: &ExecutionId) -> Result<Vec<Entry>> {
+        backend!(self, s => s.load_journal(id).await)
+    }
+
+    /// Up to `limit` unfinished executions with ids after `after` (`""`
+    /// for the first page), in id order, each with its journal.
+    pub(crate) async fn unfinished_page(&self, after: String, limit: u32) -> Result<Vec<Loaded>> {
+        backend!(self, s => s.unfinished_page(after, limit).await)
+    }
+
     /// Everything known of one execution, read in one snapshot.
     pub(crate) async fn load_info(&self, id: &ExecutionId) -> Result<Option<ExecutionInfo>> {
         backend!(self, s => s.load_info(id).await)

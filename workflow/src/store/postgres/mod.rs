@@ -25,7 +25,7 @@ use crate::error::{DatabaseError, Error, Result};
 use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
-    Claimed, Durability, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered,
+    Claimed, Durability, Entry, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered,
     Request, Transition, Unfinished, WorkflowRow,
 };
 
@@ -501,6 +501,18 @@ impl PgStore {
     pub(crate) async fn load_execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRow>> {
         let client = self.client().await?;
         queries::load_execution(&client, id).await.map_err(pg)
+    }
+
+    pub(crate) async fn load_journal(&self, id: &ExecutionId) -> Result<Vec<Entry>> {
+        let client = self.client().await?;
+        queries::load_journal(&client, id).await.map_err(pg)
+    }
+
+    pub(crate) async fn unfinished_page(&self, after: String, limit: u32) -> Result<Vec<Loaded>> {
+        let client = self.client().await?;
+        queries::unfinished_page(&client, &after, limit)
+            .await
+            .map_err(pg)
     }
 
     pub(crate) async fn load_info(&self, id: &ExecutionId) -> Result<Option<ExecutionInfo>> {

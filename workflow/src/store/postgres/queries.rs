@@ -128,32 +128,92 @@ pub(super) async fn load_execution(
 pub(super) async fn load_journal(client: &Client, id: &ExecutionId) -> PgResult<Vec<Entry>> {
     let rows = query(
         client,
-        "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
-                branch, local
-         FROM step_executions WHERE execution_id = $1 ORDER BY position",
+        &format!("SELECT {ENTRY_COLUMNS} FROM step_executions WHERE execution_id = $1 ORDER BY position"),
         &[&id.as_str()],
     )
     .await?;
     let mut names = Interner::default();
     let mut branches = Interner::default();
     rows.iter()
+        .map(|r| entry_row(r, 0, &mut names, &mut branches))
+        .collect()
+}
+
+const ENTRY_COLUMNS: &str =
+    "position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
+     branch, local";
+
+/// An entry read as [`ENTRY_COLUMNS`], from column `at` on.
+fn entry_row(r: &Row, at: usize, names: &mut Interner, branches: &mut Interner) -> PgResult<Entry> {
+    Ok(Entry {
+        position: int(r.try_get(at)?)?,
+        kind: parse(r.try_get(at + 1)?)?,
+        name: names.get(r.try_get(at + 2)?),
+        occurrence: int(r.try_get(at + 3)?)?,
+        status: parse(r.try_get(at + 4)?)?,
+        attempts: int(r.try_get(at + 5)?)?,
+        output: r.try_get(at + 6)?,
+        error: r.try_get(at + 7)?,
+        error_message: r.try_get(at + 8)?,
+        wake_at: r.try_get(at + 9)?,
+        branch: branches.get(r.try_get(at + 10)?),
+        local: int(r.try_get(at + 11)?)?,
+    })
+}
+
+/// Up to `limit` unfinished executions with ids after `after`, in id
+/// order, each with its journal (two queries): what the pre-deploy check
+/// replays.
+pub(super) async fn unfinished_page(
+    client: &Client,
+    after: &str,
+    limit: u32,
+) -> PgResult<Vec<Loaded>> {
+    let rows = query(
+        client,
+        &format!(
+            "SELECT {EXECUTION_COLUMNS} FROM workflow_executions
+             WHERE id > $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+             ORDER BY id LIMIT $2"
+        ),
+        &[&after, &i64::from(limit)],
+    )
+    .await?;
+    let mut page: Vec<Loaded> = rows
+        .iter()
         .map(|r| {
-            Ok(Entry {
-                position: int(r.try_get(0)?)?,
-                kind: parse(r.try_get(1)?)?,
-                name: names.get(r.try_get(2)?),
-                occurrence: int(r.try_get(3)?)?,
-                status: parse(r.try_get(4)?)?,
-                attempts: int(r.try_get(5)?)?,
-                output: r.try_get(6)?,
-                error: r.try_get(7)?,
-                error_message: r.try_get(8)?,
-                wake_at: r.try_get(9)?,
-                branch: branches.get(r.try_get(10)?),
-                local: int(r.try_get(11)?)?,
+            Ok(Loaded {
+                row: execution_row(r)?,
+                journal: Vec::new(),
             })
         })
-        .collect()
+        .collect::<PgResult<_>>()?;
+    let ids: Vec<&str> = page.iter().map(|l| l.row.id.as_str()).collect();
+    let entries = query(
+        client,
+        &format!(
+            "SELECT execution_id, {ENTRY_COLUMNS} FROM step_executions
+             WHERE execution_id = ANY($1) ORDER BY execution_id, position"
+        ),
+        &[&ids],
+    )
+    .await?;
+    drop(ids);
+    let mut names = Interner::default();
+    let mut branches = Interner::default();
+    let mut at = 0;
+    for r in &entries {
+        let id: &str = r.try_get(0)?;
+        // Both lists are in id order (the same collation).
+        while page.get(at).is_some_and(|l| l.row.id.as_str() != id) {
+            at += 1;
+        }
+        let Some(loaded) = page.get_mut(at) else {
+            break;
+        };
+        loaded.journal.push(entry_row(r, 1, &mut names, &mut branches)?);
+    }
+    Ok(page)
 }
 
 /// Takes `id` for worker `me` (it must be unowned or ours), moving it to

@@ -11,7 +11,10 @@ use crate::status::{
 };
 
 /// The schema version this build writes.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+///
+/// 1: the first release. 2: journal entries of kind `patch` (the markers
+/// of `Context::patched`).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key under which the schema is created or migrated
 /// ("RFLW" and the schema version family).
@@ -59,7 +62,14 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
                 supported: SCHEMA_VERSION,
             });
         }
-        // Version 1 is the only one yet: nothing to migrate.
+        // An admin never migrates (workers of an older build may still
+        // run on the schema); every version since 1 reads the same.
+        if create && found < SCHEMA_VERSION {
+            tx.batch_execute(&migrations(schema, found))
+                .await
+                .map_err(pg)?;
+            tracing::info!(schema, from = found, to = SCHEMA_VERSION, "migrated the workflow schema");
+        }
         tx.commit().await.map_err(pg)?;
         return Ok(());
     }
@@ -77,6 +87,23 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
 fn check_in<T: Copy>(column: &str, all: &[T], text: impl Fn(T) -> &'static str) -> String {
     let list: Vec<String> = all.iter().map(|v| format!("'{}'", text(*v))).collect();
     format!("{column} IN ({})", list.join(", "))
+}
+
+/// The migrations from version `found` on, as one batch run inside the
+/// migration's transaction.
+fn migrations(s: &str, found: i64) -> String {
+    let mut batch = String::new();
+    if found < 2 {
+        let kind = check_in("kind", EntryKind::ALL, EntryKind::as_str);
+        batch.push_str(&format!(
+            "ALTER TABLE {s}.step_executions DROP CONSTRAINT step_executions_kind_check,
+                 ADD CONSTRAINT step_executions_kind_check CHECK ({kind});"
+        ));
+    }
+    batch.push_str(&format!(
+        "UPDATE {s}.meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"
+    ));
+    batch
 }
 
 fn ddl(s: &str) -> String {

@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
-    Claimed, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered, Request,
+    Claimed, Entry, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered, Request,
     Transition, Unfinished, WorkflowRow,
 };
 
@@ -162,6 +162,16 @@ impl SqliteStore {
     pub(crate) async fn load_execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRow>> {
         let id = id.clone();
         self.read(move |conn| queries::load_execution(conn, &id))
+            .await
+    }
+
+    pub(crate) async fn load_journal(&self, id: &ExecutionId) -> Result<Vec<Entry>> {
+        let id = id.clone();
+        self.read(move |conn| queries::load_journal(conn, &id)).await
+    }
+
+    pub(crate) async fn unfinished_page(&self, after: String, limit: u32) -> Result<Vec<Loaded>> {
+        self.read(move |conn| queries::unfinished_page(conn, &after, limit))
             .await
     }
 

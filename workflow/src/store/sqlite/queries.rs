@@ -13,8 +13,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    Entry, ExecutionRow, Inserted, Interner, NewExecution, Request, Transition, Unfinished,
-    WorkflowRow,
+    Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Request, Transition,
+    Unfinished, WorkflowRow,
 };
 
 pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite::Result<Inserted> {
@@ -113,6 +113,29 @@ pub(super) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Res
         });
     }
     Ok(entries)
+}
+
+/// Up to `limit` unfinished executions with ids after `after`, in id
+/// order, each with its journal: what the pre-deploy check replays.
+pub(super) fn unfinished_page(
+    conn: &Connection,
+    after: &str,
+    limit: u32,
+) -> rusqlite::Result<Vec<Loaded>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM workflow_executions
+             WHERE id > ?1 AND status NOT IN ('completed', 'failed', 'cancelled')
+             ORDER BY id LIMIT ?2"
+        ))?
+        .query_map(params![after, limit], execution_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|row| {
+            let journal = load_journal(conn, &row.id)?;
+            Ok(Loaded { row, journal })
+        })
+        .collect()
 }
 
 /// Sets an execution's status, with its output, error, reason or wake time.

@@ -19,7 +19,15 @@ use crate::store::{Durability, FileOptions, IntegrityCheck};
 pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+///
+/// 1: the first release. 2: journal entries of kind `patch` (the markers
+/// of `Context::patched`).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// The oldest schema version an admin or snapshot open reads without
+/// migrating (they never migrate: a worker of an older build may still run
+/// on the file). Version 2 only widened a CHECK constraint.
+pub(crate) const READS_SINCE: i64 = 1;
 
 /// The page size of the files this build creates (SQLite's default is 4096).
 ///
@@ -353,7 +361,7 @@ pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connect
     )?;
     writer.busy_timeout(busy_timeout)?;
     let version: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version != SCHEMA_VERSION {
+    if !(READS_SINCE..=SCHEMA_VERSION).contains(&version) {
         return Err(Error::SchemaMismatch {
             path: path.display().to_string(),
             found: version,
@@ -415,6 +423,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         if version < 1 {
             conn.execute_batch(&schema_v1())?;
         }
+        if version < 2 {
+            conn.execute_batch(&schema_v2())?;
+        }
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
@@ -435,7 +446,8 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
 fn schema_v1() -> String {
     let execution_status = ExecutionStatus::sql_check("status");
     let step_status = StepStatus::sql_check("status");
-    let kind = EntryKind::sql_check("kind");
+    // As version 1 had it; version 2 widens it.
+    let kind = "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random'";
     let attempt_status = AttemptStatus::sql_check("status");
     let pause_cause = PauseCause::sql_check("pause_cause");
     let admin_action = AdminAction::sql_check("action");
@@ -547,6 +559,39 @@ fn schema_v1() -> String {
             error_message  TEXT,
             PRIMARY KEY (execution_id, position, attempt)
         ) STRICT, WITHOUT ROWID;
+        "
+    )
+}
+
+/// Version 2: `step_executions` allows every kind of this build (a CHECK
+/// constraint cannot be altered in place, so the table is rebuilt: one
+/// copy of the journal, inside the migration's transaction).
+fn schema_v2() -> String {
+    let step_status = StepStatus::sql_check("status");
+    let kind = EntryKind::sql_check("kind");
+    format!(
+        "
+        CREATE TABLE step_executions_v2 (
+            execution_id   TEXT NOT NULL,
+            position       INTEGER NOT NULL,
+            branch         TEXT NOT NULL DEFAULT '',
+            local          INTEGER NOT NULL,
+            kind           TEXT NOT NULL CHECK ({kind}),
+            name           TEXT NOT NULL,
+            occurrence     INTEGER NOT NULL,
+            status         TEXT NOT NULL CHECK ({step_status}),
+            attempts       INTEGER NOT NULL DEFAULT 0,
+            output         BLOB,
+            error          BLOB,
+            error_message  TEXT,
+            wake_at        INTEGER,
+            started_at     INTEGER NOT NULL,
+            completed_at   INTEGER,
+            PRIMARY KEY (execution_id, position)
+        ) STRICT, WITHOUT ROWID;
+        INSERT INTO step_executions_v2 SELECT * FROM step_executions;
+        DROP TABLE step_executions;
+        ALTER TABLE step_executions_v2 RENAME TO step_executions;
         "
     )
 }

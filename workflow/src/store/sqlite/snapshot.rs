@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::schema::{self, Probe, SCHEMA_VERSION};
+use super::schema::{self, Probe, READS_SINCE, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 
 /// Two read-only connections (the writer thread's and the reader) on `path`
@@ -57,7 +57,7 @@ pub(super) fn open(path: &Path, busy_timeout: Duration) -> Result<(Connection, C
         r.get::<_, i64>(0)
     })?;
     let version: i64 = reader.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version != SCHEMA_VERSION {
+    if !(READS_SINCE..=SCHEMA_VERSION).contains(&version) {
         return Err(Error::SchemaMismatch {
             path: shown,
             found: version,
