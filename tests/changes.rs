@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use replayflow::check::CheckProblem;
@@ -132,8 +132,15 @@ both_stores!(
                 (EntryKind::Sleep, "sleep".into()),
             ]
         );
-        assert_eq!(kinds(&rt, "new").await[1], (EntryKind::Patch, "wallet".into()));
-        assert_eq!(CARD.load(Ordering::SeqCst), 1, "a journaled payment ran again");
+        assert_eq!(
+            kinds(&rt, "new").await[1],
+            (EntryKind::Patch, "wallet".into())
+        );
+        assert_eq!(
+            CARD.load(Ordering::SeqCst),
+            1,
+            "a journaled payment ran again"
+        );
         assert_eq!(WALLET.load(Ordering::SeqCst), 2);
         rt.shutdown().await.unwrap();
         drop(rt);
@@ -164,7 +171,11 @@ both_stores!(
         clock.advance(HOUR * 10);
         assert_eq!(within(output(&rt, "new")).await, "wallet 3");
         assert_eq!(CARD.load(Ordering::SeqCst), 1);
-        assert_eq!(WALLET.load(Ordering::SeqCst), 3, "a journaled payment ran again");
+        assert_eq!(
+            WALLET.load(Ordering::SeqCst),
+            3,
+            "a journaled payment ran again"
+        );
         rt.shutdown().await.unwrap();
     }
 );
@@ -230,7 +241,9 @@ async fn quote(ctx: Context) -> Result<String, AnyError> {
 
 #[workflow]
 async fn bill(ctx: Context) -> Result<u32, AnyError> {
-    let n = ctx.step("invoice", || async { Ok::<_, AnyError>(7u32) }).await?;
+    let n = ctx
+        .step("invoice", || async { Ok::<_, AnyError>(7u32) })
+        .await?;
     ctx.sleep(HOUR).await;
     Ok(n)
 }
@@ -276,7 +289,10 @@ both_stores!(
         let quote_message = report.findings[0].message.clone();
         assert!(quote_message.contains("price"), "{quote_message}");
         assert_eq!(
-            rt.check_execution("bill-1").await.unwrap().map(|f| f.message),
+            rt.check_execution("bill-1")
+                .await
+                .unwrap()
+                .map(|f| f.message),
             None
         );
         // Nothing ran and nothing was written.
@@ -290,7 +306,11 @@ both_stores!(
             let info = wait_for_status(&rt, id, ExecutionStatus::Paused).await;
             assert_eq!(info.error_message.as_ref(), Some(message), "{id}");
         }
-        assert_eq!(SHIP_BODIES.load(Ordering::SeqCst), 1, "a step ran past a park");
+        assert_eq!(
+            SHIP_BODIES.load(Ordering::SeqCst),
+            1,
+            "a step ran past a park"
+        );
         rt.shutdown().await.unwrap();
     }
 );
@@ -365,16 +385,29 @@ async fn a_workflow_no_longer_registered_is_reported_and_a_fixture_replays_in_a_
     ));
     assert_eq!((std::fs::read(db.path()).unwrap(), files()), before);
 
-    let rt = Runtime::builder().path(db.path()).admin().open().await.unwrap();
+    let rt = Runtime::builder()
+        .path(db.path())
+        .admin()
+        .open()
+        .await
+        .unwrap();
     let report = rt.check().await.unwrap();
     assert_eq!(report.checked, 2);
     assert_eq!(report.findings.len(), 1, "{report}");
     let finding = &report.findings[0];
     assert_eq!(
         (finding.id.as_str(), finding.problem, finding.status),
-        ("retired-1", CheckProblem::UnknownWorkflow, ExecutionStatus::Sleeping)
+        (
+            "retired-1",
+            CheckProblem::UnknownWorkflow,
+            ExecutionStatus::Sleeping
+        )
     );
-    assert!(finding.message.contains("`gone` is not registered"), "{}", finding.message);
+    assert!(
+        finding.message.contains("`gone` is not registered"),
+        "{}",
+        finding.message
+    );
     let json = report.to_json();
     assert_eq!(json["findings"][0]["problem"], "unknown_workflow");
 }

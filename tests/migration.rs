@@ -54,7 +54,12 @@ async fn a_first_release_database_is_read_by_an_admin_and_migrated_by_a_worker()
     assert_eq!(user_version(&db), 1);
 
     // An admin reads it as it is: no migration under a worker of the old build.
-    let admin = Runtime::builder().path(db.path()).admin().open().await.unwrap();
+    let admin = Runtime::builder()
+        .path(db.path())
+        .admin()
+        .open()
+        .await
+        .unwrap();
     let info = admin.status("done-1").await.unwrap();
     assert_eq!(info.status, ExecutionStatus::Completed);
     assert_eq!(info.output.unwrap().decode::<String>().unwrap(), "apple x5");
@@ -77,7 +82,10 @@ async fn a_first_release_database_is_read_by_an_admin_and_migrated_by_a_worker()
     // A patch marker, a kind version 1 refused, is written.
     let handle = marked::start(&rt, "marked-1").await.unwrap();
     assert!(within(handle.result()).await.unwrap());
-    assert_eq!(rt.status("marked-1").await.unwrap().steps[0].kind, EntryKind::Patch);
+    assert_eq!(
+        rt.status("marked-1").await.unwrap().steps[0].kind,
+        EntryKind::Patch
+    );
     rt.shutdown().await.unwrap();
 }
 

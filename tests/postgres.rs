@@ -498,3 +498,65 @@ async fn the_reaper_waits_for_a_fenced_batch_and_a_later_batch_is_refused() {
     batch.batch_execute("ROLLBACK").await.expect("rollback");
     rt.shutdown().await.expect("shutdown");
 }
+
+#[workflow]
+async fn marked(ctx: Context) -> Result<bool, AnyError> {
+    Ok(ctx.patched("after-migration").await)
+}
+
+/// A schema as the first release left it: version 1, whose journal refused
+/// entries of kind `patch`.
+async fn downgrade_to_v1(db: &PgDb) {
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "ALTER TABLE step_executions DROP CONSTRAINT step_executions_kind_check,
+                 ADD CONSTRAINT step_executions_kind_check
+                 CHECK (kind IN ('step', 'sleep', 'now', 'random'));
+             UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+        )
+        .await
+        .expect("downgrade");
+}
+
+async fn schema_version(db: &PgDb) -> String {
+    let client = db.client().await;
+    client
+        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+        .await
+        .expect("version")
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_release_schema_is_read_by_an_admin_and_migrated_by_a_worker() {
+    let Some(db) = PgDb::new("migrate").await else {
+        return;
+    };
+    let rt = db.builder().open().await.expect("open");
+    let out = within(pay::start(&rt, "pay-old", 1, 2).await.unwrap().result()).await;
+    assert_eq!(out.unwrap(), "charged 3");
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    downgrade_to_v1(&db).await;
+
+    // An admin reads it and leaves it as it is.
+    let admin = db.builder().admin().open().await.expect("admin open");
+    assert_eq!(
+        admin.status("pay-old").await.unwrap().status,
+        ExecutionStatus::Completed
+    );
+    drop(admin);
+    assert_eq!(schema_version(&db).await, "1");
+
+    // Workers opening at once migrate it once.
+    let (a, b) = tokio::join!(db.builder().open(), db.builder().open());
+    let (a, b) = (a.expect("worker a"), b.expect("worker b"));
+    assert_eq!(schema_version(&db).await, "2");
+    let handle = marked::start(&a, "marked-1").await.unwrap();
+    assert!(within(handle.result()).await.unwrap());
+    let steps = a.status("marked-1").await.unwrap().steps;
+    assert_eq!(steps[0].kind, replayflow::EntryKind::Patch);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

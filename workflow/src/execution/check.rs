@@ -84,7 +84,10 @@ impl Engine {
     }
 
     /// Replays one execution dry; `Ok(None)` when it is unknown or finished.
-    pub(crate) async fn check_one(self: &Arc<Self>, id: &ExecutionId) -> Result<Option<CheckFinding>> {
+    pub(crate) async fn check_one(
+        self: &Arc<Self>,
+        id: &ExecutionId,
+    ) -> Result<Option<CheckFinding>> {
         let Some(row) = self.store.load_execution(id).await? else {
             return Err(crate::Error::NotFound(id.clone()));
         };
@@ -115,7 +118,10 @@ impl Engine {
             return Some(finding(CheckProblem::UnknownWorkflow, message));
         };
         let options = start_options(&row);
-        let polls = journal.len().saturating_mul(POLLS_PER_ENTRY).saturating_add(64);
+        let polls = journal
+            .len()
+            .saturating_mul(POLLS_PER_ENTRY)
+            .saturating_add(64);
         let exec = Arc::new(Execution::new(
             Arc::clone(self),
             descriptor.name,
@@ -161,16 +167,12 @@ impl Engine {
                 CheckProblem::Panics,
                 format!("the workflow panicked in replay: {panic}"),
             )),
-            Ok(outcome) => {
-                if let Some(reason) = unreached_reason(&exec) {
-                    return Some(finding(CheckProblem::Nondeterminism, reason));
-                }
-                match outcome {
-                    WorkflowOutcome::Undecodable(message) => {
-                        Some(finding(CheckProblem::Undecodable, message))
-                    }
-                    _ => None,
-                }
+            // As `finish` decides: an input that no longer decodes first.
+            Ok(WorkflowOutcome::Undecodable(message)) => {
+                Some(finding(CheckProblem::Undecodable, message))
+            }
+            Ok(_) => {
+                unreached_reason(&exec).map(|reason| finding(CheckProblem::Nondeterminism, reason))
             }
         }
     }

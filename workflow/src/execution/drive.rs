@@ -229,7 +229,10 @@ async fn drive(
 }
 
 async fn finish(exec: &Execution, outcome: WorkflowOutcome) {
-    if let Some(reason) = unreached_reason(exec) {
+    // The input no longer decodes: the body never ran, so what it did not
+    // reach says nothing.
+    let undecodable = matches!(outcome, WorkflowOutcome::Undecodable(_));
+    if let Some(reason) = unreached_reason(exec).filter(|_| !undecodable) {
         tracing::warn!(execution = %exec.id, %reason, "execution paused");
         let transition = Transition::paused(PauseCause::Nondeterminism, reason);
         exec.engine

@@ -102,7 +102,12 @@ impl Recorded {
 
     /// Takes the entry at `local` in `branch` when `wanted` accepts it;
     /// otherwise leaves it in place.
-    fn take_if(&mut self, branch: &Arc<str>, local: u32, wanted: impl FnOnce(&Entry) -> bool) -> Option<Entry> {
+    fn take_if(
+        &mut self,
+        branch: &Arc<str>,
+        local: u32,
+        wanted: impl FnOnce(&Entry) -> bool,
+    ) -> Option<Entry> {
         let found = self.find(branch, local, wanted);
         if found.is_some() {
             self.left -= 1;
@@ -137,7 +142,6 @@ impl Recorded {
         }
         None
     }
-
 
     /// What was never taken, by position.
     fn drain(&mut self) -> Vec<Entry> {
@@ -232,7 +236,10 @@ impl Execution {
         // A patch marker no call asks for (its `patched` call was removed
         // once no execution took the old path): passed over, in the same
         // way on every replay.
-        while recorded.as_ref().is_some_and(|e| e.kind == EntryKind::Patch) {
+        while recorded
+            .as_ref()
+            .is_some_and(|e| e.kind == EntryKind::Patch)
+        {
             let b = c.branch(branch);
             local = b.next;
             b.next += 1;
@@ -263,9 +270,9 @@ impl Execution {
         let mut guard = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let c = &mut *guard;
         let local = c.branch(branch).next;
-        let marked = c
-            .journal
-            .take_if(branch, local, |e| e.kind == EntryKind::Patch && *e.name == *id);
+        let marked = c.journal.take_if(branch, local, |e| {
+            e.kind == EntryKind::Patch && *e.name == *id
+        });
         if marked.is_none() && (c.journal.left > 0 || !record) {
             return PatchPlace::Passed;
         }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
-use super::engine::Engine;
 use super::check::Dry;
+use super::engine::Engine;
 use super::replay::Cursor;
 use crate::check::CheckProblem;
 use crate::codec::Codec;

@@ -25,8 +25,8 @@ use crate::error::{DatabaseError, Error, Result};
 use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
-    Claimed, Durability, Entry, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered,
-    Request, Transition, Unfinished, WorkflowRow,
+    Claimed, Durability, Entry, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution,
+    Registered, Request, Transition, Unfinished, WorkflowRow,
 };
 
 type PgResult<T> = std::result::Result<T, PgError>;

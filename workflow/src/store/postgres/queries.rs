@@ -128,7 +128,9 @@ pub(super) async fn load_execution(
 pub(super) async fn load_journal(client: &Client, id: &ExecutionId) -> PgResult<Vec<Entry>> {
     let rows = query(
         client,
-        &format!("SELECT {ENTRY_COLUMNS} FROM step_executions WHERE execution_id = $1 ORDER BY position"),
+        &format!(
+            "SELECT {ENTRY_COLUMNS} FROM step_executions WHERE execution_id = $1 ORDER BY position"
+        ),
         &[&id.as_str()],
     )
     .await?;
@@ -211,7 +213,9 @@ pub(super) async fn unfinished_page(
         let Some(loaded) = page.get_mut(at) else {
             break;
         };
-        loaded.journal.push(entry_row(r, 1, &mut names, &mut branches)?);
+        loaded
+            .journal
+            .push(entry_row(r, 1, &mut names, &mut branches)?);
     }
     Ok(page)
 }

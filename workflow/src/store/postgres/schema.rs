@@ -68,7 +68,12 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
             tx.batch_execute(&migrations(schema, found))
                 .await
                 .map_err(pg)?;
-            tracing::info!(schema, from = found, to = SCHEMA_VERSION, "migrated the workflow schema");
+            tracing::info!(
+                schema,
+                from = found,
+                to = SCHEMA_VERSION,
+                "migrated the workflow schema"
+            );
         }
         tx.commit().await.map_err(pg)?;
         return Ok(());

@@ -167,7 +167,8 @@ impl SqliteStore {
 
     pub(crate) async fn load_journal(&self, id: &ExecutionId) -> Result<Vec<Entry>> {
         let id = id.clone();
-        self.read(move |conn| queries::load_journal(conn, &id)).await
+        self.read(move |conn| queries::load_journal(conn, &id))
+            .await
     }
 
     pub(crate) async fn unfinished_page(&self, after: String, limit: u32) -> Result<Vec<Loaded>> {

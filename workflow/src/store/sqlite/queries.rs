@@ -13,8 +13,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Request, Transition,
-    Unfinished, WorkflowRow,
+    Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Request, Transition, Unfinished,
+    WorkflowRow,
 };
 
 pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite::Result<Inserted> {
