@@ -411,3 +411,89 @@ async fn a_workflow_no_longer_registered_is_reported_and_a_fixture_replays_in_a_
     let json = report.to_json();
     assert_eq!(json["findings"][0]["problem"], "unknown_workflow");
 }
+
+// ---- type fingerprints ----------------------------------------------------
+
+/// 0: the step returns `Count` (a `u32`); 1: a `u64`, which decodes the
+/// journaled number fine but is another type; 2: `Tally`, declared the
+/// renamed `Count`.
+static COUNT_CODE: AtomicU8 = AtomicU8::new(0);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Count(u32);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[replayflow::renamed_from("changes::Count")]
+struct Tally(u32);
+
+#[workflow]
+async fn count(ctx: Context) -> Result<u64, AnyError> {
+    let n = match COUNT_CODE.load(Ordering::SeqCst) {
+        0 => u64::from(
+            ctx.step("count", || async { Ok::<_, AnyError>(Count(3)) })
+                .await?
+                .0,
+        ),
+        1 => {
+            ctx.step("count", || async { Ok::<_, AnyError>(3u64) })
+                .await?
+        }
+        _ => u64::from(
+            ctx.step("count", || async { Ok::<_, AnyError>(Tally(3)) })
+                .await?
+                .0,
+        ),
+    };
+    ctx.sleep(HOUR).await;
+    Ok(n)
+}
+
+both_stores!(
+    a_value_read_as_another_type_parks_naming_both_unless_declared_renamed,
+    |db| async move {
+        COUNT_CODE.store(0, Ordering::SeqCst);
+        let clock = clock();
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        count::start(&rt, "count-1").await.unwrap();
+        count::start(&rt, "count-2").await.unwrap();
+        wait_for_status(&rt, "count-1", ExecutionStatus::Sleeping).await;
+        wait_for_status(&rt, "count-2", ExecutionStatus::Sleeping).await;
+        rt.shutdown().await.unwrap();
+        drop(rt);
+
+        COUNT_CODE.store(1, Ordering::SeqCst);
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        let report = rt.check().await.unwrap();
+        assert_eq!(report.findings.len(), 2, "{report}");
+        let message = report.findings[0].message.clone();
+        assert_eq!(report.findings[0].problem, CheckProblem::Undecodable);
+        assert!(
+            message.contains(
+                "the output of step `count#0` in workflow `count` was journaled as `changes::Count` and is now read as `u64`"
+            ),
+            "{message}"
+        );
+        // Parked with those words, though `3` decodes as a u64.
+        rt.resume("count-1").await.unwrap();
+        let info = wait_for_status(&rt, "count-1", ExecutionStatus::Paused).await;
+        assert_eq!(info.error_message.as_deref(), Some(message.as_str()));
+        rt.shutdown().await.unwrap();
+        drop(rt);
+
+        // Declared renamed: the value decodes and the execution runs on.
+        COUNT_CODE.store(2, Ordering::SeqCst);
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        let report = rt.check().await.unwrap();
+        assert!(report.passed(), "{report}");
+        clock.advance(HOUR * 2);
+        assert_eq!(within(output_u64(&rt, "count-2")).await, 3);
+        rt.resume("count-1").await.unwrap();
+        assert_eq!(within(output_u64(&rt, "count-1")).await, 3);
+        rt.shutdown().await.unwrap();
+    }
+);
+
+async fn output_u64(rt: &Runtime, id: &str) -> u64 {
+    let info = wait_for_status(rt, id, ExecutionStatus::Completed).await;
+    info.output.unwrap().decode().unwrap()
+}

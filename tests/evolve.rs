@@ -108,7 +108,9 @@ fn the_check_reports_exactly_what_the_new_build_parks_and_with_the_same_words() 
         message("removed-1")
     );
     assert!(
-        message("output_incompatible-1").contains("price"),
+        message("output_incompatible-1").contains(
+            "was journaled as `evolve_v1::Quote` and is now read as `evolve_v2::TextQuote`"
+        ),
         "{}",
         message("output_incompatible-1")
     );

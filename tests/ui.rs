@@ -1,4 +1,4 @@
-//! Compile tests of `#[workflow]` and `#[step]`: every valid form compiles (and runs), and
+//! Compile tests of `#[workflow]`, `#[step]` and `#[renamed_from]`: every valid form compiles (and runs), and
 //! each mistake is reported on the offending token with a message worth reading.
 //!
 //! The determinism lint of `#[workflow]` warns rather than fails, so its cases
@@ -15,4 +15,6 @@ fn ui() {
     cases.pass("tests/ui/workflow/pass/*.rs");
     cases.compile_fail("tests/ui/step/fail/*.rs");
     cases.compile_fail("tests/ui/workflow/fail/*.rs");
+    cases.pass("tests/ui/renamed/pass/*.rs");
+    cases.compile_fail("tests/ui/renamed/fail/*.rs");
 }

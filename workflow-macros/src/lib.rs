@@ -11,6 +11,7 @@ mod errors;
 mod expand;
 mod lint;
 mod parse;
+mod renamed;
 mod validate;
 
 use errors::Errors;
@@ -308,4 +309,36 @@ fn step_attribute(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
 fn unchanged_with(item: TokenStream2, error: syn::Error) -> TokenStream2 {
     let error = error.into_compile_error();
     quote!(#item #error)
+}
+
+/// Declares that a type whose values the journal holds was renamed (or
+/// moved to another module), so that values journaled under its former
+/// name decode into it instead of parking their executions.
+///
+/// The journal records which type wrote each step's output or error (its
+/// `std::any::type_name`), and a replay into a type of another name parks
+/// the execution, naming both, rather than decoding one type into another
+/// by luck. A rename on purpose is declared on the type with its former
+/// full name, as the park message shows it:
+///
+/// ```ignore
+/// #[derive(Serialize, Deserialize)]
+/// #[replayflow::renamed_from("shop::orders::Quote")]
+/// struct PriceQuote {
+///     price: u32,
+/// }
+/// ```
+///
+/// Several former names may be listed. The type must not be generic (its
+/// name depends on its parameters); declare a concrete alias instead.
+#[proc_macro_attribute]
+pub fn renamed_from(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item2: TokenStream2 = item.clone().into();
+    match renamed::expand(args.into(), item2.clone()) {
+        Ok(out) => out.into(),
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#item2 #error).into()
+        }
+    }
 }

@@ -124,7 +124,7 @@ pub use record::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, PruneReport,
     RequestId, RequestState, StepKey, StepRecord, SupersededStep,
 };
-pub use replayflow_macros::{step, workflow};
+pub use replayflow_macros::{renamed_from, step, workflow};
 pub use retry::RetryPolicy;
 pub use runtime::{Runtime, Workflow};
 pub use status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus};

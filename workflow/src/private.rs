@@ -16,7 +16,7 @@ pub use ::serde;
 pub use crate::codec::Payload;
 use crate::error::{CodecError, Error, StepFailure};
 pub use crate::execution::{
-    BoxFuture, Context, Registration, StepMeta, WorkflowDescriptor, WorkflowOutcome,
+    BoxFuture, Context, Registration, StepMeta, TypeRename, WorkflowDescriptor, WorkflowOutcome,
 };
 use crate::handle::Handle;
 use crate::options::StartOptions;

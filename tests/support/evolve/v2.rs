@@ -61,7 +61,11 @@ async fn reordered(ctx: Context) -> Result<String, AnyError> {
     Ok(a + &b)
 }
 
+/// The same type as the old build's `Quote`; the two builds here are two
+/// crates, so its full name changed too, which the journal would otherwise
+/// refuse.
 #[derive(Serialize, Deserialize)]
+#[replayflow::renamed_from("evolve_v1::Quote")]
 struct Quote {
     price: u32,
     #[serde(default)]
@@ -88,7 +92,7 @@ async fn output_compatible(ctx: Context) -> Result<u32, AnyError> {
     Ok(quote.price + u32::from(quote.currency.is_some()))
 }
 
-/// The price became text: the journaled number no longer decodes; parks.
+/// The quote became another type (its price text): parks, naming both.
 #[workflow]
 async fn output_incompatible(ctx: Context) -> Result<u32, AnyError> {
     let quote = ctx

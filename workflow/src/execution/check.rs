@@ -8,6 +8,7 @@
 //! goes through the very code a real replay does and reports the same
 //! reasons.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,9 @@ use crate::store::Loaded;
 /// What a dry replay found.
 #[derive(Default)]
 pub(crate) struct Dry {
+    /// The database's type names (read once per check: a dry replay
+    /// reads nothing while it runs).
+    pub(super) type_names: Arc<HashMap<i32, String>>,
     /// The first thing that would park or fail the execution.
     finding: Mutex<Option<(CheckProblem, String)>>,
     /// Whether a call reached past the end of the journal.
@@ -35,6 +39,13 @@ pub(crate) struct Dry {
 }
 
 impl Dry {
+    pub(super) fn new(type_names: Arc<HashMap<i32, String>>) -> Dry {
+        Dry {
+            type_names,
+            ..Dry::default()
+        }
+    }
+
     pub(super) fn found(&self, problem: CheckProblem, message: String) {
         let mut finding = self.finding.lock().unwrap_or_else(|p| p.into_inner());
         finding.get_or_insert((problem, message));
@@ -60,6 +71,7 @@ impl Engine {
     /// Replays every unfinished execution dry, in id order.
     pub(crate) async fn check(self: &Arc<Self>) -> Result<CheckReport> {
         let mut report = CheckReport::default();
+        let names = Arc::new(self.store.type_names().await?);
         let mut after = String::new();
         loop {
             let page = self.store.unfinished_page(after.clone(), PAGE).await?;
@@ -70,7 +82,7 @@ impl Engine {
             let full = page.len() == PAGE as usize;
             for loaded in page {
                 report.checked += 1;
-                if let Some(finding) = self.dry_replay(loaded) {
+                if let Some(finding) = self.dry_replay(loaded, &names) {
                     report.findings.push(finding);
                 }
             }
@@ -95,13 +107,18 @@ impl Engine {
             return Ok(None);
         }
         let journal = self.store.load_journal(id).await?;
-        Ok(self.dry_replay(Loaded { row, journal }))
+        let names = Arc::new(self.store.type_names().await?);
+        Ok(self.dry_replay(Loaded { row, journal }, &names))
     }
 
     /// Replays one loaded execution dry: what would park, fail or panic it
     /// on this build, if anything. Synchronous: every journaled call is
     /// ready at once, and the first call past the journal pends for good.
-    fn dry_replay(self: &Arc<Self>, loaded: Loaded) -> Option<CheckFinding> {
+    fn dry_replay(
+        self: &Arc<Self>,
+        loaded: Loaded,
+        names: &Arc<HashMap<i32, String>>,
+    ) -> Option<CheckFinding> {
         let Loaded { row, journal } = loaded;
         let finding = |problem, message| CheckFinding {
             id: row.id.clone(),
@@ -132,7 +149,7 @@ impl Engine {
                 retry: options.retry.unwrap_or(self.defaults.retry),
                 journal,
                 recovered: false,
-                dry: true,
+                dry: Some(Arc::clone(names)),
             },
         ));
         let ctx = Context {

@@ -48,3 +48,15 @@ pub enum WorkflowOutcome {
 pub struct Registration(pub fn() -> &'static WorkflowDescriptor);
 
 inventory::collect!(Registration);
+
+/// A value type declared renamed (`#[replayflow::renamed_from("old")]`):
+/// values journaled under the old name decode as this type.
+#[doc(hidden)]
+pub struct TypeRename {
+    /// The type's name as [`std::any::type_name`] gave it before.
+    pub from: &'static str,
+    /// The type's name now.
+    pub to: fn() -> &'static str,
+}
+
+inventory::collect!(TypeRename);

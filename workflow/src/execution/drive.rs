@@ -135,7 +135,7 @@ impl Engine {
             retry: ready.options.retry.unwrap_or(self.defaults.retry),
             journal: ready.journal,
             recovered,
-            dry: false,
+            dry: None,
         };
         let exec = Arc::new(Execution::new(
             Arc::clone(self),

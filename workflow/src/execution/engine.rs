@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::descriptor::TypeRename;
 use super::descriptor::WorkflowDescriptor;
 use super::scheduler::Timers;
 use super::state::Execution;
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::record::{ExecutionId, to_millis};
 use crate::retry::RetryPolicy;
 use crate::status::ExecutionStatus;
-use crate::store::{Registered, Store, Transition};
+use crate::store::{KnownTypes, Registered, Store, Transition, TypeTag};
 
 /// Runtime-wide defaults, from the builder.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +60,10 @@ pub(crate) struct Engine {
     shutting_down: AtomicBool,
     /// Opened as an admin: reads, and records requests for the worker.
     pub admin: bool,
+    /// Types whose names this runtime has recorded in the database.
+    known_types: KnownTypes,
+    /// Renamed value types: (old name, new name), from `#[renamed_from]`.
+    renames: HashSet<(&'static str, &'static str)>,
 }
 
 impl Drop for Engine {
@@ -115,7 +120,33 @@ impl Engine {
             storage_holds: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             admin,
+            known_types: KnownTypes::default(),
+            renames: inventory::iter::<TypeRename>
+                .into_iter()
+                .map(|r| (r.from, (r.to)()))
+                .collect(),
         }
+    }
+
+    /// Records `tag`'s name in the database the first time this runtime
+    /// journals a value of it, so that a mismatch can name it.
+    pub(crate) async fn note_type(&self, tag: TypeTag) {
+        if self.known_types.contains(tag.hash) {
+            return;
+        }
+        match self.store.insert_type(tag).await {
+            Ok(()) => self.known_types.insert(tag.hash),
+            Err(e) => {
+                tracing::warn!(type_name = tag.name, error = %e, "cannot record the name of a journaled type")
+            }
+        }
+    }
+
+    /// Whether type `old` was declared renamed to `new`.
+    pub(crate) fn renamed(&self, old: &str, new: &'static str) -> bool {
+        self.renames
+            .iter()
+            .any(|(from, to)| *from == old && *to == new)
     }
 
     /// Wall time now, in Unix milliseconds.

@@ -23,7 +23,7 @@ mod step;
 
 pub use attempt::{StepContext, permanent};
 pub use context::Context;
-pub use descriptor::{BoxFuture, Registration, WorkflowDescriptor, WorkflowOutcome};
+pub use descriptor::{BoxFuture, Registration, TypeRename, WorkflowDescriptor, WorkflowOutcome};
 pub(crate) use engine::{Defaults, Ended, Engine, Registry, WatchGuard};
 pub use step::StepMeta;
 pub(crate) use step::call_step;

@@ -372,6 +372,7 @@ mod tests {
             wake_at: None,
             branch: Arc::from(branch),
             local,
+            value_type: None,
         }
     }
 

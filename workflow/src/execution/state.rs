@@ -16,7 +16,7 @@ use crate::codec::Codec;
 use crate::record::{ExecutionId, from_millis};
 use crate::retry::RetryPolicy;
 use crate::status::{ExecutionStatus, PauseCause};
-use crate::store::{Entry, JournalOp, Transition};
+use crate::store::{Entry, JournalOp, Transition, TypeTag};
 
 /// The shared state of one running execution.
 pub(crate) struct Execution {
@@ -54,8 +54,9 @@ pub(crate) struct Launch {
     pub journal: Vec<Entry>,
     /// Taken over after an unclean end.
     pub recovered: bool,
-    /// Replayed dry, for the pre-deploy check.
-    pub dry: bool,
+    /// Replayed dry, for the pre-deploy check, with the database's type
+    /// names.
+    pub dry: Option<Arc<std::collections::HashMap<i32, String>>>,
 }
 
 impl Execution {
@@ -73,7 +74,7 @@ impl Execution {
             interrupt: Notify::new(),
             recovered: AtomicBool::new(launch.recovered),
             ending: AtomicBool::new(false),
-            dry: launch.dry.then(Dry::default),
+            dry: launch.dry.map(Dry::new),
         }
     }
 
@@ -253,6 +254,40 @@ impl Execution {
         self.stop.notify_one();
         std::future::pending::<()>().await;
         unreachable!("a pending future never completes")
+    }
+
+    /// Parks the execution when the journaled value described by `what` was
+    /// written by another type than `V` ([`TypeTag`]), unless that type was
+    /// declared renamed to `V` (`#[replayflow::renamed_from]`). Values
+    /// journaled without a type pass.
+    pub(crate) async fn check_type<V>(&self, recorded: Option<i32>, what: impl FnOnce() -> String) {
+        let Some(hash) = recorded else {
+            return;
+        };
+        let tag = TypeTag::of::<V>();
+        if hash == tag.hash {
+            return;
+        }
+        let written = match &self.dry {
+            Some(dry) => dry.type_names.get(&hash).cloned(),
+            None => self.engine.store.type_name(hash).await.ok().flatten(),
+        };
+        if written
+            .as_deref()
+            .is_some_and(|old| self.engine.renamed(old, tag.name))
+        {
+            return;
+        }
+        let written = match written {
+            Some(name) => format!("`{name}`"),
+            None => format!("a type this database has no name for (fingerprint {hash:#010x})"),
+        };
+        let reason = format!(
+            "{} was journaled as {written} and is now read as `{}`; another type would decode it only by luck. Resume it with code that reads the type that wrote it, or declare a renamed type with #[replayflow::renamed_from(\"...\")]",
+            what(),
+            tag.name
+        );
+        self.park_for(PauseCause::Undecodable, reason).await
     }
 
     /// Decodes a journaled value, or parks the execution when it no longer

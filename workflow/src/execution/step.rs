@@ -21,7 +21,7 @@ use crate::error::StepFailure;
 use crate::record::StepKey;
 use crate::retry::{Retry, RetryPolicy};
 use crate::status::{EntryKind, PauseCause, StepStatus};
-use crate::store::{AttemptEnd, EntryAt, JournalOp};
+use crate::store::{AttemptEnd, EntryAt, JournalOp, TypeTag};
 
 /// A `#[step]`'s options as written on its attribute; unset ones fall through
 /// to the execution's and the runtime's defaults at run time.
@@ -141,6 +141,7 @@ enum Ending {
         output: Vec<u8>,
         ended: i64,
         log_attempt: bool,
+        value_type: TypeTag,
     },
     /// Another attempt follows at `at`; `durable` when the execution may
     /// be suspended meanwhile (then the write is waited for).
@@ -153,7 +154,11 @@ enum Ending {
     /// cannot hold): a later replay runs the step again.
     Interrupted(String),
     /// The step failed for good with this encoded error.
-    Failed { message: String, error: Vec<u8> },
+    Failed {
+        message: String,
+        error: Vec<u8>,
+        value_type: TypeTag,
+    },
 }
 
 impl StepCall {
@@ -289,6 +294,8 @@ impl Step<'_> {
                         format!("completed step `{}` has no output in the journal", self.key);
                     exec.park_for(PauseCause::Undecodable, reason).await
                 };
+                exec.check_type::<T>(entry.value_type, self.what_output())
+                    .await;
                 let value = exec.decode_or_park(bytes, self.what_output()).await;
                 tracing::debug!(step = %self.key, "replayed completed step");
                 Replayed::Done(Ok(value))
@@ -299,6 +306,8 @@ impl Step<'_> {
                     exec.fail(format!("step `{}` failed: {reason}", self.key))
                         .await
                 };
+                exec.check_type::<E>(entry.value_type, self.what_error())
+                    .await;
                 let error = exec.decode_or_park(bytes, self.what_error()).await;
                 tracing::debug!(step = %self.key, "replayed failed step");
                 Replayed::Done(Err(error))
@@ -419,6 +428,7 @@ impl Step<'_> {
             output,
             ended: timing.ended,
             log_attempt: timing.start_recorded || attempt > 1,
+            value_type: TypeTag::of::<T>(),
         };
         self.end(attempt, timing.started, ending).await;
         tracing::debug!(step = %self.key, attempt, "step completed");
@@ -528,6 +538,7 @@ impl Step<'_> {
         let ending = Ending::Failed {
             message: failure.message,
             error: bytes,
+            value_type: TypeTag::of::<E>(),
         };
         self.end(attempt, started, ending).await;
         decoded
@@ -554,7 +565,9 @@ impl Step<'_> {
                 output,
                 ended,
                 log_attempt,
+                value_type,
             } => {
+                self.exec.engine.note_type(value_type).await;
                 let op = JournalOp::CompleteStep {
                     at,
                     attempt,
@@ -562,6 +575,7 @@ impl Step<'_> {
                     output,
                     now: ended,
                     log_attempt,
+                    value_type: value_type.hash,
                 };
                 (op, "the result", true)
             }
@@ -586,11 +600,18 @@ impl Step<'_> {
                 }
                 return;
             }
-            Ending::Failed { message, error } => (
-                fail(at, message, AttemptEnd::Failed(error)),
-                "the failure",
-                true,
-            ),
+            Ending::Failed {
+                message,
+                error,
+                value_type,
+            } => {
+                self.exec.engine.note_type(value_type).await;
+                (
+                    fail(at, message, AttemptEnd::Failed(error, value_type.hash)),
+                    "the failure",
+                    true,
+                )
+            }
         };
         let store = &self.exec.engine.store;
         if !waited {

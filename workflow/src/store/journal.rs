@@ -35,6 +35,59 @@ pub(crate) struct Entry {
     pub wake_at: Option<i64>,
     pub branch: Arc<str>,
     pub local: u32,
+    /// Which type wrote the entry's value ([`TypeTag::hash`]); `None` for
+    /// entries without one, and those written before it was recorded.
+    pub value_type: Option<i32>,
+}
+
+/// Which Rust type wrote a journaled value: a 32-bit FNV-1a hash of its
+/// [`std::any::type_name`], stored with the value, and the name, kept once
+/// per database (`value_types`) so that a mismatch names both types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TypeTag {
+    pub hash: i32,
+    pub name: &'static str,
+}
+
+impl TypeTag {
+    pub(crate) fn of<T: ?Sized>() -> TypeTag {
+        let name = std::any::type_name::<T>();
+        TypeTag {
+            hash: fingerprint(name),
+            name,
+        }
+    }
+}
+
+/// FNV-1a (32 bits) of a type's name: the same in every build that names
+/// the type the same.
+pub(crate) fn fingerprint(name: &str) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in name.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// The types whose names this process has recorded in the database.
+#[derive(Debug, Default)]
+pub(crate) struct KnownTypes(std::sync::Mutex<std::collections::HashSet<i32>>);
+
+impl KnownTypes {
+    pub(crate) fn contains(&self, hash: i32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&hash)
+    }
+
+    pub(crate) fn insert(&self, hash: i32) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash);
+    }
 }
 
 /// Shares one `Arc<str>` among equal strings read one after another: most
@@ -71,8 +124,9 @@ pub(crate) enum AttemptEnd {
     /// a failure the step's error type cannot hold): `retrying` with no wake
     /// time, so a later replay runs the step again, its attempts counting on.
     Interrupted,
-    /// The step failed for good; replay returns this encoded error: `failed`.
-    Failed(Vec<u8>),
+    /// The step failed for good; replay returns this encoded error, of the
+    /// type of this hash ([`TypeTag::hash`]): `failed`.
+    Failed(Vec<u8>, i32),
 }
 
 /// A write to one execution's journal. The store decides how each is
@@ -100,6 +154,8 @@ pub(crate) enum JournalOp {
         output: Vec<u8>,
         now: i64,
         log_attempt: bool,
+        /// [`TypeTag::hash`] of the output's type.
+        value_type: i32,
     },
     /// A failed attempt, with what becomes of its entry.
     FailAttempt {

@@ -11,6 +11,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -404,6 +405,22 @@ impl Store {
 
     pub(crate) async fn load_execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRow>> {
         backend!(self, s => s.load_execution(id).await)
+    }
+
+    /// Records the name of a type whose values the journal holds (once per
+    /// type and database; a name already there stays).
+    pub(crate) async fn insert_type(&self, tag: TypeTag) -> Result<()> {
+        backend!(self, s => s.insert_type(tag).await)
+    }
+
+    /// The name of the type of hash `hash`, if the database has it.
+    pub(crate) async fn type_name(&self, hash: i32) -> Result<Option<String>> {
+        backend!(self, s => s.type_name(hash).await)
+    }
+
+    /// Every type name the database holds, by hash.
+    pub(crate) async fn type_names(&self) -> Result<HashMap<i32, String>> {
+        backend!(self, s => s.type_names().await)
     }
 
     /// The journal of one execution, as replay reads it.

@@ -26,7 +26,7 @@ use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
     Claimed, Durability, Entry, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution,
-    Registered, Request, Transition, Unfinished, WorkflowRow,
+    Registered, Request, Transition, TypeTag, Unfinished, WorkflowRow,
 };
 
 type PgResult<T> = std::result::Result<T, PgError>;
@@ -501,6 +501,36 @@ impl PgStore {
     pub(crate) async fn load_execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRow>> {
         let client = self.client().await?;
         queries::load_execution(&client, id).await.map_err(pg)
+    }
+
+    pub(crate) async fn insert_type(&self, tag: TypeTag) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO value_types (hash, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&tag.hash, &tag.name],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| pg(PgError::from(e)))
+    }
+
+    pub(crate) async fn type_name(&self, hash: i32) -> Result<Option<String>> {
+        let client = self.client().await?;
+        client
+            .query_opt("SELECT name FROM value_types WHERE hash = $1", &[&hash])
+            .await
+            .map(|row| row.map(|r| r.get(0)))
+            .map_err(|e| pg(PgError::from(e)))
+    }
+
+    pub(crate) async fn type_names(&self) -> Result<std::collections::HashMap<i32, String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT hash, name FROM value_types", &[])
+            .await
+            .map_err(|e| pg(PgError::from(e)))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub(crate) async fn load_journal(&self, id: &ExecutionId) -> Result<Vec<Entry>> {

@@ -67,8 +67,8 @@ impl Statements {
                     "WITH {OWNED}
                      INSERT INTO step_executions
                          (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
-                          started_at, completed_at)
-                     SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12 FROM own"
+                          started_at, completed_at, value_type)
+                     SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12, $13 FROM own"
                 ))
                 .await?,
             complete_step_logged: client
@@ -76,12 +76,13 @@ impl Statements {
                     "WITH {OWNED},
                      s AS (INSERT INTO step_executions
                                (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
-                                output, started_at, completed_at)
-                           SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12 FROM own
+                                output, started_at, completed_at, value_type)
+                           SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12, $13 FROM own
                            ON CONFLICT (execution_id, position)
                            DO UPDATE SET status = 'completed', attempts = excluded.attempts,
                                          output = excluded.output, error = NULL,
-                                         completed_at = excluded.completed_at
+                                         completed_at = excluded.completed_at,
+                                         value_type = excluded.value_type
                            RETURNING 1)
                      INSERT INTO step_attempts (execution_id, position, attempt, status, started_at, ended_at)
                      SELECT $1, $3, $9, 'completed', $11, $12 FROM s
@@ -94,12 +95,13 @@ impl Statements {
                     "WITH {OWNED},
                      s AS (INSERT INTO step_executions
                                (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
-                                error, error_message, started_at, completed_at, wake_at)
-                           SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM own
+                                error, error_message, started_at, completed_at, wake_at, value_type)
+                           SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17 FROM own
                            ON CONFLICT (execution_id, position)
                            DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
                                          error = excluded.error, error_message = excluded.error_message,
-                                         completed_at = excluded.completed_at, wake_at = excluded.wake_at
+                                         completed_at = excluded.completed_at, wake_at = excluded.wake_at,
+                                         value_type = excluded.value_type
                            RETURNING 1)
                      INSERT INTO step_attempts
                          (execution_id, position, attempt, status, started_at, ended_at, error_message)
@@ -264,6 +266,7 @@ async fn send(
             output,
             now,
             log_attempt,
+            value_type,
         } => {
             let stmt = if *log_attempt {
                 &st.complete_step_logged
@@ -271,7 +274,7 @@ async fn send(
                 &st.complete_step
             };
             let (place, attempt) = (Place::of(at), n(*attempt));
-            let params = place.with(me, &[&attempt, output, started, now]);
+            let params = place.with(me, &[&attempt, output, started, now, value_type]);
             client.execute(stmt, &params).await
         }
         JournalOp::FailAttempt {
@@ -282,14 +285,18 @@ async fn send(
             end,
             now,
         } => {
-            let (status, error, completed_at, wake_at) = match end {
+            let (status, error, completed_at, wake_at, value_type) = match end {
                 AttemptEnd::RetryAt(retry_at) => {
-                    (StepStatus::Retrying, None, None, Some(*retry_at))
+                    (StepStatus::Retrying, None, None, Some(*retry_at), None)
                 }
-                AttemptEnd::Interrupted => (StepStatus::Retrying, None, None, None),
-                AttemptEnd::Failed(error) => {
-                    (StepStatus::Failed, Some(error.as_slice()), Some(*now), None)
-                }
+                AttemptEnd::Interrupted => (StepStatus::Retrying, None, None, None, None),
+                AttemptEnd::Failed(error, value_type) => (
+                    StepStatus::Failed,
+                    Some(error.as_slice()),
+                    Some(*now),
+                    None,
+                    Some(*value_type),
+                ),
             };
             let (place, attempt) = (Place::of(at), n(*attempt));
             let status = status.as_str();
@@ -304,6 +311,7 @@ async fn send(
                     &completed_at,
                     &wake_at,
                     now,
+                    &value_type,
                 ],
             );
             client.execute(&st.fail_attempt, &params).await

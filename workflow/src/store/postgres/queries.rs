@@ -143,7 +143,7 @@ pub(super) async fn load_journal(client: &Client, id: &ExecutionId) -> PgResult<
 
 const ENTRY_COLUMNS: &str =
     "position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
-     branch, local";
+     branch, local, value_type";
 
 /// An entry read as [`ENTRY_COLUMNS`], from column `at` on.
 fn entry_row(r: &Row, at: usize, names: &mut Interner, branches: &mut Interner) -> PgResult<Entry> {
@@ -160,6 +160,7 @@ fn entry_row(r: &Row, at: usize, names: &mut Interner, branches: &mut Interner) 
         wake_at: r.try_get(at + 9)?,
         branch: branches.get(r.try_get(at + 10)?),
         local: int(r.try_get(at + 11)?)?,
+        value_type: r.try_get(at + 12)?,
     })
 }
 

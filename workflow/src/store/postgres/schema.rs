@@ -13,7 +13,8 @@ use crate::status::{
 /// The schema version this build writes.
 ///
 /// 1: the first release. 2: journal entries of kind `patch` (the markers
-/// of `Context::patched`).
+/// of `Context::patched`), and the type of each journaled value
+/// (`step_executions.value_type`, named in `value_types`).
 pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key under which the schema is created or migrated
@@ -102,7 +103,9 @@ fn migrations(s: &str, found: i64) -> String {
         let kind = check_in("kind", EntryKind::ALL, EntryKind::as_str);
         batch.push_str(&format!(
             "ALTER TABLE {s}.step_executions DROP CONSTRAINT step_executions_kind_check,
-                 ADD CONSTRAINT step_executions_kind_check CHECK ({kind});"
+                 ADD CONSTRAINT step_executions_kind_check CHECK ({kind}),
+                 ADD COLUMN value_type integer;
+             CREATE TABLE {s}.value_types (hash integer PRIMARY KEY, name text NOT NULL);"
         ));
     }
     batch.push_str(&format!(
@@ -207,8 +210,10 @@ fn ddl(s: &str) -> String {
             wake_at        bigint,
             started_at     bigint NOT NULL,
             completed_at   bigint,
+            value_type     integer,
             PRIMARY KEY (execution_id, position)
         ) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.05);
+        CREATE TABLE {s}.value_types (hash integer PRIMARY KEY, name text NOT NULL);
 
         CREATE TABLE {s}.superseded_steps (
             execution_id     text NOT NULL,

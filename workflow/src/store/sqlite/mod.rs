@@ -19,7 +19,7 @@ use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
     Claimed, Entry, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered, Request,
-    Transition, Unfinished, WorkflowRow,
+    Transition, TypeTag, Unfinished, WorkflowRow,
 };
 
 impl SqliteStore {
@@ -163,6 +163,34 @@ impl SqliteStore {
         let id = id.clone();
         self.read(move |conn| queries::load_execution(conn, &id))
             .await
+    }
+
+    pub(crate) async fn insert_type(&self, tag: TypeTag) -> Result<()> {
+        self.write_one(move |conn| {
+            conn.prepare_cached("INSERT OR IGNORE INTO value_types (hash, name) VALUES (?1, ?2)")?
+                .execute(rusqlite::params![tag.hash, tag.name])
+                .map(drop)
+        })
+        .await
+    }
+
+    pub(crate) async fn type_name(&self, hash: i32) -> Result<Option<String>> {
+        self.read(move |conn| {
+            use rusqlite::OptionalExtension;
+            conn.prepare_cached("SELECT name FROM value_types WHERE hash = ?1")?
+                .query_row([hash], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    pub(crate) async fn type_names(&self) -> Result<std::collections::HashMap<i32, String>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT hash, name FROM value_types")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await
     }
 
     pub(crate) async fn load_journal(&self, id: &ExecutionId) -> Result<Vec<Entry>> {

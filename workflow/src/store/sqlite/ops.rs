@@ -21,7 +21,17 @@ pub(super) fn apply(conn: &Connection, op: &JournalOp) -> rusqlite::Result<()> {
             output,
             now,
             log_attempt,
-        } => complete_step(conn, at, *attempt, *started, output, *now, *log_attempt),
+            value_type,
+        } => complete_step(
+            conn,
+            at,
+            *attempt,
+            *started,
+            output,
+            *now,
+            *log_attempt,
+            *value_type,
+        ),
         JournalOp::FailAttempt {
             at,
             attempt,
@@ -89,6 +99,7 @@ fn begin_attempt(conn: &Connection, at: &EntryAt, attempt: u32, now: i64) -> rus
 /// The entry is created if its start was never recorded. Without
 /// `log_attempt` the attempt is not written to `step_attempts`: the entry
 /// holds it, and `load_info` shows it as attempt 1.
+#[allow(clippy::too_many_arguments)]
 fn complete_step(
     conn: &Connection,
     at: &EntryAt,
@@ -97,6 +108,7 @@ fn complete_step(
     output: &[u8],
     now: i64,
     log_attempt: bool,
+    value_type: i32,
 ) -> rusqlite::Result<()> {
     // The hottest statement: bound by position (a named bind looks each
     // name up), in the order the names first appear, which a debug build
@@ -104,12 +116,13 @@ fn complete_step(
     let mut insert = conn.prepare_cached(
         "INSERT INTO step_executions
              (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
-              started_at, completed_at)
+              started_at, completed_at, value_type)
          VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', :attempt, :output,
-                 :started, :now)
+                 :started, :now, :value_type)
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = 'completed', attempts = excluded.attempts, output = excluded.output,
-                       error = NULL, completed_at = excluded.completed_at",
+                       error = NULL, completed_at = excluded.completed_at,
+                       value_type = excluded.value_type",
     )?;
     debug_assert_names(
         &insert,
@@ -125,6 +138,7 @@ fn complete_step(
             ":output",
             ":started",
             ":now",
+            ":value_type",
         ],
     );
     insert.execute(params![
@@ -139,6 +153,7 @@ fn complete_step(
         output,
         started,
         now,
+        value_type,
     ])?;
     if log_attempt {
         conn.prepare_cached(
@@ -179,21 +194,27 @@ fn fail_attempt(
     end: &AttemptEnd,
     now: i64,
 ) -> rusqlite::Result<()> {
-    let (status, error, completed_at, wake_at) = match end {
-        AttemptEnd::RetryAt(retry_at) => (StepStatus::Retrying, None, None, Some(*retry_at)),
-        AttemptEnd::Interrupted => (StepStatus::Retrying, None, None, None),
-        AttemptEnd::Failed(error) => (StepStatus::Failed, Some(error.as_slice()), Some(now), None),
+    let (status, error, completed_at, wake_at, value_type) = match end {
+        AttemptEnd::RetryAt(retry_at) => (StepStatus::Retrying, None, None, Some(*retry_at), None),
+        AttemptEnd::Interrupted => (StepStatus::Retrying, None, None, None, None),
+        AttemptEnd::Failed(error, value_type) => (
+            StepStatus::Failed,
+            Some(error.as_slice()),
+            Some(now),
+            None,
+            Some(*value_type),
+        ),
     };
     conn.prepare_cached(
         "INSERT INTO step_executions
              (execution_id, position, branch, local, kind, name, occurrence, status, attempts, error,
-              error_message, started_at, completed_at, wake_at)
+              error_message, started_at, completed_at, wake_at, value_type)
          VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, :status, :attempt, :error,
-                 :message, :started, :completed_at, :wake_at)
+                 :message, :started, :completed_at, :wake_at, :value_type)
          ON CONFLICT (execution_id, position)
          DO UPDATE SET status = excluded.status, attempts = excluded.attempts, error = excluded.error,
                        error_message = excluded.error_message, completed_at = excluded.completed_at,
-                       wake_at = excluded.wake_at",
+                       wake_at = excluded.wake_at, value_type = excluded.value_type",
     )?
     .execute(named_params! {
         ":execution": at.execution.as_str(),
@@ -210,6 +231,7 @@ fn fail_attempt(
         ":started": started,
         ":completed_at": completed_at,
         ":wake_at": wake_at,
+        ":value_type": value_type,
     })?;
     conn.prepare_cached(
         "INSERT INTO step_attempts

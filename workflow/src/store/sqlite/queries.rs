@@ -88,7 +88,7 @@ pub(super) fn load_execution(
 pub(super) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
-                branch, local
+                branch, local, value_type
          FROM step_executions WHERE execution_id = ?1 ORDER BY position",
     )?;
     let mut rows = stmt.query([id.as_str()])?;
@@ -110,6 +110,7 @@ pub(super) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Res
             wake_at: r.get(9)?,
             branch: branches.get(r.get_ref(10)?.as_str()?),
             local: r.get(11)?,
+            value_type: r.get(12)?,
         });
     }
     Ok(entries)

@@ -21,7 +21,8 @@ pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
 /// The schema version this build writes (`PRAGMA user_version`).
 ///
 /// 1: the first release. 2: journal entries of kind `patch` (the markers
-/// of `Context::patched`).
+/// of `Context::patched`), and the type of each journaled value
+/// (`step_executions.value_type`, named in `value_types`).
 pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The oldest schema version an admin or snapshot open reads without
@@ -565,7 +566,8 @@ fn schema_v1() -> String {
 
 /// Version 2: `step_executions` allows every kind of this build (a CHECK
 /// constraint cannot be altered in place, so the table is rebuilt: one
-/// copy of the journal, inside the migration's transaction).
+/// copy of the journal, inside the migration's transaction) and records
+/// which type wrote each value; `value_types` names those types.
 fn schema_v2() -> String {
     let step_status = StepStatus::sql_check("status");
     let kind = EntryKind::sql_check("kind");
@@ -587,11 +589,22 @@ fn schema_v2() -> String {
             wake_at        INTEGER,
             started_at     INTEGER NOT NULL,
             completed_at   INTEGER,
+            value_type     INTEGER,
             PRIMARY KEY (execution_id, position)
         ) STRICT, WITHOUT ROWID;
-        INSERT INTO step_executions_v2 SELECT * FROM step_executions;
+        INSERT INTO step_executions_v2
+            (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+             output, error, error_message, wake_at, started_at, completed_at)
+        SELECT execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+               output, error, error_message, wake_at, started_at, completed_at
+        FROM step_executions;
         DROP TABLE step_executions;
         ALTER TABLE step_executions_v2 RENAME TO step_executions;
+
+        CREATE TABLE value_types (
+            hash  INTEGER PRIMARY KEY,
+            name  TEXT NOT NULL
+        ) STRICT;
         "
     )
 }
