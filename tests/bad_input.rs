@@ -24,7 +24,10 @@ struct TemperatureV1 {
     celsius: String,
 }
 
+/// `ReadingV1` renamed on purpose (so the journal's type check lets it
+/// through), whose field changed shape: the decode fails on the field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[replayflow::renamed_from("bad_input::ReadingV1")]
 struct ReadingV2 {
     value: TemperatureV2,
 }

@@ -505,14 +505,16 @@ async fn marked(ctx: Context) -> Result<bool, AnyError> {
 }
 
 /// A schema as the first release left it: version 1, whose journal refused
-/// entries of kind `patch`.
+/// entries of kind `patch` and recorded no value types.
 async fn downgrade_to_v1(db: &PgDb) {
     let client = db.client().await;
     client
         .batch_execute(
             "ALTER TABLE step_executions DROP CONSTRAINT step_executions_kind_check,
                  ADD CONSTRAINT step_executions_kind_check
-                 CHECK (kind IN ('step', 'sleep', 'now', 'random'));
+                 CHECK (kind IN ('step', 'sleep', 'now', 'random')),
+                 DROP COLUMN value_type;
+             DROP TABLE value_types;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .await

@@ -122,12 +122,16 @@ async fn execution_tables(db: &TestDb) -> Vec<String> {
             .collect();
     }
     let conn = rusqlite::Connection::open(db.sqlite().unwrap().path()).unwrap();
-    conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name != 'workflows'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    // `workflows` and `value_types` name workflows and types, not executions.
+    conn.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table'
+         AND name NOT IN ('workflows', 'value_types')",
+    )
+    .unwrap()
+    .query_map([], |r| r.get(0))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 /// The one number `sql` selects, on either store.

@@ -311,14 +311,14 @@ impl Runtime {
     /// ```
     /// # use replayflow::{workflow, AnyError, Context, Runtime};
     /// #[workflow]
-    /// async fn nap(ctx: Context) -> Result<(), AnyError> {
+    /// async fn long_nap(ctx: Context) -> Result<(), AnyError> {
     ///     ctx.sleep(std::time::Duration::from_secs(3600)).await;
     ///     Ok(())
     /// }
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let rt = Runtime::in_memory().await?;
-    /// nap::start(&rt, "nap-1").await?;
+    /// long_nap::start(&rt, "nap-1").await?;
     /// # while rt.status("nap-1").await?.status != replayflow::ExecutionStatus::Sleeping {
     /// #     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     /// # }

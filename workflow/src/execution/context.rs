@@ -423,7 +423,7 @@ impl Context {
     /// async fn charge_wallet(order: u64) -> Result<String, AnyError> { Ok(format!("wallet {order}")) }
     ///
     /// #[workflow]
-    /// async fn pay(ctx: Context, order: u64) -> Result<String, AnyError> {
+    /// async fn pay_order(ctx: Context, order: u64) -> Result<String, AnyError> {
     ///     if ctx.patched("pay-by-wallet").await {
     ///         charge_wallet(order).await
     ///     } else {
@@ -433,7 +433,7 @@ impl Context {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let rt = Runtime::in_memory().await?;
-    /// assert_eq!(pay::start(&rt, "pay-7", 7).await?.result().await?, "wallet 7");
+    /// assert_eq!(pay_order::start(&rt, "pay-7", 7).await?.result().await?, "wallet 7");
     /// let marker = &rt.status("pay-7").await?.steps[0];
     /// assert_eq!((marker.kind, marker.key.name.as_str()), (EntryKind::Patch, "pay-by-wallet"));
     /// # Ok(())
