@@ -497,3 +497,68 @@ async fn output_u64(rt: &Runtime, id: &str) -> u64 {
     let info = wait_for_status(rt, id, ExecutionStatus::Completed).await;
     info.output.unwrap().decode().unwrap()
 }
+
+// ---- app versions ---------------------------------------------------------
+
+both_stores!(
+    executions_record_their_version_and_a_runtime_runs_only_the_versions_it_accepts,
+    |db| async move {
+        let clock = clock();
+        // By default, the version of the package that defines the workflow.
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        bill::start(&rt, "bill-default").await.unwrap();
+        let info = wait_for_status(&rt, "bill-default", ExecutionStatus::Sleeping).await;
+        assert_eq!(info.app_version, env!("CARGO_PKG_VERSION"));
+        rt.shutdown().await.unwrap();
+        drop(rt);
+
+        let rt = db
+            .builder()
+            .clock(clock.clone())
+            .app_version("1.0")
+            .open()
+            .await
+            .unwrap();
+        bill::start(&rt, "bill-1.0").await.unwrap();
+        wait_for_status(&rt, "bill-1.0", ExecutionStatus::Sleeping).await;
+        let listed = rt.list(replayflow::ListFilter::new()).await.unwrap();
+        let versions: Vec<(&str, &str)> = listed
+            .iter()
+            .map(|e| (e.id.as_str(), e.app_version.as_str()))
+            .collect();
+        assert!(versions.contains(&("bill-1.0", "1.0")), "{versions:?}");
+        rt.shutdown().await.unwrap();
+        drop(rt);
+
+        // Version 2.0 only: the 1.0 execution is left as it is, past its wake time.
+        clock.advance(HOUR * 2);
+        let rt = db
+            .builder()
+            .clock(clock.clone())
+            .app_version("2.0")
+            .accept_versions(["2.0", env!("CARGO_PKG_VERSION")])
+            .open()
+            .await
+            .unwrap();
+        assert_eq!(within(output_u32(&rt, "bill-default")).await, 7);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            rt.status("bill-1.0").await.unwrap().status,
+            ExecutionStatus::Sleeping,
+            "an execution of a version not accepted ran"
+        );
+        rt.shutdown().await.unwrap();
+        drop(rt);
+
+        // A runtime that accepts 1.0 runs it.
+        let rt = db
+            .builder()
+            .clock(clock.clone())
+            .accept_versions(["1.0"])
+            .open()
+            .await
+            .unwrap();
+        assert_eq!(within(output_u32(&rt, "bill-1.0")).await, 7);
+        rt.shutdown().await.unwrap();
+    }
+);

@@ -63,6 +63,11 @@ async fn a_first_release_database_is_read_by_an_admin_and_migrated_by_a_worker()
     let info = admin.status("done-1").await.unwrap();
     assert_eq!(info.status, ExecutionStatus::Completed);
     assert_eq!(info.output.unwrap().decode::<String>().unwrap(), "apple x5");
+    assert_eq!(info.app_version, "", "version 1 recorded no versions");
+    let listed = admin.list(replayflow::ListFilter::new()).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    let report = admin.check().await.unwrap();
+    assert_eq!((report.checked, report.passed()), (2, true), "{report}");
     drop(admin);
     assert_eq!(user_version(&db), 1);
 

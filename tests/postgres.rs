@@ -281,7 +281,13 @@ async fn a_worker_leaves_executions_of_another_app_version_alone() {
     nap::start(&v2, "versioned-1", 1_500).await.expect("start");
     wait_for_status(&v2, "versioned-1", ExecutionStatus::Sleeping).await;
     v2.shutdown().await.expect("shutdown v2");
-    let v1 = db.builder().app_version("v1").open().await.expect("v1");
+    let v1 = db
+        .builder()
+        .app_version("v1")
+        .accept_versions(["v1"])
+        .open()
+        .await
+        .expect("v1");
     // Past its wake time, and over two of v1's sweeps.
     tokio::time::sleep(Duration::from_millis(3_000)).await;
     let client = db.client().await;

@@ -52,6 +52,7 @@ pub(crate) async fn run(rt: &Runtime, args: &ListArgs) -> Result<ExitCode, Failu
         let mut table = Table::new(vec![
             "ID",
             "WORKFLOW",
+            "VERSION",
             "STATUS",
             "RESTARTS",
             "CREATED (UTC)",
@@ -62,6 +63,7 @@ pub(crate) async fn run(rt: &Runtime, args: &ListArgs) -> Result<ExitCode, Failu
             table.row(vec![
                 (escape(e.id.as_str()), None),
                 (escape(&e.workflow), None),
+                (escape(&e.app_version), None),
                 (
                     e.status.as_str().to_owned(),
                     Some(format::execution_color(e.status)),

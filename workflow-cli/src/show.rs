@@ -38,6 +38,13 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
     };
     field("execution", escape(info.id.as_str()));
     field("workflow", escape(&info.workflow));
+    if !info.app_version.is_empty() {
+        field("version", escape(&info.app_version));
+    }
+    let patches = info.patches();
+    if !patches.is_empty() {
+        field("patches", escape(&patches.join(", ")));
+    }
     field(
         "status",
         paint(

@@ -92,6 +92,7 @@ async fn list_prints_a_table_and_counts() {
     for column in [
         "ID",
         "WORKFLOW",
+        "VERSION",
         "STATUS",
         "RESTARTS",
         "CREATED (UTC)",
@@ -103,6 +104,8 @@ async fn list_prints_a_table_and_counts() {
         assert!(out.contains(id), "{out}");
     }
     assert!(out.contains("no such customer"), "{out}");
+    // The version of the package that defines the workflows.
+    assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
     assert!(out.contains("showing 1-7 of 7"), "{out}");
     assert!(
         out.contains("7 executions: 2 sleeping, 3 completed, 1 failed, 1 panicked"),

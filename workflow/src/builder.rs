@@ -1,5 +1,6 @@
 //! [`RuntimeBuilder`]: options, the workflow registry, and opening.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::execution::{Defaults, Engine, Registration, Registry, WorkflowDescriptor, panic};
 use crate::retry::RetryPolicy;
 use crate::runtime::{Runtime, Workflow};
-use crate::store::{Durability, FileOptions, IntegrityCheck, Store, WorkflowRow};
+use crate::store::{Claimable, Durability, FileOptions, IntegrityCheck, Store, WorkflowRow};
 
 /// Options for opening a [`Runtime`].
 ///
@@ -54,7 +55,8 @@ pub struct RuntimeBuilder {
     postgres: Option<String>,
     schema: String,
     lease: Duration,
-    app_version: String,
+    app_version: Option<String>,
+    accept_versions: Option<HashSet<String>>,
 }
 
 impl Default for RuntimeBuilder {
@@ -82,7 +84,8 @@ impl Default for RuntimeBuilder {
             postgres: None,
             schema: "replayflow".to_owned(),
             lease: Duration::from_secs(10),
-            app_version: String::new(),
+            app_version: None,
+            accept_versions: None,
         }
     }
 }
@@ -130,10 +133,43 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The version of the application's code, recorded with the worker and
-    /// its executions on PostgreSQL (default empty: any).
+    /// The version of the application's code, recorded with each execution
+    /// this runtime starts (and, on PostgreSQL, with the worker). By
+    /// default each execution records the version of the package that
+    /// defines its workflow (its `CARGO_PKG_VERSION`). `list`, `show` and
+    /// the HTTP API show it; see [`accept_versions`](Self::accept_versions).
     pub fn app_version(mut self, version: impl Into<String>) -> Self {
-        self.app_version = version.into();
+        self.app_version = Some(version.into());
+        self
+    }
+
+    /// Runs only executions started by these versions of the code (and
+    /// those that record none): the others are left as they are, with a
+    /// warning, for a process of their version to run, e.g. while two
+    /// versions of an application run side by side. By default every
+    /// version is run: the pre-deploy check
+    /// ([`Runtime::check`](crate::Runtime::check)) tells whether this code
+    /// can.
+    ///
+    /// ```
+    /// # use replayflow::Runtime;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::builder()
+    ///     .in_memory()
+    ///     .app_version("2.1.0")
+    ///     .accept_versions(["2.0.0", "2.1.0"])
+    ///     .open()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn accept_versions<I, S>(mut self, versions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.accept_versions = Some(versions.into_iter().map(Into::into).collect());
         self
     }
 
@@ -301,6 +337,11 @@ impl RuntimeBuilder {
                 "retry.max_attempts must be at least 1".into(),
             ));
         }
+        if self.accept_versions.as_ref().is_some_and(HashSet::is_empty) {
+            return Err(Error::InvalidOption(
+                "accept_versions needs at least one version".into(),
+            ));
+        }
         let registry = build_registry(
             inventory::iter::<Registration>
                 .into_iter()
@@ -356,11 +397,11 @@ impl RuntimeBuilder {
             url,
             schema: self.schema.clone(),
             lease: self.lease,
-            app_version: self.app_version.clone(),
+            app_version: self.app_version.clone().unwrap_or_default(),
             durability: self.durability,
             pool_size: 4,
         };
-        let registered = Arc::new(registry.keys().copied().collect());
+        let registered = Arc::new(self.claimable(registry));
         let store = Store::open_postgres(options, &registered, self.admin).await?;
         if let Some(db_now) = store.shared().and_then(|s| s.db_now_at_open) {
             let skew = (crate::record::to_millis(self.clock.now()) - db_now).abs();
@@ -395,7 +436,16 @@ impl RuntimeBuilder {
             recovery_budget: self.recovery_budget,
             retention: self.retention,
         };
-        let engine = Arc::new(Engine::new(store, registry, self.clock, defaults, admin));
+        let claimable = self.claimable(&registry);
+        let engine = Arc::new(Engine::new(
+            store,
+            registry,
+            claimable,
+            self.app_version,
+            self.clock,
+            defaults,
+            admin,
+        ));
         if admin {
             return Ok(Runtime { engine });
         }
@@ -419,6 +469,16 @@ impl RuntimeBuilder {
         engine.recover().await?;
         engine.start_scheduler();
         Ok(Runtime { engine })
+    }
+}
+
+impl RuntimeBuilder {
+    /// What the runtime takes on: its workflows, of the versions it accepts.
+    fn claimable(&self, registry: &Registry) -> Claimable {
+        Claimable {
+            workflows: registry.keys().copied().collect(),
+            versions: self.accept_versions.clone(),
+        }
     }
 }
 

@@ -125,6 +125,10 @@ pub struct ExecutionInfo {
     pub id: ExecutionId,
     /// The registered workflow name.
     pub workflow: String,
+    /// The version of the code that started it
+    /// ([`RuntimeBuilder::app_version`](crate::RuntimeBuilder::app_version));
+    /// empty when unknown (started before versions were recorded).
+    pub app_version: String,
     /// Where it stands.
     pub status: ExecutionStatus,
     /// The input, an object keyed by parameter name.
@@ -151,6 +155,19 @@ pub struct ExecutionInfo {
     /// failed step and what came after it), oldest first: why it failed
     /// stays on record.
     pub superseded: Vec<SupersededStep>,
+}
+
+impl ExecutionInfo {
+    /// The code changes this execution ran with: the ids of the
+    /// [`Context::patched`](crate::Context::patched) markers in its journal,
+    /// in call order.
+    pub fn patches(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter(|s| s.kind == EntryKind::Patch)
+            .map(|s| s.key.name.as_str())
+            .collect()
+    }
 }
 
 /// One journal entry: a step call, a sleep, or a helper value.
@@ -264,6 +281,8 @@ pub struct ExecutionSummary {
     pub id: ExecutionId,
     /// The registered workflow name.
     pub workflow: String,
+    /// The version of the code that started it; empty when unknown.
+    pub app_version: String,
     /// Where it stands.
     pub status: ExecutionStatus,
     /// A readable reason, for failed, panicked and paused ones.

@@ -243,6 +243,10 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
                         name: #name,
                         module_path: ::core::module_path!(),
                         fn_name: #fn_name,
+                        package_version: match ::core::option_env!("CARGO_PKG_VERSION") {
+                            ::core::option::Option::Some(version) => version,
+                            ::core::option::Option::None => "",
+                        },
                         max_restarts: #max_restarts,
                         restart_delay: #restart_delay,
                         run: #ident::__workflow_run,

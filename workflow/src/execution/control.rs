@@ -44,6 +44,10 @@ impl Engine {
         let new = NewExecution {
             id: id.clone(),
             workflow: descriptor.name,
+            app_version: self
+                .app_version
+                .clone()
+                .unwrap_or_else(|| descriptor.package_version.to_owned()),
             codec,
             input: input.clone(),
             options: options_json,

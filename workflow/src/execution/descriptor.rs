@@ -16,6 +16,8 @@ pub struct WorkflowDescriptor {
     pub name: &'static str,
     pub module_path: &'static str,
     pub fn_name: &'static str,
+    /// The version of the package that defines the workflow.
+    pub package_version: &'static str,
     pub max_restarts: Option<u32>,
     pub restart_delay: Option<Duration>,
     pub run: fn(Context, Payload) -> BoxFuture,

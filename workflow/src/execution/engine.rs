@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::record::{ExecutionId, to_millis};
 use crate::retry::RetryPolicy;
 use crate::status::ExecutionStatus;
-use crate::store::{KnownTypes, Registered, Store, Transition, TypeTag};
+use crate::store::{Claimable, KnownTypes, Registered, Store, Transition, TypeTag};
 
 /// Runtime-wide defaults, from the builder.
 #[derive(Debug, Clone, Copy)]
@@ -45,8 +45,12 @@ pub(crate) struct Engine {
     pub clock: Arc<dyn Clock>,
     pub defaults: Defaults,
     pub registry: Registry,
-    /// The registry's names, as the store filters by them.
+    /// The registry's names and the accepted app versions, as the store
+    /// filters by them.
     pub registered: Registered,
+    /// The app version new executions record; `None`: the version of the
+    /// package that defines each workflow.
+    pub app_version: Option<String>,
     /// Executions claimed by this process; the execution itself once spawned.
     active: Mutex<HashMap<ExecutionId, Weak<Execution>>>,
     /// Waiters of `Handle::result`, per execution, told after each status change.
@@ -103,12 +107,15 @@ impl Engine {
     pub(crate) fn new(
         store: Store,
         registry: Registry,
+        claimable: Claimable,
+        app_version: Option<String>,
         clock: Arc<dyn Clock>,
         defaults: Defaults,
         admin: bool,
     ) -> Engine {
-        let registered = Arc::new(registry.keys().copied().collect::<HashSet<_>>());
+        let registered = Arc::new(claimable);
         Engine {
+            app_version,
             store,
             clock,
             defaults,

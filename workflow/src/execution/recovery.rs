@@ -32,6 +32,14 @@ impl Engine {
                 );
                 continue;
             };
+            if !self.registered.accepts(&row.app_version) {
+                tracing::warn!(
+                    execution = %row.id,
+                    app_version = %row.app_version,
+                    "execution of an app version this process does not accept; left as it is"
+                );
+                continue;
+            }
             match row.status {
                 ExecutionStatus::Running | ExecutionStatus::Restarting => interrupted.push(row.id),
                 ExecutionStatus::Sleeping => self.timers.add_wake(row.wake_at.unwrap_or(0), row.id),

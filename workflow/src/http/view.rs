@@ -19,6 +19,8 @@ pub struct SummaryView {
     pub id: String,
     /// The registered workflow name.
     pub workflow: String,
+    /// The version of the code that started it (empty when unknown).
+    pub app_version: String,
     /// Where it stands.
     pub status: ExecutionStatus,
     /// A readable reason, for failed, panicked and paused ones.
@@ -36,6 +38,7 @@ impl From<&ExecutionSummary> for SummaryView {
         SummaryView {
             id: e.id.to_string(),
             workflow: e.workflow.clone(),
+            app_version: e.app_version.clone(),
             status: e.status,
             error_message: e.error_message.clone(),
             restart_attempt: e.restart_attempt,
@@ -53,6 +56,10 @@ pub struct ExecutionView {
     pub id: String,
     /// The registered workflow name.
     pub workflow: String,
+    /// The version of the code that started it (empty when unknown).
+    pub app_version: String,
+    /// The code changes (`Context::patched`) it ran with, in call order.
+    pub patches: Vec<String>,
     /// Where it stands.
     pub status: ExecutionStatus,
     /// The actions that apply to it now (`cancel`, `resume`, `restart`).
@@ -109,6 +116,8 @@ impl ExecutionView {
         ExecutionView {
             id: info.id.to_string(),
             workflow: info.workflow.clone(),
+            app_version: info.app_version.clone(),
+            patches: info.patches().into_iter().map(str::to_owned).collect(),
             status: info.status,
             actions: AdminAction::allowed_for(info.status),
             codec: info.input.codec().as_str(),

@@ -212,6 +212,8 @@ impl JournalOp {
 pub(crate) struct NewExecution {
     pub id: ExecutionId,
     pub workflow: &'static str,
+    /// The version of the code that starts it.
+    pub app_version: String,
     pub codec: Codec,
     pub input: Vec<u8>,
     pub options: String,
@@ -241,6 +243,8 @@ pub(crate) struct ExecutionRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub completed_at: Option<i64>,
+    /// The version of the code that started it (`""`: unknown).
+    pub app_version: String,
 }
 
 /// An execution loaded to be driven: its row and its whole journal.
@@ -267,6 +271,7 @@ pub(crate) enum Claimed {
 pub(crate) struct Unfinished {
     pub id: ExecutionId,
     pub workflow: String,
+    pub app_version: String,
     pub status: ExecutionStatus,
     pub cause: Option<PauseCause>,
     pub wake_at: Option<i64>,
@@ -349,4 +354,34 @@ pub(crate) struct WorkflowRow {
     pub name: String,
     pub module_path: String,
     pub options: String,
+}
+
+/// What a runtime takes on: executions of the workflows it registers,
+/// started by a version of the code it accepts.
+#[derive(Debug, Default)]
+pub(crate) struct Claimable {
+    pub workflows: std::collections::HashSet<&'static str>,
+    /// `None`: every version.
+    pub versions: Option<std::collections::HashSet<String>>,
+}
+
+impl Claimable {
+    /// Whether an execution of `workflow` started by version `version`
+    /// (`""`: unknown, accepted by all) is one to run here.
+    pub(crate) fn takes(&self, workflow: &str, version: &str) -> bool {
+        self.workflows.contains(workflow) && self.accepts(version)
+    }
+
+    /// Whether executions started by version `version` are run here.
+    pub(crate) fn accepts(&self, version: &str) -> bool {
+        version.is_empty() || self.versions.as_ref().is_none_or(|v| v.contains(version))
+    }
+
+    /// The accepted versions, empty for all.
+    pub(crate) fn version_list(&self) -> Vec<String> {
+        self.versions
+            .as_ref()
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }

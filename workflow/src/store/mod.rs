@@ -12,7 +12,6 @@ mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +89,7 @@ pub(crate) struct FileOptions {
 
 /// The names of the workflows a process registers: replay loads only
 /// executions it can run.
-pub(crate) type Registered = Arc<HashSet<&'static str>>;
+pub(crate) type Registered = Arc<Claimable>;
 
 /// The journal store of one runtime.
 pub(crate) enum Store {

@@ -181,7 +181,8 @@ fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> PgResult<T> {
 pub(crate) struct PgStore {
     shared: Arc<Shared>,
     writer: mpsc::UnboundedSender<Work>,
-    app_version: Arc<str>,
+    /// The app versions whose executions this worker claims (empty: all).
+    versions: Arc<Vec<String>>,
     workflows: Arc<Vec<String>>,
     /// The database's clock when this worker registered (Unix ms).
     pub db_now_at_open: Option<i64>,
@@ -216,7 +217,11 @@ impl PgStore {
         let (mut setup, connection) = config.connect(NoTls).await.map_err(pg)?;
         let driver = tokio::spawn(connection);
         schema::prepare(&mut setup, &options.schema, !admin).await?;
-        let mut workflows: Vec<String> = registered.iter().map(|s| (*s).to_owned()).collect();
+        let mut workflows: Vec<String> = registered
+            .workflows
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         workflows.sort();
         let (worker, db_now) = if admin {
             (None, None)
@@ -261,7 +266,7 @@ impl PgStore {
         Ok(PgStore {
             shared,
             writer: tx,
-            app_version: options.app_version.into(),
+            versions: Arc::new(registered.version_list()),
             workflows: Arc::new(workflows),
             db_now_at_open: db_now,
         })
@@ -368,8 +373,7 @@ impl PgStore {
     }
 
     pub(crate) async fn insert_execution(&self, new: NewExecution) -> Result<Inserted> {
-        let app_version = Arc::clone(&self.app_version);
-        self.life(|out| Life::Insert(new, app_version, out)).await
+        self.life(|out| Life::Insert(new, out)).await
     }
 
     pub(crate) async fn claim_for_replay(
@@ -443,11 +447,11 @@ impl PgStore {
         limit: i64,
     ) -> Result<Vec<(Unfinished, u32)>> {
         let workflows = Arc::clone(&self.workflows);
-        let app_version = Arc::clone(&self.app_version);
+        let versions = Arc::clone(&self.versions);
         let claimed = self
             .life(|out| Life::ClaimOrphans {
                 workflows,
-                app_version,
+                versions,
                 now,
                 limit,
                 out,

@@ -45,7 +45,6 @@ pub(super) async fn insert_execution(
     client: &Client,
     e: &NewExecution,
     owner: i64,
-    app_version: &str,
 ) -> PgResult<Inserted> {
     let inserted = execute(
         client,
@@ -62,7 +61,7 @@ pub(super) async fn insert_execution(
             &e.options,
             &e.now,
             &owner,
-            &app_version,
+            &e.app_version,
         ],
     )
     .await?;
@@ -82,7 +81,7 @@ pub(super) async fn insert_execution(
 
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
-     options, restart_attempt, wake_at, created_at, updated_at, completed_at, owner";
+     options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version, owner";
 
 fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
     let codec_name: String = r.try_get(3)?;
@@ -106,6 +105,7 @@ fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
         created_at: r.try_get(11)?,
         updated_at: r.try_get(12)?,
         completed_at: r.try_get(13)?,
+        app_version: r.try_get(14)?,
     })
 }
 
@@ -240,9 +240,9 @@ pub(super) async fn claim_for_replay(
         return Ok(Claimed::Missing);
     };
     let mut row = execution_row(&r)?;
-    let owner: Option<i64> = r.try_get(14)?;
+    let owner: Option<i64> = r.try_get(15)?;
     if row.status.is_terminal()
-        || !registered.contains(row.workflow.as_str())
+        || !registered.takes(&row.workflow, &row.app_version)
         || owner.is_some_and(|o| o != me)
     {
         return Ok(Claimed::Untouched);
@@ -414,7 +414,7 @@ pub(super) async fn claim_orphans(
     client: &Client,
     me: i64,
     workflows: &[String],
-    app_version: &str,
+    versions: &[String],
     now: i64,
     limit: i64,
 ) -> PgResult<Vec<(Unfinished, u32)>> {
@@ -423,13 +423,14 @@ pub(super) async fn claim_orphans(
         "UPDATE workflow_executions SET owner = $1, claim_seq = claim_seq + 1
          WHERE id IN (
              SELECT id FROM workflow_executions
-             WHERE owner IS NULL AND workflow_name = ANY($2) AND (app_version = $3 OR app_version = '')
+             WHERE owner IS NULL AND workflow_name = ANY($2)
+               AND (cardinality($3::text[]) = 0 OR app_version = '' OR app_version = ANY($3))
                AND (status IN ('running', 'restarting', 'panicked') OR (status = 'sleeping' AND wake_at <= $4))
              ORDER BY created_at LIMIT $5
              FOR UPDATE SKIP LOCKED)
          RETURNING id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message,
-                   recovery_attempts",
-        &[&me, &workflows, &app_version, &now, &limit],
+                   recovery_attempts, app_version",
+        &[&me, &workflows, &versions, &now, &limit],
     )
     .await?;
     rows.iter()
@@ -438,6 +439,7 @@ pub(super) async fn claim_orphans(
                 Unfinished {
                     id: ExecutionId::new(r.try_get::<_, String>(0)?),
                     workflow: r.try_get(1)?,
+                    app_version: r.try_get(9)?,
                     status: parse(r.try_get(2)?)?,
                     cause: r.try_get::<_, Option<&str>>(3)?.map(parse).transpose()?,
                     wake_at: r.try_get(4)?,
@@ -655,6 +657,7 @@ async fn load_info_unguarded(client: &Client, id: &ExecutionId) -> PgResult<Opti
     Ok(Some(ExecutionInfo {
         id: row.id,
         workflow: row.workflow,
+        app_version: row.app_version,
         status: row.status,
         input: Payload::new(codec, row.input),
         output: row.output.map(|b| Payload::new(codec, b)),
@@ -741,7 +744,8 @@ pub(super) async fn list(client: &Client, filter: &ListFilter) -> PgResult<Vec<E
     let status = filter.status.map(|s| s.as_str());
     let rows = query(
         client,
-        "SELECT id, workflow_name, status, error_message, restart_attempt, created_at, updated_at
+        "SELECT id, workflow_name, status, error_message, restart_attempt, created_at, updated_at,
+                app_version
          FROM workflow_executions
          WHERE ($1::text IS NULL OR status = $1)
            AND ($2::text IS NULL OR workflow_name = $2)
@@ -769,6 +773,7 @@ pub(super) async fn list(client: &Client, filter: &ListFilter) -> PgResult<Vec<E
                 restart_attempt: int(r.try_get(4)?)?,
                 created_at: from_millis(r.try_get(5)?),
                 updated_at: from_millis(r.try_get(6)?),
+                app_version: r.try_get(7)?,
             })
         })
         .collect()

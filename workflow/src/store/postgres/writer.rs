@@ -65,7 +65,7 @@ fn outcome<T>(result: Option<PgResult<T>>, committed: &Committed) -> Result<T> {
 
 /// A lifecycle write: its statements run in order inside the batch.
 pub(super) enum Life {
-    Insert(NewExecution, Arc<str>, Deferred<Inserted>),
+    Insert(NewExecution, Deferred<Inserted>),
     Claim(ExecutionId, Registered, i64, Deferred<Claimed>),
     BeginRestart(ExecutionId, i64, Deferred<Option<Loaded>>),
     SetStatus {
@@ -80,7 +80,8 @@ pub(super) enum Life {
     Register(Vec<WorkflowRow>, i64, Deferred<()>),
     ClaimOrphans {
         workflows: Arc<Vec<String>>,
-        app_version: Arc<str>,
+        /// The app versions claimed (empty: all).
+        versions: Arc<Vec<String>>,
         now: i64,
         limit: i64,
         out: Deferred<Vec<(Unfinished, u32)>>,
@@ -499,7 +500,7 @@ fn finish_all(shared: &Shared, works: Vec<Work>, committed: &Committed) {
 impl Life {
     fn reset(&mut self) {
         match self {
-            Life::Insert(_, _, out) => out.result = None,
+            Life::Insert(_, out) => out.result = None,
             Life::Claim(_, _, _, out) => out.result = None,
             Life::BeginRestart(_, _, out) => out.result = None,
             Life::SetStatus { result, .. } => *result = None,
@@ -523,9 +524,9 @@ impl Life {
         }
         let owner = me.unwrap_or(-1);
         match self {
-            Life::Insert(new, app_version, out) => keep(
+            Life::Insert(new, out) => keep(
                 &mut out.result,
-                queries::insert_execution(client, new, owner, app_version).await,
+                queries::insert_execution(client, new, owner).await,
             ),
             Life::Claim(id, registered, now, out) => {
                 let r = queries::claim_for_replay(client, id, registered, owner, *now).await;
@@ -565,13 +566,13 @@ impl Life {
             ),
             Life::ClaimOrphans {
                 workflows,
-                app_version,
+                versions,
                 now,
                 limit,
                 out,
             } => keep(
                 &mut out.result,
-                queries::claim_orphans(client, owner, workflows, app_version, *now, *limit).await,
+                queries::claim_orphans(client, owner, workflows, versions, *now, *limit).await,
             ),
             Life::Reap(out) => keep(&mut out.result, queries::reap(client).await),
             Life::FinishRequest(request, outcome, now, out) => keep(
@@ -583,7 +584,7 @@ impl Life {
 
     fn finish(self, committed: &Committed) {
         match self {
-            Life::Insert(_, _, out) => out.finish(committed),
+            Life::Insert(_, out) => out.finish(committed),
             Life::Claim(_, _, _, out) => out.finish(committed),
             Life::BeginRestart(_, _, out) => out.finish(committed),
             Life::SetStatus {

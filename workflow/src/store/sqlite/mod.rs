@@ -51,7 +51,7 @@ impl SqliteStore {
             let Some(mut row) = queries::load_execution(conn, &id)? else {
                 return Ok(Claimed::Missing);
             };
-            if row.status.is_terminal() || !registered.contains(row.workflow.as_str()) {
+            if row.status.is_terminal() || !registered.takes(&row.workflow, &row.app_version) {
                 return Ok(Claimed::Untouched);
             }
             if row.status != ExecutionStatus::Running {

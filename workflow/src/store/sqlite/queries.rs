@@ -21,8 +21,8 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
     let inserted = conn
         .prepare_cached(
             "INSERT INTO workflow_executions
-                 (id, workflow_name, status, codec, input, options, created_at, updated_at)
-             VALUES (:id, :workflow, 'running', :codec, :input, :options, :now, :now)
+                 (id, workflow_name, status, codec, input, options, created_at, updated_at, app_version)
+             VALUES (:id, :workflow, 'running', :codec, :input, :options, :now, :now, :app_version)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(named_params! {
@@ -32,6 +32,7 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
             ":input": e.input,
             ":options": e.options,
             ":now": e.now,
+            ":app_version": e.app_version,
         })?;
     if inserted == 1 {
         return Ok(Inserted::Created);
@@ -44,7 +45,7 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
 
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
-     options, restart_attempt, wake_at, created_at, updated_at, completed_at";
+     options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version";
 
 fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
     let codec_name: String = r.get(3)?;
@@ -70,6 +71,7 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
         completed_at: r.get(13)?,
+        app_version: r.get(14)?,
     })
 }
 
@@ -213,7 +215,8 @@ pub(super) fn wake_now(conn: &Connection, id: &ExecutionId, now: i64) -> rusqlit
 
 pub(super) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinished>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message
+        "SELECT id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message,
+                app_version
          FROM workflow_executions
          WHERE status IN ('running', 'restarting', 'sleeping', 'panicked', 'paused')
          ORDER BY created_at",
@@ -228,6 +231,7 @@ pub(super) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinis
             restart_attempt: r.get(5)?,
             options: r.get(6)?,
             error_message: r.get(7)?,
+            app_version: r.get(8)?,
         })
     })?;
     rows.collect()
@@ -385,6 +389,7 @@ fn load_info_unguarded(
     Ok(Some(ExecutionInfo {
         id: row.id,
         workflow: row.workflow,
+        app_version: row.app_version,
         status: row.status,
         input: Payload::new(codec, row.input),
         output: row.output.map(|b| Payload::new(codec, b)),
@@ -505,7 +510,8 @@ pub(super) fn list(
     filter: &ListFilter,
 ) -> rusqlite::Result<Vec<ExecutionSummary>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, workflow_name, status, error_message, restart_attempt, created_at, updated_at
+        "SELECT id, workflow_name, status, error_message, restart_attempt, created_at, updated_at,
+                app_version
          FROM workflow_executions
          WHERE (?1 IS NULL OR status = ?1)
            AND (?2 IS NULL OR workflow_name = ?2)
@@ -532,6 +538,7 @@ pub(super) fn list(
                 restart_attempt: r.get(4)?,
                 created_at: from_millis(r.get(5)?),
                 updated_at: from_millis(r.get(6)?),
+                app_version: r.get(7)?,
             })
         },
     )?;

@@ -21,14 +21,35 @@ pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
 /// The schema version this build writes (`PRAGMA user_version`).
 ///
 /// 1: the first release. 2: journal entries of kind `patch` (the markers
-/// of `Context::patched`), and the type of each journaled value
-/// (`step_executions.value_type`, named in `value_types`).
+/// of `Context::patched`), the type of each journaled value
+/// (`step_executions.value_type`, named in `value_types`), and the app
+/// version of each execution (`workflow_executions.app_version`).
 pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The oldest schema version an admin or snapshot open reads without
 /// migrating (they never migrate: a worker of an older build may still run
-/// on the file). Version 2 only widened a CHECK constraint.
+/// on the file). Such a connection reads an older file through
+/// [`read_as_current`].
 pub(crate) const READS_SINCE: i64 = 1;
+
+/// Lets a connection that never migrates read a file of an older schema
+/// version with this build's queries: temporary views (which shadow the
+/// file's tables by name, on this connection only, and write nothing to
+/// the file) add the columns later versions added, with the values their
+/// migrations give old rows. Writing through them fails: such a
+/// connection writes only admin requests.
+pub(super) fn read_as_current(conn: &Connection, version: i64) -> Result<()> {
+    if version < 2 {
+        conn.execute_batch(
+            "CREATE TEMP VIEW workflow_executions AS
+                 SELECT rowid AS rowid, *, '' AS app_version FROM main.workflow_executions;
+             CREATE TEMP VIEW step_executions AS
+                 SELECT *, NULL AS value_type FROM main.step_executions;
+             CREATE TEMP TABLE value_types (hash INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+        )?;
+    }
+    Ok(())
+}
 
 /// The page size of the files this build creates (SQLite's default is 4096).
 ///
@@ -382,6 +403,8 @@ pub(super) fn open_admin(path: &Path, busy_timeout: Duration) -> Result<(Connect
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     reader.busy_timeout(busy_timeout)?;
+    read_as_current(&writer, version)?;
+    read_as_current(&reader, version)?;
     Ok((writer, reader))
 }
 
@@ -605,6 +628,8 @@ fn schema_v2() -> String {
             hash  INTEGER PRIMARY KEY,
             name  TEXT NOT NULL
         ) STRICT;
+
+        ALTER TABLE workflow_executions ADD COLUMN app_version TEXT NOT NULL DEFAULT '';
         "
     )
 }

@@ -64,7 +64,10 @@ pub(super) fn open(path: &Path, busy_timeout: Duration) -> Result<(Connection, C
             supported: SCHEMA_VERSION,
         });
     }
-    Ok((connect()?, reader))
+    let other = connect()?;
+    schema::read_as_current(&other, version)?;
+    schema::read_as_current(&reader, version)?;
+    Ok((other, reader))
 }
 
 /// `file:/abs/path?immutable=1` (read-only besides: SQLite opens an
