@@ -1687,8 +1687,8 @@ fn parent(opts: Opts) {
                 c1_template.display().to_string(),
             ];
             let out = run_child(&exe, &opts, "c1", sync, &extra);
-            for (side, pairs) in check::split(out) {
-                add(&mut results, side, sync, pairs);
+            for (side, pairs) in check::split("c1", out) {
+                add(&mut results, &side, sync, pairs);
             }
         }
     }
@@ -1700,7 +1700,7 @@ fn parent(opts: Opts) {
         print_table(&results, ROWS);
     }
     if wants("c1") {
-        print_table(&results, check::CHECK_ROWS);
+        print_table(&results, &check::rows("c1-worker", "c1-admin", false));
     }
     for ((w, sync), keys) in &results {
         if w.starts_with("w4")
@@ -1782,7 +1782,7 @@ fn main() {
             "--help" | "-h" => {
                 println!(
                     "bench [--rounds N] [--only w1,w2,w3,w4,w5,w6,c1,size,fsync,wal] [--durability full,normal] [--dir PATH] [--no-strace] [--wait-idle SECONDS]\n\
-                     bench --store postgres [--pg URL] [--rounds N] [--only p1,p2,p2n,p3,p6] [--durability full,normal] [--wait-idle SECONDS]"
+                     bench --store postgres [--pg URL] [--rounds N] [--only p1,p2,p2n,p3,p6,pc1] [--durability full,normal] [--wait-idle SECONDS]"
                 );
                 return;
             }

@@ -45,8 +45,14 @@ async fn c1_sleeper(ctx: Context, steps: u32) -> Result<u32, AnyError> {
 /// journal says every one sleeps.
 pub(super) async fn build(template: &Path) {
     remove_db(template);
+    build_on(open(template, Durability::Off).await).await;
+    report("db_bytes", super::checkpointed_size(template) as f64);
+}
+
+/// Starts the 10,000 sleepers on `rt` at once, waits until the journal
+/// says every one sleeps, and shuts `rt` down.
+pub(super) async fn build_on(rt: Runtime) {
     let t = Instant::now();
-    let rt = open(template, Durability::Off).await;
     let mut starts = tokio::task::JoinSet::new();
     for i in 0..C1_EXECUTIONS {
         let rt = rt.clone();
@@ -75,7 +81,6 @@ pub(super) async fn build(template: &Path) {
     drop(rt);
     report("build_starts_s", started.as_secs_f64());
     report("build_s", t.elapsed().as_secs_f64());
-    report("db_bytes", super::checkpointed_size(template) as f64);
 }
 
 /// What the raw read found.
@@ -199,7 +204,7 @@ fn raw_read(db: &Path) -> RawRead {
 /// Times `rt.check()` and reports it under `side`: the check's time, its
 /// rates per execution and per journal entry (`entries` as the raw read
 /// counted them), and how many it checked and found.
-async fn time_check(rt: &Runtime, side: &str, entries: usize) {
+pub(super) async fn time_check(rt: &Runtime, side: &str, entries: usize) {
     let t = Instant::now();
     let checked = rt.check().await.expect("run the check");
     let elapsed = t.elapsed().as_secs_f64();
@@ -256,104 +261,81 @@ pub(super) async fn measure(template: &Path, db: &Path, d: Durability, order: u3
     }
 }
 
-/// A child's figures, split into the worker side (`c1-worker`) and the
-/// admin side (`c1-admin`), each with the raw read's figures, so the
-/// parent pairs each side with the baseline of its own child.
-pub(super) fn split(pairs: Vec<(String, f64)>) -> [(&'static str, Vec<(String, f64)>); 2] {
+/// A child's figures, split into the worker side (`{name}-worker`) and
+/// the admin side (`{name}-admin`), each with the raw reads' figures, so
+/// the parent pairs each side with the baselines of its own child.
+pub(super) fn split(name: &str, pairs: Vec<(String, f64)>) -> Vec<(String, Vec<(String, f64)>)> {
     let side = |prefix: &str| -> Vec<(String, f64)> {
         pairs
             .iter()
             .filter_map(|(k, v)| {
                 let k = match k.strip_prefix(prefix) {
                     Some(k) => k.to_owned(),
-                    None if k.starts_with("base_") || k == "entries" => k.clone(),
+                    None if k.starts_with("base_") || k.starts_with("min_") || k == "entries" => {
+                        k.clone()
+                    }
                     None => return None,
                 };
                 Some((k, *v))
             })
             .collect()
     };
-    [("c1-worker", side("worker_")), ("c1-admin", side("admin_"))]
+    vec![
+        (format!("{name}-worker"), side("worker_")),
+        (format!("{name}-admin"), side("admin_")),
+    ]
 }
 
-pub(super) const CHECK_ROWS: &[Row] = &[
-    row(
-        "c1-worker",
-        "checked executions",
-        "checked",
-        None,
-        Target::None,
-    ),
-    row(
-        "c1-worker",
-        "  journal entries read",
-        "entries",
-        None,
-        Target::None,
-    ),
-    row("c1-worker", "findings", "findings", None, Target::None),
-    row(
-        "c1-worker",
-        "check s (vs raw read s)",
-        "check_s",
-        Some("base_check_s"),
-        Target::AtMost(5.0),
-    ),
-    row(
-        "c1-worker",
-        "  executions/s",
-        "exec_s",
-        Some("base_exec_s"),
-        Target::None,
-    ),
-    row(
-        "c1-worker",
-        "  entries/s",
-        "entries_s",
-        Some("base_entries_s"),
-        Target::None,
-    ),
-    row(
-        "c1-worker",
-        "  open() s (not in check s)",
-        "open_s",
-        None,
-        Target::None,
-    ),
-    row(
-        "c1-admin",
-        "checked executions",
-        "checked",
-        None,
-        Target::None,
-    ),
-    row("c1-admin", "findings", "findings", None, Target::None),
-    row(
-        "c1-admin",
-        "check s (vs raw read s)",
-        "check_s",
-        Some("base_check_s"),
-        Target::AtMost(5.0),
-    ),
-    row(
-        "c1-admin",
-        "  executions/s",
-        "exec_s",
-        Some("base_exec_s"),
-        Target::None,
-    ),
-    row(
-        "c1-admin",
-        "  entries/s",
-        "entries_s",
-        Some("base_entries_s"),
-        Target::None,
-    ),
-    row(
-        "c1-admin",
-        "  open() s (not in check s)",
-        "open_s",
-        None,
-        Target::None,
-    ),
-];
+/// The table's rows of one store's check: `worker` and `admin` name the
+/// two sides' workloads; `per_execution`: a second baseline (`min_`) reads
+/// each journal with a query of its own.
+pub(super) fn rows(worker: &'static str, admin: &'static str, per_execution: bool) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for w in [worker, admin] {
+        rows.extend([
+            row(w, "checked executions", "checked", None, Target::None),
+            row(w, "  journal entries read", "entries", None, Target::None),
+            row(w, "findings", "findings", None, Target::None),
+            row(
+                w,
+                "check s (vs raw read s)",
+                "check_s",
+                Some("base_check_s"),
+                Target::AtMost(5.0),
+            ),
+        ]);
+        if per_execution {
+            rows.push(row(
+                w,
+                "  vs per-execution read s",
+                "check_s",
+                Some("min_check_s"),
+                Target::None,
+            ));
+        }
+        rows.extend([
+            row(
+                w,
+                "  executions/s",
+                "exec_s",
+                Some("base_exec_s"),
+                Target::None,
+            ),
+            row(
+                w,
+                "  entries/s",
+                "entries_s",
+                Some("base_entries_s"),
+                Target::None,
+            ),
+            row(
+                w,
+                "  open() s (not in check s)",
+                "open_s",
+                None,
+                Target::None,
+            ),
+        ]);
+    }
+    rows
+}
