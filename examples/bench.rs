@@ -8,8 +8,8 @@
 //! target/release/examples/bench --rounds 1 --only w1,w2 --durability full
 //! ```
 //!
-//! Options: `--rounds N` (default 5 rounds of W1, W2, W3, W6 and 3 of W4, W5;
-//! `--rounds` sets both), `--only w1,w2,w3,w4,w5,w6,size,fsync,wal`,
+//! Options: `--rounds N` (default 5 rounds of W1, W2, W3, W6, C1 and 3 of
+//! W4, W5; `--rounds` sets both), `--only w1,w2,w3,w4,w5,w6,c1,size,fsync,wal`,
 //! `--durability full,normal`, `--dir PATH` (default `target/bench` of this
 //! workspace), `--no-strace`, `--wait-idle SECONDS` (before each measurement,
 //! wait up to that long for the machine to be at least 90% idle: for shared
@@ -38,6 +38,10 @@
 //!   steps each, in their 6th when their process was SIGKILLed) and run them
 //!   all to completion.
 //! - W6: CPU time per step on an in-memory database, 200 workflows at once.
+//! - C1: the pre-deploy check (`Runtime::check`) of 10,000 sleeping
+//!   executions of 20 completed steps each, on a worker runtime and on an
+//!   admin open; baseline: one rusqlite connection reading the same rows
+//!   (`bench/check.rs`).
 //! - Journal bytes per step after a checkpoint; fsyncs per step (strace).
 
 use std::collections::BTreeMap;
@@ -53,6 +57,8 @@ use replayflow::{
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+#[path = "bench/check.rs"]
+mod check;
 #[path = "bench/postgres.rs"]
 mod postgres;
 
@@ -679,6 +685,8 @@ async fn child(a: ChildArgs) {
         "w5-build" => w5_build(a.file.as_deref().expect("--file")).await,
         "w5" => w5_recover(a.file.as_deref().expect("--file"), &db, d).await,
         "w6" => w6_cpu_per_step().await,
+        "c1-build" => check::build(a.file.as_deref().expect("--file")).await,
+        "c1" => check::measure(a.file.as_deref().expect("--file"), &db, d, a.order).await,
         other => panic!("unknown child task `{other}`"),
     }
     remove_db(&db);
@@ -1549,6 +1557,7 @@ fn parent(opts: Opts) {
     // Templates, built once without fsync.
     let w3_template = opts.dir.join("w3-template.db");
     let w5_template = opts.dir.join("w5-template.db");
+    let c1_template = opts.dir.join("c1-template.db");
     if wants("w3") || wants("size") {
         progress("building the 100,000-step journal (W3)");
         let out = run_child(
@@ -1574,6 +1583,19 @@ fn parent(opts: Opts) {
     if wants("w5") {
         progress("building 10,000 interrupted executions (W5)");
         build_w5_template(&exe, &opts, &w5_template);
+    }
+    if wants("c1") {
+        progress("building 10,000 sleeping executions of 20 steps (C1)");
+        let out = run_child(
+            &exe,
+            &opts,
+            "c1-build",
+            "off",
+            &["--file".into(), c1_template.display().to_string()],
+        );
+        for (k, v) in out {
+            eprintln!("         {k} {}", fmt_num(v));
+        }
     }
 
     let strace = opts.strace
@@ -1649,11 +1671,37 @@ fn parent(opts: Opts) {
             let out = run_child(&exe, &opts, "w6", "off", &[]);
             add(&mut results, "w6", "mem", out);
         }
+        // The check writes nothing: one durability (the worker side's
+        // runtime opens with it) is enough.
+        if wants("c1") && round < opts.rounds {
+            let sync = &opts.durabilities[0];
+            progress(&format!(
+                "round {} of {}: c1 (check) at {sync}",
+                round + 1,
+                opts.rounds
+            ));
+            let extra = [
+                "--order".to_owned(),
+                round.to_string(),
+                "--file".to_owned(),
+                c1_template.display().to_string(),
+            ];
+            let out = run_child(&exe, &opts, "c1", sync, &extra);
+            for (side, pairs) in check::split("c1", out) {
+                add(&mut results, &side, sync, pairs);
+            }
+        }
     }
     remove_db(&w3_template);
     remove_db(&w5_template);
+    remove_db(&c1_template);
 
-    print_table(&results, ROWS);
+    if results.keys().any(|(w, _)| !w.starts_with("c1")) {
+        print_table(&results, ROWS);
+    }
+    if wants("c1") {
+        print_table(&results, &check::rows("c1-worker", "c1-admin", false));
+    }
     for ((w, sync), keys) in &results {
         if w.starts_with("w4")
             && let Some(v) = keys.get("suspended_before_first_wake")
@@ -1665,7 +1713,7 @@ fn parent(opts: Opts) {
         }
     }
     println!(
-        "\n{} round(s) of W1, W2, W3, W6 and {} of W4, W5; {} s in all; data in {}",
+        "\n{} round(s) of W1, W2, W3, W6, C1 and {} of W4, W5; {} s in all; data in {}",
         opts.rounds,
         opts.heavy_rounds,
         started.elapsed().as_secs(),
@@ -1733,8 +1781,8 @@ fn main() {
             "--order" => order = value().parse().expect("--order N"),
             "--help" | "-h" => {
                 println!(
-                    "bench [--rounds N] [--only w1,w2,w3,w4,w5,w6,size,fsync,wal] [--durability full,normal] [--dir PATH] [--no-strace] [--wait-idle SECONDS]\n\
-                     bench --store postgres [--pg URL] [--rounds N] [--only p1,p2,p2n,p3,p6] [--durability full,normal] [--wait-idle SECONDS]"
+                    "bench [--rounds N] [--only w1,w2,w3,w4,w5,w6,c1,size,fsync,wal] [--durability full,normal] [--dir PATH] [--no-strace] [--wait-idle SECONDS]\n\
+                     bench --store postgres [--pg URL] [--rounds N] [--only p1,p2,p2n,p3,p6,pc1] [--durability full,normal] [--wait-idle SECONDS]"
                 );
                 return;
             }

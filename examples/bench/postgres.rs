@@ -15,6 +15,11 @@
 //!   holds 100,000 completed steps.
 //! - P6: worker CPU time (`getrusage`) per step, 200 workflows x 250 steps;
 //!   beside it, the CPU per row of the P2 baseline's process.
+//! - PC1: C1 (the pre-deploy check of 10,000 sleeping executions of 20
+//!   steps, on a worker runtime and on an admin open) on PostgreSQL;
+//!   baselines on one tokio-postgres connection: the check's own query
+//!   shape (pages of 500 executions, their journals in one `= ANY($1)`
+//!   query), and one journal query per execution.
 //!
 //! Commits per step are `pg_stat_database.xact_commit` deltas over the whole
 //! life of a side (connections closed, so their backends have flushed their
@@ -230,6 +235,8 @@ pub(super) async fn child(a: &ChildArgs) {
         "p3-build" => p3_build(&url, a.file_schema()).await,
         "p3" => p3(&url, &schema, a.file_schema(), d).await,
         "p6" => p6(&url, &schema, d).await,
+        "pc1-build" => pc1_build(&url, a.file_schema()).await,
+        "pc1" => pc1(&url, &schema, a.file_schema(), d, a.order).await,
         other => panic!("unknown child task `{other}`"),
     }
     drop_schema(&url, &schema).await;
@@ -554,19 +561,7 @@ async fn p3_build(url: &str, template: &str) {
 
 async fn p3(url: &str, schema: &str, template: &str, d: Durability) {
     create_schema(url, schema, d).await;
-    let client = connect(url, None).await;
-    client
-        .batch_execute(&format!(
-            "INSERT INTO {schema}.workflows SELECT * FROM {template}.workflows
-               ON CONFLICT DO NOTHING;
-             INSERT INTO {schema}.workflow_executions SELECT * FROM {template}.workflow_executions;
-             INSERT INTO {schema}.step_executions SELECT * FROM {template}.step_executions;
-             INSERT INTO {schema}.step_attempts SELECT * FROM {template}.step_attempts;
-             ANALYZE {schema}.step_executions; ANALYZE {schema}.workflow_executions;"
-        ))
-        .await
-        .expect("copy the template");
-    drop(client);
+    copy_schema(url, schema, template).await;
     W3_BLOCK.store(false, std::sync::atomic::Ordering::SeqCst);
     let t0 = Instant::now();
     let rt = open_pg(url, schema, d).await;
@@ -584,8 +579,202 @@ async fn p3(url: &str, schema: &str, template: &str, d: Durability) {
     rt.shutdown().await.unwrap();
 }
 
+/// Copies the rows of a template schema into `schema` (created, empty).
+async fn copy_schema(url: &str, schema: &str, template: &str) {
+    let client = connect(url, None).await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.workflows SELECT * FROM {template}.workflows
+               ON CONFLICT DO NOTHING;
+             INSERT INTO {schema}.workflow_executions SELECT * FROM {template}.workflow_executions;
+             INSERT INTO {schema}.step_executions SELECT * FROM {template}.step_executions;
+             INSERT INTO {schema}.step_attempts SELECT * FROM {template}.step_attempts;
+             ANALYZE {schema}.step_executions; ANALYZE {schema}.workflow_executions;"
+        ))
+        .await
+        .expect("copy the template");
+}
+
 async fn p6(url: &str, schema: &str, d: Durability) {
     super::w6_cpu_on(open_pg(url, schema, d).await).await;
+}
+
+// ------------------------------------------------------------------------
+// PC1: the pre-deploy check.
+
+/// PC1's template schema: C1's 10,000 sleepers, written through the runtime.
+async fn pc1_build(url: &str, template: &str) {
+    drop_schema(url, template).await;
+    super::check::build_on(open_pg(url, template, Durability::Off).await).await;
+}
+
+/// The columns the check loads.
+const PC1_EXECUTION: &str = "id, workflow_name, status, codec, input, output, error, error_message,
+     options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version, owner";
+const PC1_ENTRY: &str =
+    "position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
+     branch, local, value_type";
+/// Executions per page, as the check reads them.
+const PC1_PAGE: i64 = 500;
+
+/// Reads an execution's row (PC1_EXECUTION) into owned values; its id.
+fn pc1_execution(r: &tokio_postgres::Row) -> String {
+    let row = (
+        r.get::<_, String>(0),
+        r.get::<_, String>(1),
+        r.get::<_, String>(2),
+        r.get::<_, String>(3),
+        r.get::<_, Vec<u8>>(4),
+        r.get::<_, Option<Vec<u8>>>(5),
+        r.get::<_, Option<Vec<u8>>>(6),
+        r.get::<_, Option<String>>(7),
+        r.get::<_, String>(8),
+        (r.get::<_, i64>(9), r.get::<_, Option<i64>>(10)),
+        (r.get::<_, i64>(11), r.get::<_, i64>(12)),
+        (r.get::<_, Option<i64>>(13), r.get::<_, String>(14)),
+        r.get::<_, Option<i64>>(15),
+    );
+    std::hint::black_box(row).0
+}
+
+/// Reads a journal row (PC1_ENTRY from column `at` on) into owned values.
+fn pc1_entry(r: &tokio_postgres::Row, at: usize) {
+    std::hint::black_box((
+        (r.get::<_, i64>(at), r.get::<_, String>(at + 1)),
+        (r.get::<_, String>(at + 2), r.get::<_, i64>(at + 3)),
+        (r.get::<_, String>(at + 4), r.get::<_, i64>(at + 5)),
+        r.get::<_, Option<Vec<u8>>>(at + 6),
+        r.get::<_, Option<Vec<u8>>>(at + 7),
+        r.get::<_, Option<String>>(at + 8),
+        r.get::<_, Option<i64>>(at + 9),
+        (r.get::<_, String>(at + 10), r.get::<_, i64>(at + 11)),
+        r.get::<_, Option<i32>>(at + 12),
+    ));
+}
+
+/// The raw read in the check's own shape: pages of 500 unfinished
+/// executions in id order, each page's journals in one query. Returns
+/// executions, entries and the time.
+async fn pc1_read_pages(client: &Client) -> (usize, usize, Duration) {
+    let page = client
+        .prepare(&format!(
+            "SELECT {PC1_EXECUTION} FROM workflow_executions
+             WHERE id > $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+             ORDER BY id LIMIT $2"
+        ))
+        .await
+        .unwrap();
+    let journals = client
+        .prepare(&format!(
+            "SELECT execution_id, {PC1_ENTRY} FROM step_executions
+             WHERE execution_id = ANY($1) ORDER BY execution_id, position"
+        ))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let (mut executions, mut entries) = (0, 0);
+    let mut after = String::new();
+    loop {
+        let rows = client.query(&page, &[&after, &PC1_PAGE]).await.unwrap();
+        let ids: Vec<String> = rows.iter().map(pc1_execution).collect();
+        let Some(last) = ids.last() else { break };
+        after = last.clone();
+        for r in client.query(&journals, &[&ids]).await.unwrap() {
+            std::hint::black_box(r.get::<_, String>(0));
+            pc1_entry(&r, 1);
+            entries += 1;
+        }
+        executions += ids.len();
+        if (ids.len() as i64) < PC1_PAGE {
+            break;
+        }
+    }
+    (executions, entries, t.elapsed())
+}
+
+/// The raw read with one journal query per execution (a round trip each).
+async fn pc1_read_each(client: &Client) -> (usize, usize, Duration) {
+    let all = client
+        .prepare(&format!(
+            "SELECT {PC1_EXECUTION} FROM workflow_executions
+             WHERE status NOT IN ('completed', 'failed', 'cancelled') ORDER BY id"
+        ))
+        .await
+        .unwrap();
+    let journal = client
+        .prepare(&format!(
+            "SELECT {PC1_ENTRY} FROM step_executions WHERE execution_id = $1 ORDER BY position"
+        ))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let ids: Vec<String> = client
+        .query(&all, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(pc1_execution)
+        .collect();
+    let mut entries = 0;
+    for id in &ids {
+        for r in client.query(&journal, &[id]).await.unwrap() {
+            pc1_entry(&r, 0);
+            entries += 1;
+        }
+    }
+    (ids.len(), entries, t.elapsed())
+}
+
+/// One PC1 round on a copy of the template: the raw reads, the check on a
+/// worker runtime and on an admin open, in an order rotated by `order`.
+async fn pc1(url: &str, schema: &str, template: &str, d: Durability, order: u32) {
+    create_schema(url, schema, d).await;
+    copy_schema(url, schema, template).await;
+    let client = connect(url, Some(schema)).await;
+    let entries: i64 = client
+        .query_one("SELECT count(*) FROM step_executions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let entries = entries as usize;
+    let executions = super::check::C1_EXECUTIONS;
+    for side in 0..3 {
+        match (order + side) % 3 {
+            0 => {
+                for (prefix, (n, e, t)) in [
+                    ("base_", pc1_read_pages(&client).await),
+                    ("min_", pc1_read_each(&client).await),
+                ] {
+                    assert_eq!((n, e), (executions, entries), "{prefix} read");
+                    let s = t.as_secs_f64();
+                    report(&format!("{prefix}check_s"), s);
+                    report(&format!("{prefix}exec_s"), n as f64 / s);
+                    report(&format!("{prefix}entries_s"), e as f64 / s);
+                }
+                report("entries", entries as f64);
+            }
+            1 => {
+                let t = Instant::now();
+                let rt = open_pg(url, schema, d).await;
+                report("worker_open_s", t.elapsed().as_secs_f64());
+                super::check::time_check(&rt, "worker_", entries).await;
+                rt.shutdown().await.unwrap();
+            }
+            _ => {
+                let t = Instant::now();
+                let rt = Runtime::builder()
+                    .postgres(url)
+                    .schema(schema)
+                    .admin()
+                    .open()
+                    .await
+                    .expect("open as an admin on PostgreSQL");
+                report("admin_open_s", t.elapsed().as_secs_f64());
+                super::check::time_check(&rt, "admin_", entries).await;
+                rt.shutdown().await.unwrap();
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------------
@@ -873,6 +1062,15 @@ pub(super) fn parent(opts: Opts) {
     let mut results: Results = BTreeMap::new();
     let progress = |what: &str| eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
     let template = format!("{prefix}_p3_template");
+    let pc1_template = format!("{prefix}_pc1_template");
+    if wants("pc1") {
+        progress("building 10,000 sleeping executions of 20 steps on PostgreSQL (PC1)");
+        let mut args = extra.clone();
+        args.extend(["--file".to_owned(), pc1_template.clone()]);
+        for (k, v) in run_child(&exe, &opts, "pc1-build", "off", &args) {
+            eprintln!("         {k} {}", super::fmt_num(v));
+        }
+    }
     if wants("p3") {
         progress("building the 100,000-step journal on PostgreSQL (P3)");
         let mut args = extra.clone();
@@ -902,6 +1100,25 @@ pub(super) fn parent(opts: Opts) {
                 }
                 let out = run_child(&exe, &opts, w, sync, &args);
                 add_round(&mut results, w, sync, out);
+            }
+            // The check writes nothing: the first durability is enough.
+            if wants("pc1") && *sync == opts.durabilities[0] {
+                progress(&format!(
+                    "round {} of {}: pc1 (check) at {sync}",
+                    round + 1,
+                    opts.rounds
+                ));
+                let mut args = extra.clone();
+                args.extend([
+                    "--order".to_owned(),
+                    round.to_string(),
+                    "--file".to_owned(),
+                    pc1_template.clone(),
+                ]);
+                let out = run_child(&exe, &opts, "pc1", sync, &args);
+                for (side, pairs) in super::check::split("pc1", out) {
+                    add_round(&mut results, &side, sync, pairs);
+                }
             }
             if wants("p2n") {
                 for &n in P2N_WORKERS {
@@ -936,7 +1153,15 @@ pub(super) fn parent(opts: Opts) {
             drop_schema(&opts.pg, &name).await;
         }
     });
-    print_table(&results, PG_ROWS);
+    if results.keys().any(|(w, _)| !w.starts_with("pc1")) {
+        print_table(&results, PG_ROWS);
+    }
+    if wants("pc1") {
+        print_table(
+            &results,
+            &super::check::rows("pc1-worker", "pc1-admin", true),
+        );
+    }
     println!("\nper round (library / baseline of the same child):");
     for ((w, sync), keys) in &results {
         for (k, v) in keys {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
+use rusqlite::{Connection, OptionalExtension, Row, Statement, named_params, params};
 
 use crate::codec::{Codec, Payload};
 use crate::record::{
@@ -86,13 +86,20 @@ pub(super) fn load_execution(
     .optional()
 }
 
+/// The journal query of [`load_journal`] and [`unfinished_page`].
+const JOURNAL: &str =
+    "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
+            branch, local, value_type
+     FROM step_executions WHERE execution_id = ?1 ORDER BY position";
+
 /// The whole journal of an execution, in one query, ordered by position.
 pub(super) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
-                branch, local, value_type
-         FROM step_executions WHERE execution_id = ?1 ORDER BY position",
-    )?;
+    let mut stmt = conn.prepare_cached(JOURNAL)?;
+    journal_of(&mut stmt, id)
+}
+
+/// The journal of `id` through `stmt`, a statement of [`JOURNAL`].
+fn journal_of(stmt: &mut Statement<'_>, id: &ExecutionId) -> rusqlite::Result<Vec<Entry>> {
     let mut rows = stmt.query([id.as_str()])?;
     let mut entries = Vec::new();
     // Most entries share a few names and branches: one allocation each.
@@ -120,6 +127,13 @@ pub(super) fn load_journal(conn: &Connection, id: &ExecutionId) -> rusqlite::Res
 
 /// Up to `limit` unfinished executions with ids after `after`, in id
 /// order, each with its journal: what the pre-deploy check replays.
+///
+/// One journal statement serves the whole page. A statement taken from the
+/// cache again for each execution would be compiled again each time:
+/// SQLite (3.54) marks `execution_id = ?1` as worth re-planning when its
+/// value changes to or from 0 or 1, and `sqlite3_clear_bindings`, which
+/// the statement cache calls when a statement comes back, expires a
+/// statement so marked. Rebinding a held statement to another id does not.
 pub(super) fn unfinished_page(
     conn: &Connection,
     after: &str,
@@ -133,9 +147,10 @@ pub(super) fn unfinished_page(
         ))?
         .query_map(params![after, limit], execution_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut journal = conn.prepare_cached(JOURNAL)?;
     rows.into_iter()
         .map(|row| {
-            let journal = load_journal(conn, &row.id)?;
+            let journal = journal_of(&mut journal, &row.id)?;
             Ok(Loaded { row, journal })
         })
         .collect()
