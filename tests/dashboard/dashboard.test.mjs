@@ -145,6 +145,8 @@ test('an execution shows its timeline with retries and the sleep', async () => {
   assert.match(await page.locator('#d-output').textContent(), /1Z999AA1/);
   assert.equal(await page.locator('#act-cancel').isDisabled(), true);
   assert.equal(await page.locator('#superseded-card').isHidden(), true, 'never restarted: nothing set aside');
+  // The version of the code that started it (the seeding package's).
+  assert.match(await page.locator('#d-meta').textContent(), /Version\d+\.\d+\.\d+/);
 
   // The attempts of a step unfold with their errors.
   await page.click('#steps details[data-position="1"] summary');

@@ -404,6 +404,8 @@
     const attempts = steps.reduce((n, s) => n + s.attempts, 0);
     item('Steps', `${steps.length} · ${attempts} attempt${attempts === 1 ? '' : 's'}`);
     item('Restarts', String(e.restart_attempt));
+    if (e.app_version) item('Version', e.app_version, 'the version of the code that started it');
+    if (e.patches && e.patches.length) item('Patches', e.patches.join(', '), 'code changes (ctx.patched) it ran with');
 
     const box = $('d-error');
     if (e.error_message) {
