@@ -521,6 +521,7 @@ async fn downgrade_to_v1(db: &PgDb) {
                  CHECK (kind IN ('step', 'sleep', 'now', 'random')),
                  DROP COLUMN value_type;
              DROP TABLE value_types;
+             ALTER TABLE workflow_executions DROP COLUMN input_type;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .await
@@ -554,6 +555,8 @@ async fn a_first_release_schema_is_read_by_an_admin_and_migrated_by_a_worker() {
         admin.status("pay-old").await.unwrap().status,
         ExecutionStatus::Completed
     );
+    assert_eq!(admin.list(ListFilter::new()).await.unwrap().len(), 1);
+    assert_eq!(admin.check().await.unwrap().checked, 0);
     drop(admin);
     assert_eq!(schema_version(&db).await, "1");
 

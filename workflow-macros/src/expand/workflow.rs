@@ -35,6 +35,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let field_idents: Vec<&Ident> = params.iter().map(|param| &param.ident).collect();
     let field_tys = params.iter().map(|param| &param.ty);
     let field_tys_again = params.iter().map(|param| &param.ty);
+    let field_tys_input = params.iter().map(|param| &param.ty);
     let direct_call_bound = respan(
         quote!(#ident: #krate::__private::DirectCall<__WorkflowM>,),
         ident.span(),
@@ -250,6 +251,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
                         max_restarts: #max_restarts,
                         restart_delay: #restart_delay,
                         run: #ident::__workflow_run,
+                        input_type: || ::core::any::type_name::<(#(#field_tys_input,)*)>(),
                         check_input: #ident::__workflow_check_input,
                     };
                 &__WORKFLOW_DESCRIPTOR

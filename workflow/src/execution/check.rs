@@ -16,7 +16,7 @@ use std::task::{Poll, Wake, Waker};
 
 use super::context::{Context, SCOPE, Scope};
 use super::descriptor::WorkflowOutcome;
-use super::drive::{start_options, unreached_reason};
+use super::drive::{run_body, start_options, unreached_reason};
 use super::engine::Engine;
 use super::panic::CatchUnwind;
 use super::state::{Execution, Launch};
@@ -157,7 +157,10 @@ impl Engine {
             branch: Arc::from(""),
         };
         let input = Payload::new(row.codec, row.input.clone());
-        let body = SCOPE.scope(Scope::Workflow(ctx.clone()), (descriptor.run)(ctx, input));
+        let body = SCOPE.scope(
+            Scope::Workflow(ctx.clone()),
+            run_body(ctx, descriptor, input, row.input_type),
+        );
         let mut body = std::pin::pin!(CatchUnwind::new(body));
         let woken = Arc::new(Woken::default());
         let waker = Waker::from(Arc::clone(&woken));

@@ -10,7 +10,7 @@ use crate::error::{CodecError, Error, Result};
 use crate::options::StartOptions;
 use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
-use crate::store::{Inserted, NewExecution, Transition};
+use crate::store::{Inserted, NewExecution, Transition, TypeTag};
 
 impl Engine {
     /// Commits a new execution's row (or finds the existing one) and drives it.
@@ -41,9 +41,12 @@ impl Engine {
             type_name: "StartOptions",
             message: e.to_string(),
         })?;
+        let input_type = TypeTag::named((descriptor.input_type)());
+        self.note_type(input_type).await;
         let new = NewExecution {
             id: id.clone(),
             workflow: descriptor.name,
+            input_type: input_type.hash,
             app_version: self
                 .app_version
                 .clone()
@@ -74,6 +77,7 @@ impl Engine {
                         options,
                         restart_attempt: 0,
                         journal: Vec::new(),
+                        input_type: Some(input_type.hash),
                     };
                     self.launch(claim, ready, false);
                 }

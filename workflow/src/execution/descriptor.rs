@@ -21,6 +21,9 @@ pub struct WorkflowDescriptor {
     pub max_restarts: Option<u32>,
     pub restart_delay: Option<Duration>,
     pub run: fn(Context, Payload) -> BoxFuture,
+    /// The type name of the tuple of the workflow's arguments: what its
+    /// input's fingerprint is made of.
+    pub input_type: fn() -> &'static str,
     /// Whether a payload decodes as this workflow's input.
     pub check_input: fn(&Payload) -> Result<(), CodecError>,
 }

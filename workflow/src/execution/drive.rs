@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::options::StartOptions;
 use crate::record::ExecutionId;
 use crate::status::{ExecutionStatus, PauseCause};
-use crate::store::{Claimed, Entry, ExecutionRow, Loaded, Transition};
+use crate::store::{Claimed, Entry, ExecutionRow, Loaded, Transition, TypeTag};
 
 /// How an execution restarts after a panic.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +34,8 @@ pub(crate) struct Ready {
     pub options: StartOptions,
     pub restart_attempt: u32,
     pub journal: Vec<Entry>,
+    /// Which types the input was written as, if recorded.
+    pub input_type: Option<i32>,
 }
 
 impl Ready {
@@ -47,6 +49,7 @@ impl Ready {
             options: start_options(&row),
             input: row.input,
             restart_attempt: row.restart_attempt,
+            input_type: row.input_type,
             journal,
         })
     }
@@ -147,7 +150,14 @@ impl Engine {
         let span =
             tracing::info_span!("workflow", workflow = ready.descriptor.name, execution = %exec.id);
         let input = Payload::new(ready.codec, ready.input);
-        let run = drive(claim, exec, ready.descriptor, input, restarts);
+        let run = drive(
+            claim,
+            exec,
+            ready.descriptor,
+            input,
+            ready.input_type,
+            restarts,
+        );
         tokio::spawn(run.instrument(span));
     }
 
@@ -191,13 +201,17 @@ async fn drive(
     exec: Arc<Execution>,
     descriptor: &'static WorkflowDescriptor,
     input: Payload,
+    input_type: Option<i32>,
     restarts: RestartPolicy,
 ) {
     let ctx = Context {
         exec: Arc::clone(&exec),
         branch: Arc::from(""),
     };
-    let body = SCOPE.scope(Scope::Workflow(ctx.clone()), (descriptor.run)(ctx, input));
+    let body = SCOPE.scope(
+        Scope::Workflow(ctx.clone()),
+        run_body(ctx, descriptor, input, input_type),
+    );
     let outcome = tokio::select! {
         biased;
         () = exec.stop.notified() => None,
@@ -283,4 +297,18 @@ pub(super) fn unreached_reason(exec: &Execution) -> Option<String> {
         first.occurrence,
         first.position
     ))
+}
+
+/// A workflow's body, once its input is known to be of the types it was
+/// written as (else the execution parks, naming both).
+pub(super) async fn run_body(
+    ctx: Context,
+    descriptor: &'static WorkflowDescriptor,
+    input: Payload,
+    input_type: Option<i32>,
+) -> WorkflowOutcome {
+    let tag = TypeTag::named((descriptor.input_type)());
+    let what = || format!("the input of workflow `{}`", descriptor.name);
+    ctx.exec.check_tag(input_type, tag, what).await;
+    (descriptor.run)(ctx, input).await
 }

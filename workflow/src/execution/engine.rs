@@ -149,11 +149,15 @@ impl Engine {
         }
     }
 
-    /// Whether type `old` was declared renamed to `new`.
-    pub(crate) fn renamed(&self, old: &str, new: &'static str) -> bool {
-        self.renames
-            .iter()
-            .any(|(from, to)| *from == old && *to == new)
+    /// Whether type name `old` is `new` once every type declared renamed
+    /// (`#[renamed_from]`) is read under its new name, wherever it appears
+    /// in `old` (`Vec<app::Old>`, a tuple of arguments...).
+    pub(crate) fn renamed(&self, old: &str, new: &str) -> bool {
+        let mut old = old.to_owned();
+        for (from, to) in &self.renames {
+            old = replace_path(&old, from, to);
+        }
+        old == new
     }
 
     /// Wall time now, in Unix milliseconds.
@@ -404,5 +408,52 @@ impl Drop for WatchGuard {
                 waiters.remove(&self.id);
             }
         }
+    }
+}
+
+/// `text` with every occurrence of the type path `from` that is a whole
+/// path (not followed or preceded by more of a path) replaced by `to`.
+fn replace_path(text: &str, from: &str, to: &str) -> String {
+    let part = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + from.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if before.is_some_and(part) || after.is_some_and(part) {
+            out.push_str(from);
+        } else {
+            out.push_str(to);
+        }
+        rest = &rest[at + from.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_path;
+
+    #[test]
+    fn a_renamed_type_is_replaced_only_as_a_whole_path() {
+        assert_eq!(replace_path("app::Old", "app::Old", "app::New"), "app::New");
+        assert_eq!(
+            replace_path("(alloc::vec::Vec<app::Old>, u32)", "app::Old", "app::New"),
+            "(alloc::vec::Vec<app::New>, u32)"
+        );
+        assert_eq!(
+            replace_path("app::OldList", "app::Old", "app::New"),
+            "app::OldList"
+        );
+        assert_eq!(
+            replace_path("myapp::Old", "app::Old", "app::New"),
+            "myapp::Old"
+        );
+        assert_eq!(
+            replace_path("app::Old::Inner", "app::Old", "app::New"),
+            "app::Old::Inner"
+        );
     }
 }

@@ -261,10 +261,19 @@ impl Execution {
     /// declared renamed to `V` (`#[replayflow::renamed_from]`). Values
     /// journaled without a type pass.
     pub(crate) async fn check_type<V>(&self, recorded: Option<i32>, what: impl FnOnce() -> String) {
+        self.check_tag(recorded, TypeTag::of::<V>(), what).await
+    }
+
+    /// [`check_type`](Self::check_type) for a type known by its tag.
+    pub(crate) async fn check_tag(
+        &self,
+        recorded: Option<i32>,
+        tag: TypeTag,
+        what: impl FnOnce() -> String,
+    ) {
         let Some(hash) = recorded else {
             return;
         };
-        let tag = TypeTag::of::<V>();
         if hash == tag.hash {
             return;
         }

@@ -51,7 +51,10 @@ pub(crate) struct TypeTag {
 
 impl TypeTag {
     pub(crate) fn of<T: ?Sized>() -> TypeTag {
-        let name = std::any::type_name::<T>();
+        TypeTag::named(std::any::type_name::<T>())
+    }
+
+    pub(crate) fn named(name: &'static str) -> TypeTag {
         TypeTag {
             hash: fingerprint(name),
             name,
@@ -214,6 +217,8 @@ pub(crate) struct NewExecution {
     pub workflow: &'static str,
     /// The version of the code that starts it.
     pub app_version: String,
+    /// [`TypeTag::hash`] of the tuple of the workflow's argument types.
+    pub input_type: i32,
     pub codec: Codec,
     pub input: Vec<u8>,
     pub options: String,
@@ -245,6 +250,9 @@ pub(crate) struct ExecutionRow {
     pub completed_at: Option<i64>,
     /// The version of the code that started it (`""`: unknown).
     pub app_version: String,
+    /// Which types the input was written as ([`TypeTag::hash`] of the
+    /// tuple of the argument types); `None` before it was recorded.
+    pub input_type: Option<i32>,
 }
 
 /// An execution loaded to be driven: its row and its whole journal.

@@ -216,7 +216,7 @@ impl PgStore {
         config.application_name(format!("replayflow {}", options.schema));
         let (mut setup, connection) = config.connect(NoTls).await.map_err(pg)?;
         let driver = tokio::spawn(connection);
-        schema::prepare(&mut setup, &options.schema, !admin).await?;
+        let version = schema::prepare(&mut setup, &options.schema, !admin).await?;
         let mut workflows: Vec<String> = registered
             .workflows
             .iter()
@@ -249,7 +249,20 @@ impl PgStore {
         );
         // Bounded waits: a server that stops answering makes reads fail
         // with `Unavailable` instead of queueing them forever.
-        let pool = Pool::builder(manager)
+        let mut pool = Pool::builder(manager);
+        if let Some(views) = schema::read_as_current(&options.schema, version) {
+            let views: Arc<str> = views.into();
+            pool = pool.post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+                let views = Arc::clone(&views);
+                Box::pin(async move {
+                    client
+                        .batch_execute(&views)
+                        .await
+                        .map_err(deadpool_postgres::HookError::Backend)
+                })
+            }));
+        }
+        let pool = pool
             .max_size(options.pool_size.max(2))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(30)))

@@ -50,8 +50,8 @@ pub(super) async fn insert_execution(
         client,
         "INSERT INTO workflow_executions
              (id, workflow_name, status, codec, input, options, created_at, updated_at, owner, claim_seq,
-              app_version)
-         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8)
+              app_version, input_type)
+         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8, $9)
          ON CONFLICT (id) DO NOTHING",
         &[
             &e.id.as_str(),
@@ -62,6 +62,7 @@ pub(super) async fn insert_execution(
             &e.now,
             &owner,
             &e.app_version,
+            &e.input_type,
         ],
     )
     .await?;
@@ -81,7 +82,8 @@ pub(super) async fn insert_execution(
 
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
-     options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version, owner";
+     options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version, input_type,
+     owner";
 
 fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
     let codec_name: String = r.try_get(3)?;
@@ -106,6 +108,7 @@ fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
         updated_at: r.try_get(12)?,
         completed_at: r.try_get(13)?,
         app_version: r.try_get(14)?,
+        input_type: r.try_get(15)?,
     })
 }
 
@@ -240,7 +243,7 @@ pub(super) async fn claim_for_replay(
         return Ok(Claimed::Missing);
     };
     let mut row = execution_row(&r)?;
-    let owner: Option<i64> = r.try_get(15)?;
+    let owner: Option<i64> = r.try_get(16)?;
     if row.status.is_terminal()
         || !registered.takes(&row.workflow, &row.app_version)
         || owner.is_some_and(|o| o != me)

@@ -14,7 +14,8 @@ use crate::status::{
 ///
 /// 1: the first release. 2: journal entries of kind `patch` (the markers
 /// of `Context::patched`), and the type of each journaled value
-/// (`step_executions.value_type`, named in `value_types`).
+/// (`step_executions.value_type`, named in `value_types`), and the type
+/// of each execution's input (`workflow_executions.input_type`).
 pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key under which the schema is created or migrated
@@ -32,9 +33,11 @@ pub(crate) fn valid_schema_name(name: &str) -> bool {
         && name.len() <= 63
 }
 
-/// Creates the schema, or checks its version, under the migration lock.
-/// With `create` false (an admin open), a missing schema is an error.
-pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> Result<()> {
+/// Creates the schema, or checks its version, under the migration lock;
+/// returns the version the schema is at after it. With `create` false (an
+/// admin open), a missing schema is an error and an older one is left as
+/// it is (see [`read_as_current`]).
+pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> Result<i64> {
     let tx = client.transaction().await.map_err(pg)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -64,7 +67,7 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
             });
         }
         // An admin never migrates (workers of an older build may still
-        // run on the schema); every version since 1 reads the same.
+        // run on the schema): it reads through `read_as_current`.
         if create && found < SCHEMA_VERSION {
             tx.batch_execute(&migrations(schema, found))
                 .await
@@ -77,7 +80,7 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
             );
         }
         tx.commit().await.map_err(pg)?;
-        return Ok(());
+        return Ok(if create { SCHEMA_VERSION } else { found });
     }
     if !create {
         return Err(Error::NoDatabase {
@@ -87,7 +90,24 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
     tx.batch_execute(&ddl(schema)).await.map_err(pg)?;
     tx.commit().await.map_err(pg)?;
     tracing::info!(schema, "created the workflow schema");
-    Ok(())
+    Ok(SCHEMA_VERSION)
+}
+
+/// For a connection that reads a schema of an older version without
+/// migrating it (an admin's): temporary views, which PostgreSQL looks up
+/// before the schema's tables, add the columns later versions added, with
+/// the values their migrations give old rows. `None` when the schema is
+/// current.
+pub(crate) fn read_as_current(schema: &str, version: i64) -> Option<String> {
+    (version < 2).then(|| {
+        format!(
+            "CREATE TEMP VIEW workflow_executions AS
+                 SELECT *, NULL::integer AS input_type FROM {schema}.workflow_executions;
+             CREATE TEMP VIEW step_executions AS
+                 SELECT *, NULL::integer AS value_type FROM {schema}.step_executions;
+             CREATE TEMP TABLE value_types (hash integer PRIMARY KEY, name text NOT NULL);"
+        )
+    })
 }
 
 fn check_in<T: Copy>(column: &str, all: &[T], text: impl Fn(T) -> &'static str) -> String {
@@ -105,6 +125,7 @@ fn migrations(s: &str, found: i64) -> String {
             "ALTER TABLE {s}.step_executions DROP CONSTRAINT step_executions_kind_check,
                  ADD CONSTRAINT step_executions_kind_check CHECK ({kind}),
                  ADD COLUMN value_type integer;
+             ALTER TABLE {s}.workflow_executions ADD COLUMN input_type integer;
              CREATE TABLE {s}.value_types (hash integer PRIMARY KEY, name text NOT NULL);"
         ));
     }
@@ -185,7 +206,8 @@ fn ddl(s: &str) -> String {
             completed_at       bigint,
             owner              bigint,
             claim_seq          bigint NOT NULL DEFAULT 0,
-            app_version        text NOT NULL DEFAULT ''
+            app_version        text NOT NULL DEFAULT '',
+            input_type         integer
         ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);
         CREATE INDEX workflow_executions_by_status ON {s}.workflow_executions (status, created_at);
         CREATE INDEX workflow_executions_by_created ON {s}.workflow_executions (created_at, seq);

@@ -21,8 +21,10 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
     let inserted = conn
         .prepare_cached(
             "INSERT INTO workflow_executions
-                 (id, workflow_name, status, codec, input, options, created_at, updated_at, app_version)
-             VALUES (:id, :workflow, 'running', :codec, :input, :options, :now, :now, :app_version)
+                 (id, workflow_name, status, codec, input, options, created_at, updated_at, app_version,
+                  input_type)
+             VALUES (:id, :workflow, 'running', :codec, :input, :options, :now, :now, :app_version,
+                     :input_type)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(named_params! {
@@ -33,6 +35,7 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
             ":options": e.options,
             ":now": e.now,
             ":app_version": e.app_version,
+            ":input_type": e.input_type,
         })?;
     if inserted == 1 {
         return Ok(Inserted::Created);
@@ -45,7 +48,8 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
 
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
-     options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version";
+     options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version,
+     input_type";
 
 fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
     let codec_name: String = r.get(3)?;
@@ -72,6 +76,7 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
         updated_at: r.get(12)?,
         completed_at: r.get(13)?,
         app_version: r.get(14)?,
+        input_type: r.get(15)?,
     })
 }
 
