@@ -217,7 +217,7 @@ async fn pick() -> Result<u32, AnyError> {
 async fn ship(ctx: Context) -> Result<u32, AnyError> {
     let n = match SHIP_CODE.load(Ordering::SeqCst) {
         0 => pack().await?,
-        _ => pick().await?,
+        _ => pick().await?, // PICK_LINE
     };
     ctx.sleep(HOUR).await;
     Ok(n)
@@ -286,6 +286,14 @@ both_stores!(
             ship_message.contains("`pack#0`") && ship_message.contains("`pick#0`"),
             "{ship_message}"
         );
+        // The line of the workflow body that calls the `#[step]` now.
+        let pick_line = include_str!("changes.rs")
+            .lines()
+            .position(|l| l.ends_with("// PICK_LINE"))
+            .unwrap()
+            + 1;
+        let line = format!("(at tests/changes.rs:{pick_line}:");
+        assert!(ship_message.contains(&line), "{ship_message}");
         let quote_message = report.findings[0].message.clone();
         assert!(quote_message.contains("price"), "{quote_message}");
         assert_eq!(

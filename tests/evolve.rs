@@ -122,6 +122,13 @@ fn the_check_reports_exactly_what_the_new_build_parks_and_with_the_same_words() 
         message("argument_changed-1")
     );
     assert!(message("retired-1").contains("`retired` is not registered"));
+    // A step call's mismatch names the line of the workflow that made it
+    // (the helper that calls `ctx.step`, here).
+    assert!(
+        message("renamed-1").contains("(at tests/support/evolve/v2.rs:"),
+        "{}",
+        message("renamed-1")
+    );
 
     // The human report lists the same.
     let (code, text) = run(V2, &["check", "--db", path]);

@@ -142,6 +142,7 @@ impl<E> NoConvertFailure<E> for FailureProbe<E> {
 ///
 /// `T` and `E` are bound by the check traits, whose `M` is inferred, so that a type that
 /// cannot be journaled gets one error that says so.
+#[track_caller]
 pub fn step_call<T, E, F, Fut, MT, ME>(
     meta: &'static StepMeta,
     convert: fn(StepFailure) -> Option<E>,

@@ -70,8 +70,11 @@ pub(crate) fn expand_step(step: &Step) -> TokenStream {
     };
     let step_call = step_call(krate, ret_cover, OkErr::projected(krate, ret, ret_cover));
 
+    // `#[track_caller]`: a determinism check that fails at this call names
+    // the line of the workflow body that made it.
     quote! {
         #(#attrs)*
+        #[track_caller]
         #vis fn #ident #generics (#(#outer_params),*) -> #future_ty #where_clause {
             static __WORKFLOW_STEP: #krate::__private::StepMeta = #krate::__private::StepMeta {
                 name: #name,

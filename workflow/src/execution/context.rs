@@ -471,6 +471,7 @@ impl Context {
     /// # Ok(())
     /// # }
     /// ```
+    #[track_caller]
     pub fn step<T, E, F, Fut>(
         &self,
         name: &str,
@@ -486,6 +487,7 @@ impl Context {
     }
 
     /// Like [`Context::step`], with retry options.
+    #[track_caller]
     pub fn step_with<T, E, F, Fut>(
         &self,
         name: &str,
@@ -498,7 +500,8 @@ impl Context {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let call = StepCall::reserve(&self.exec, &self.current_branch(), name);
+        let location = std::panic::Location::caller();
+        let call = StepCall::reserve(&self.exec, &self.current_branch(), name, location);
         let spec = StepSpec {
             policy: options.retry.unwrap_or(self.exec.retry),
             timeout: options.timeout,

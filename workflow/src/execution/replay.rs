@@ -173,8 +173,9 @@ pub(crate) enum PatchPlace {
     /// The journal goes on past this point without the marker: the
     /// execution passed it on old code (nothing is reserved).
     Passed,
-    /// The journal ends before this point: a new marker goes here.
-    New(Reservation),
+    /// The journal ends before this point: a new marker goes here (boxed:
+    /// a reservation holds room for a recorded entry).
+    New(Box<Reservation>),
 }
 
 /// A journal place reserved by a call, with what the journal recorded there.
@@ -185,6 +186,9 @@ pub(crate) struct Reservation {
     pub name: Arc<str>,
     pub occurrence: u32,
     pub recorded: Option<Entry>,
+    /// Where in the workflow's code the call was made, when known (step
+    /// calls).
+    pub location: Option<&'static std::panic::Location<'static>>,
 }
 
 impl Reservation {
@@ -260,6 +264,7 @@ impl Execution {
             name: Arc::from(name),
             occurrence,
             recorded,
+            location: None,
         }
     }
 
@@ -293,14 +298,15 @@ impl Execution {
         }
         let position = c.next_position;
         c.next_position += 1;
-        PatchPlace::New(Reservation {
+        PatchPlace::New(Box::new(Reservation {
             position,
             branch: Arc::clone(branch),
             local,
             name: Arc::from(id),
             occurrence,
             recorded: None,
-        })
+            location: None,
+        }))
     }
 
     /// Names the next child branch of `parent` (synchronous: in call order).
@@ -339,8 +345,12 @@ impl Execution {
         if entry.kind == kind && entry.name == r.name && entry.occurrence == r.occurrence {
             return Some(entry);
         }
+        let at = r
+            .location
+            .map(|l| format!(" (at {}:{}:{})", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
         let reason = format!(
-            "non-determinism in workflow `{}` at position {}: the journal recorded {} `{}#{}` but the workflow now calls {kind} `{}#{}`; no step body ran. Resume it with code that makes the recorded calls.",
+            "non-determinism in workflow `{}` at position {}: the journal recorded {} `{}#{}` but the workflow now calls {kind} `{}#{}`{at}; no step body ran. Resume it with code that makes the recorded calls.",
             self.workflow,
             r.position,
             entry.kind,

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -58,6 +59,7 @@ pub(crate) struct StepSpec {
 /// Calls a `#[step]`: inside a workflow body the call reserves its journal
 /// place now (synchronously) and is replayed or journaled when awaited;
 /// anywhere else, including inside another step's body, it is a plain call.
+#[track_caller]
 pub(crate) fn call_step<T, E, F, Fut>(
     meta: &'static StepMeta,
     convert: fn(StepFailure) -> Option<E>,
@@ -69,9 +71,15 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    let location = Location::caller();
     let call = SCOPE
         .try_with(|scope| match scope {
-            Scope::Workflow(ctx) => Some(StepCall::reserve(&ctx.exec, &ctx.branch, meta.name)),
+            Scope::Workflow(ctx) => Some(StepCall::reserve(
+                &ctx.exec,
+                &ctx.branch,
+                meta.name,
+                location,
+            )),
             Scope::Step(_) => None,
         })
         .ok()
@@ -162,11 +170,19 @@ enum Ending {
 }
 
 impl StepCall {
-    /// Reserves the next place for step `name` (synchronously, at call time).
-    pub(crate) fn reserve(exec: &Arc<Execution>, branch: &Arc<str>, name: &str) -> StepCall {
+    /// Reserves the next place for step `name` (synchronously, at call
+    /// time), called at `location` in the workflow's code.
+    pub(crate) fn reserve(
+        exec: &Arc<Execution>,
+        branch: &Arc<str>,
+        name: &str,
+        location: &'static Location<'static>,
+    ) -> StepCall {
+        let mut reservation = exec.reserve(branch, name);
+        reservation.location = Some(location);
         StepCall {
             exec: Arc::clone(exec),
-            reservation: exec.reserve(branch, name),
+            reservation,
         }
     }
 

@@ -386,6 +386,7 @@ impl Claimable {
     }
 
     /// The accepted versions, empty for all.
+    #[cfg(feature = "postgres")]
     pub(crate) fn version_list(&self) -> Vec<String> {
         self.versions
             .as_ref()
