@@ -299,8 +299,10 @@ async fn a_queued_write_lost_in_a_rolled_back_batch_pauses_its_execution() {
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let mut blocker = Box::pin(noop::start(&rt, "blocker"));
     send_now(&mut blocker).await;
-    // Time for the writer thread to take the blocker as a batch of its own
-    // (if it takes it later, it joins the batch below, which changes nothing).
+    // Time for the writer thread to take the blocker as a batch of its own.
+    // Taken after both sends below, it joins their batch, which changes
+    // nothing; only a writer thread left unscheduled for all of this wait
+    // and woken exactly between those two sends would split them.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     GATE_NOW.store(true, Ordering::SeqCst);
