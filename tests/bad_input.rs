@@ -394,3 +394,137 @@ async fn a_path_too_long_for_sqlite_is_refused_before_anything_is_created() {
         .unwrap();
     rt.shutdown().await.unwrap();
 }
+
+/// Reads an SQLite varint at `at`: its value and length.
+fn varint(bytes: &[u8], at: usize) -> (u64, usize) {
+    let mut value = 0u64;
+    for (i, &b) in bytes[at..].iter().take(9).enumerate() {
+        if i == 8 {
+            return ((value << 8) | u64::from(b), 9);
+        }
+        value = (value << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            return (value, i + 1);
+        }
+    }
+    unreachable!("a varint is at most 9 bytes")
+}
+
+/// Flips the bytes of the first column's value in every cell of an index
+/// leaf page (type 0x0A), leaving the page header, the cell pointers, each
+/// cell's size and each record's header as they were: the b-tree's shape is
+/// intact, only its keys are wrong. Returns how many cells changed.
+fn garble_index_keys(page: &mut [u8]) -> usize {
+    assert_eq!(page[0], 0x0A, "not an index leaf page");
+    let cells = usize::from(u16::from_be_bytes([page[3], page[4]]));
+    for c in 0..cells {
+        let cell = usize::from(u16::from_be_bytes([page[8 + 2 * c], page[9 + 2 * c]]));
+        let (_payload_len, n) = varint(page, cell);
+        let record = cell + n;
+        let (header_len, n) = varint(page, record);
+        let (serial_type, _) = varint(page, record + n);
+        let value_len = match serial_type {
+            1..=4 => serial_type as usize,
+            5 => 6,
+            6 | 7 => 8,
+            t if t >= 12 => ((t - 12) / 2) as usize,
+            _ => 0,
+        };
+        let value = record + header_len as usize;
+        for b in &mut page[value..value + value_len] {
+            *b ^= 0x5A;
+        }
+    }
+    cells
+}
+
+/// What `PRAGMA <check>` says of the database at `path` (opened as a
+/// separate file, so the original gets no sidecars).
+fn sqlite_check(path: &std::path::Path, check: &str) -> String {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row(&format!("PRAGMA {check}(1)"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// `quick_check` checks each b-tree's shape, not that an index holds its
+/// table's rows: an index page whose keys are garbled passes it. The open
+/// check is `integrity_check`, which finds it, so such a file is refused
+/// untouched instead of being written through the damaged index.
+#[tokio::test]
+async fn a_garbled_index_page_that_quick_check_passes_is_refused() {
+    let db = TempDb::new();
+    {
+        let rt = db.builder().open().await.unwrap();
+        let mut handles = Vec::new();
+        for i in 0..1000 {
+            let id = format!("b-{i}");
+            handles.push(bystander::start(&rt, id.as_str(), i).await.unwrap());
+        }
+        for h in handles {
+            within(h.result()).await.unwrap();
+        }
+        rt.shutdown().await.unwrap();
+    }
+    let path = db.path();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let (page_size, leaf) = {
+        let c = rusqlite::Connection::open(&copy).unwrap();
+        let page_size: u32 = c
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        let leaf: u32 = c
+            .query_row(
+                "SELECT pageno FROM dbstat WHERE name = 'workflow_executions_by_created' \
+                 AND pagetype = 'leaf' ORDER BY pageno LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (page_size as usize, leaf as usize)
+    };
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = (leaf - 1) * page_size;
+    let cells = garble_index_keys(&mut bytes[at..at + page_size]);
+    assert!(cells > 10, "{cells} cells");
+    std::fs::write(&path, &bytes).unwrap();
+
+    // The damage this test is about: invisible to quick_check.
+    std::fs::write(&copy, &bytes).unwrap();
+    assert_eq!(sqlite_check(&copy, "quick_check"), "ok");
+    let found = sqlite_check(&copy, "integrity_check");
+    assert!(found.contains("workflow_executions_by_created"), "{found}");
+
+    let wal = db.dir.path().join("workflow.db-wal");
+    let shm = db.dir.path().join("workflow.db-shm");
+    // Checked when asked to on every open, and (the lock file records a
+    // clean end, but of a file that changed since) by default.
+    for always in [true, false] {
+        let builder = db.builder();
+        let builder = if always {
+            builder.integrity_check(IntegrityCheck::Always)
+        } else {
+            builder
+        };
+        match builder.open().await {
+            Err(e @ Error::Corrupt { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains("missing from index workflow_executions_by_created"),
+                    "{message}"
+                );
+                assert!(message.contains("left untouched"), "{message}");
+            }
+            Err(e) => panic!("expected a corrupt-file error (always: {always}), got {e}"),
+            Ok(_) => panic!("opened a database with a garbled index (always: {always})"),
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the file was modified"
+        );
+        assert!(!wal.exists(), "a -wal was created (always: {always})");
+        assert!(!shm.exists(), "a -shm was created (always: {always})");
+    }
+}

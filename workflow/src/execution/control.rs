@@ -9,8 +9,11 @@ use super::engine::Engine;
 use crate::error::{CodecError, Error, Result};
 use crate::options::StartOptions;
 use crate::record::ExecutionId;
-use crate::status::ExecutionStatus;
+use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{Inserted, NewExecution, Transition, TypeTag};
+
+/// How often a restart looks again at an execution another task holds.
+const RESTART_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Engine {
     /// Commits a new execution's row (or finds the existing one) and drives it.
@@ -128,15 +131,52 @@ impl Engine {
     }
 
     /// See `Runtime::restart`.
+    ///
+    /// A task of this process may still hold the execution although its
+    /// status already reads restartable: the driver of a panicked execution
+    /// keeps it until it has written `failed` (a spent budget) or scheduled
+    /// the restart, and a timer's restart holds it while it begins.
+    /// Returning `Ok` there without restarting would leave that `failed`
+    /// standing, so this waits for the holder: it restarts once the execution is free, succeeds if a restart
+    /// took effect meanwhile (the restart count went up), and is refused if
+    /// the status moved on to one that does not restart.
     pub(crate) async fn restart(self: &Arc<Self>, id: &ExecutionId) -> Result<()> {
-        match self.status_of(id).await? {
-            ExecutionStatus::Panicked | ExecutionStatus::Restarting | ExecutionStatus::Failed => {
-                self.restart_by_replay(id).await
+        let mut seen_attempt = None;
+        let mut refused_when_claimed = false;
+        loop {
+            let row = self
+                .store
+                .load_execution(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(id.clone()))?;
+            if seen_attempt.is_some_and(|seen| row.restart_attempt > seen) {
+                return Ok(());
             }
-            status => Err(Error::NotRestartable {
-                id: id.clone(),
-                status,
-            }),
+            if !AdminAction::Restart.applies_to(row.status) {
+                return Err(Error::NotRestartable {
+                    id: id.clone(),
+                    status: row.status,
+                });
+            }
+            if refused_when_claimed {
+                // Still restartable, yet the store would not begin it: on a
+                // shared database another worker owns it, and
+                // `Runtime::control` leaves it a request.
+                return Ok(());
+            }
+            seen_attempt.get_or_insert(row.restart_attempt);
+            match self.claim(id) {
+                Some(claim) => {
+                    if self.restart_claimed(claim, id).await? {
+                        return Ok(());
+                    }
+                    // The next read says why.
+                    refused_when_claimed = true;
+                }
+                None if self.is_shutting_down() => return Err(Error::Shutdown),
+                // Held only for one or two journal writes (see above).
+                None => tokio::time::sleep(RESTART_POLL).await,
+            }
         }
     }
 

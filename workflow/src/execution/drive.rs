@@ -112,19 +112,32 @@ impl Engine {
         Ok(true)
     }
 
-    /// Restarts a panicked (or failed) execution by replay; see `Runtime::restart`.
+    /// Restarts a panicked execution by replay when its restart timer is
+    /// due. One that is held (restarted by hand meanwhile) or no longer
+    /// panicked has nothing to do; `Runtime::restart` goes through
+    /// `Engine::restart` instead.
     pub(crate) async fn restart_by_replay(self: &Arc<Self>, id: &ExecutionId) -> Result<()> {
         let Some(claim) = self.claim(id) else {
             return Ok(());
         };
+        self.restart_claimed(claim, id).await.map(drop)
+    }
+
+    /// Restarts `id`, claimed by the caller, if its status still allows it
+    /// (`Ok(false)` when it does not).
+    pub(crate) async fn restart_claimed(
+        self: &Arc<Self>,
+        claim: Claim,
+        id: &ExecutionId,
+    ) -> Result<bool> {
         let Some(loaded) = self.store.begin_restart(id, self.now_millis()).await? else {
-            return Ok(());
+            return Ok(false);
         };
         self.notify_change(id);
         let ready = Ready::from_loaded(self, loaded)?;
         tracing::info!(execution = %id, restart_attempt = ready.restart_attempt, "restarting by replay");
         self.launch(claim, ready, false);
-        Ok(())
+        Ok(true)
     }
 
     /// Drives one claimed execution on its own task; the claim goes with it

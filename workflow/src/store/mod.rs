@@ -57,9 +57,10 @@ pub enum Durability {
 }
 
 /// When opening a database file reads all of it to check its integrity
-/// (`PRAGMA quick_check`) before anything writes to it.
+/// (`PRAGMA integrity_check`: every page, and every index against its
+/// table) before anything writes to it.
 ///
-/// The check is linear in the file's size (roughly 10 ms per MB). Every
+/// The check is about linear in the file's size (roughly 10 to 20 ms per MB). Every
 /// open reads the header and the schema, which a damaged or foreign file
 /// rarely passes; a damaged page deeper in the file is otherwise found when
 /// SQLite reads it, and the write or read that needed it fails.

@@ -314,7 +314,14 @@ fn open_probe(path: &Path) -> Result<Connection> {
 
 /// Reads the file read-only before anything writes to it, so a damaged file
 /// is refused as it is: its schema always, and with `full` every page
-/// (`PRAGMA quick_check`, linear in the file's size).
+/// (`PRAGMA integrity_check`, about linear in the file's size).
+///
+/// Not `quick_check`: it checks each b-tree's shape but not that an index
+/// holds its table's rows, so an index page whose keys were garbled passes
+/// it, and the worker would then write through that index (a lookup by it
+/// misses rows, an update corrupts further). `integrity_check` also looks
+/// every row up in each index of its table; on a journal of mostly steps
+/// (a table without secondary indexes) it took about 1.7 times as long.
 fn check_integrity(path: &Path, busy_timeout: Duration, full: bool) -> Result<()> {
     let corrupt = |message: String| Error::Corrupt {
         path: path.display().to_string(),
@@ -323,7 +330,7 @@ fn check_integrity(path: &Path, busy_timeout: Duration, full: bool) -> Result<()
     let conn = open_probe(path)?;
     conn.busy_timeout(busy_timeout)?;
     let verdict: rusqlite::Result<String> = if full {
-        conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        conn.query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))
     } else {
         // Parses the whole schema, whose pages lead the file.
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
