@@ -141,8 +141,20 @@ fn the_check_reports_exactly_what_the_new_build_parks_and_with_the_same_words() 
     // The new build runs: the others complete, those park with the check's words.
     let (code, lines) = run(V2, &["run", path]);
     assert_eq!(code, 0);
+    let (results, lines): (Vec<&str>, Vec<&str>) =
+        lines.lines().partition(|l| l.starts_with("{\"error\""));
+    // A result of the old build read as the new build's type: refused,
+    // naming both types.
+    let read: Value = serde_json::from_str(results[0]).unwrap();
+    assert!(
+        read["error"]
+            .as_str()
+            .unwrap()
+            .contains("the output of execution `finished-1` as `u64`: it was written as `u32`"),
+        "{read}"
+    );
     let ran: BTreeMap<String, Value> = lines
-        .lines()
+        .into_iter()
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("a JSON line");
             (v["id"].as_str().unwrap().to_owned(), v)
@@ -161,7 +173,7 @@ fn the_check_reports_exactly_what_the_new_build_parks_and_with_the_same_words() 
             None => assert_eq!(status, "completed", "{id}: {v}"),
         }
     }
-    assert_eq!(ran.len(), 11);
+    assert_eq!(ran.len(), 12);
     assert_eq!(ran["inserted_after-1"]["output"], "axb");
     assert_eq!(ran["output_compatible-1"]["output"], 12);
     // Passed the change on the old build: the old step; started on the new: the new.

@@ -521,7 +521,7 @@ async fn downgrade_to_v1(db: &PgDb) {
                  CHECK (kind IN ('step', 'sleep', 'now', 'random')),
                  DROP COLUMN value_type;
              DROP TABLE value_types;
-             ALTER TABLE workflow_executions DROP COLUMN input_type;
+             ALTER TABLE workflow_executions DROP COLUMN input_type, DROP COLUMN output_type;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .await

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::Codec;
-use crate::error::{Error, RunError};
+use crate::error::{CodecError, Error, RunError};
 use crate::execution::{Ended, WatchGuard};
 use crate::record::ExecutionId;
 use crate::runtime::{Runtime, Workflow};
 use crate::status::ExecutionStatus;
+use crate::store::TypeTag;
 
 /// A started execution of workflow `W`; [`Handle::result`] waits for its end.
 ///
@@ -103,9 +104,10 @@ impl<W: Workflow> Handle<W> {
                     codec,
                     output: t.output.as_deref(),
                     error: t.error.as_deref(),
+                    value_type: t.value_type,
                     message: t.message.as_deref(),
                 };
-                if let Some(result) = self.outcome(end) {
+                if let Some(result) = self.outcome(end).await {
                     return result;
                 }
             }
@@ -132,9 +134,10 @@ impl<W: Workflow> Handle<W> {
                     codec: row.codec,
                     output: row.output.as_deref(),
                     error: row.error.as_deref(),
+                    value_type: row.output_type,
                     message: row.error_message.as_deref(),
                 };
-                if let Some(result) = self.outcome(end) {
+                if let Some(result) = self.outcome(end).await {
                     return result;
                 }
             }
@@ -154,13 +157,48 @@ impl<W: Workflow> Handle<W> {
             .clone()
     }
 
+    /// Refuses a value written as another type than `V` (unless declared
+    /// renamed to it), rather than decoding it by luck.
+    async fn same_type<V>(&self, recorded: Option<i32>, what: String) -> Result<(), CodecError> {
+        let tag = TypeTag::of::<V>();
+        let Some(hash) = recorded.filter(|h| *h != tag.hash) else {
+            return Ok(());
+        };
+        let engine = &self.rt.engine;
+        let written = engine.store.type_name(hash).await.ok().flatten();
+        if written
+            .as_deref()
+            .is_some_and(|old| engine.renamed(old, tag.name))
+        {
+            return Ok(());
+        }
+        let written = match written {
+            Some(name) => format!("`{name}`"),
+            None => format!("a type the database has no name for (fingerprint {hash:#010x})"),
+        };
+        Err(CodecError {
+            operation: "decode",
+            what,
+            type_name: tag.name,
+            message: format!(
+                "it was written as {written}; another type would decode it only by luck (declare a renamed type with #[replayflow::renamed_from])"
+            ),
+        })
+    }
+
     /// The result an execution's status gives, if it is one `result` returns.
-    fn outcome(&self, end: End<'_>) -> Option<std::result::Result<W::Output, RunError<W::Error>>> {
+    async fn outcome(
+        &self,
+        end: End<'_>,
+    ) -> Option<std::result::Result<W::Output, RunError<W::Error>>> {
         let message = || end.message.unwrap_or_default().to_owned();
         Some(match end.status {
             ExecutionStatus::Completed => {
                 let bytes = end.output.unwrap_or_default();
                 let what = || format!("the output of execution `{}`", self.id);
+                if let Err(e) = self.same_type::<W::Output>(end.value_type, what()).await {
+                    return Some(Err(RunError::Runtime(e.into())));
+                }
                 end.codec
                     .decode(bytes, what)
                     .map_err(|e| RunError::Runtime(e.into()))
@@ -168,6 +206,9 @@ impl<W: Workflow> Handle<W> {
             ExecutionStatus::Failed => Err(match end.error {
                 Some(bytes) => {
                     let what = || format!("the error of execution `{}`", self.id);
+                    if let Err(e) = self.same_type::<W::Error>(end.value_type, what()).await {
+                        return Some(Err(RunError::Runtime(e.into())));
+                    }
                     match end.codec.decode(bytes, what) {
                         Ok(e) => RunError::Workflow(e),
                         Err(e) => RunError::Runtime(e.into()),
@@ -189,5 +230,7 @@ struct End<'a> {
     codec: Codec,
     output: Option<&'a [u8]>,
     error: Option<&'a [u8]>,
+    /// Which type wrote `output` or `error`, when recorded.
+    value_type: Option<i32>,
     message: Option<&'a str>,
 }

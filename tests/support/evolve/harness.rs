@@ -14,7 +14,9 @@ pub type Starts = fn(&Runtime) -> Pin<Box<dyn Future<Output = ()> + '_>>;
 /// How long the cases sleep: the new build's clock is past it.
 pub const NAP: Duration = Duration::from_secs(3600);
 
-pub async fn main(start: Starts, start_new: Starts) {
+/// `start` runs on the old build, `start_new` and then `read` on the new
+/// one (`read` prints what it finds, one line each).
+pub async fn main(start: Starts, start_new: Starts, read: Starts) {
     replayflow::check::subcommand().await;
     let args: Vec<String> = std::env::args().collect();
     let (Some(command), Some(db)) = (args.get(1), args.get(2)) else {
@@ -24,7 +26,11 @@ pub async fn main(start: Starts, start_new: Starts) {
         "start" => {
             let rt = Runtime::open(db).await.expect("open");
             start(&rt).await;
-            settle(&rt, &[ExecutionStatus::Sleeping]).await;
+            settle(
+                &rt,
+                &[ExecutionStatus::Sleeping, ExecutionStatus::Completed],
+            )
+            .await;
             rt.shutdown().await.expect("shutdown");
         }
         "run" => {
@@ -45,6 +51,7 @@ pub async fn main(start: Starts, start_new: Starts) {
             });
             let registered = rt.workflows();
             settle_registered(&rt, &registered).await;
+            read(&rt).await;
             for e in rt.list(ListFilter::new()).await.expect("list") {
                 let info = rt.status(e.id.clone()).await.expect("status");
                 let output = info

@@ -92,6 +92,12 @@ async fn patched(ctx: Context) -> Result<String, AnyError> {
     Ok(a + &b + &step(&ctx, "c").await?)
 }
 
+/// Finishes on this build; the new build reads its result.
+#[workflow]
+async fn finished(_ctx: Context) -> Result<u32, AnyError> {
+    Ok(7)
+}
+
 #[workflow]
 async fn retired(ctx: Context) -> Result<(), AnyError> {
     ctx.sleep(NAP).await;
@@ -118,6 +124,8 @@ fn start(rt: &Runtime) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>
             .unwrap();
         patched::start(rt, "patched-1").await.unwrap();
         retired::start(rt, "retired-1").await.unwrap();
+        let done = finished::start(rt, "finished-1").await.unwrap();
+        assert_eq!(done.result().await.unwrap(), 7);
     })
 }
 
@@ -127,5 +135,5 @@ fn start_nothing(_: &Runtime) -> std::pin::Pin<Box<dyn std::future::Future<Outpu
 
 #[tokio::main]
 async fn main() {
-    harness::main(start, start_nothing).await;
+    harness::main(start, start_nothing, start_nothing).await;
 }

@@ -126,6 +126,21 @@ async fn patched(ctx: Context) -> Result<String, AnyError> {
 
 // `retired` is gone: its execution is left as it is.
 
+/// Its output became a `u64`: the result journaled as a `u32` is refused
+/// rather than decoded by luck.
+#[workflow]
+async fn finished(_ctx: Context) -> Result<u64, AnyError> {
+    Ok(7)
+}
+
+fn read(rt: &Runtime) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let result = rt.handle::<finished>("finished-1").result().await;
+        let line = serde_json::json!({ "result": "finished-1", "error": format!("{}", result.unwrap_err()) });
+        println!("{line}");
+    })
+}
+
 fn start_new(rt: &Runtime) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
     Box::pin(async move {
         // Started on this build: the sleep is short of the manual clock, so
@@ -140,5 +155,5 @@ fn start_nothing(_: &Runtime) -> std::pin::Pin<Box<dyn std::future::Future<Outpu
 
 #[tokio::main]
 async fn main() {
-    harness::main(start_nothing, start_new).await;
+    harness::main(start_nothing, start_new, read).await;
 }

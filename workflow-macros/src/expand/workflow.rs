@@ -252,6 +252,8 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
                         restart_delay: #restart_delay,
                         run: #ident::__workflow_run,
                         input_type: || ::core::any::type_name::<(#(#field_tys_input,)*)>(),
+                        output_type: || ::core::any::type_name::<#ok_ty>(),
+                        error_type: || ::core::any::type_name::<#err_ty>(),
                         check_input: #ident::__workflow_check_input,
                     };
                 &__WORKFLOW_DESCRIPTOR

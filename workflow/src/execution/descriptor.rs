@@ -24,6 +24,9 @@ pub struct WorkflowDescriptor {
     /// The type name of the tuple of the workflow's arguments: what its
     /// input's fingerprint is made of.
     pub input_type: fn() -> &'static str,
+    /// The type name of the workflow's `T` and `E`.
+    pub output_type: fn() -> &'static str,
+    pub error_type: fn() -> &'static str,
     /// Whether a payload decodes as this workflow's input.
     pub check_input: fn(&Payload) -> Result<(), CodecError>,
 }

@@ -234,7 +234,7 @@ async fn drive(
     match outcome {
         // Stopped: whoever stopped it recorded why.
         None => {}
-        Some(Ok(outcome)) => finish(&exec, outcome).await,
+        Some(Ok(outcome)) => finish(&exec, descriptor, outcome).await,
         Some(Err((panic, _payload))) => {
             let message = panic.to_string();
             tracing::error!(execution = %exec.id, %message, "workflow panicked");
@@ -255,7 +255,7 @@ async fn drive(
     }
 }
 
-async fn finish(exec: &Execution, outcome: WorkflowOutcome) {
+async fn finish(exec: &Execution, descriptor: &WorkflowDescriptor, outcome: WorkflowOutcome) {
     // The input no longer decodes: the body never ran, so what it did not
     // reach says nothing.
     let undecodable = matches!(outcome, WorkflowOutcome::Undecodable(_));
@@ -277,12 +277,21 @@ async fn finish(exec: &Execution, outcome: WorkflowOutcome) {
             )),
         ),
         WorkflowOutcome::Completed(bytes) => {
-            (ExecutionStatus::Completed, Transition::completed(bytes))
+            let tag = TypeTag::named((descriptor.output_type)());
+            exec.engine.note_type(tag).await;
+            (
+                ExecutionStatus::Completed,
+                Transition::completed(bytes, tag.hash),
+            )
         }
-        WorkflowOutcome::Failed { error, message } => (
-            ExecutionStatus::Failed,
-            Transition::failed_with(error, message),
-        ),
+        WorkflowOutcome::Failed { error, message } => {
+            let tag = TypeTag::named((descriptor.error_type)());
+            exec.engine.note_type(tag).await;
+            (
+                ExecutionStatus::Failed,
+                Transition::failed_with(error, tag.hash, message),
+            )
+        }
         WorkflowOutcome::Unrecordable(message) => {
             (ExecutionStatus::Failed, Transition::because(message))
         }

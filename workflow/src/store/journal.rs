@@ -253,6 +253,9 @@ pub(crate) struct ExecutionRow {
     /// Which types the input was written as ([`TypeTag::hash`] of the
     /// tuple of the argument types); `None` before it was recorded.
     pub input_type: Option<i32>,
+    /// Which type the output or error was written as; `None` when there is
+    /// none, or it was not recorded.
+    pub output_type: Option<i32>,
 }
 
 /// An execution loaded to be driven: its row and its whole journal.
@@ -293,6 +296,8 @@ pub(crate) struct Unfinished {
 pub(crate) struct Transition {
     pub output: Option<Vec<u8>>,
     pub error: Option<Vec<u8>>,
+    /// [`TypeTag::hash`] of the type of `output` or `error`.
+    pub value_type: Option<i32>,
     pub message: Option<String>,
     pub cause: Option<PauseCause>,
     pub wake_at: Option<i64>,
@@ -330,18 +335,21 @@ impl Transition {
         }
     }
 
-    /// Completed with its encoded output.
-    pub(crate) fn completed(output: Vec<u8>) -> Transition {
+    /// Completed with its encoded output, of the type of hash `value_type`.
+    pub(crate) fn completed(output: Vec<u8>, value_type: i32) -> Transition {
         Transition {
             output: Some(output),
+            value_type: Some(value_type),
             ..Transition::default()
         }
     }
 
-    /// Failed with the workflow's own encoded error and its readable message.
-    pub(crate) fn failed_with(error: Vec<u8>, message: String) -> Transition {
+    /// Failed with the workflow's own encoded error (of the type of hash
+    /// `value_type`) and its readable message.
+    pub(crate) fn failed_with(error: Vec<u8>, value_type: i32, message: String) -> Transition {
         Transition {
             error: Some(error),
+            value_type: Some(value_type),
             message: Some(message),
             ..Transition::default()
         }

@@ -192,6 +192,7 @@ pub(super) fn set_status<'a>(
                     &completed_at,
                     &release,
                     &me,
+                    &t.value_type,
                 ],
             )
             .await

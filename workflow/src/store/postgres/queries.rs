@@ -83,7 +83,7 @@ pub(super) async fn insert_execution(
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
      options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version, input_type,
-     owner";
+     output_type, owner";
 
 fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
     let codec_name: String = r.try_get(3)?;
@@ -109,6 +109,7 @@ fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
         completed_at: r.try_get(13)?,
         app_version: r.try_get(14)?,
         input_type: r.try_get(15)?,
+        output_type: r.try_get(16)?,
     })
 }
 
@@ -243,7 +244,7 @@ pub(super) async fn claim_for_replay(
         return Ok(Claimed::Missing);
     };
     let mut row = execution_row(&r)?;
-    let owner: Option<i64> = r.try_get(16)?;
+    let owner: Option<i64> = r.try_get(17)?;
     if row.status.is_terminal()
         || !registered.takes(&row.workflow, &row.app_version)
         || owner.is_some_and(|o| o != me)
@@ -272,7 +273,8 @@ pub(super) async fn claim_for_replay(
 /// another worker owns; an end or a pause releases the execution.
 pub(super) const SET_STATUS: &str = "UPDATE workflow_executions
      SET status = $2, output = $3, error = $4, error_message = $5, pause_cause = $6, wake_at = $7,
-         updated_at = $8, completed_at = $9, owner = CASE WHEN $10 THEN NULL ELSE owner END
+         updated_at = $8, completed_at = $9, owner = CASE WHEN $10 THEN NULL ELSE owner END,
+         output_type = $12
      WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
        AND (owner IS NULL OR owner = $11)";
 
@@ -301,6 +303,7 @@ pub(super) async fn set_status(
             &completed_at,
             &release,
             &me.unwrap_or(-1),
+            &t.value_type,
         ],
     )
     .await?;

@@ -102,7 +102,8 @@ pub(crate) fn read_as_current(schema: &str, version: i64) -> Option<String> {
     (version < 2).then(|| {
         format!(
             "CREATE TEMP VIEW workflow_executions AS
-                 SELECT *, NULL::integer AS input_type FROM {schema}.workflow_executions;
+                 SELECT *, NULL::integer AS input_type, NULL::integer AS output_type
+                 FROM {schema}.workflow_executions;
              CREATE TEMP VIEW step_executions AS
                  SELECT *, NULL::integer AS value_type FROM {schema}.step_executions;
              CREATE TEMP TABLE value_types (hash integer PRIMARY KEY, name text NOT NULL);"
@@ -125,7 +126,8 @@ fn migrations(s: &str, found: i64) -> String {
             "ALTER TABLE {s}.step_executions DROP CONSTRAINT step_executions_kind_check,
                  ADD CONSTRAINT step_executions_kind_check CHECK ({kind}),
                  ADD COLUMN value_type integer;
-             ALTER TABLE {s}.workflow_executions ADD COLUMN input_type integer;
+             ALTER TABLE {s}.workflow_executions ADD COLUMN input_type integer,
+                 ADD COLUMN output_type integer;
              CREATE TABLE {s}.value_types (hash integer PRIMARY KEY, name text NOT NULL);"
         ));
     }
@@ -207,7 +209,8 @@ fn ddl(s: &str) -> String {
             owner              bigint,
             claim_seq          bigint NOT NULL DEFAULT 0,
             app_version        text NOT NULL DEFAULT '',
-            input_type         integer
+            input_type         integer,
+            output_type        integer
         ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);
         CREATE INDEX workflow_executions_by_status ON {s}.workflow_executions (status, created_at);
         CREATE INDEX workflow_executions_by_created ON {s}.workflow_executions (created_at, seq);

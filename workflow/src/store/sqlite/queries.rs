@@ -49,7 +49,7 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
      options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version,
-     input_type";
+     input_type, output_type";
 
 fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
     let codec_name: String = r.get(3)?;
@@ -77,6 +77,7 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
         completed_at: r.get(13)?,
         app_version: r.get(14)?,
         input_type: r.get(15)?,
+        output_type: r.get(16)?,
     })
 }
 
@@ -175,7 +176,8 @@ pub(super) fn set_status(
         .prepare_cached(
             "UPDATE workflow_executions
              SET status = :status, output = :output, error = :error, error_message = :message,
-                 pause_cause = :cause, wake_at = :wake_at, updated_at = :now, completed_at = :completed_at
+                 pause_cause = :cause, wake_at = :wake_at, updated_at = :now, completed_at = :completed_at,
+                 output_type = :output_type
              WHERE id = :id AND status NOT IN ('completed', 'failed', 'cancelled')",
         )?
         .execute(named_params! {
@@ -188,6 +190,7 @@ pub(super) fn set_status(
             ":wake_at": t.wake_at,
             ":now": now,
             ":completed_at": completed_at,
+            ":output_type": t.value_type,
         })?;
     if changed == 1 && status == ExecutionStatus::Cancelled {
         end_waiting_entries(conn, id, now)?;

@@ -23,7 +23,8 @@ pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
 /// 1: the first release. 2: journal entries of kind `patch` (the markers
 /// of `Context::patched`), the type of each journaled value
 /// (`step_executions.value_type`, named in `value_types`), and the app
-/// version and input type of each execution (`workflow_executions`).
+/// version and the input and output types of each execution
+/// (`workflow_executions`).
 pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The oldest schema version an admin or snapshot open reads without
@@ -42,7 +43,8 @@ pub(super) fn read_as_current(conn: &Connection, version: i64) -> Result<()> {
     if version < 2 {
         conn.execute_batch(
             "CREATE TEMP VIEW workflow_executions AS
-                 SELECT rowid AS rowid, *, '' AS app_version, NULL AS input_type
+                 SELECT rowid AS rowid, *, '' AS app_version, NULL AS input_type,
+                        NULL AS output_type
                  FROM main.workflow_executions;
              CREATE TEMP VIEW step_executions AS
                  SELECT *, NULL AS value_type FROM main.step_executions;
@@ -639,6 +641,7 @@ fn schema_v2() -> String {
 
         ALTER TABLE workflow_executions ADD COLUMN app_version TEXT NOT NULL DEFAULT '';
         ALTER TABLE workflow_executions ADD COLUMN input_type INTEGER;
+        ALTER TABLE workflow_executions ADD COLUMN output_type INTEGER;
         "
     )
 }
