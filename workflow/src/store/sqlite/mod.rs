@@ -165,13 +165,16 @@ impl SqliteStore {
             .await
     }
 
+    /// Queued, not waited: the name rides with the write of the first
+    /// value of its type (a batch that fails loses it, and a mismatch with
+    /// such a value is reported by its fingerprint alone).
     pub(crate) async fn insert_type(&self, tag: TypeTag) -> Result<()> {
-        self.write_one(move |conn| {
+        self.enqueue(None, move |conn| {
             conn.prepare_cached("INSERT OR IGNORE INTO value_types (hash, name) VALUES (?1, ?2)")?
                 .execute(rusqlite::params![tag.hash, tag.name])
                 .map(drop)
-        })
-        .await
+        });
+        Ok(())
     }
 
     pub(crate) async fn type_name(&self, hash: i32) -> Result<Option<String>> {
