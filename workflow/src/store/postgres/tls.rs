@@ -258,7 +258,7 @@ fn handshake_failure(e: &rustls::Error, trust: &Trust) -> String {
     }
     match trust {
         Trust::System => format!(
-            "the PostgreSQL server's certificate is not trusted ({e}): with sslmode=require it must be signed by a root certificate of this system and name the host of the URL; give the server's CA with `RuntimeBuilder::postgres_root_certificate`"
+            "the PostgreSQL server's certificate is not trusted ({e}): with sslmode=require it must be signed by a root certificate of this system and name the host of the URL; give the server's CA with `RuntimeBuilder::postgres_root_certificate` (or name it in SSL_CERT_FILE)"
         ),
         Trust::File(path) => format!(
             "the PostgreSQL server's certificate is not trusted ({e}): it must be signed by the root certificate in `{}` and name the host of the URL",
