@@ -571,3 +571,138 @@ async fn a_first_release_schema_is_read_by_an_admin_and_migrated_by_a_worker() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// TLS to the server (`cargo test --features postgres-tls --test postgres
+/// tls::`); with the feature, every other test here runs over TLS too
+/// (`sslmode=prefer`, the server offering it).
+#[cfg(feature = "postgres-tls")]
+mod tls {
+    use super::*;
+    use crate::support::pg::{test_ca, with_param};
+
+    /// With `sslmode=require` and the CA of the server's certificate, every
+    /// connection the runtime keeps (the pool that reads and writes, the lease
+    /// thread's) is encrypted, as the server sees it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_connection_of_a_runtime_uses_tls_when_the_url_requires_it() {
+        let Some(db) = PgDb::new("tls").await else {
+            return;
+        };
+        let Some(ca) = test_ca() else {
+            return;
+        };
+        let rt = db
+            .builder()
+            .postgres(with_param(&db.url, "sslmode=require"))
+            .postgres_root_certificate(&ca)
+            .open()
+            .await
+            .expect("open over TLS");
+        let handle = pay::start(&rt, "pay-tls", 4, 5).await.expect("start");
+        assert_eq!(
+            within(handle.result()).await.expect("completes"),
+            "charged 9"
+        );
+        let admin = db.client().await;
+        let (total, encrypted, lease) = within(async {
+            loop {
+                let row = admin
+                    .query_one(
+                        "SELECT count(*), count(*) FILTER (WHERE s.ssl),
+                                count(*) FILTER (WHERE a.query LIKE 'UPDATE workers SET lease_until%')
+                         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+                         WHERE a.application_name = 'replayflow ' || $1",
+                        &[&db.schema],
+                    )
+                    .await
+                    .expect("the runtime's connections");
+                let counts: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+                if counts.2 > 0 {
+                    return counts;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert_eq!(lease, 1, "the lease thread's connection");
+        assert!(total >= 2, "the lease thread's and the pool's: {total}");
+        assert_eq!(encrypted, total, "every connection of the runtime uses TLS");
+        rt.shutdown().await.expect("shutdown");
+    }
+
+    /// `sslmode=require` without a root certificate verifies against the
+    /// system's: the tests' own CA is not one of them, so the open is refused,
+    /// saying how to trust the server.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn require_refuses_a_certificate_the_system_does_not_trust() {
+        let Some(db) = PgDb::new("tls_untrusted").await else {
+            return;
+        };
+        if test_ca().is_none() {
+            return;
+        }
+        let e = db
+            .builder()
+            .postgres(with_param(&db.url, "sslmode=require"))
+            .open()
+            .await
+            .err()
+            .expect("an untrusted server is refused");
+        assert!(matches!(e, replayflow::Error::Tls(_)), "{e:?}");
+        assert!(e.to_string().contains("postgres_root_certificate"), "{e}");
+    }
+
+    /// A server that answers the TLS request with a no: `require` fails with a
+    /// message saying so, instead of going on in clear.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn require_against_a_server_without_tls_fails_and_says_why() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            // The SSLRequest: length 8, code 80877103.
+            let mut request = [0u8; 8];
+            socket.read_exact(&mut request).await.expect("read");
+            assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+            socket.write_all(b"N").await.expect("write");
+            // Anything sent after the refusal would be in clear.
+            let mut rest = Vec::new();
+            let _ = socket.read_to_end(&mut rest).await;
+            rest
+        });
+        let e = replayflow::Runtime::builder()
+            .postgres(format!(
+                "postgres://postgres@127.0.0.1:{port}/test?sslmode=require"
+            ))
+            .open()
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(e, replayflow::Error::Tls(_)), "{e:?}");
+        assert!(e.to_string().contains("does not accept TLS"), "{e}");
+        let sent_in_clear = within(server).await.expect("the fake server");
+        assert!(sent_in_clear.is_empty(), "{sent_in_clear:?}");
+    }
+}
+
+/// Without the `postgres-tls` feature, `sslmode=require` refuses to open
+/// (before connecting) and names the feature.
+#[cfg(not(feature = "postgres-tls"))]
+#[tokio::test]
+async fn require_without_the_tls_feature_refuses_to_open_and_names_it() {
+    let e = replayflow::Runtime::builder()
+        .postgres("postgres://postgres@127.0.0.1:1/test?sslmode=require")
+        .open()
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(e, replayflow::Error::InvalidOption(_)), "{e:?}");
+    assert!(
+        e.to_string().contains("`postgres-tls` cargo feature"),
+        "{e}"
+    );
+}

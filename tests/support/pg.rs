@@ -5,6 +5,7 @@
 //! the test is skipped with a note, except under CI (`CI` set), where that
 //! is a failure.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -13,6 +14,30 @@ use replayflow::{Runtime, RuntimeBuilder};
 pub fn url() -> String {
     std::env::var("WORKFLOW_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// The CA that signs the server's certificate, from `WORKFLOW_TEST_PG_CA`
+/// (`.ci/pg-tls` sets the local server up and prints it). `None` (after a
+/// note) when unset outside CI.
+pub fn test_ca() -> Option<PathBuf> {
+    match std::env::var_os("WORKFLOW_TEST_PG_CA") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("WORKFLOW_TEST_PG_CA is required under CI (see .ci/pg-tls)")
+        }
+        None => {
+            eprintln!(
+                "skipped: no CA for the server's certificate; run `sudo .ci/pg-tls` and set WORKFLOW_TEST_PG_CA to the path it prints"
+            );
+            None
+        }
+    }
+}
+
+/// `url` with one more query parameter.
+pub fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
 }
 
 /// A schema named after the test and the process, dropped on drop.

@@ -53,6 +53,7 @@ pub struct RuntimeBuilder {
     snapshot: bool,
     extra: Vec<&'static WorkflowDescriptor>,
     postgres: Option<String>,
+    root_certificate: Option<PathBuf>,
     schema: String,
     lease: Duration,
     app_version: Option<String>,
@@ -82,6 +83,7 @@ impl Default for RuntimeBuilder {
             snapshot: false,
             extra: Vec::new(),
             postgres: None,
+            root_certificate: None,
             schema: "replayflow".to_owned(),
             lease: Duration::from_secs(10),
             app_version: None,
@@ -110,9 +112,51 @@ impl RuntimeBuilder {
     /// executions it drives, and takes over those of a worker whose lease
     /// ran out. Needs the `postgres` cargo feature. A `path` that is such a
     /// URL does the same.
+    ///
+    /// The URL's `sslmode` is honoured, with the `postgres-tls` cargo
+    /// feature (rustls), by every connection the runtime opens:
+    ///
+    /// - `disable`: in clear.
+    /// - `prefer` (the default): TLS when the server offers it, else in
+    ///   clear; as libpq does, the server's certificate is verified only
+    ///   against a [root certificate](Self::postgres_root_certificate)
+    ///   given here.
+    /// - `require`: TLS or no connection, and the server's certificate must
+    ///   chain to the given root certificate, or else to a root certificate
+    ///   of the system (read from `SSL_CERT_FILE` or `SSL_CERT_DIR` when
+    ///   set), and name the URL's host. This is stricter than libpq's `require`,
+    ///   which verifies nothing without a root certificate: it is libpq's
+    ///   `verify-full`, a mode the URL parser does not know.
+    ///
+    /// Without the feature there is no TLS: `prefer` connects in clear,
+    /// and `sslmode=require` refuses to open ([`Error::InvalidOption`],
+    /// naming the feature). A failed handshake at open is [`Error::Tls`].
+    ///
+    /// ```no_run
+    /// # async fn open() -> Result<(), replayflow::Error> {
+    /// let rt = replayflow::Runtime::builder()
+    ///     .postgres("postgres://app@db.internal/app?sslmode=require")
+    ///     .postgres_root_certificate("/etc/app/db-ca.pem") // a private CA
+    ///     .open()
+    ///     .await?;
+    /// # drop(rt);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn postgres(mut self, url: impl Into<String>) -> Self {
         self.postgres = Some(url.into());
         self.path = None;
+        self
+    }
+
+    /// A PEM file of the certificates (a private CA, or the server's own
+    /// self-signed one) that the PostgreSQL server's certificate must chain
+    /// to, instead of the system's root certificates; it must also name the
+    /// URL's host. It applies with `sslmode=prefer` and `require` (see
+    /// [`postgres`](Self::postgres)) and needs the `postgres-tls` cargo
+    /// feature: without it, opening fails rather than ignoring it.
+    pub fn postgres_root_certificate(mut self, pem: impl AsRef<Path>) -> Self {
+        self.root_certificate = Some(pem.as_ref().to_owned());
         self
     }
 
@@ -400,6 +444,7 @@ impl RuntimeBuilder {
             app_version: self.app_version.clone().unwrap_or_default(),
             durability: self.durability,
             pool_size: 4,
+            root_certificate: self.root_certificate.clone(),
         };
         let registered = Arc::new(self.claimable(registry));
         let store = Store::open_postgres(options, &registered, self.admin).await?;

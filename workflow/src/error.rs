@@ -95,6 +95,13 @@ pub enum Error {
     #[error("the database cannot be reached: {0}")]
     Unavailable(String),
 
+    /// A TLS connection to PostgreSQL could not be made as the URL's
+    /// `sslmode` asks (cargo feature `postgres-tls`): the server refused
+    /// TLS, its certificate is not trusted, or the root certificates could
+    /// not be read. Nothing was connected in clear.
+    #[error("TLS to PostgreSQL: {0}")]
+    Tls(String),
+
     /// On a shared (PostgreSQL) database, another worker runs this
     /// execution now; this process stopped driving it and wrote nothing.
     #[error("execution `{0}` is run by another worker; this worker stopped driving it")]

@@ -7,6 +7,7 @@
 mod ops;
 mod queries;
 mod schema;
+mod tls;
 mod worker;
 mod writer;
 
@@ -15,7 +16,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::NoTls;
 
 pub(crate) use schema::valid_schema_name;
 use worker::{WorkerInfo, WorkerState};
@@ -65,6 +65,8 @@ pub(crate) struct PgOptions {
     pub app_version: String,
     pub durability: Durability,
     pub pool_size: usize,
+    /// The PEM file of the certificates the server's must chain to.
+    pub root_certificate: Option<std::path::PathBuf>,
 }
 
 /// Why a batch or a work failed, shareable by every work of the batch.
@@ -202,10 +204,7 @@ impl PgStore {
                 options.schema
             )));
         }
-        let mut config: tokio_postgres::Config = options
-            .url
-            .parse()
-            .map_err(|e| Error::InvalidOption(format!("cannot read the PostgreSQL URL: {e}")))?;
+        let mut config: tokio_postgres::Config = options.url.parse().map_err(url_error)?;
         let mut settings = format!("-c search_path={}", options.schema);
         if options.durability != Durability::Full {
             settings.push_str(" -c synchronous_commit=off");
@@ -214,7 +213,18 @@ impl PgStore {
         // Names the schema too, so that an operator (or a test) can tell
         // the workers of one deployment apart in `pg_stat_activity`.
         config.application_name(format!("replayflow {}", options.schema));
-        let (mut setup, connection) = config.connect(NoTls).await.map_err(pg)?;
+        let mode = config.get_ssl_mode();
+        let trust = tls::trust(mode, options.root_certificate.as_deref())?;
+        let tls = {
+            let trust = trust.clone();
+            tokio::task::spawn_blocking(move || tls::connector(mode, &trust))
+                .await
+                .map_err(|_| Error::Shutdown)??
+        };
+        let (mut setup, connection) = config
+            .connect(tls::share(&tls))
+            .await
+            .map_err(|e| tls::explain(&e, mode, &trust).unwrap_or_else(|| pg(e)))?;
         let driver = tokio::spawn(connection);
         let version = schema::prepare(&mut setup, &options.schema, !admin).await?;
         let mut workflows: Vec<String> = registered
@@ -232,17 +242,22 @@ impl PgStore {
                 app_version: options.app_version.clone(),
                 workflows: workflows.clone(),
             };
-            let (state, db_now) =
-                WorkerState::register(&setup, config.clone(), info, options.lease)
-                    .await
-                    .map_err(pg)?;
+            let (state, db_now) = WorkerState::register(
+                &setup,
+                config.clone(),
+                tls::share(&tls),
+                info,
+                options.lease,
+            )
+            .await
+            .map_err(pg)?;
             (Some(state), Some(db_now))
         };
         drop(setup);
         driver.abort();
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -638,6 +653,21 @@ impl PgStore {
         let client = self.client().await?;
         queries::pending_requests(&client, me).await.map_err(pg)
     }
+}
+
+/// The URL parser's error with its cause (its own text is only "invalid
+/// connection string").
+fn url_error(e: tokio_postgres::Error) -> Error {
+    let mut text = format!("cannot read the PostgreSQL URL: {e}");
+    if let Some(cause) = std::error::Error::source(&e) {
+        text = format!("{text}: {cause}");
+        if cause.to_string().contains("`sslmode`") {
+            text.push_str(
+                " (disable, prefer or require; with the `postgres-tls` feature, require verifies the server's certificate and name, as libpq's verify-full)",
+            );
+        }
+    }
+    Error::InvalidOption(text)
 }
 
 /// This machine's name, for the worker row.

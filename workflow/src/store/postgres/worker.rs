@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::NoTls;
+use super::tls::{self, Connector};
 
 /// What a worker records of itself.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub(crate) struct WorkerState {
     pub lease: Duration,
     pub info: WorkerInfo,
     config: tokio_postgres::Config,
+    /// The store's TLS settings, for the heartbeat's own connection.
+    tls: Connector,
     /// Wakes the heartbeat thread to stop.
     stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     heartbeat: Mutex<Option<thread::JoinHandle<()>>>,
@@ -38,6 +40,7 @@ impl WorkerState {
     pub(crate) async fn register(
         client: &tokio_postgres::Client,
         config: tokio_postgres::Config,
+        tls: Connector,
         info: WorkerInfo,
         lease: Duration,
     ) -> Result<(Arc<WorkerState>, i64), tokio_postgres::Error> {
@@ -49,6 +52,7 @@ impl WorkerState {
             lease,
             info,
             config,
+            tls,
             stop: Mutex::new(None),
             heartbeat: Mutex::new(None),
         });
@@ -176,7 +180,7 @@ fn heartbeat(weak: std::sync::Weak<WorkerState>, stop: std::sync::mpsc::Receiver
         let id = state.id();
         let result = runtime.block_on(async {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
-                let (c, connection) = state.config.connect(NoTls).await?;
+                let (c, connection) = state.config.connect(tls::share(&state.tls)).await?;
                 tokio::spawn(connection);
                 client = Some(c);
             }
