@@ -125,7 +125,7 @@ fn the_check_reports_exactly_what_the_new_build_parks_and_with_the_same_words() 
     // A step call's mismatch names the line of the workflow that made it
     // (the helper that calls `ctx.step`, here).
     assert!(
-        message("renamed-1").contains("(at tests/support/evolve/v2.rs:"),
+        message("renamed-1").contains("(at tests/support/evolve/harness.rs:"),
         "{}",
         message("renamed-1")
     );

@@ -7,9 +7,24 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-use replayflow::{ExecutionStatus, ListFilter, ManualClock, Runtime};
+use replayflow::{AnyError, Context, ExecutionStatus, ListFilter, ManualClock, Runtime};
 
 pub type Starts = fn(&Runtime) -> Pin<Box<dyn Future<Output = ()> + '_>>;
+
+/// An inline step named `name` that returns its name.
+pub async fn step(ctx: &Context, name: &str) -> Result<String, AnyError> {
+    let name = name.to_owned();
+    ctx.step(&name.clone(), || {
+        let name = name.clone();
+        async move { Ok::<_, AnyError>(name) }
+    })
+    .await
+}
+
+/// Starts or reads nothing.
+pub fn nothing(_: &Runtime) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async {})
+}
 
 /// How long the cases sleep: the new build's clock is past it.
 pub const NAP: Duration = Duration::from_secs(3600);

@@ -4,18 +4,9 @@
 #[path = "harness.rs"]
 mod harness;
 
-use harness::NAP;
+use harness::{NAP, step};
 use replayflow::{AnyError, Context, Runtime, workflow};
 use serde::{Deserialize, Serialize};
-
-async fn step(ctx: &Context, name: &str) -> Result<String, AnyError> {
-    let name = name.to_owned();
-    ctx.step(&name.clone(), || {
-        let name = name.clone();
-        async move { Ok::<_, AnyError>(name) }
-    })
-    .await
-}
 
 /// A step inserted before the point the executions sleep at: parks them.
 #[workflow]
@@ -149,11 +140,7 @@ fn start_new(rt: &Runtime) -> std::pin::Pin<Box<dyn std::future::Future<Output =
     })
 }
 
-fn start_nothing(_: &Runtime) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
-    Box::pin(async {})
-}
-
 #[tokio::main]
 async fn main() {
-    harness::main(start_nothing, start_new, read).await;
+    harness::main(harness::nothing, start_new, read).await;
 }
