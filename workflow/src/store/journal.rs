@@ -40,7 +40,7 @@ pub(crate) struct Entry {
     pub value_type: Option<i32>,
 }
 
-/// Which Rust type wrote a journaled value: a 32-bit FNV-1a hash of its
+/// Which Rust type wrote a journaled value: a 32-bit hash ([`fingerprint`]) of its
 /// [`std::any::type_name`], stored with the value, and the name, kept once
 /// per database (`value_types`) so that a mismatch names both types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,34 +62,100 @@ impl TypeTag {
     }
 }
 
-/// FNV-1a (32 bits) of a type's name: the same in every build that names
-/// the type the same.
+/// A 32-bit hash of a type's name: the same in every build that names the
+/// type the same. Defined here, word by word (FxHash's mixing, then a
+/// final avalanche), not by `std`'s `Hasher`, whose output may change:
+/// the hashes are stored. `a_type_name_hashes_as_it_always_did` pins it.
 pub(crate) fn fingerprint(name: &str) -> i32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in name.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let bytes = name.as_bytes();
+    let mut hash = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let word = <[u8; 8]>::try_from(word).unwrap_or_default();
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
     }
-    i32::from_ne_bytes(hash.to_ne_bytes())
+    let rest = words.remainder();
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K);
+    hash ^= hash >> 31;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 32;
+    i32::from_le_bytes(hash.to_le_bytes()[..4].try_into().unwrap_or_default())
 }
 
-/// The types whose names this process has recorded in the database.
+/// The types whose names this process has recorded in the database: a
+/// few slots read without a lock (a step asks on every value it
+/// journals), then the whole set.
 #[derive(Debug, Default)]
-pub(crate) struct KnownTypes(std::sync::Mutex<std::collections::HashSet<i32>>);
+pub(crate) struct KnownTypes {
+    recent: [std::sync::atomic::AtomicI32; 32],
+    all: std::sync::Mutex<std::collections::HashSet<i32>>,
+}
 
 impl KnownTypes {
+    fn slot(&self, hash: i32) -> &std::sync::atomic::AtomicI32 {
+        &self.recent[hash.unsigned_abs() as usize % self.recent.len()]
+    }
+
     pub(crate) fn contains(&self, hash: i32) -> bool {
-        self.0
+        use std::sync::atomic::Ordering;
+        // An empty slot holds 0: a type hashing to 0 takes the set's path.
+        if hash != 0 && self.slot(hash).load(Ordering::Relaxed) == hash {
+            return true;
+        }
+        let known = self
+            .all
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&hash)
+            .contains(&hash);
+        if known {
+            self.slot(hash).store(hash, Ordering::Relaxed);
+        }
+        known
     }
 
     pub(crate) fn insert(&self, hash: i32) {
-        self.0
+        self.all
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(hash);
+        self.slot(hash)
+            .store(hash, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_type_name_hashes_as_it_always_did() {
+        // Stored in every journal: these must never change.
+        let pinned: Vec<i32> = ["u32", "alloc::string::String", "(u32, my_app::Order)", ""]
+            .iter()
+            .map(|n| fingerprint(n))
+            .collect();
+        assert_eq!(pinned, PINNED);
+        assert_ne!(fingerprint("u32"), fingerprint("u64"));
+    }
+
+    const PINNED: [i32; 4] = [-1_324_411_597, 151_828_095, 1_767_003_659, -1_838_603_135];
+
+    #[test]
+    fn known_types_are_found_through_their_slot_and_the_set() {
+        let known = KnownTypes::default();
+        assert!(!known.contains(7));
+        known.insert(7);
+        known.insert(7 + 32);
+        assert!(
+            known.contains(7) && known.contains(7 + 32),
+            "two types in one slot"
+        );
+        known.insert(0);
+        assert!(known.contains(0));
+        assert!(!known.contains(8));
     }
 }
 
