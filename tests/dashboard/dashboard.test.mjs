@@ -108,6 +108,7 @@ test('the list shows every execution and the counts per status', async () => {
   assert.equal(await page.locator('#exec-rows tr').count(), 15);
   assert.equal(await page.locator('#exec-rows tr[data-id="order-1004"] .badge').textContent(), 'failed');
   assert.match(await page.locator('#exec-rows tr[data-id="order-1004"] .reason').textContent(), /card declined/);
+  assert.match(await page.locator('#exec-rows tr[data-id="order-1004"] .version').textContent(), /^\d+\.\d+\.\d+$/);
   assert.match(await page.locator('#mode-chip').textContent(), /admin/);
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(shots, 'list.png'), fullPage: true, animations: 'disabled' });

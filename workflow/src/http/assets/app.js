@@ -336,6 +336,7 @@
       },
       el('td', { class: 'id' }, el('a', { href }, e.id)),
       el('td', {}, e.workflow),
+      el('td', { class: 'version' }, e.app_version || ''),
       el('td', {}, badge(e.status, !TERMINAL.has(e.status))),
       el('td', { class: 'num' }, e.restart_attempt),
       el('td', { class: 'when', title: fmtDate(ms(e.created_at)) }, fmtAgo(ms(e.created_at), now)),
