@@ -165,16 +165,9 @@ impl<W: Workflow> Handle<W> {
             return Ok(());
         };
         let engine = &self.rt.engine;
-        let written = engine.store.type_name(hash).await.ok().flatten();
-        if written
-            .as_deref()
-            .is_some_and(|old| engine.renamed(old, tag.name))
-        {
+        let name = engine.store.type_name(hash).await.ok().flatten();
+        let Some(written) = engine.written_as(hash, name.as_deref(), tag) else {
             return Ok(());
-        }
-        let written = match written {
-            Some(name) => format!("`{name}`"),
-            None => format!("a type the database has no name for (fingerprint {hash:#010x})"),
         };
         Err(CodecError {
             operation: "decode",

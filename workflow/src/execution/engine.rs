@@ -149,6 +149,25 @@ impl Engine {
         }
     }
 
+    /// How a value written by the type of hash `hash` reads as `tag`:
+    /// `None` when it may be decoded (the same type, or one declared
+    /// renamed to it), otherwise the writing type as a message names it.
+    /// `written` is its name, when the database has it.
+    pub(crate) fn written_as(
+        &self,
+        hash: i32,
+        written: Option<&str>,
+        tag: TypeTag,
+    ) -> Option<String> {
+        if hash == tag.hash || written.is_some_and(|old| self.renamed(old, tag.name)) {
+            return None;
+        }
+        Some(match written {
+            Some(name) => format!("`{name}`"),
+            None => format!("a type this database has no name for (fingerprint {hash:#010x})"),
+        })
+    }
+
     /// Whether type name `old` is `new` once every type declared renamed
     /// (`#[renamed_from]`) is read under its new name, wherever it appears
     /// in `old` (`Vec<app::Old>`, a tuple of arguments...).

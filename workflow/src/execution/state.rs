@@ -271,25 +271,15 @@ impl Execution {
         tag: TypeTag,
         what: impl FnOnce() -> String,
     ) {
-        let Some(hash) = recorded else {
+        let Some(hash) = recorded.filter(|h| *h != tag.hash) else {
             return;
         };
-        if hash == tag.hash {
-            return;
-        }
-        let written = match &self.dry {
+        let name = match &self.dry {
             Some(dry) => dry.type_names.get(&hash).cloned(),
             None => self.engine.store.type_name(hash).await.ok().flatten(),
         };
-        if written
-            .as_deref()
-            .is_some_and(|old| self.engine.renamed(old, tag.name))
-        {
+        let Some(written) = self.engine.written_as(hash, name.as_deref(), tag) else {
             return;
-        }
-        let written = match written {
-            Some(name) => format!("`{name}`"),
-            None => format!("a type this database has no name for (fingerprint {hash:#010x})"),
         };
         let reason = format!(
             "{} was journaled as {written} and is now read as `{}`; another type would decode it only by luck. Resume it with code that reads the type that wrote it, or declare a renamed type with #[replayflow::renamed_from(\"...\")]",
