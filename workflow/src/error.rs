@@ -223,6 +223,32 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The execution has ended: it takes no more messages.
+    #[error("execution `{id}` is {status}; it takes no more messages")]
+    Finished {
+        /// The execution.
+        id: ExecutionId,
+        /// How it ended.
+        status: crate::status::ExecutionStatus,
+    },
+
+    /// The database file has an older schema than the operation needs (an
+    /// admin open never migrates: a worker of an older build may still run
+    /// on it).
+    #[error(
+        "`{path}` has schema version {found}; {what} needs version {needed}: open it once with a worker of this build to migrate it"
+    )]
+    NotMigrated {
+        /// The file concerned.
+        path: String,
+        /// The schema version in the file.
+        found: i64,
+        /// The version the operation needs.
+        needed: i64,
+        /// The operation.
+        what: &'static str,
+    },
+
     /// Only panicked and failed executions can be restarted.
     #[error("execution `{id}` is {status}; only panicked and failed executions can be restarted")]
     NotRestartable {

@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::Codec;
-use crate::error::{CodecError, Error, RunError};
+use crate::error::{Error, RunError};
 use crate::execution::{Ended, WatchGuard};
 use crate::record::ExecutionId;
 use crate::runtime::{Runtime, Workflow};
 use crate::status::ExecutionStatus;
-use crate::store::TypeTag;
 
 /// A started execution of workflow `W`; [`Handle::result`] waits for its end.
 ///
@@ -75,6 +74,10 @@ impl<W: Workflow> Handle<W> {
     /// The execution's id.
     pub fn id(&self) -> &ExecutionId {
         &self.id
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.rt
     }
 
     /// Waits until the execution is completed, failed, cancelled or paused,
@@ -157,28 +160,6 @@ impl<W: Workflow> Handle<W> {
             .clone()
     }
 
-    /// Refuses a value written as another type than `V` (unless declared
-    /// renamed to it), rather than decoding it by luck.
-    async fn same_type<V>(&self, recorded: Option<i32>, what: String) -> Result<(), CodecError> {
-        let tag = TypeTag::of::<V>();
-        let Some(hash) = recorded.filter(|h| *h != tag.hash) else {
-            return Ok(());
-        };
-        let engine = &self.rt.engine;
-        let name = engine.store.type_name(hash).await.ok().flatten();
-        let Some(written) = engine.written_as(hash, name.as_deref(), tag) else {
-            return Ok(());
-        };
-        Err(CodecError {
-            operation: "decode",
-            what,
-            type_name: tag.name,
-            message: format!(
-                "it was written as {written}; another type would decode it only by luck (declare a renamed type with #[replayflow::renamed_from])"
-            ),
-        })
-    }
-
     /// The result an execution's status gives, if it is one `result` returns.
     async fn outcome(
         &self,
@@ -189,7 +170,7 @@ impl<W: Workflow> Handle<W> {
             ExecutionStatus::Completed => {
                 let bytes = end.output.unwrap_or_default();
                 let what = || format!("the output of execution `{}`", self.id);
-                if let Err(e) = self.same_type::<W::Output>(end.value_type, what()).await {
+                if let Err(e) = self.rt.engine.readable_as::<W::Output>(end.value_type, what()).await {
                     return Some(Err(RunError::Runtime(e.into())));
                 }
                 end.codec
@@ -199,7 +180,7 @@ impl<W: Workflow> Handle<W> {
             ExecutionStatus::Failed => Err(match end.error {
                 Some(bytes) => {
                     let what = || format!("the error of execution `{}`", self.id);
-                    if let Err(e) = self.same_type::<W::Error>(end.value_type, what()).await {
+                    if let Err(e) = self.rt.engine.readable_as::<W::Error>(end.value_type, what()).await {
                         return Some(Err(RunError::Runtime(e.into())));
                     }
                     match end.codec.decode(bytes, what) {

@@ -96,6 +96,7 @@ mod codec;
 mod error;
 mod execution;
 mod handle;
+mod messages;
 mod options;
 mod record;
 mod retry;
@@ -119,6 +120,7 @@ pub use codec::{Codec, Payload};
 pub use error::{AnyError, CodecError, DatabaseError, Error, Result, RunError, StepFailure};
 pub use execution::{Context, StepContext, permanent};
 pub use handle::Handle;
+pub use messages::{Delivery, EventRecord, SendOptions};
 pub use options::{StartOptions, StepOptions};
 pub use record::{
     AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, PruneReport,

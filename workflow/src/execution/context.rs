@@ -196,7 +196,7 @@ impl Context {
     /// when that is a branch of this execution (a `ctx` captured from the
     /// workflow body and used inside [`Context::branch`] still reserves in
     /// the branch), otherwise this handle's own.
-    fn current_branch(&self) -> Arc<str> {
+    pub(super) fn current_branch(&self) -> Arc<str> {
         SCOPE
             .try_with(|scope| match scope {
                 Scope::Workflow(c) if Arc::ptr_eq(&c.exec, &self.exec) => {

@@ -101,6 +101,10 @@ impl Engine {
             }
             self.store.wake_now(id, self.now_millis()).await?;
         }
+        // A waiting execution replays and waits again: its deadline stands.
+        if status == ExecutionStatus::Waiting && self.is_active(id) {
+            return Ok(());
+        }
         self.replay(id, false).await.map(|_| ())
     }
 

@@ -53,6 +53,10 @@ pub(crate) struct Engine {
     pub app_version: Option<String>,
     /// Executions claimed by this process; the execution itself once spawned.
     active: Mutex<HashMap<ExecutionId, Weak<Execution>>>,
+    /// Claimed executions to replay once their claim is released: a
+    /// message reached one that was suspending (see [`Engine::wake`]).
+    /// Locked only while `active` is.
+    rewake: Mutex<HashSet<ExecutionId>>,
     /// Waiters of `Handle::result`, per execution, told after each status change.
     waiters: Mutex<HashMap<ExecutionId, Waiters>>,
     pub timers: Arc<Timers>,
@@ -100,6 +104,12 @@ impl Drop for Claim {
     fn drop(&mut self) {
         let mut active = self.engine.active.lock().unwrap_or_else(|p| p.into_inner());
         active.remove(&self.id);
+        let mut rewake = self.engine.rewake.lock().unwrap_or_else(|p| p.into_inner());
+        if rewake.remove(&self.id) {
+            drop(rewake);
+            drop(active);
+            self.engine.wake(self.id.clone());
+        }
     }
 }
 
@@ -122,6 +132,7 @@ impl Engine {
             registry,
             registered,
             active: Mutex::new(HashMap::new()),
+            rewake: Mutex::new(HashSet::new()),
             waiters: Mutex::new(HashMap::new()),
             timers: Arc::new(Timers::default()),
             storage_holds: Mutex::new(HashMap::new()),
@@ -147,6 +158,32 @@ impl Engine {
                 tracing::warn!(type_name = tag.name, error = %e, "cannot record the name of a journaled type")
             }
         }
+    }
+
+    /// Refuses a value written as another type than `V` (unless declared
+    /// renamed to it), rather than decoding it by luck: what
+    /// `Handle::result` and `Runtime::get_event` read.
+    pub(crate) async fn readable_as<V>(
+        &self,
+        recorded: Option<i32>,
+        what: String,
+    ) -> std::result::Result<(), crate::error::CodecError> {
+        let tag = TypeTag::of::<V>();
+        let Some(hash) = recorded.filter(|h| *h != tag.hash) else {
+            return Ok(());
+        };
+        let name = self.store.type_name(hash).await.ok().flatten();
+        let Some(written) = self.written_as(hash, name.as_deref(), tag) else {
+            return Ok(());
+        };
+        Err(crate::error::CodecError {
+            operation: "decode",
+            what,
+            type_name: tag.name,
+            message: format!(
+                "it was written as {written}; another type would decode it only by luck (declare a renamed type with #[replayflow::renamed_from])"
+            ),
+        })
     }
 
     /// How a value written by the type of hash `hash` reads as `tag`:
@@ -202,6 +239,34 @@ impl Engine {
             engine: Arc::clone(self),
             id: id.clone(),
         })
+    }
+
+    /// Replays a suspended execution that a message was sent to, on a
+    /// task of its own. One still held here (it is writing its suspension)
+    /// is replayed once its claim is released. An admin runtime wakes
+    /// nothing: the send moved the waiter's wake time to now, and the
+    /// worker's sweep wakes it.
+    pub(crate) fn wake(self: &Arc<Self>, id: ExecutionId) {
+        if self.admin || self.is_shutting_down() {
+            return;
+        }
+        {
+            let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            if active.contains_key(&id) {
+                let mut rewake = self.rewake.lock().unwrap_or_else(|p| p.into_inner());
+                rewake.insert(id);
+                return;
+            }
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let engine = Arc::clone(self);
+        runtime.spawn(async move {
+            if let Err(e) = engine.replay(&id, false).await {
+                tracing::warn!(execution = %id, error = %e, "cannot wake an execution for its message; the sweep will");
+            }
+        });
     }
 
     fn drives_any(&self) -> bool {

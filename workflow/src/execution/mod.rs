@@ -13,6 +13,7 @@ mod control;
 mod descriptor;
 mod drive;
 mod engine;
+mod inbox;
 pub(crate) mod panic;
 mod recovery;
 mod replay;

@@ -43,6 +43,13 @@ impl Engine {
             match row.status {
                 ExecutionStatus::Running | ExecutionStatus::Restarting => interrupted.push(row.id),
                 ExecutionStatus::Sleeping => self.timers.add_wake(row.wake_at.unwrap_or(0), row.id),
+                // A message or its deadline wakes it; without a deadline,
+                // a message sent meanwhile set its wake time.
+                ExecutionStatus::Waiting => {
+                    if let Some(at) = row.wake_at {
+                        self.timers.add_wake(at, row.id)
+                    }
+                }
                 ExecutionStatus::Panicked => {
                     let options: StartOptions =
                         serde_json::from_str(&row.options).unwrap_or_default();
@@ -178,6 +185,11 @@ impl Engine {
         };
         match row.status {
             ExecutionStatus::Sleeping => self.timers.add_wake(row.wake_at.unwrap_or(0), row.id),
+            ExecutionStatus::Waiting => {
+                if let Some(at) = row.wake_at {
+                    self.timers.add_wake(at, row.id)
+                }
+            }
             ExecutionStatus::Panicked => {
                 let options: StartOptions = serde_json::from_str(&row.options).unwrap_or_default();
                 let policy = self.restart_policy(descriptor, &options);

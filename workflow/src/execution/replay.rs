@@ -322,6 +322,13 @@ impl Execution {
         }
     }
 
+    /// Whether entries of the journal are still ahead: the execution is
+    /// replaying what an earlier run did.
+    pub(crate) fn is_replaying(&self) -> bool {
+        let c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        c.journal.left > 0
+    }
+
     /// Journal entries the run did not reach, for the completion check
     /// (a patch marker left behind is no call of the old code: not counted).
     pub(crate) fn unreached(&self) -> Vec<Entry> {

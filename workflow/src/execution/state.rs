@@ -33,7 +33,10 @@ pub(crate) struct Execution {
     /// Set by a cancel request; honoured at the next boundary.
     cancel: AtomicBool,
     /// Wakes in-memory waits (short sleeps, backoffs) for a cancel or shutdown.
-    interrupt: Notify,
+    pub(super) interrupt: Notify,
+    /// Told when a message was sent to the execution by this process: a
+    /// `recv` waiting in memory looks at its inbox again.
+    pub mail: Notify,
     /// Taken over after an unclean end: the first progress resets the
     /// recovery count.
     recovered: AtomicBool,
@@ -72,6 +75,7 @@ impl Execution {
             stop: Notify::new(),
             cancel: AtomicBool::new(false),
             interrupt: Notify::new(),
+            mail: Notify::new(),
             recovered: AtomicBool::new(launch.recovered),
             ending: AtomicBool::new(false),
             dry: launch.dry.map(Dry::new),

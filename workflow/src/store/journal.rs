@@ -245,6 +245,24 @@ pub(crate) enum JournalOp {
     RecordSleep { at: EntryAt, wake_at: i64, now: i64 },
     /// A sleep entry woke.
     CompleteSleep { at: EntryAt, now: i64 },
+    /// A `recv` began to wait for a message on its topic (`at.name`),
+    /// until `deadline` if it has one: a `waiting` entry.
+    RecordWait {
+        at: EntryAt,
+        deadline: Option<i64>,
+        now: i64,
+    },
+    /// A `recv` whose deadline passed: completed without a value.
+    TimeOut { at: EntryAt, now: i64 },
+    /// `Context::set_event`: the entry, completed with the value, and the
+    /// execution's latest value of the key (`at.name`), in one write.
+    SetEvent {
+        at: EntryAt,
+        value: Vec<u8>,
+        /// [`TypeTag::hash`] of the value's type.
+        value_type: i32,
+        now: i64,
+    },
     /// Progress after a recovery: the recovery count starts over.
     ResetRecovery { id: ExecutionId },
 }
@@ -258,7 +276,10 @@ impl JournalOp {
             | JournalOp::FailAttempt { at, .. }
             | JournalOp::RecordValue { at, .. }
             | JournalOp::RecordSleep { at, .. }
-            | JournalOp::CompleteSleep { at, .. } => &at.execution,
+            | JournalOp::CompleteSleep { at, .. }
+            | JournalOp::RecordWait { at, .. }
+            | JournalOp::TimeOut { at, .. }
+            | JournalOp::SetEvent { at, .. } => &at.execution,
             JournalOp::ResetRecovery { id } => id,
         }
     }
@@ -267,11 +288,15 @@ impl JournalOp {
     /// of its own to be undone alone when it fails.
     pub(crate) fn is_compound(&self) -> bool {
         match self {
-            JournalOp::BeginAttempt { .. } | JournalOp::FailAttempt { .. } => true,
+            JournalOp::BeginAttempt { .. }
+            | JournalOp::FailAttempt { .. }
+            | JournalOp::SetEvent { .. } => true,
             JournalOp::CompleteStep { log_attempt, .. } => *log_attempt,
             JournalOp::RecordValue { .. }
             | JournalOp::RecordSleep { .. }
             | JournalOp::CompleteSleep { .. }
+            | JournalOp::RecordWait { .. }
+            | JournalOp::TimeOut { .. }
             | JournalOp::ResetRecovery { .. } => false,
         }
     }
@@ -401,6 +426,16 @@ impl Transition {
         }
     }
 
+    /// Suspended until a message arrives, or until `deadline` (Unix ms);
+    /// `reason` names the topic for operators.
+    pub(crate) fn waiting(deadline: Option<i64>, reason: String) -> Transition {
+        Transition {
+            wake_at: deadline,
+            message: Some(reason),
+            ..Transition::default()
+        }
+    }
+
     /// Completed with its encoded output, of the type of hash `value_type`.
     pub(crate) fn completed(output: Vec<u8>, value_type: i32) -> Transition {
         Transition {
@@ -420,6 +455,60 @@ impl Transition {
             ..Transition::default()
         }
     }
+}
+
+/// A message on its way to an execution (`Runtime::send`).
+#[derive(Debug)]
+pub(crate) struct NewMessage {
+    pub execution: ExecutionId,
+    pub topic: String,
+    /// Encoded with `codec`, which must be the execution's.
+    pub payload: Vec<u8>,
+    pub codec: Codec,
+    /// [`TypeTag::hash`] of the message's type; `None` when it was sent
+    /// without one (as JSON from the CLI or the HTTP API).
+    pub value_type: Option<i32>,
+    /// Delivers the message once per key and execution.
+    pub idempotency_key: Option<String>,
+    pub now: i64,
+}
+
+/// What sending a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Committed to the execution's inbox; `waiting`: the execution was
+    /// suspended waiting for a message (its wake time is now `now`, so the
+    /// sweep wakes it if nothing sooner does).
+    Delivered { waiting: bool },
+    /// A message with the same idempotency key was delivered before:
+    /// nothing was written.
+    Duplicate,
+    /// No execution has the id.
+    Missing,
+    /// The execution has ended: nothing was written.
+    Finished(ExecutionStatus),
+    /// The execution records its payloads with another codec than the
+    /// message was encoded with: nothing was written.
+    OtherCodec(Codec),
+}
+
+/// A message taken from an inbox by a `recv`, as its journal entry now
+/// holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    pub payload: Vec<u8>,
+    pub value_type: Option<i32>,
+}
+
+/// An execution's latest value of one event key.
+#[derive(Debug, Clone)]
+pub(crate) struct EventRow {
+    pub key: String,
+    /// The execution's codec, which encoded the value.
+    pub codec: Codec,
+    pub value: Vec<u8>,
+    pub value_type: Option<i32>,
+    pub updated_at: i64,
 }
 
 /// A request an admin recorded for the worker.

@@ -464,6 +464,35 @@ impl Store {
         backend!(self, s => s.pending_requests().await)
     }
 
+    // ---- messages and events ----
+
+    /// Commits a message to an execution's inbox (see [`Sent`]); any
+    /// process may send, a worker or an admin.
+    pub(crate) async fn send_message(&self, message: NewMessage) -> Result<Sent> {
+        backend!(self, s => s.send_message(message).await)
+    }
+
+    /// Takes the oldest message of topic `at.name` from the inbox into the
+    /// `recv` entry at `at`, in one commit; `None` when there is none.
+    pub(crate) async fn take_message(&self, at: EntryAt, now: i64) -> Result<Option<Taken>> {
+        backend!(self, s => s.take_message(at, now).await)
+    }
+
+    /// Whether a message on `topic` waits in `id`'s inbox.
+    pub(crate) async fn has_message(&self, id: &ExecutionId, topic: &str) -> Result<bool> {
+        backend!(self, s => s.has_message(id, topic).await)
+    }
+
+    /// The latest value of each event key of `id` (of `key` alone, if
+    /// given), by key; `None` when there is no such execution.
+    pub(crate) async fn events(
+        &self,
+        id: &ExecutionId,
+        key: Option<String>,
+    ) -> Result<Option<Vec<EventRow>>> {
+        backend!(self, s => s.events(id, key).await)
+    }
+
     // ---- retention ----
 
     /// Deletes up to `limit` finished executions that ended before `cutoff`

@@ -2,6 +2,7 @@
 //! owns the write connection and commits in groups ([`writer`]); reads go
 //! through a reader connection on a blocking thread.
 
+mod inbox;
 mod lock;
 mod ops;
 mod prune;
@@ -18,8 +19,8 @@ use crate::error::Result;
 use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
-    Claimed, Entry, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution, Registered, Request,
-    Transition, TypeTag, Unfinished, WorkflowRow,
+    Claimed, Entry, EntryAt, EventRow, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution,
+    NewMessage, Registered, Request, Sent, Taken, Transition, TypeTag, Unfinished, WorkflowRow,
 };
 
 impl SqliteStore {
@@ -235,5 +236,34 @@ impl SqliteStore {
 
     pub(crate) async fn pending_requests(&self) -> Result<Vec<Request>> {
         self.read(queries::pending_requests).await
+    }
+
+    pub(crate) async fn send_message(&self, message: NewMessage) -> Result<Sent> {
+        let path = self.path().map(std::path::Path::to_path_buf);
+        self.read(move |conn| Ok(inbox::check_can_send(conn, path.as_deref())))
+            .await??;
+        self.write(move |conn| inbox::send_message(conn, &message))
+            .await
+    }
+
+    pub(crate) async fn take_message(&self, at: EntryAt, now: i64) -> Result<Option<Taken>> {
+        self.write(move |conn| inbox::take_message(conn, &at, now))
+            .await
+    }
+
+    pub(crate) async fn has_message(&self, id: &ExecutionId, topic: &str) -> Result<bool> {
+        let (id, topic) = (id.clone(), topic.to_owned());
+        self.read(move |conn| inbox::has_message(conn, &id, &topic))
+            .await
+    }
+
+    pub(crate) async fn events(
+        &self,
+        id: &ExecutionId,
+        key: Option<String>,
+    ) -> Result<Option<Vec<EventRow>>> {
+        let id = id.clone();
+        self.read(move |conn| inbox::events(conn, &id, key.as_deref()))
+            .await
     }
 }

@@ -54,6 +54,25 @@ pub(super) fn apply(conn: &Connection, op: &JournalOp) -> rusqlite::Result<()> {
             })?;
             Ok(())
         }
+        JournalOp::RecordWait { at, deadline, now } => record_wait(conn, at, *deadline, *now),
+        JournalOp::TimeOut { at, now } => {
+            conn.prepare_cached(
+                "UPDATE step_executions SET status = 'completed', completed_at = :now
+                 WHERE execution_id = :execution AND position = :position",
+            )?
+            .execute(named_params! {
+                ":execution": at.execution.as_str(),
+                ":position": at.position,
+                ":now": now,
+            })?;
+            Ok(())
+        }
+        JournalOp::SetEvent {
+            at,
+            value,
+            value_type,
+            now,
+        } => set_event(conn, at, value, *value_type, *now),
         JournalOp::ResetRecovery { id } => {
             conn.prepare_cached(
                 "UPDATE workflow_executions SET recovery_attempts = 0 WHERE id = :id",
@@ -290,5 +309,73 @@ fn record_sleep(conn: &Connection, at: &EntryAt, wake_at: i64, now: i64) -> rusq
         ":wake_at": wake_at,
         ":now": now,
     })?;
+    Ok(())
+}
+
+fn record_wait(
+    conn: &Connection,
+    at: &EntryAt,
+    deadline: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, wake_at, started_at)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'waiting', 1, :wake_at, :now)",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":wake_at": deadline,
+        ":now": now,
+    })?;
+    Ok(())
+}
+
+/// The `event` entry and the key's latest value, under the op's savepoint.
+fn set_event(
+    conn: &Connection,
+    at: &EntryAt,
+    value: &[u8],
+    value_type: i32,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+              started_at, completed_at, value_type)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', 1, :output,
+                 :now, :now, :value_type)",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":output": value,
+        ":now": now,
+        ":value_type": value_type,
+    })?;
+    conn.prepare_cached(
+        "INSERT INTO events (execution_id, key, value, value_type, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (execution_id, key) DO UPDATE
+         SET value = excluded.value, value_type = excluded.value_type, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        at.execution.as_str(),
+        at.name.as_ref(),
+        value,
+        value_type,
+        now
+    ])?;
     Ok(())
 }

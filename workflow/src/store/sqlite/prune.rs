@@ -45,6 +45,8 @@ fn prune_batch(conn: &Connection, cutoff: i64, limit: u32) -> rusqlite::Result<u
         "superseded_attempts",
         "superseded_steps",
         "admin_requests",
+        "messages",
+        "events",
     ] {
         conn.prepare_cached(&format!(
             "DELETE FROM {table} WHERE execution_id IN (SELECT value FROM json_each(?1))"

@@ -216,10 +216,11 @@ fn end_waiting_entries(conn: &Connection, id: &ExecutionId, now: i64) -> rusqlit
          SET status = 'failed', completed_at = :now,
              error_message = CASE
                  WHEN status = 'sleeping' THEN 'cancelled while sleeping'
+                 WHEN status = 'waiting' THEN 'cancelled while waiting for a message'
                  WHEN error_message IS NULL THEN 'cancelled before its next attempt'
                  ELSE 'cancelled before its next attempt; the last one failed: ' || error_message
              END
-         WHERE execution_id = :id AND (status = 'sleeping' OR status = 'retrying')",
+         WHERE execution_id = :id AND (status = 'sleeping' OR status = 'retrying' OR status = 'waiting')",
     )?
     .execute(named_params! { ":id": id.as_str(), ":now": now })?;
     Ok(())
@@ -241,7 +242,7 @@ pub(super) fn load_unfinished(conn: &Connection) -> rusqlite::Result<Vec<Unfinis
         "SELECT id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message,
                 app_version
          FROM workflow_executions
-         WHERE status IN ('running', 'restarting', 'sleeping', 'panicked', 'paused')
+         WHERE status IN ('running', 'restarting', 'sleeping', 'waiting', 'panicked', 'paused')
          ORDER BY created_at",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -269,10 +270,15 @@ pub(super) fn count_recovery(conn: &Connection, id: &ExecutionId) -> rusqlite::R
     .query_row([id.as_str()], |r| r.get(0))
 }
 
-/// Sleeping executions due by `now`, for the periodic sweep.
+/// Suspended executions due by `now` (a sleep's wake time, a wait's
+/// deadline, or a message sent to a waiter), for the periodic sweep. The
+/// condition on the status is the one of the partial index
+/// `workflow_executions_by_wake`, word for word, so that SQLite uses it.
 pub(super) fn due_sleepers(conn: &Connection, now: i64) -> rusqlite::Result<Vec<ExecutionId>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id FROM workflow_executions WHERE status = 'sleeping' AND wake_at <= ?1 ORDER BY wake_at LIMIT 1000",
+        "SELECT id FROM workflow_executions
+         WHERE (status = 'sleeping' OR status = 'waiting') AND wake_at <= ?1
+         ORDER BY wake_at LIMIT 1000",
     )?;
     let rows = stmt.query_map([now], |r| Ok(ExecutionId::new(r.get::<_, String>(0)?)))?;
     rows.collect()

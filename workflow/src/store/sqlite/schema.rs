@@ -10,9 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::lock::{self, WorkerLock};
 use super::wal::{self, Marker};
 use crate::error::{Error, Result};
-use crate::status::{
-    AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
-};
+use crate::status::{AdminAction, AttemptStatus, PauseCause};
 use crate::store::{Durability, FileOptions, IntegrityCheck};
 
 /// `PRAGMA application_id` of our files: "WFLW".
@@ -24,8 +22,10 @@ pub(crate) const APPLICATION_ID: i32 = 0x5746_4C57;
 /// of `Context::patched`), the type of each journaled value
 /// (`step_executions.value_type`, named in `value_types`), and the app
 /// version and the input and output types of each execution
-/// (`workflow_executions`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// (`workflow_executions`). 3: messages and events (`messages`, `events`,
+/// entries of kind `recv` and `event`, the statuses `waiting` of
+/// executions and entries).
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The oldest schema version an admin or snapshot open reads without
 /// migrating (they never migrate: a worker of an older build may still run
@@ -49,6 +49,19 @@ pub(super) fn read_as_current(conn: &Connection, version: i64) -> Result<()> {
              CREATE TEMP VIEW step_executions AS
                  SELECT *, NULL AS value_type FROM main.step_executions;
              CREATE TEMP TABLE value_types (hash INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+        )?;
+    }
+    if version < 3 {
+        // No message or event was ever written to such a file.
+        conn.execute_batch(
+            "CREATE TEMP TABLE messages (
+                 id INTEGER PRIMARY KEY, execution_id TEXT NOT NULL, topic TEXT NOT NULL,
+                 payload BLOB, value_type INTEGER, idempotency_key TEXT,
+                 sent_at INTEGER NOT NULL, taken_at INTEGER, taken_position INTEGER);
+             CREATE TEMP TABLE events (
+                 execution_id TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                 value_type INTEGER, updated_at INTEGER NOT NULL,
+                 PRIMARY KEY (execution_id, key));",
         )?;
     }
     Ok(())
@@ -460,6 +473,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         if version < 2 {
             conn.execute_batch(&schema_v2())?;
         }
+        if version < 3 {
+            conn.execute_batch(SCHEMA_V3)?;
+        }
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
@@ -478,8 +494,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
 }
 
 fn schema_v1() -> String {
-    let execution_status = ExecutionStatus::sql_check("status");
-    let step_status = StepStatus::sql_check("status");
+    // The statuses as version 1 had them; version 3 widens them.
+    let execution_status = "status = 'running' OR status = 'sleeping' OR status = 'completed' OR status = 'failed' OR status = 'panicked' OR status = 'restarting' OR status = 'cancelled' OR status = 'paused'";
+    let step_status = V2_STEP_STATUS;
     // As version 1 had it; version 2 widens it.
     let kind = "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random'";
     let attempt_status = AttemptStatus::sql_check("status");
@@ -602,8 +619,8 @@ fn schema_v1() -> String {
 /// copy of the journal, inside the migration's transaction) and records
 /// which type wrote each value; `value_types` names those types.
 fn schema_v2() -> String {
-    let step_status = StepStatus::sql_check("status");
-    let kind = EntryKind::sql_check("kind");
+    let step_status = V2_STEP_STATUS;
+    let kind = "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch'";
     format!(
         "
         CREATE TABLE step_executions_v2 (
@@ -646,9 +663,125 @@ fn schema_v2() -> String {
     )
 }
 
+/// The statuses of entries as versions 1 and 2 had them.
+const V2_STEP_STATUS: &str = "status = 'pending' OR status = 'running' OR status = 'completed' OR status = 'failed' OR status = 'sleeping' OR status = 'retrying'";
+
+/// Version 3: messages and events. The CHECK constraints of both status
+/// columns and of `kind` widen, so `workflow_executions` and
+/// `step_executions` are rebuilt (a copy of each, inside the migration's
+/// transaction, with the indexes made again). Besides this build's kinds,
+/// `kind` allows `stream` and `child`, the entries of streams and child
+/// workflows, so that adding them copies no journal again.
+///
+/// `messages` keeps every message sent to an execution: untaken ones wait
+/// in the partial index by topic; a taken one keeps its row without its
+/// payload (the `recv` entry holds it), so that its idempotency key still
+/// refuses a second delivery. `events` holds the latest value of each key.
+const SCHEMA_V3: &str = "
+    CREATE TABLE workflow_executions_v3 (
+        id                 TEXT PRIMARY KEY,
+        workflow_name      TEXT NOT NULL,
+        status             TEXT NOT NULL CHECK (status = 'running' OR status = 'sleeping' OR status = 'waiting' OR status = 'completed' OR status = 'failed' OR status = 'panicked' OR status = 'restarting' OR status = 'cancelled' OR status = 'paused'),
+        codec              TEXT NOT NULL,
+        input              BLOB NOT NULL,
+        output             BLOB,
+        error              BLOB,
+        error_message      TEXT,
+        options            TEXT NOT NULL,
+        restart_attempt    INTEGER NOT NULL DEFAULT 0,
+        recovery_attempts  INTEGER NOT NULL DEFAULT 0,
+        pause_cause        TEXT CHECK (pause_cause = 'nondeterminism' OR pause_cause = 'undecodable' OR pause_cause = 'recovery_budget' OR pause_cause = 'storage'),
+        wake_at            INTEGER,
+        created_at         INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL,
+        completed_at       INTEGER,
+        app_version        TEXT NOT NULL DEFAULT '',
+        input_type         INTEGER,
+        output_type        INTEGER
+    ) STRICT;
+    INSERT INTO workflow_executions_v3
+        (id, workflow_name, status, codec, input, output, error, error_message, options,
+         restart_attempt, recovery_attempts, pause_cause, wake_at, created_at, updated_at,
+         completed_at, app_version, input_type, output_type)
+    SELECT id, workflow_name, status, codec, input, output, error, error_message, options,
+           restart_attempt, recovery_attempts, pause_cause, wake_at, created_at, updated_at,
+           completed_at, app_version, input_type, output_type
+    FROM workflow_executions;
+    DROP TABLE workflow_executions;
+    ALTER TABLE workflow_executions_v3 RENAME TO workflow_executions;
+    CREATE INDEX workflow_executions_by_status ON workflow_executions (status, created_at);
+    CREATE INDEX workflow_executions_by_created ON workflow_executions (created_at);
+    CREATE INDEX workflow_executions_by_wake ON workflow_executions (wake_at)
+        WHERE status = 'sleeping' OR status = 'waiting';
+
+    CREATE TABLE step_executions_v3 (
+        execution_id   TEXT NOT NULL,
+        position       INTEGER NOT NULL,
+        branch         TEXT NOT NULL DEFAULT '',
+        local          INTEGER NOT NULL,
+        kind           TEXT NOT NULL CHECK (kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch' OR kind = 'recv' OR kind = 'event' OR kind = 'stream' OR kind = 'child'),
+        name           TEXT NOT NULL,
+        occurrence     INTEGER NOT NULL,
+        status         TEXT NOT NULL CHECK (status = 'pending' OR status = 'running' OR status = 'completed' OR status = 'failed' OR status = 'sleeping' OR status = 'retrying' OR status = 'waiting'),
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        output         BLOB,
+        error          BLOB,
+        error_message  TEXT,
+        wake_at        INTEGER,
+        started_at     INTEGER NOT NULL,
+        completed_at   INTEGER,
+        value_type     INTEGER,
+        PRIMARY KEY (execution_id, position)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO step_executions_v3 SELECT * FROM step_executions;
+    DROP TABLE step_executions;
+    ALTER TABLE step_executions_v3 RENAME TO step_executions;
+
+    CREATE TABLE messages (
+        id               INTEGER PRIMARY KEY,
+        execution_id     TEXT NOT NULL,
+        topic            TEXT NOT NULL,
+        payload          BLOB,
+        value_type       INTEGER,
+        idempotency_key  TEXT,
+        sent_at          INTEGER NOT NULL,
+        taken_at         INTEGER,
+        taken_position   INTEGER,
+        UNIQUE (execution_id, idempotency_key)
+    ) STRICT;
+    CREATE INDEX messages_untaken ON messages (execution_id, topic, id) WHERE taken_at IS NULL;
+
+    CREATE TABLE events (
+        execution_id  TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        value         BLOB NOT NULL,
+        value_type    INTEGER,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (execution_id, key)
+    ) STRICT, WITHOUT ROWID;
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::{EntryKind, ExecutionStatus, StepStatus};
+
+    #[test]
+    fn the_latest_schema_allows_every_status_and_kind_of_this_build() {
+        for (column, values) in [
+            ("status", ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+            ("status", StepStatus::ALL.iter().map(|s| s.as_str()).collect()),
+            ("kind", EntryKind::ALL.iter().map(|s| s.as_str()).collect()),
+            ("pause_cause", PauseCause::ALL.iter().map(|s| s.as_str()).collect()),
+        ] {
+            for value in values {
+                assert!(
+                    SCHEMA_V3.contains(&format!("{column} = '{value}'")),
+                    "{column} = '{value}' is missing from the CHECK constraints"
+                );
+            }
+        }
+    }
 
     #[test]
     fn foreign_file_is_refused_and_untouched() {

@@ -33,6 +33,17 @@ text_sql!(
     AdminAction
 );
 
+impl FromSql for crate::codec::Codec {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let name = value.as_str()?;
+        crate::codec::Codec::from_name(name).ok_or_else(|| {
+            FromSqlError::Other(
+                format!("unknown codec `{name}` (built without its cargo feature?)").into(),
+            )
+        })
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {

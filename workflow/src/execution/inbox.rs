@@ -1,0 +1,329 @@
+//! Talking to a running workflow, from inside it: taking messages
+//! ([`Context::recv`]), publishing events ([`Context::set_event`]).
+//!
+//! A `recv` is a journal entry of kind `recv` named by its topic. Taking a
+//! message is one commit that moves it from the inbox into that entry
+//! ([`Store::take_message`](crate::store::Store)), so each message reaches
+//! the workflow once and a replay reads the same one from the journal. A
+//! wait longer than the suspension threshold suspends the execution
+//! (status `waiting`, the deadline as its wake time); a send wakes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::context::Context;
+use super::state::Execution;
+use crate::record::from_millis;
+use crate::status::{EntryKind, ExecutionStatus, StepStatus};
+use crate::store::{EntryAt, JournalOp, Taken, Transition, TypeTag};
+
+/// How often a wait in memory looks at the inbox by itself: messages sent
+/// by another process (an admin open, another worker) are not notified here.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+impl Execution {
+    /// `Context::recv` and `Context::recv_timeout`: the message, or `None`
+    /// when the deadline passed first.
+    async fn recv<T: DeserializeOwned>(
+        &self,
+        branch: &Arc<str>,
+        topic: &str,
+        timeout: Option<Duration>,
+    ) -> Option<T> {
+        self.boundary().await;
+        let mut r = self.reserve(branch, topic);
+        let at = r.entry_at(&self.id, EntryKind::Recv);
+        let deadline = match self.recorded(&mut r, EntryKind::Recv).await {
+            Some(entry) if entry.status == StepStatus::Completed => {
+                let taken = entry.output.map(|payload| Taken {
+                    payload,
+                    value_type: entry.value_type,
+                });
+                return self.received(topic, taken).await;
+            }
+            // Waiting: the journaled deadline stands, whatever time it is now.
+            Some(entry) => entry.wake_at,
+            None => {
+                if let Some(taken) = self.take(&at).await {
+                    return self.received(topic, Some(taken)).await;
+                }
+                let now = self.now_millis();
+                let deadline = timeout.map(|d| {
+                    now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                });
+                let record = JournalOp::RecordWait {
+                    at: at.clone(),
+                    deadline,
+                    now,
+                };
+                if deadline.is_some() {
+                    // Before the wait: a restart must find the deadline it had.
+                    if let Err(e) = self.engine.store.commit(record).await {
+                        self.journal_failed("a wait for a message", &e).await
+                    }
+                } else {
+                    self.engine.store.queue(record);
+                }
+                deadline
+            }
+        };
+        let taken = self.wait_for_message(&at, deadline).await;
+        self.received(topic, taken).await
+    }
+
+    /// Takes the oldest message of the entry's topic into the journal.
+    async fn take(&self, at: &EntryAt) -> Option<Taken> {
+        match self
+            .engine
+            .store
+            .take_message(at.clone(), self.now_millis())
+            .await
+        {
+            Ok(taken) => taken,
+            Err(e) => self.journal_failed("a message taken", &e).await,
+        }
+    }
+
+    /// Decodes a taken message into `T` (parking the execution when it
+    /// was sent as another type, or does not decode); `None` stays `None`.
+    async fn received<T: DeserializeOwned>(&self, topic: &str, taken: Option<Taken>) -> Option<T> {
+        let taken = taken?;
+        let what = || format!("the message on topic `{topic}` of execution `{}`", self.id);
+        self.check_type::<T>(taken.value_type, what).await;
+        Some(self.decode_or_park(&taken.payload, what).await)
+    }
+
+    /// Waits for a message on the topic of the `recv` entry at `at` until
+    /// `deadline`: in memory up to the suspension threshold, then
+    /// suspended. `None` when the deadline passed.
+    async fn wait_for_message(&self, at: &EntryAt, deadline: Option<i64>) -> Option<Taken> {
+        if self.stops_past_journal() {
+            // What follows the wait is past the journal's end.
+            self.halt().await
+        }
+        let suspend_after =
+            i64::try_from(self.engine.defaults.suspend_after.as_millis()).unwrap_or(i64::MAX);
+        let suspend_at = self.now_millis().saturating_add(suspend_after);
+        loop {
+            // Both registered before the inbox is read: a send or a cancel
+            // in between is not missed.
+            let mail = self.mail.notified();
+            tokio::pin!(mail);
+            mail.as_mut().enable();
+            let interrupted = self.interrupt.notified();
+            tokio::pin!(interrupted);
+            interrupted.as_mut().enable();
+            self.boundary().await;
+            if let Some(taken) = self.take(at).await {
+                return Some(taken);
+            }
+            let now = self.now_millis();
+            if deadline.is_some_and(|d| d <= now) {
+                let op = JournalOp::TimeOut {
+                    at: at.clone(),
+                    now,
+                };
+                if let Err(e) = self.engine.store.commit(op).await {
+                    self.journal_failed("the end of a wait for a message", &e)
+                        .await
+                }
+                return None;
+            }
+            if now >= suspend_at {
+                self.suspend_waiting(&at.name, deadline).await;
+                continue;
+            }
+            let poll = now.saturating_add(
+                i64::try_from(POLL_EVERY.as_millis()).unwrap_or(i64::MAX),
+            );
+            let wake = deadline.unwrap_or(i64::MAX).min(suspend_at).min(poll);
+            tokio::select! {
+                () = mail => {}
+                () = self.engine.clock.sleep_until(from_millis(wake)) => {}
+                () = interrupted => {}
+            }
+        }
+    }
+
+    /// Suspends the execution until a message on `topic` arrives or
+    /// `deadline` passes: status `waiting`, a timer for the deadline, and
+    /// the workflow future dropped. Returns (without suspending) when a
+    /// message came in while the status was written.
+    async fn suspend_waiting(&self, topic: &str, deadline: Option<i64>) {
+        tracing::debug!(execution = %self.id, topic, deadline, "suspending until a message arrives");
+        let reason = format!("waiting for a message on topic `{topic}`");
+        self.engine
+            .set_status(
+                &self.id,
+                ExecutionStatus::Waiting,
+                Transition::waiting(deadline, reason),
+            )
+            .await;
+        // A message sent before the status was committed found the
+        // execution running and woke nothing: this run takes it.
+        match self.engine.store.has_message(&self.id, topic).await {
+            Ok(false) => {
+                if let Some(deadline) = deadline {
+                    self.engine.timers.add_wake(deadline, self.id.clone());
+                }
+                self.halt().await
+            }
+            Ok(true) | Err(_) => {
+                self.engine
+                    .set_status(&self.id, ExecutionStatus::Running, Transition::bare())
+                    .await;
+            }
+        }
+    }
+
+    /// `Context::set_event`: journaled, so a replay publishes nothing again.
+    async fn set_event<V: Serialize + ?Sized>(&self, branch: &Arc<str>, key: &str, value: &V) {
+        self.boundary().await;
+        let mut r = self.reserve(branch, key);
+        if self.recorded(&mut r, EntryKind::Event).await.is_some() {
+            return;
+        }
+        let what = || format!("the value of event `{key}`");
+        let bytes = match self.codec.encode(value, what) {
+            Ok(b) => b,
+            Err(e) => self.fail(e.to_string()).await,
+        };
+        let limit = self.engine.defaults.max_payload;
+        if bytes.len() > limit {
+            let reason = format!(
+                "the value of event `{key}` is {} bytes, over the configured limit of {limit} bytes",
+                bytes.len()
+            );
+            self.fail(reason).await
+        }
+        let tag = TypeTag::of::<V>();
+        self.engine.note_type(tag).await;
+        let op = JournalOp::SetEvent {
+            at: r.entry_at(&self.id, EntryKind::Event),
+            value: bytes,
+            value_type: tag.hash,
+            now: self.now_millis(),
+        };
+        if let Err(e) = self.engine.store.commit(op).await {
+            self.journal_failed("an event", &e).await
+        }
+        self.engine.notify_change(&self.id);
+    }
+}
+
+impl Context {
+    /// Waits for the next message on `topic` and takes it: the oldest one
+    /// sent to this execution ([`Runtime::send`](crate::Runtime::send))
+    /// that no earlier `recv` took.
+    ///
+    /// Taking it is journaled: the message reaches the workflow once, and
+    /// a replay (after a crash, a restart) gets the same one from the
+    /// journal. A message sent before the workflow reaches the `recv`
+    /// waits in its inbox. A wait longer than the runtime's suspension
+    /// threshold ([`RuntimeBuilder::suspend_after`](crate::RuntimeBuilder::suspend_after))
+    /// suspends the execution (status `waiting`: no task, no future) until
+    /// a message arrives. A message that was sent as another type, or does
+    /// not decode into `T`, parks the execution with the topic and the
+    /// reason.
+    ///
+    /// ```
+    /// # use replayflow::{workflow, AnyError, Context, Runtime};
+    /// #[workflow]
+    /// async fn await_approval(ctx: Context, order: u64) -> Result<String, AnyError> {
+    ///     let approver: String = ctx.recv("approval").await;
+    ///     Ok(format!("order {order} approved by {approver}"))
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// let handle = await_approval::start(&rt, "order-7", 7).await?;
+    /// handle.send("approval", &"ada").await?;
+    /// assert_eq!(handle.result().await?, "order 7 approved by ada");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv<T: DeserializeOwned>(&self, topic: &str) -> T {
+        match self.exec.recv(&self.current_branch(), topic, None).await {
+            Some(message) => message,
+            // A wait without a deadline ends only with a message.
+            None => self.exec.halt().await,
+        }
+    }
+
+    /// Like [`Context::recv`], giving up after `timeout`: `None` when no
+    /// message came in time. The deadline is journaled when the wait
+    /// begins, so a replay (after a crash, a restart) waits only for what
+    /// is left of it, and a deadline that passed while the worker was down
+    /// gives `None` at once.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use replayflow::{workflow, AnyError, Context, Runtime};
+    /// #[workflow]
+    /// async fn reminder_or_cancel(ctx: Context) -> Result<&'static str, AnyError> {
+    ///     match ctx.recv_timeout::<bool>("confirmed", Duration::from_millis(20)).await {
+    ///         Some(true) => Ok("confirmed"),
+    ///         Some(false) => Ok("declined"),
+    ///         None => Ok("no answer"),
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// let answer = reminder_or_cancel::start(&rt, "remind-1").await?.result().await?;
+    /// assert_eq!(answer, "no answer");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_timeout<T: DeserializeOwned>(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Option<T> {
+        self.exec
+            .recv(&self.current_branch(), topic, Some(timeout))
+            .await
+    }
+
+    /// Publishes `value` as the latest value of event `key` of this
+    /// execution, for readers outside it
+    /// ([`Runtime::get_event`](crate::Runtime::get_event),
+    /// [`Runtime::wait_event`](crate::Runtime::wait_event)). Journaled: a
+    /// replay does not publish it again. Setting a key again replaces its
+    /// value.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use replayflow::{workflow, AnyError, Context, Runtime};
+    /// #[workflow]
+    /// async fn import_rows(ctx: Context, rows: u32) -> Result<u32, AnyError> {
+    ///     for done in 1..=rows {
+    ///         ctx.set_event("progress", &done).await;
+    ///     }
+    ///     Ok(rows)
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// import_rows::start(&rt, "import-1", 3).await?.result().await?;
+    /// let progress: Option<u32> = rt.get_event("import-1", "progress").await?;
+    /// assert_eq!(progress, Some(3));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set_event<V: Serialize + ?Sized>(&self, key: &str, value: &V) {
+        self.exec
+            .set_event(&self.current_branch(), key, value)
+            .await
+    }
+
+    /// Whether this execution is replaying what an earlier run of it did
+    /// (entries of its journal are still ahead of it), so that logs and
+    /// metrics need not repeat on replay.
+    pub fn is_replaying(&self) -> bool {
+        self.exec.is_replaying()
+    }
+}

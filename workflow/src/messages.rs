@@ -1,0 +1,329 @@
+//! Talking to a running workflow from outside it: sending messages
+//! ([`Runtime::send`]) and reading its events ([`Runtime::get_event`]).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{Codec, Payload};
+use crate::error::{Error, Result};
+use crate::handle::Handle;
+use crate::record::{ExecutionId, from_millis};
+use crate::runtime::{Runtime, Workflow};
+use crate::store::{NewMessage, Sent, TypeTag};
+
+/// Options of [`Runtime::send_with`].
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    idempotency_key: Option<String>,
+}
+
+impl SendOptions {
+    /// Delivers the message once per key and execution: sending it again
+    /// with the same key (a retried webhook, a second process) writes
+    /// nothing and gives [`Delivery::Duplicate`].
+    pub fn idempotency_key(key: impl Into<String>) -> SendOptions {
+        SendOptions {
+            idempotency_key: Some(key.into()),
+        }
+    }
+}
+
+/// What [`Runtime::send`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The message is committed to the execution's inbox.
+    Delivered,
+    /// A message with the same idempotency key was delivered before;
+    /// nothing was written.
+    Duplicate,
+}
+
+/// The latest value of one event key of an execution
+/// ([`Runtime::events`]).
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    /// The key.
+    pub key: String,
+    /// The value, encoded with the execution's codec.
+    pub value: Payload,
+    /// When it was set.
+    pub updated_at: std::time::SystemTime,
+}
+
+/// A message's payload and the type that wrote it.
+enum Message<'a, M: ?Sized> {
+    Typed(&'a M),
+    /// JSON text without a Rust type (the CLI, the HTTP API).
+    Json(&'a serde_json::Value),
+}
+
+impl Runtime {
+    /// Sends `message` to execution `id` on `topic` and returns once it is
+    /// committed: the execution's next [`Context::recv`](crate::Context::recv)
+    /// of that topic takes it (the oldest first), now or after any number
+    /// of crashes. A suspended waiter is woken.
+    ///
+    /// Sending to an execution that does not exist is [`Error::NotFound`];
+    /// to one that has ended, [`Error::Finished`]. An admin runtime (the
+    /// CLI, a dashboard) sends too; the worker picks the message up within
+    /// a second.
+    ///
+    /// ```
+    /// # use replayflow::{workflow, AnyError, Context, Runtime};
+    /// #[workflow]
+    /// async fn collect_votes(ctx: Context, voters: u32) -> Result<u32, AnyError> {
+    ///     let mut yes = 0;
+    ///     for _ in 0..voters {
+    ///         if ctx.recv::<bool>("vote").await {
+    ///             yes += 1;
+    ///         }
+    ///     }
+    ///     Ok(yes)
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// let handle = collect_votes::start(&rt, "vote-1", 3).await?;
+    /// for vote in [true, false, true] {
+    ///     rt.send("vote-1", "vote", &vote).await?;
+    /// }
+    /// assert_eq!(handle.result().await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send<M: Serialize + ?Sized>(
+        &self,
+        id: impl Into<ExecutionId>,
+        topic: &str,
+        message: &M,
+    ) -> Result<Delivery> {
+        self.send_with(id, topic, message, SendOptions::default())
+            .await
+    }
+
+    /// Like [`Runtime::send`], with options: an idempotency key delivers
+    /// the message once however often it is sent.
+    ///
+    /// ```
+    /// # use replayflow::{workflow, AnyError, Context, Delivery, Runtime, SendOptions};
+    /// # #[workflow]
+    /// # async fn await_payment(ctx: Context) -> Result<u64, AnyError> {
+    /// #     Ok(ctx.recv::<u64>("paid").await)
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rt = Runtime::in_memory().await?;
+    /// # let handle = await_payment::start(&rt, "pay-1").await?;
+    /// // A payment provider retries its webhook: one delivery.
+    /// let key = || SendOptions::idempotency_key("evt_8841");
+    /// assert_eq!(rt.send_with("pay-1", "paid", &4200u64, key()).await?, Delivery::Delivered);
+    /// assert_eq!(rt.send_with("pay-1", "paid", &4200u64, key()).await?, Delivery::Duplicate);
+    /// # assert_eq!(handle.result().await?, 4200);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_with<M: Serialize + ?Sized>(
+        &self,
+        id: impl Into<ExecutionId>,
+        topic: &str,
+        message: &M,
+        options: SendOptions,
+    ) -> Result<Delivery> {
+        self.deliver(id.into(), topic, Message::Typed(message), options)
+            .await
+    }
+
+    /// Sends a message given as JSON, without a Rust type (what the CLI's
+    /// `send` and the HTTP API do): the `recv` that takes it decodes it
+    /// into its own type. An execution that records its payloads with
+    /// another codec than JSON refuses it.
+    pub async fn send_json(
+        &self,
+        id: impl Into<ExecutionId>,
+        topic: &str,
+        message: &serde_json::Value,
+        options: SendOptions,
+    ) -> Result<Delivery> {
+        self.deliver(id.into(), topic, Message::<()>::Json(message), options)
+            .await
+    }
+
+    async fn deliver<M: Serialize + ?Sized>(
+        &self,
+        id: ExecutionId,
+        topic: &str,
+        message: Message<'_, M>,
+        options: SendOptions,
+    ) -> Result<Delivery> {
+        let engine = &self.engine;
+        // The execution's codec, as far as this process knows it; the
+        // store refuses a message of another codec and names the right one.
+        let mut codec = engine
+            .active_execution(&id)
+            .map_or(engine.defaults.codec, |exec| exec.codec);
+        let value_type = match message {
+            Message::Typed(_) => {
+                let tag = TypeTag::of::<M>();
+                engine.note_type(tag).await;
+                Some(tag.hash)
+            }
+            Message::Json(_) => None,
+        };
+        let what = || format!("the message on topic `{topic}` to execution `{id}`");
+        for _ in 0..2 {
+            let payload = match message {
+                Message::Typed(m) => codec.encode(m, what)?,
+                Message::Json(_) if codec != Codec::Json => {
+                    return Err(Error::InvalidOption(format!(
+                        "execution `{id}` records its payloads as {codec}, not JSON: send it messages from Rust"
+                    )));
+                }
+                Message::Json(value) => codec.encode(value, what)?,
+            };
+            if payload.len() > engine.defaults.max_payload {
+                return Err(Error::PayloadTooLarge {
+                    what: what(),
+                    size: payload.len(),
+                    limit: engine.defaults.max_payload,
+                });
+            }
+            let sent = engine
+                .store
+                .send_message(NewMessage {
+                    execution: id.clone(),
+                    topic: topic.to_owned(),
+                    payload,
+                    codec,
+                    value_type,
+                    idempotency_key: options.idempotency_key.clone(),
+                    now: engine.now_millis(),
+                })
+                .await?;
+            match sent {
+                Sent::Delivered { waiting } => {
+                    tracing::debug!(execution = %id, topic, waiting, "message sent");
+                    if let Some(exec) = engine.active_execution(&id) {
+                        exec.mail.notify_waiters();
+                    }
+                    if waiting {
+                        engine.wake(id.clone());
+                    }
+                    return Ok(Delivery::Delivered);
+                }
+                Sent::Duplicate => return Ok(Delivery::Duplicate),
+                Sent::Missing => return Err(Error::NotFound(id)),
+                Sent::Finished(status) => return Err(Error::Finished { id, status }),
+                Sent::OtherCodec(other) => codec = other,
+            }
+        }
+        Err(Error::InvalidOption(format!(
+            "execution `{id}` changed codec while a message was sent to it"
+        )))
+    }
+
+    /// The latest value of event `key` of execution `id`
+    /// ([`Context::set_event`](crate::Context::set_event)); `None` when it
+    /// was never set. [`Error::NotFound`] when there is no such execution;
+    /// a value set as another type than `T` is refused with a codec error
+    /// that names both.
+    pub async fn get_event<T: DeserializeOwned>(
+        &self,
+        id: impl Into<ExecutionId>,
+        key: &str,
+    ) -> Result<Option<T>> {
+        let id = id.into();
+        let rows = self
+            .engine
+            .store
+            .events(&id, Some(key.to_owned()))
+            .await?
+            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let what = || format!("event `{key}` of execution `{id}`");
+        self.engine
+            .readable_as::<T>(row.value_type, what())
+            .await?;
+        Ok(Some(row.codec.decode(&row.value, what)?))
+    }
+
+    /// Waits up to `timeout` for event `key` of execution `id` to be set,
+    /// and returns its latest value; `None` when it was not set in time.
+    /// A value set in this process is seen at once; one set by another
+    /// process within a second.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use replayflow::{workflow, AnyError, Context, Runtime};
+    /// #[workflow]
+    /// async fn provision(ctx: Context) -> Result<(), AnyError> {
+    ///     ctx.set_event("address", "10.0.0.7").await;
+    ///     ctx.recv::<()>("done").await;
+    ///     Ok(())
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// let handle = provision::start(&rt, "vm-1").await?;
+    /// let address: Option<String> = rt.wait_event("vm-1", "address", Duration::from_secs(5)).await?;
+    /// assert_eq!(address.as_deref(), Some("10.0.0.7"));
+    /// handle.send("done", &()).await?;
+    /// handle.result().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn wait_event<T: DeserializeOwned>(
+        &self,
+        id: impl Into<ExecutionId>,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Option<T>> {
+        let id = id.into();
+        let guard = self.engine.watch(&id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = guard.watch.notify.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(value) = self.get_event(id.clone(), key).await? {
+                return Ok(Some(value));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let poll = (now + Duration::from_secs(1)).min(deadline);
+            let _ = tokio::time::timeout_at(poll, changed).await;
+        }
+    }
+
+    /// Every event of execution `id` with its latest value, by key.
+    pub async fn events(&self, id: impl Into<ExecutionId>) -> Result<Vec<EventRecord>> {
+        let id = id.into();
+        let rows = self
+            .engine
+            .store
+            .events(&id, None)
+            .await?
+            .ok_or(Error::NotFound(id))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| EventRecord {
+                key: row.key,
+                value: Payload::new(row.codec, row.value),
+                updated_at: from_millis(row.updated_at),
+            })
+            .collect())
+    }
+}
+
+impl<W: Workflow> Handle<W> {
+    /// Sends `message` to this execution on `topic`; see [`Runtime::send`].
+    pub async fn send<M: Serialize + ?Sized>(&self, topic: &str, message: &M) -> Result<Delivery> {
+        self.runtime().send(self.id().clone(), topic, message).await
+    }
+}
