@@ -85,3 +85,11 @@ fn workers() {
     }
     runs_to_completion("workers", "orders, all completed on the surviving workers");
 }
+
+#[test]
+fn approval() {
+    runs_to_completion(
+        "approval",
+        "order-1001: approved by ada, paid (pay-order-1001)",
+    );
+}

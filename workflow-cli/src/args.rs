@@ -50,6 +50,14 @@ pub(crate) enum Command {
     ///
     /// Exits 0 when it completed and 3 when it failed or was cancelled.
     Watch(WatchArgs),
+    /// Send a message to an execution: the next `ctx.recv` of its topic takes it.
+    ///
+    /// The message is JSON, decoded by the workflow into the type its recv
+    /// asks for. It is committed before the command returns; a waiting
+    /// execution is woken by the running application within a second.
+    Send(SendArgs),
+    /// Show the latest value of each event an execution published.
+    Events(EventsArgs),
     /// Serve the HTTP API and the web dashboard on the database.
     Serve(ServeArgs),
     /// Delete finished executions that ended longer ago than --older-than.
@@ -120,6 +128,29 @@ pub(crate) struct ActionArgs {
     /// How long --wait waits (e.g. 10s, 1m).
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The execution id.
+    pub id: String,
+    /// The topic its workflow receives on.
+    pub topic: String,
+    /// The message, as JSON (`'{"approved": true}'`, `'"text"'`, `42`).
+    pub message: String,
+    /// Deliver the message once per key: sending again with the same key
+    /// does nothing.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// The execution id.
+    pub id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -98,7 +98,7 @@ pub(crate) fn execution_color(status: ExecutionStatus) -> &'static str {
         ExecutionStatus::Completed => "32",
         ExecutionStatus::Failed | ExecutionStatus::Panicked => "31",
         ExecutionStatus::Running | ExecutionStatus::Restarting => "34",
-        ExecutionStatus::Sleeping => "35",
+        ExecutionStatus::Sleeping | ExecutionStatus::Waiting => "35",
         ExecutionStatus::Paused => "33",
         ExecutionStatus::Cancelled => "90",
     }
@@ -111,7 +111,7 @@ pub(crate) fn step_color(status: StepStatus) -> &'static str {
         StepStatus::Failed => "31",
         StepStatus::Running => "34",
         StepStatus::Retrying => "33",
-        StepStatus::Sleeping => "35",
+        StepStatus::Sleeping | StepStatus::Waiting => "35",
         StepStatus::Pending => "90",
     }
 }

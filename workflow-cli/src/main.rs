@@ -5,6 +5,8 @@
 //! workflow --db app.db show order-7
 //! workflow --db app.db cancel order-7
 //! workflow --db app.db watch order-7
+//! workflow --db app.db send order-7 approval '{"approved": true}'
+//! workflow --db app.db events order-7
 //! workflow --db app.db serve --bind 127.0.0.1:8080
 //! workflow --db app.db prune --older-than 30d
 //! ```
@@ -17,6 +19,7 @@
 mod actions;
 mod args;
 mod format;
+mod inbox;
 mod list;
 mod listener;
 mod prune;
@@ -161,7 +164,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     };
     let reading = matches!(
         cli.command,
-        Command::List(_) | Command::Show(_) | Command::Watch(_)
+        Command::List(_) | Command::Show(_) | Command::Watch(_) | Command::Events(_)
     );
     let (rt, snapshot) = open(&db, &cli.schema, reading).await?;
     let code = match cli.command {
@@ -174,6 +177,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Watch(args) => watch::run(&rt, &args, snapshot).await?,
         Command::Prune(args) => prune::run(&rt, &args).await?,
+        Command::Send(args) => inbox::send(&rt, &args).await?,
+        Command::Events(args) => inbox::events(&rt, &args).await?,
         Command::Serve(args) => match &bind {
             Some(bind) => serve::run(rt.clone(), &db, &args, bind).await?,
             None => return Err(Failure("the address to serve on was not checked".into())),

@@ -175,6 +175,7 @@ fn step_line(step: &StepRecord) -> String {
             format!("{key}  retrying (attempt {} failed)", step.attempts)
         }
         StepStatus::Sleeping => format!("{key}  sleeping"),
+        StepStatus::Waiting => format!("{key}  waiting for a message"),
         StepStatus::Pending => format!("{key}  pending"),
     }
 }
@@ -195,8 +196,14 @@ fn execution_line(info: &ExecutionInfo) -> String {
             format::duration(format::between(info.created_at, end))
         ));
     }
-    if let (ExecutionStatus::Sleeping, Some(wake)) = (info.status, info.wake_at) {
-        line.push_str(&format!(" until {} UTC", clock(wake)));
+    match (info.status, info.wake_at) {
+        (ExecutionStatus::Sleeping, Some(wake)) => {
+            line.push_str(&format!(" until {} UTC", clock(wake)))
+        }
+        (ExecutionStatus::Waiting, Some(deadline)) => {
+            line.push_str(&format!(" (deadline {} UTC)", clock(deadline)))
+        }
+        _ => {}
     }
     if info.restart_attempt > 0 {
         line.push_str(&format!(" (restart {})", info.restart_attempt));
@@ -236,6 +243,10 @@ fn progress(
             "  wakes in {}",
             format::duration(format::between(now, wake))
         ),
+        (ExecutionStatus::Waiting, Some(deadline)) => format!(
+            "  gives up in {}",
+            format::duration(format::between(now, deadline))
+        ),
         _ => String::new(),
     };
     let plain_width = width.saturating_sub(1).max(20);
@@ -265,6 +276,7 @@ fn progress(
             StepStatus::Running => (SPINNER[tick % SPINNER.len()], "34"),
             StepStatus::Retrying => ("↻", "33"),
             StepStatus::Sleeping => ("◷", "35"),
+            StepStatus::Waiting => ("✉", "35"),
             StepStatus::Pending => ("·", "90"),
         };
         let took = format::duration(format::between(

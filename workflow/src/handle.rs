@@ -170,7 +170,12 @@ impl<W: Workflow> Handle<W> {
             ExecutionStatus::Completed => {
                 let bytes = end.output.unwrap_or_default();
                 let what = || format!("the output of execution `{}`", self.id);
-                if let Err(e) = self.rt.engine.readable_as::<W::Output>(end.value_type, what()).await {
+                if let Err(e) = self
+                    .rt
+                    .engine
+                    .readable_as::<W::Output>(end.value_type, what())
+                    .await
+                {
                     return Some(Err(RunError::Runtime(e.into())));
                 }
                 end.codec
@@ -180,7 +185,12 @@ impl<W: Workflow> Handle<W> {
             ExecutionStatus::Failed => Err(match end.error {
                 Some(bytes) => {
                     let what = || format!("the error of execution `{}`", self.id);
-                    if let Err(e) = self.rt.engine.readable_as::<W::Error>(end.value_type, what()).await {
+                    if let Err(e) = self
+                        .rt
+                        .engine
+                        .readable_as::<W::Error>(end.value_type, what())
+                        .await
+                    {
                         return Some(Err(RunError::Runtime(e.into())));
                     }
                     match end.codec.decode(bytes, what) {

@@ -111,7 +111,9 @@ impl Runtime {
     /// # use replayflow::{workflow, AnyError, Context, Delivery, Runtime, SendOptions};
     /// # #[workflow]
     /// # async fn await_payment(ctx: Context) -> Result<u64, AnyError> {
-    /// #     Ok(ctx.recv::<u64>("paid").await)
+    /// #     let paid = ctx.recv::<u64>("paid").await;
+    /// #     ctx.recv::<()>("close").await;
+    /// #     Ok(paid)
     /// # }
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -121,6 +123,7 @@ impl Runtime {
     /// let key = || SendOptions::idempotency_key("evt_8841");
     /// assert_eq!(rt.send_with("pay-1", "paid", &4200u64, key()).await?, Delivery::Delivered);
     /// assert_eq!(rt.send_with("pay-1", "paid", &4200u64, key()).await?, Delivery::Duplicate);
+    /// # handle.send("close", &()).await?;
     /// # assert_eq!(handle.result().await?, 4200);
     /// # Ok(())
     /// # }
@@ -226,9 +229,9 @@ impl Runtime {
 
     /// The latest value of event `key` of execution `id`
     /// ([`Context::set_event`](crate::Context::set_event)); `None` when it
-    /// was never set. [`Error::NotFound`] when there is no such execution;
-    /// a value set as another type than `T` is refused with a codec error
-    /// that names both.
+    /// was never set. [`Error::NotFound`] when there is no such execution.
+    /// The value is decoded into `T` by its shape (a `&str` set is read as a
+    /// `String`); one that does not decode is [`Error::Codec`].
     pub async fn get_event<T: DeserializeOwned>(
         &self,
         id: impl Into<ExecutionId>,
@@ -244,11 +247,20 @@ impl Runtime {
         let Some(row) = rows.into_iter().next() else {
             return Ok(None);
         };
+        // By shape: the workflow may publish a `&str` that a reader reads
+        // as a `String`.
         let what = || format!("event `{key}` of execution `{id}`");
-        self.engine
-            .readable_as::<T>(row.value_type, what())
-            .await?;
-        Ok(Some(row.codec.decode(&row.value, what)?))
+        match row.codec.decode(&row.value, what) {
+            Ok(value) => Ok(Some(value)),
+            Err(mut e) => {
+                if let Some(hash) = row.value_type
+                    && let Ok(Some(name)) = self.engine.store.type_name(hash).await
+                {
+                    e.message = format!("{} (it was set as `{name}`)", e.message);
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Waits up to `timeout` for event `key` of execution `id` to be set,

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::context::Context;
 use super::state::Execution;
 use crate::record::from_millis;
-use crate::status::{EntryKind, ExecutionStatus, StepStatus};
+use crate::status::{EntryKind, ExecutionStatus, PauseCause, StepStatus};
 use crate::store::{EntryAt, JournalOp, Taken, Transition, TypeTag};
 
 /// How often a wait in memory looks at the inbox by itself: messages sent
@@ -38,22 +38,22 @@ impl Execution {
         let at = r.entry_at(&self.id, EntryKind::Recv);
         let deadline = match self.recorded(&mut r, EntryKind::Recv).await {
             Some(entry) if entry.status == StepStatus::Completed => {
-                let taken = entry.output.map(|payload| Taken {
-                    payload,
-                    value_type: entry.value_type,
-                });
-                return self.received(topic, taken).await;
+                // Timed out, on the run that journaled it.
+                let payload = entry.output?;
+                let what = || self.message_of(topic);
+                // The type the workflow first read it as must read it again.
+                self.check_type::<T>(entry.value_type, what).await;
+                return Some(self.decode_or_park(&payload, what).await);
             }
             // Waiting: the journaled deadline stands, whatever time it is now.
             Some(entry) => entry.wake_at,
             None => {
-                if let Some(taken) = self.take(&at).await {
-                    return self.received(topic, Some(taken)).await;
+                if let Some(taken) = self.take::<T>(&at).await {
+                    return Some(self.received(topic, taken).await);
                 }
                 let now = self.now_millis();
-                let deadline = timeout.map(|d| {
-                    now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                });
+                let deadline = timeout
+                    .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
                 let record = JournalOp::RecordWait {
                     at: at.clone(),
                     deadline,
@@ -70,16 +70,23 @@ impl Execution {
                 deadline
             }
         };
-        let taken = self.wait_for_message(&at, deadline).await;
-        self.received(topic, taken).await
+        let taken = self.wait_for_message::<T>(&at, deadline).await?;
+        Some(self.received(topic, taken).await)
     }
 
-    /// Takes the oldest message of the entry's topic into the journal.
-    async fn take(&self, at: &EntryAt) -> Option<Taken> {
+    fn message_of(&self, topic: &str) -> String {
+        format!("the message on topic `{topic}` of execution `{}`", self.id)
+    }
+
+    /// Takes the oldest message of the entry's topic into the journal, as
+    /// read by `T`.
+    async fn take<T>(&self, at: &EntryAt) -> Option<Taken> {
+        let tag = TypeTag::of::<T>();
+        self.engine.note_type(tag).await;
         match self
             .engine
             .store
-            .take_message(at.clone(), self.now_millis())
+            .take_message(at.clone(), tag.hash, self.now_millis())
             .await
         {
             Ok(taken) => taken,
@@ -87,19 +94,31 @@ impl Execution {
         }
     }
 
-    /// Decodes a taken message into `T` (parking the execution when it
-    /// was sent as another type, or does not decode); `None` stays `None`.
-    async fn received<T: DeserializeOwned>(&self, topic: &str, taken: Option<Taken>) -> Option<T> {
-        let taken = taken?;
-        let what = || format!("the message on topic `{topic}` of execution `{}`", self.id);
-        self.check_type::<T>(taken.value_type, what).await;
-        Some(self.decode_or_park(&taken.payload, what).await)
+    /// Decodes a message just taken into `T`, by its shape: the sender may
+    /// have used another type of the same shape. One that does not decode
+    /// parks the execution, naming the topic, the type it was sent as and
+    /// the serde path.
+    async fn received<T: DeserializeOwned>(&self, topic: &str, taken: Taken) -> T {
+        match self.codec.decode(&taken.payload, || self.message_of(topic)) {
+            Ok(message) => message,
+            Err(e) => {
+                let sent_as = match taken.value_type {
+                    Some(hash) => self.engine.store.type_name(hash).await.ok().flatten(),
+                    None => None,
+                };
+                let reason = match sent_as {
+                    Some(name) => format!("{e} (it was sent as `{name}`)"),
+                    None => e.to_string(),
+                };
+                self.park_for(PauseCause::Undecodable, reason).await
+            }
+        }
     }
 
     /// Waits for a message on the topic of the `recv` entry at `at` until
     /// `deadline`: in memory up to the suspension threshold, then
     /// suspended. `None` when the deadline passed.
-    async fn wait_for_message(&self, at: &EntryAt, deadline: Option<i64>) -> Option<Taken> {
+    async fn wait_for_message<T>(&self, at: &EntryAt, deadline: Option<i64>) -> Option<Taken> {
         if self.stops_past_journal() {
             // What follows the wait is past the journal's end.
             self.halt().await
@@ -117,7 +136,7 @@ impl Execution {
             tokio::pin!(interrupted);
             interrupted.as_mut().enable();
             self.boundary().await;
-            if let Some(taken) = self.take(at).await {
+            if let Some(taken) = self.take::<T>(at).await {
                 return Some(taken);
             }
             let now = self.now_millis();
@@ -136,13 +155,13 @@ impl Execution {
                 self.suspend_waiting(&at.name, deadline).await;
                 continue;
             }
-            let poll = now.saturating_add(
-                i64::try_from(POLL_EVERY.as_millis()).unwrap_or(i64::MAX),
-            );
-            let wake = deadline.unwrap_or(i64::MAX).min(suspend_at).min(poll);
+            let wake = deadline.unwrap_or(i64::MAX).min(suspend_at);
             tokio::select! {
                 () = mail => {}
                 () = self.engine.clock.sleep_until(from_millis(wake)) => {}
+                // Real time, not the runtime's clock: a test's manual clock
+                // does not hold up messages from other processes.
+                () = tokio::time::sleep(POLL_EVERY) => {}
                 () = interrupted => {}
             }
         }
@@ -225,9 +244,11 @@ impl Context {
     /// waits in its inbox. A wait longer than the runtime's suspension
     /// threshold ([`RuntimeBuilder::suspend_after`](crate::RuntimeBuilder::suspend_after))
     /// suspends the execution (status `waiting`: no task, no future) until
-    /// a message arrives. A message that was sent as another type, or does
-    /// not decode into `T`, parks the execution with the topic and the
-    /// reason.
+    /// a message arrives. The message is decoded into `T` by its shape (the
+    /// sender may use another type: a `&str` for a `String`, a struct of its
+    /// own crate); one that does not decode parks the execution, naming the
+    /// topic, the type it was sent as and the serde path. A replay reads it
+    /// as the type the workflow first read it as.
     ///
     /// ```
     /// # use replayflow::{workflow, AnyError, Context, Runtime};
@@ -263,12 +284,13 @@ impl Context {
     /// # use std::time::Duration;
     /// # use replayflow::{workflow, AnyError, Context, Runtime};
     /// #[workflow]
-    /// async fn reminder_or_cancel(ctx: Context) -> Result<&'static str, AnyError> {
-    ///     match ctx.recv_timeout::<bool>("confirmed", Duration::from_millis(20)).await {
-    ///         Some(true) => Ok("confirmed"),
-    ///         Some(false) => Ok("declined"),
-    ///         None => Ok("no answer"),
-    ///     }
+    /// async fn reminder_or_cancel(ctx: Context) -> Result<String, AnyError> {
+    ///     let answer = match ctx.recv_timeout::<bool>("confirmed", Duration::from_millis(20)).await {
+    ///         Some(true) => "confirmed",
+    ///         Some(false) => "declined",
+    ///         None => "no answer",
+    ///     };
+    ///     Ok(answer.to_owned())
     /// }
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

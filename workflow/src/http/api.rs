@@ -174,6 +174,73 @@ pub(crate) async fn act(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageRequest {
+    topic: String,
+    message: Value,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// `POST /api/executions/{id}/messages` with `{"topic": "...", "message":
+/// <any JSON>, "idempotency_key": "..."}` (the key is optional): commits the
+/// message for the execution's next `recv` of the topic.
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let request: MessageRequest = serde_json::from_slice(&body).map_err(|e| {
+        let status = match e.classify() {
+            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(
+            status,
+            format!(
+                "the body must be {{\"topic\": \"...\", \"message\": ..., \"idempotency_key\": \"...\" (optional)}}: {e}"
+            ),
+        )
+    })?;
+    if request.topic.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`topic` must not be empty",
+        ));
+    }
+    let options = match request.idempotency_key {
+        Some(key) => crate::messages::SendOptions::idempotency_key(key),
+        None => crate::messages::SendOptions::default(),
+    };
+    let id = ExecutionId::new(id);
+    let delivery = state
+        .rt
+        .send_json(id.clone(), &request.topic, &request.message, options)
+        .await?;
+    let delivered = delivery == crate::messages::Delivery::Delivered;
+    Ok(ok_json(
+        StatusCode::OK,
+        &json!({ "id": id.as_str(), "topic": request.topic, "delivered": delivered }),
+    ))
+}
+
+/// `GET /api/executions/{id}/events`: the latest value of each event.
+pub(crate) async fn events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let events = state.rt.events(id).await?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "key": e.key,
+                "value": e.value.to_json(),
+                "updated_at": super::time::format_time(e.updated_at),
+            })
+        })
+        .collect();
+    Ok(ok_json(StatusCode::OK, &json!({ "events": events })))
+}
+
 /// Refuses actions that cannot apply to an execution in `status`, so an
 /// admin learns it now rather than from the worker's log.
 pub(crate) fn check_action(

@@ -30,6 +30,8 @@
 //! | `POST /api/executions/{id}/cancel` | cancels it (200 when applied here, 202 when recorded for the worker) |
 //! | `POST /api/executions/{id}/resume` | resumes a sleeping, paused or interrupted one now |
 //! | `POST /api/executions/{id}/restart` | restarts a panicked or failed one now, by replay |
+//! | `POST /api/executions/{id}/messages` | sends it a message, `{"topic": "...", "message": <JSON>, "idempotency_key": "..."}` (key optional): `{"delivered": true}`, or `false` for a key already delivered; 404 for an unknown execution, 409 for a finished one |
+//! | `GET /api/executions/{id}/events` | the latest value of each event it published: `{"events": [{"key", "value", "updated_at"}]}` |
 //! | `GET /api/workflows` | the workflows this process can start |
 //! | `POST /api/workflows/{name}/executions` | starts one with `{"id": "...", "input": {...}}` (`id` optional); worker runtimes only |
 //! | `GET /` | the dashboard (`/#/executions/{id}` shows one execution) |
@@ -120,6 +122,8 @@ pub fn router(rt: Runtime, config: HttpConfig) -> Router {
         .route("/api/executions", get(api::list))
         .route("/api/counts", get(api::counts))
         .route("/api/executions/{id}", get(api::show))
+        .route("/api/executions/{id}/messages", post(api::send))
+        .route("/api/executions/{id}/events", get(api::events))
         .route("/api/executions/{id}/{action}", post(api::act))
         .route("/api/workflows", get(api::workflows))
         .route("/api/workflows/{name}/executions", post(api::start))

@@ -31,9 +31,11 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = match &e {
             Error::NotFound(_) | Error::UnknownWorkflow(_) => StatusCode::NOT_FOUND,
-            Error::IdConflict { .. } | Error::NotRestartable { .. } | Error::AdminMode(_) => {
-                StatusCode::CONFLICT
-            }
+            Error::IdConflict { .. }
+            | Error::NotRestartable { .. }
+            | Error::AdminMode(_)
+            | Error::Finished { .. }
+            | Error::NotMigrated { .. } => StatusCode::CONFLICT,
             Error::Codec(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::InvalidOption(_) => StatusCode::BAD_REQUEST,

@@ -465,8 +465,10 @@ pub(crate) struct NewMessage {
     /// Encoded with `codec`, which must be the execution's.
     pub payload: Vec<u8>,
     pub codec: Codec,
-    /// [`TypeTag::hash`] of the message's type; `None` when it was sent
-    /// without one (as JSON from the CLI or the HTTP API).
+    /// [`TypeTag::hash`] of the type it was sent as; `None` when it was
+    /// sent without one (as JSON from the CLI or the HTTP API). Only named
+    /// when the message does not decode: a `recv` decodes by shape, since
+    /// sender and workflow may well use different types for one message.
     pub value_type: Option<i32>,
     /// Delivers the message once per key and execution.
     pub idempotency_key: Option<String>,
@@ -497,6 +499,8 @@ pub(crate) enum Sent {
 #[derive(Debug, Clone)]
 pub(crate) struct Taken {
     pub payload: Vec<u8>,
+    /// The type the message was sent as ([`TypeTag::hash`]), when known;
+    /// named when the message does not decode.
     pub value_type: Option<i32>,
 }
 

@@ -473,9 +473,18 @@ impl Store {
     }
 
     /// Takes the oldest message of topic `at.name` from the inbox into the
-    /// `recv` entry at `at`, in one commit; `None` when there is none.
-    pub(crate) async fn take_message(&self, at: EntryAt, now: i64) -> Result<Option<Taken>> {
-        backend!(self, s => s.take_message(at, now).await)
+    /// `recv` entry at `at`, in one commit; `None` when there is none. The
+    /// entry records `value_type` ([`TypeTag::hash`] of the type the
+    /// workflow reads it as): a sender's type may differ (a `&str` read as
+    /// a `String`, a struct of another crate of the same shape), and the
+    /// journal keeps what the workflow saw.
+    pub(crate) async fn take_message(
+        &self,
+        at: EntryAt,
+        value_type: i32,
+        now: i64,
+    ) -> Result<Option<Taken>> {
+        backend!(self, s => s.take_message(at, value_type, now).await)
     }
 
     /// Whether a message on `topic` waits in `id`'s inbox.

@@ -5,7 +5,7 @@
 
 (() => {
   const POLL_MS = 2000;
-  const STATUSES = ['running', 'sleeping', 'completed', 'failed', 'panicked', 'restarting', 'cancelled', 'paused'];
+  const STATUSES = ['running', 'sleeping', 'waiting', 'completed', 'failed', 'panicked', 'restarting', 'cancelled', 'paused'];
   const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
   const PAGE = 25;
   const TOKEN_KEY = 'workflow-dashboard-token';
@@ -380,7 +380,22 @@
     renderSteps(e);
     renderSuperseded(e);
     renderPayloads(e);
+    const events = await api(`executions/${encodeURIComponent(r.id)}/events`);
+    if (seq !== state.seq) return;
+    renderEvents(events.events, ms(e.now));
     if (navigated) window.scrollTo(0, 0);
+  }
+
+  function renderEvents(events, now) {
+    $('events-card').hidden = !events.length;
+    const body = $('events');
+    clear(body);
+    for (const ev of events) {
+      body.append(el('tr', {},
+        el('td', { class: 'mono' }, ev.key),
+        el('td', { class: 'mono' }, ev.value === null ? '(not JSON)' : JSON.stringify(ev.value)),
+        el('td', { title: ev.updated_at }, fmtAgo(ms(ev.updated_at), now))));
+    }
   }
 
   function renderHeader(e) {
@@ -401,6 +416,7 @@
     else item('Last change', fmtAgo(ms(e.updated_at), now), e.updated_at);
     item(e.completed_at ? 'Took' : 'Elapsed', fmtDuration(e.duration_ms));
     if (e.status === 'sleeping' && e.wake_at) item('Wakes', `in ${fmtDuration(ms(e.wake_at) - now)}`, e.wake_at);
+    if (e.status === 'waiting' && e.wake_at) item('Gives up', `in ${fmtDuration(ms(e.wake_at) - now)}`, e.wake_at);
     const steps = e.steps.filter((s) => s.kind === 'step');
     const attempts = steps.reduce((n, s) => n + s.attempts, 0);
     item('Steps', `${steps.length} · ${attempts} attempt${attempts === 1 ? '' : 's'}`);
@@ -414,11 +430,12 @@
         failed: 'Failed',
         panicked: 'Panicked · restarts by replay after its restart delay',
         paused: 'Paused · waits for a resume',
+        waiting: 'Waiting · a message sent to it wakes it',
         cancelled: 'Cancelled',
       };
       box.hidden = false;
       box.className = `callout s-${e.status}`;
-      box.style.setProperty('--c', `var(--${e.status === 'paused' ? 'paused' : e.status === 'panicked' ? 'panicked' : 'failed'})`);
+      box.style.setProperty('--c', `var(--${e.status === 'paused' ? 'paused' : e.status === 'panicked' ? 'panicked' : e.status === 'waiting' ? 'sleeping' : 'failed'})`);
       $('d-error-title').textContent = titles[e.status] || 'Last error';
       $('d-error-text').textContent = e.error_message;
     } else {

@@ -55,10 +55,12 @@ pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Resul
 
 /// Takes the oldest message of the topic `at.name` into the `recv` entry
 /// at `at` (created, or completed if it was waiting), in one transaction:
-/// the message leaves the inbox exactly when the journal holds it.
+/// the message leaves the inbox exactly when the journal holds it. The
+/// entry records `entry_type`, the type the workflow reads it as.
 pub(super) fn take_message(
     conn: &Connection,
     at: &EntryAt,
+    entry_type: i32,
     now: i64,
 ) -> rusqlite::Result<Option<Taken>> {
     let found: Option<(i64, Option<Vec<u8>>, Option<i32>)> = conn
@@ -99,7 +101,7 @@ pub(super) fn take_message(
         ":occurrence": at.occurrence,
         ":output": payload,
         ":now": now,
-        ":value_type": value_type,
+        ":value_type": entry_type,
     })?;
     Ok(Some(Taken {
         payload,
@@ -108,7 +110,11 @@ pub(super) fn take_message(
 }
 
 /// Whether a message on `topic` waits in `id`'s inbox.
-pub(super) fn has_message(conn: &Connection, id: &ExecutionId, topic: &str) -> rusqlite::Result<bool> {
+pub(super) fn has_message(
+    conn: &Connection,
+    id: &ExecutionId,
+    topic: &str,
+) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM messages
                         WHERE execution_id = ?1 AND topic = ?2 AND taken_at IS NULL)",

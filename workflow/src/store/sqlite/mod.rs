@@ -246,8 +246,13 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn take_message(&self, at: EntryAt, now: i64) -> Result<Option<Taken>> {
-        self.write(move |conn| inbox::take_message(conn, &at, now))
+    pub(crate) async fn take_message(
+        &self,
+        at: EntryAt,
+        value_type: i32,
+        now: i64,
+    ) -> Result<Option<Taken>> {
+        self.write(move |conn| inbox::take_message(conn, &at, value_type, now))
             .await
     }
 

@@ -620,7 +620,8 @@ fn schema_v1() -> String {
 /// which type wrote each value; `value_types` names those types.
 fn schema_v2() -> String {
     let step_status = V2_STEP_STATUS;
-    let kind = "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch'";
+    let kind =
+        "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch'";
     format!(
         "
         CREATE TABLE step_executions_v2 (
@@ -769,10 +770,22 @@ mod tests {
     #[test]
     fn the_latest_schema_allows_every_status_and_kind_of_this_build() {
         for (column, values) in [
-            ("status", ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
-            ("status", StepStatus::ALL.iter().map(|s| s.as_str()).collect()),
+            (
+                "status",
+                ExecutionStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "status",
+                StepStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
             ("kind", EntryKind::ALL.iter().map(|s| s.as_str()).collect()),
-            ("pause_cause", PauseCause::ALL.iter().map(|s| s.as_str()).collect()),
+            (
+                "pause_cause",
+                PauseCause::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
         ] {
             for value in values {
                 assert!(
