@@ -402,7 +402,7 @@ both_stores!(
         let wait = info.steps.last().unwrap();
         assert_eq!(wait.status, StepStatus::Failed);
         assert_eq!(
-            wait.error_message.as_deref(),
+            wait.error.as_deref(),
             Some("cancelled while waiting for a message")
         );
         assert!(matches!(

@@ -12,7 +12,10 @@
 //! `crash-worker grind|grind-resume <db> <ledger>`: steps that block their
 //! thread; or `crash-worker once|once-resume <db> <ledger>`: an at-most-once
 //! step; or `crash-worker fill <db> <n>`: run `n` short workflows, print
-//! `filled`, and wait to be killed.
+//! `filled`, and wait to be killed; or `crash-worker inbox <db> <ledger>
+//! <n>`: start (or attach to) `inbox-1`, which takes `n` messages, and
+//! print its result; or `crash-worker open-only <db>`: open (migrating it)
+//! and shut down.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -334,9 +337,49 @@ async fn run_pg_torture(
     Ok(())
 }
 
+/// Records each message taken, through a step that writes the ledger.
+#[step]
+async fn note_message(ledger: &str, n: u64) -> Result<(), AnyError> {
+    append(ledger, &format!("got {n}"))
+}
+
+/// Takes `n` messages of topic `n`, in order, and sums them.
+#[workflow]
+async fn inbox_flow(ctx: Context, ledger: String, n: u32) -> Result<u64, AnyError> {
+    let mut sum = 0;
+    for _ in 0..n {
+        let m: u64 = ctx.recv("n").await;
+        note_message(&ledger, m).await?;
+        sum += m;
+    }
+    Ok(sum)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, db] = args.as_slice()
+        && mode == "open-only"
+    {
+        // Opens (and so migrates) the database, then stops cleanly.
+        let rt = Runtime::open(db).await?;
+        println!("opened");
+        rt.shutdown().await?;
+        return Ok(());
+    }
+    if let [_, mode, db, ledger, n] = args.as_slice()
+        && mode == "inbox"
+    {
+        let rt = Runtime::builder()
+            .path(db)
+            .suspend_after(Duration::from_millis(100))
+            .open()
+            .await?;
+        let handle = inbox_flow::start(&rt, "inbox-1", ledger.clone(), n.parse()?).await?;
+        println!("result: {}", handle.result().await?);
+        rt.shutdown().await?;
+        return Ok(());
+    }
     if let [_, mode, url, schema, ledger, generation, n] = args.as_slice()
         && mode == "pg-torture"
     {

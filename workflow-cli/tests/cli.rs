@@ -1130,3 +1130,64 @@ async fn list_show_and_cancel_on_postgres() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn send_reaches_a_waiting_workflow_and_events_show_what_it_published() {
+    let db = TempDb::new();
+    let rt = db
+        .worker()
+        .suspend_after(Duration::from_millis(50))
+        .open()
+        .await
+        .unwrap();
+    let handle = support::mailbox::start(&rt, "order-9").await.unwrap();
+    wait_status(&rt, "order-9", ExecutionStatus::Waiting).await;
+
+    let events = ok(&cli(db.path().as_path(), &["events", "order-9"]).await).to_owned();
+    assert!(events.starts_with("KEY"), "{events}");
+    assert!(
+        events.contains("state  \"waiting for approval\""),
+        "{events}"
+    );
+
+    // Bad input is refused before anything is written.
+    fails(
+        &cli(
+            db.path().as_path(),
+            &["send", "order-9", "approval", "{not json"],
+        )
+        .await,
+        "the message is not JSON",
+    );
+    fails(
+        &cli(db.path().as_path(), &["send", "nobody", "approval", "1"]).await,
+        "no execution with id `nobody`",
+    );
+    let message = r#"{"approver": "ada", "approved": true}"#;
+    let args = [
+        "send",
+        "order-9",
+        "approval",
+        message,
+        "--idempotency-key",
+        "k1",
+    ];
+    let sent = cli(db.path().as_path(), &args).await;
+    assert_eq!(ok(&sent), "sent to `order-9` on topic `approval`\n");
+    let again = cli(db.path().as_path(), &args).await;
+    assert!(ok(&again).contains("already sent"), "{}", again.stdout);
+
+    // The worker takes it within its sweep.
+    assert_eq!(within(handle.result()).await.unwrap(), "ada approved");
+    let events = json(&cli(db.path().as_path(), &["events", "order-9", "--json"]).await);
+    assert_eq!(events["state"], "decided by ada");
+    fails(
+        &cli(
+            db.path().as_path(),
+            &["send", "order-9", "approval", message],
+        )
+        .await,
+        "execution `order-9` is completed; it takes no more messages",
+    );
+    rt.shutdown().await.unwrap();
+}

@@ -834,3 +834,64 @@ async fn serves_the_dashboard_files() {
     error(&send(&without, get("/")).await, StatusCode::NOT_FOUND);
     rt.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn messages_are_sent_and_events_read_through_the_api() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    let app = router(rt.clone(), HttpConfig::new());
+    let handle = support::mailbox::start(&rt, "m-1").await.unwrap();
+    within(async {
+        while rt
+            .get_event::<String>("m-1", "state")
+            .await
+            .unwrap()
+            .is_none()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+
+    let events = send(&app, get("/api/executions/m-1/events")).await;
+    assert_eq!(events.status, StatusCode::OK, "{}", events.text);
+    assert_eq!(events.body["events"][0]["key"], "state");
+    assert_eq!(events.body["events"][0]["value"], "waiting for approval");
+
+    // Bad requests are 4xx with a JSON error, and send nothing.
+    let uri = "/api/executions/m-1/messages";
+    error(&send(&app, post(uri, "{")).await, StatusCode::BAD_REQUEST);
+    let e = error(
+        &send(&app, post(uri, r#"{"message": 1}"#)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert!(e.contains("topic"), "{e}");
+    let e = error(
+        &send(&app, post(uri, r#"{"topic": "", "message": 1}"#)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert!(e.contains("`topic` must not be empty"), "{e}");
+    let unknown = post(
+        "/api/executions/nobody/messages",
+        r#"{"topic": "t", "message": 1}"#,
+    );
+    error(&send(&app, unknown).await, StatusCode::NOT_FOUND);
+    error(
+        &send(&app, get("/api/executions/nobody/events")).await,
+        StatusCode::NOT_FOUND,
+    );
+
+    let body = r#"{"topic": "approval", "message": {"approver": "bo", "approved": false}, "idempotency_key": "hook-1"}"#;
+    let sent = send(&app, post(uri, body)).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+    assert_eq!(sent.body["delivered"], true);
+    let again = send(&app, post(uri, body)).await;
+    assert_eq!(again.body["delivered"], false, "one delivery per key");
+    assert_eq!(within(handle.result()).await.unwrap(), "bo rejected");
+
+    // Finished: 409.
+    let late = send(&app, post(uri, r#"{"topic": "approval", "message": 1}"#)).await;
+    let e = error(&late, StatusCode::CONFLICT);
+    assert!(e.contains("takes no more messages"), "{e}");
+    rt.shutdown().await.unwrap();
+}

@@ -197,7 +197,8 @@ pub struct StepRecord {
     /// The [`Context::branch`](crate::Context::branch) it was called in
     /// (`""` for the workflow body).
     pub branch: String,
-    /// When a sleep wakes (or a step waiting out a backoff retries).
+    /// When a sleep wakes (or a step waiting out a backoff retries, or a
+    /// `recv` gives up waiting).
     pub wake_at: Option<SystemTime>,
 }
 

@@ -56,6 +56,26 @@ async fn wobble() -> Result<u32, AnyError> {
     Ok(attempt)
 }
 
+#[derive(Debug, serde::Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub approved: bool,
+}
+
+/// Publishes its state, then waits for an approval message.
+#[workflow]
+pub async fn mailbox(ctx: Context) -> Result<String, AnyError> {
+    ctx.set_event("state", "waiting for approval").await;
+    let a: Approval = ctx.recv("approval").await;
+    ctx.set_event("state", &format!("decided by {}", a.approver))
+        .await;
+    Ok(format!(
+        "{} {}",
+        a.approver,
+        if a.approved { "approved" } else { "rejected" }
+    ))
+}
+
 /// Two failed attempts, then a result.
 #[workflow]
 pub async fn flaky(_ctx: Context) -> Result<u32, AnyError> {
