@@ -4,14 +4,14 @@
 use rusqlite::{Connection, OptionalExtension, named_params, params};
 
 use crate::codec::Codec;
-use crate::error::{Error, Result};
 use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
 use crate::store::{EntryAt, EventRow, NewMessage, Sent, Taken};
 
 /// Commits a message to an execution's inbox, unless the execution is
 /// missing or finished, or a message with its idempotency key was
-/// delivered before. A suspended waiter's wake time becomes now, in the
+/// delivered before. Writes name `main`: on an admin connection, temporary
+/// tables of the same names may shadow the file's (`read_as_current`). A suspended waiter's wake time becomes now, in the
 /// same transaction: whoever wakes it (this process, or the sweep of the
 /// worker when an admin sent it) finds the message.
 pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Sent> {
@@ -27,7 +27,7 @@ pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Resul
     };
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO messages (execution_id, topic, payload, value_type, idempotency_key, sent_at)
+            "INSERT INTO main.messages (execution_id, topic, payload, value_type, idempotency_key, sent_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (execution_id, idempotency_key) DO NOTHING",
         )?
@@ -45,7 +45,7 @@ pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Resul
     let waiting = status == ExecutionStatus::Waiting;
     if waiting {
         conn.prepare_cached(
-            "UPDATE workflow_executions SET wake_at = ?2
+            "UPDATE main.workflow_executions SET wake_at = ?2
              WHERE id = ?1 AND status = 'waiting' AND (wake_at IS NULL OR wake_at > ?2)",
         )?
         .execute(params![m.execution.as_str(), m.now])?;
@@ -152,20 +152,9 @@ pub(super) fn events(
     rows.collect::<rusqlite::Result<_>>().map(Some)
 }
 
-/// Refuses to send on a file a worker of an older build has not migrated
-/// (an admin open reads it through temporary tables, where a message
-/// would never reach the worker).
-pub(super) fn check_can_send(conn: &Connection, path: Option<&std::path::Path>) -> Result<()> {
-    let version: i64 = conn
-        .pragma_query_value(Some("main"), "user_version", |r| r.get(0))
-        .map_err(Error::from)?;
-    if version < 3 {
-        return Err(Error::NotMigrated {
-            path: path.map(|p| p.display().to_string()).unwrap_or_default(),
-            found: version,
-            needed: 3,
-            what: "sending a message",
-        });
-    }
-    Ok(())
+/// The schema version of the file itself (`main`): an admin open of a file
+/// older than messages reads it through temporary tables, where a message
+/// would never reach the worker.
+pub(super) fn file_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(Some("main"), "user_version", |r| r.get(0))
 }

@@ -15,7 +15,7 @@ mod writer;
 
 pub(crate) use writer::SqliteStore;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
@@ -239,11 +239,23 @@ impl SqliteStore {
     }
 
     pub(crate) async fn send_message(&self, message: NewMessage) -> Result<Sent> {
-        let path = self.path().map(std::path::Path::to_path_buf);
-        self.read(move |conn| Ok(inbox::check_can_send(conn, path.as_deref())))
-            .await??;
-        self.write(move |conn| inbox::send_message(conn, &message))
-            .await
+        let sent = self
+            .write(move |conn| match inbox::file_version(conn)? {
+                // Checked in the write's transaction: a worker may migrate
+                // the file while an admin has it open.
+                version if version < 3 => Ok(Err(version)),
+                _ => inbox::send_message(conn, &message).map(Ok),
+            })
+            .await?;
+        sent.map_err(|found| Error::NotMigrated {
+            path: self
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            found,
+            needed: 3,
+            what: "sending a message",
+        })
     }
 
     pub(crate) async fn take_message(
