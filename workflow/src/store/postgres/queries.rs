@@ -22,12 +22,18 @@ use crate::store::{
 
 type Client = ClientWrapper;
 
-async fn query(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<Vec<Row>> {
+/// Runs a read through the connection's statement cache.
+pub(super) async fn query(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> PgResult<Vec<Row>> {
     let stmt = client.prepare_cached(sql).await?;
     Ok(client.query(&stmt, params).await?)
 }
 
-async fn query_opt(
+/// Runs a read of at most one row through the statement cache.
+pub(super) async fn query_opt(
     client: &Client,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -86,12 +92,7 @@ const EXECUTION_COLUMNS: &str =
      output_type, owner";
 
 fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
-    let codec_name: String = r.try_get(3)?;
-    let codec = Codec::from_name(&codec_name).ok_or_else(|| {
-        super::conversion(format!(
-            "unknown codec `{codec_name}` (built without its cargo feature?)"
-        ))
-    })?;
+    let codec = super::codec(r.try_get(3)?)?;
     Ok(ExecutionRow {
         id: ExecutionId::new(r.try_get::<_, String>(0)?),
         workflow: r.try_get(1)?,
