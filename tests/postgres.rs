@@ -510,9 +510,36 @@ async fn marked(ctx: Context) -> Result<bool, AnyError> {
     Ok(ctx.patched("after-migration").await)
 }
 
+/// A schema as version 2 left it: no messages or events, no status
+/// `waiting`, no entries of kind `recv` or `event`.
+async fn downgrade_to_v2(db: &PgDb) {
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "ALTER TABLE workflow_executions DROP CONSTRAINT workflow_executions_status_check,
+                 ADD CONSTRAINT workflow_executions_status_check
+                 CHECK (status IN ('running', 'sleeping', 'completed', 'failed', 'panicked',
+                                   'restarting', 'cancelled', 'paused'));
+             ALTER TABLE step_executions DROP CONSTRAINT step_executions_status_check,
+                 ADD CONSTRAINT step_executions_status_check
+                 CHECK (status IN ('pending', 'running', 'completed', 'failed', 'sleeping', 'retrying')),
+                 DROP CONSTRAINT step_executions_kind_check,
+                 ADD CONSTRAINT step_executions_kind_check
+                 CHECK (kind IN ('step', 'sleep', 'now', 'random', 'patch'));
+             DROP INDEX workflow_executions_claimable;
+             CREATE INDEX workflow_executions_claimable ON workflow_executions (created_at)
+                 WHERE owner IS NULL AND status IN ('running', 'restarting', 'sleeping', 'panicked');
+             DROP TABLE messages, events;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .await
+        .expect("downgrade to version 2");
+}
+
 /// A schema as the first release left it: version 1, whose journal refused
 /// entries of kind `patch` and recorded no value types.
 async fn downgrade_to_v1(db: &PgDb) {
+    downgrade_to_v2(db).await;
     let client = db.client().await;
     client
         .batch_execute(
@@ -526,6 +553,58 @@ async fn downgrade_to_v1(db: &PgDb) {
         )
         .await
         .expect("downgrade");
+}
+
+/// The columns, constraints and indexes of the test's schema, one line
+/// each, sorted, without the schema's name: what a migration must leave
+/// as a new database has it.
+async fn schema_shape(db: &PgDb) -> Vec<String> {
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT format('column %s.%s %s %s %s', table_name, column_name, data_type, is_nullable,
+                           coalesce(column_default, ''))
+             FROM information_schema.columns WHERE table_schema = $1
+             UNION ALL
+             SELECT format('constraint %s.%s %s', t.relname, c.conname, pg_get_constraintdef(c.oid))
+             FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+             JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = $1
+             UNION ALL
+             SELECT format('index %s', indexdef) FROM pg_indexes WHERE schemaname = $1
+             ORDER BY 1",
+            &[&db.schema],
+        )
+        .await
+        .expect("read the schema's shape");
+    rows.iter()
+        .map(|r| {
+            r.get::<_, String>(0)
+                .replace(&format!("{}.", db.schema), "")
+        })
+        .collect()
+}
+
+/// Fails unless the migrated schema of `db` is the one a new database gets.
+async fn assert_shaped_as_new(db: &PgDb, name: &str) {
+    let Some(fresh) = PgDb::new(name).await else {
+        return;
+    };
+    let rt = fresh.builder().open().await.expect("open a new schema");
+    rt.shutdown().await.expect("shutdown");
+    let (migrated, new) = (schema_shape(db).await, schema_shape(&fresh).await);
+    assert!(
+        new.iter().any(|l| l.contains("messages_untaken")),
+        "{new:#?}"
+    );
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter().filter(|l| !b.contains(l)).cloned().collect()
+    };
+    assert!(
+        migrated == new,
+        "only in the migrated schema: {:#?}\nonly in a new one: {:#?}",
+        only(&migrated, &new),
+        only(&new, &migrated)
+    );
 }
 
 async fn schema_version(db: &PgDb) -> String {
@@ -563,13 +642,263 @@ async fn a_first_release_schema_is_read_by_an_admin_and_migrated_by_a_worker() {
     // Workers opening at once migrate it once.
     let (a, b) = tokio::join!(db.builder().open(), db.builder().open());
     let (a, b) = (a.expect("worker a"), b.expect("worker b"));
-    assert_eq!(schema_version(&db).await, "2");
+    assert_eq!(schema_version(&db).await, "3");
     let handle = marked::start(&a, "marked-1").await.unwrap();
     assert!(within(handle.result()).await.unwrap());
     let steps = a.status("marked-1").await.unwrap().steps;
     assert_eq!(steps[0].kind, replayflow::EntryKind::Patch);
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
+    assert_shaped_as_new(&db, "migrate_new").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_schema_is_read_by_an_admin_and_migrated_by_a_worker() {
+    let Some(db) = PgDb::new("migrate3").await else {
+        return;
+    };
+    let rt = db
+        .builder()
+        .suspend_after(Duration::from_millis(50))
+        .open()
+        .await
+        .expect("open");
+    let out = within(pay::start(&rt, "pay-v2", 1, 2).await.unwrap().result()).await;
+    assert_eq!(out.unwrap(), "charged 3");
+    nap::start(&rt, "nap-v2", 1_500).await.unwrap();
+    wait_for_status(&rt, "nap-v2", ExecutionStatus::Sleeping).await;
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    downgrade_to_v2(&db).await;
+
+    // An admin reads it (no events anywhere), leaves it as it is, and
+    // refuses to send: the message would reach no worker.
+    let admin = db.builder().admin().open().await.expect("admin open");
+    assert_eq!(
+        admin.status("pay-v2").await.unwrap().status,
+        ExecutionStatus::Completed
+    );
+    assert_eq!(admin.list(ListFilter::new()).await.unwrap().len(), 2);
+    assert!(admin.events("pay-v2").await.unwrap().is_empty());
+    assert_eq!(admin.get_event::<u32>("pay-v2", "k").await.unwrap(), None);
+    match admin.send("nap-v2", "word", &"hi".to_owned()).await {
+        Err(replayflow::Error::NotMigrated {
+            found: 2,
+            needed: 3,
+            ..
+        }) => {}
+        other => panic!("a send on a version 2 schema must be refused: {other:?}"),
+    }
+    admin.prune(Duration::from_secs(3600)).await.expect("prune");
+    drop(admin);
+    assert_eq!(schema_version(&db).await, "2");
+
+    let worker = db
+        .builder()
+        .suspend_after(Duration::from_millis(50))
+        .open()
+        .await
+        .expect("worker");
+    assert_eq!(schema_version(&db).await, "3");
+    let info = worker.status("pay-v2").await.unwrap();
+    assert_eq!(info.status, ExecutionStatus::Completed);
+    assert_eq!(info.steps.len(), 3);
+    assert_eq!(
+        within(worker.handle::<nap>("nap-v2").result())
+            .await
+            .unwrap(),
+        2
+    );
+    // The new statuses and kinds are allowed.
+    let handle = await_word::start(&worker, "word-v3").await.unwrap();
+    wait_for_status(&worker, "word-v3", ExecutionStatus::Waiting).await;
+    handle.send("word", &"migrated".to_owned()).await.unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), "migrated");
+    worker.shutdown().await.unwrap();
+    assert_shaped_as_new(&db, "migrate3_new").await;
+}
+
+#[workflow]
+async fn await_word(ctx: Context) -> Result<String, AnyError> {
+    let word: String = ctx.recv("word").await;
+    ctx.set_event("heard", &word).await;
+    Ok(word)
+}
+
+#[workflow]
+async fn await_briefly(ctx: Context, ms: u64) -> Result<Option<String>, AnyError> {
+    Ok(ctx
+        .recv_timeout::<String>("word", Duration::from_millis(ms))
+        .await)
+}
+
+/// The row of execution `id`: its status, wake time and owner.
+async fn execution_row(db: &PgDb, id: &str) -> (String, Option<i64>, Option<i64>) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT status, wake_at, owner FROM workflow_executions WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("the execution's row");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_workflows_and_events_read_back() {
+    let Some(db) = PgDb::new("messages").await else {
+        return;
+    };
+    let rt = db
+        .builder()
+        .suspend_after(Duration::from_millis(50))
+        .open()
+        .await
+        .expect("open");
+    assert!(matches!(
+        rt.send("nobody", "word", &"hi".to_owned()).await,
+        Err(replayflow::Error::NotFound(_))
+    ));
+
+    // Taken by the wait in memory, or from the inbox if it came first.
+    let early = await_word::start(&rt, "word-1").await.unwrap();
+    early.send("word", &"hello".to_owned()).await.unwrap();
+    assert_eq!(within(early.result()).await.unwrap(), "hello");
+    assert_eq!(
+        rt.get_event::<String>("word-1", "heard").await.unwrap(),
+        Some("hello".to_owned())
+    );
+    let events = rt.events("word-1").await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].key, "heard");
+    assert_eq!(
+        rt.get_event::<String>("word-1", "other").await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        rt.send("word-1", "word", &"late".to_owned()).await,
+        Err(replayflow::Error::Finished { .. })
+    ));
+
+    // Suspended: waiting, still owned, no wake time; a send wakes it, once
+    // per idempotency key.
+    let waiter = await_word::start(&rt, "word-2").await.unwrap();
+    wait_for_status(&rt, "word-2", ExecutionStatus::Waiting).await;
+    let (_, wake_at, owner) = execution_row(&db, "word-2").await;
+    assert_eq!((wake_at, owner), (None, rt.worker_id()));
+    let key = || replayflow::SendOptions::idempotency_key("k-1");
+    let sent = rt
+        .send_with("word-2", "word", &"again".to_owned(), key())
+        .await;
+    assert_eq!(sent.unwrap(), replayflow::Delivery::Delivered);
+    let sent = rt
+        .send_with("word-2", "word", &"twice".to_owned(), key())
+        .await;
+    assert_eq!(sent.unwrap(), replayflow::Delivery::Duplicate);
+    assert_eq!(within(waiter.result()).await.unwrap(), "again");
+    let taken = db
+        .count(
+            "SELECT count(*) FROM messages WHERE execution_id = 'word-2'
+               AND taken_at IS NOT NULL AND payload IS NULL AND taken_position = 0",
+        )
+        .await;
+    assert_eq!(taken, 1);
+    let info = rt.status("word-2").await.unwrap();
+    assert_eq!(info.steps[0].kind, replayflow::EntryKind::Recv);
+    assert_eq!(info.steps[0].status, replayflow::StepStatus::Completed);
+    assert_eq!(info.steps[1].kind, replayflow::EntryKind::Event);
+
+    // A deadline passes: `None`, and the entry completes without a value.
+    let brief = await_briefly::start(&rt, "brief-1", 100).await.unwrap();
+    assert_eq!(within(brief.result()).await.unwrap(), None);
+    let empty = db
+        .count(
+            "SELECT count(*) FROM step_executions WHERE execution_id = 'brief-1'
+               AND kind = 'recv' AND status = 'completed' AND output IS NULL",
+        )
+        .await;
+    assert_eq!(empty, 1);
+
+    // Suspended with a deadline: its wake time; a send moves it to now.
+    let long = await_briefly::start(&rt, "brief-2", 600_000).await.unwrap();
+    wait_for_status(&rt, "brief-2", ExecutionStatus::Waiting).await;
+    let (_, wake_at, _) = execution_row(&db, "brief-2").await;
+    assert!(wake_at.is_some(), "the deadline is the wake time");
+    long.send("word", &"in time".to_owned()).await.unwrap();
+    assert_eq!(
+        within(long.result()).await.unwrap().as_deref(),
+        Some("in time")
+    );
+
+    // Sent by another process (an admin): the owner's sweep wakes it.
+    let admin = db.builder().admin().open().await.expect("admin");
+    let remote = await_word::start(&rt, "word-4").await.unwrap();
+    wait_for_status(&rt, "word-4", ExecutionStatus::Waiting).await;
+    admin
+        .send("word-4", "word", &"from afar".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(within(remote.result()).await.unwrap(), "from afar");
+    assert_eq!(
+        admin.get_event::<String>("word-4", "heard").await.unwrap(),
+        Some("from afar".to_owned())
+    );
+    drop(admin);
+
+    // A cancel ends the waiting entry.
+    await_word::start(&rt, "word-3").await.unwrap();
+    wait_for_status(&rt, "word-3", ExecutionStatus::Waiting).await;
+    rt.cancel("word-3").await.unwrap();
+    let info = wait_for_status(&rt, "word-3", ExecutionStatus::Cancelled).await;
+    assert_eq!(info.steps[0].status, replayflow::StepStatus::Failed);
+    assert_eq!(
+        info.steps[0].error.as_deref(),
+        Some("cancelled while waiting for a message")
+    );
+
+    // Pruned with their executions.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rt.prune(Duration::ZERO).await.expect("prune");
+    assert_eq!(db.count("SELECT count(*) FROM messages").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM events").await, 0);
+    rt.shutdown().await.expect("shutdown");
+}
+
+/// A waiter given back by a clean shutdown stays unclaimed (nothing is
+/// due), until a message sent by an admin makes it due: another worker
+/// claims it then, and it takes the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_left_by_a_clean_shutdown_is_claimed_once_a_message_arrives() {
+    let Some(db) = PgDb::new("waiter").await else {
+        return;
+    };
+    let suspending = || db.builder().suspend_after(Duration::from_millis(50));
+    let a = suspending().open().await.expect("worker a");
+    await_word::start(&a, "left-1").await.unwrap();
+    wait_for_status(&a, "left-1", ExecutionStatus::Waiting).await;
+    a.shutdown().await.expect("shutdown a");
+    drop(a);
+    let b = suspending().open().await.expect("worker b");
+    // Two sweeps of b: a waiter without a message is not due.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (status, wake_at, owner) = execution_row(&db, "left-1").await;
+    assert_eq!((status.as_str(), wake_at, owner), ("waiting", None, None));
+    let admin = db.builder().admin().open().await.expect("admin");
+    admin
+        .send("left-1", "word", &"found".to_owned())
+        .await
+        .unwrap();
+    let out = within(b.handle::<await_word>("left-1").result()).await;
+    assert_eq!(out.unwrap(), "found");
+    let (_, _, owner) = execution_row(&db, "left-1").await;
+    assert_eq!(owner, None, "an end releases the execution");
+    let recovered = db
+        .count("SELECT count(*) FROM workflow_executions WHERE recovery_attempts > 0")
+        .await;
+    assert_eq!(recovered, 0);
+    b.shutdown().await.expect("shutdown b");
 }
 
 /// TLS to the server (`cargo test --features postgres-tls --test postgres

@@ -4,6 +4,7 @@
 //! writer connection in groups ([`writer`]), fenced so that a worker
 //! declared dead commits nothing. Reads go through a small pool.
 
+mod inbox;
 mod ops;
 mod queries;
 mod schema;
@@ -21,12 +22,14 @@ pub(crate) use schema::valid_schema_name;
 use worker::{WorkerInfo, WorkerState};
 use writer::{Deferred, Life, Shared, Work};
 
+use crate::codec::Codec;
 use crate::error::{DatabaseError, Error, Result};
 use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
-    Claimed, Durability, Entry, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution,
-    Registered, Request, Transition, TypeTag, Unfinished, WorkflowRow,
+    Claimed, Durability, Entry, EntryAt, EventRow, ExecutionRow, Inserted, JournalOp, Loaded,
+    NewExecution, NewMessage, Registered, Request, Sent, Taken, Transition, TypeTag, Unfinished,
+    WorkflowRow,
 };
 
 type PgResult<T> = std::result::Result<T, PgError>;
@@ -179,6 +182,15 @@ fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> PgResult<T> {
     text.parse().map_err(conversion)
 }
 
+/// An execution's codec from its name.
+fn codec(name: &str) -> PgResult<Codec> {
+    Codec::from_name(name).ok_or_else(|| {
+        conversion(format!(
+            "unknown codec `{name}` (built without its cargo feature?)"
+        ))
+    })
+}
+
 /// The journal store on a PostgreSQL database.
 pub(crate) struct PgStore {
     shared: Arc<Shared>,
@@ -188,6 +200,13 @@ pub(crate) struct PgStore {
     workflows: Arc<Vec<String>>,
     /// The database's clock when this worker registered (Unix ms).
     pub db_now_at_open: Option<i64>,
+    /// The PostgreSQL schema, for messages.
+    schema: String,
+    /// The schema's version as it was opened: older than this build's
+    /// only for an admin, whose connections then read through temporary
+    /// tables and views (`schema::read_as_current`), even if a worker
+    /// migrates the schema meanwhile.
+    schema_version: i64,
 }
 
 impl PgStore {
@@ -297,6 +316,8 @@ impl PgStore {
             versions: Arc::new(registered.version_list()),
             workflows: Arc::new(workflows),
             db_now_at_open: db_now,
+            schema: options.schema,
+            schema_version: version,
         })
     }
 
@@ -652,6 +673,66 @@ impl PgStore {
         };
         let client = self.client().await?;
         queries::pending_requests(&client, me).await.map_err(pg)
+    }
+
+    /// Commits a message to an execution's inbox. Not fenced, and not
+    /// through the writer: any process sends, a worker or an admin (which
+    /// has no worker row). Refused on a schema older than messages (an
+    /// admin's open of a schema no worker of this build migrated: its
+    /// connections would write the message to a temporary table).
+    pub(crate) async fn send_message(&self, message: NewMessage) -> Result<Sent> {
+        if self.schema_version < schema::MESSAGES_VERSION {
+            return Err(Error::NotMigrated {
+                path: format!("postgres schema `{}`", self.schema),
+                found: self.schema_version,
+                needed: schema::MESSAGES_VERSION,
+                what: "sending a message",
+            });
+        }
+        let mut client = self.client().await?;
+        inbox::send_message(&mut client, &message).await.map_err(pg)
+    }
+
+    /// Takes the oldest message of topic `at.name` into the `recv` entry
+    /// at `at`, through the writer's batch: only while this worker owns
+    /// the execution.
+    pub(crate) async fn take_message(
+        &self,
+        at: EntryAt,
+        value_type: i32,
+        now: i64,
+    ) -> Result<Option<Taken>> {
+        let id = at.execution.clone();
+        if self.disowned(&id) {
+            return Err(Error::Disowned(id));
+        }
+        match self
+            .life(|out| Life::TakeMessage(at, value_type, now, out))
+            .await?
+        {
+            inbox::Took::Taken(taken) => Ok(taken),
+            inbox::Took::NotOwned => {
+                self.disown(&id);
+                Err(Error::Disowned(id))
+            }
+        }
+    }
+
+    /// Whether a message on `topic` waits in `id`'s inbox (a pooled read).
+    pub(crate) async fn has_message(&self, id: &ExecutionId, topic: &str) -> Result<bool> {
+        let client = self.client().await?;
+        inbox::has_message(&client, id, topic).await.map_err(pg)
+    }
+
+    /// The latest value of each event key of `id` (of `key` alone, if
+    /// given), by key; `None` when there is no such execution.
+    pub(crate) async fn events(
+        &self,
+        id: &ExecutionId,
+        key: Option<String>,
+    ) -> Result<Option<Vec<EventRow>>> {
+        let client = self.client().await?;
+        inbox::events(&client, id, key.as_deref()).await.map_err(pg)
     }
 }
 

@@ -29,6 +29,13 @@ pub(super) struct Statements {
     record_value: Statement,
     record_sleep: Statement,
     complete_sleep: Statement,
+    /// A `recv` begins to wait: a `waiting` entry.
+    record_wait: Statement,
+    /// A `recv`'s deadline passed: its entry completes without a value.
+    time_out: Statement,
+    /// The `event` entry and the key's latest value (two tables, one
+    /// statement).
+    set_event: Statement,
     reset_recovery: Statement,
     /// `SELECT fence($1)`: see the schema.
     pub fence: Statement,
@@ -135,6 +142,38 @@ impl Statements {
                      WHERE execution_id = $1 AND position = $3
                        AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2)",
                 )
+                .await?,
+            record_wait: client
+                .prepare(&format!(
+                    "WITH {OWNED}
+                     INSERT INTO step_executions
+                         (execution_id, position, branch, local, kind, name, occurrence, status, attempts, wake_at,
+                          started_at)
+                     SELECT $1, $3, $4, $5, $6, $7, $8, 'waiting', 1, $9, $10 FROM own"
+                ))
+                .await?,
+            time_out: client
+                .prepare(
+                    "UPDATE step_executions SET status = 'completed', completed_at = $4
+                     WHERE execution_id = $1 AND position = $3
+                       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2)",
+                )
+                .await?,
+            // The key is the entry's name ($7).
+            set_event: client
+                .prepare(&format!(
+                    "WITH {OWNED},
+                     s AS (INSERT INTO step_executions
+                               (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+                                output, started_at, completed_at, value_type)
+                           SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', 1, $9, $11, $11, $10 FROM own
+                           RETURNING 1)
+                     INSERT INTO events (execution_id, key, value, value_type, updated_at)
+                     SELECT $1, $7, $9, $10, $11 FROM s
+                     ON CONFLICT (execution_id, key)
+                     DO UPDATE SET value = excluded.value, value_type = excluded.value_type,
+                                   updated_at = excluded.updated_at"
+                ))
                 .await?,
             reset_recovery: client
                 .prepare(
@@ -334,6 +373,29 @@ async fn send(
                     &[&at.execution.as_str(), me, &n(at.position), now],
                 )
                 .await
+        }
+        JournalOp::RecordWait { at, deadline, now } => {
+            let place = Place::of(at);
+            let params = place.with(me, &[deadline, now]);
+            client.execute(&st.record_wait, &params).await
+        }
+        JournalOp::TimeOut { at, now } => {
+            client
+                .execute(
+                    &st.time_out,
+                    &[&at.execution.as_str(), me, &n(at.position), now],
+                )
+                .await
+        }
+        JournalOp::SetEvent {
+            at,
+            value,
+            value_type,
+            now,
+        } => {
+            let place = Place::of(at);
+            let params = place.with(me, &[value, value_type, now]);
+            client.execute(&st.set_event, &params).await
         }
         JournalOp::ResetRecovery { id } => {
             client

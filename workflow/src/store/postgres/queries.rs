@@ -22,12 +22,18 @@ use crate::store::{
 
 type Client = ClientWrapper;
 
-async fn query(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<Vec<Row>> {
+/// Runs a read through the connection's statement cache.
+pub(super) async fn query(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> PgResult<Vec<Row>> {
     let stmt = client.prepare_cached(sql).await?;
     Ok(client.query(&stmt, params).await?)
 }
 
-async fn query_opt(
+/// Runs a read of at most one row through the statement cache.
+pub(super) async fn query_opt(
     client: &Client,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -86,12 +92,7 @@ const EXECUTION_COLUMNS: &str =
      output_type, owner";
 
 fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
-    let codec_name: String = r.try_get(3)?;
-    let codec = Codec::from_name(&codec_name).ok_or_else(|| {
-        super::conversion(format!(
-            "unknown codec `{codec_name}` (built without its cargo feature?)"
-        ))
-    })?;
+    let codec = super::codec(r.try_get(3)?)?;
     Ok(ExecutionRow {
         id: ExecutionId::new(r.try_get::<_, String>(0)?),
         workflow: r.try_get(1)?,
@@ -267,8 +268,8 @@ pub(super) async fn claim_for_replay(
 }
 
 /// Sets an execution's status, unless it is finished or owned by another
-/// worker. An end or a pause releases the execution; a sleep keeps it with
-/// its owner, whose timer wakes it.
+/// worker. An end or a pause releases the execution; a sleep or a wait for
+/// a message keeps it with its owner, whose timer or sweep wakes it.
 /// A status change: never over a terminal status, nor of an execution
 /// another worker owns; an end or a pause releases the execution.
 pub(super) const SET_STATUS: &str = "UPDATE workflow_executions
@@ -314,9 +315,10 @@ pub(super) async fn set_status(
 }
 
 /// Ends the entries of a cancelled execution that were still waiting (a
-/// sleep, a backoff before the next attempt), in the transaction of its
-/// status change: `failed`, with the cancellation as their message and its
-/// time as their end, as the SQLite store does (see its `end_waiting_entries`).
+/// sleep, a backoff before the next attempt, a `recv`), in the transaction
+/// of its status change: `failed`, with the cancellation as their message
+/// and its time as their end, as the SQLite store does (see its
+/// `end_waiting_entries`).
 async fn end_waiting_entries(client: &Client, id: &ExecutionId, now: i64) -> PgResult<()> {
     execute(
         client,
@@ -324,10 +326,11 @@ async fn end_waiting_entries(client: &Client, id: &ExecutionId, now: i64) -> PgR
          SET status = 'failed', completed_at = $2,
              error_message = CASE
                  WHEN status = 'sleeping' THEN 'cancelled while sleeping'
+                 WHEN status = 'waiting' THEN 'cancelled while waiting for a message'
                  WHEN error_message IS NULL THEN 'cancelled before its next attempt'
                  ELSE 'cancelled before its next attempt; the last one failed: ' || error_message
              END
-         WHERE execution_id = $1 AND (status = 'sleeping' OR status = 'retrying')",
+         WHERE execution_id = $1 AND (status = 'sleeping' OR status = 'retrying' OR status = 'waiting')",
         &[&id.as_str(), &now],
     )
     .await?;
@@ -352,7 +355,9 @@ pub(super) async fn wake_now(client: &Client, id: &ExecutionId, now: i64) -> PgR
 }
 
 /// Marks workers whose lease ran out as dead and releases their executions,
-/// counting a recovery for each that was running. Returns the dead workers.
+/// counting a recovery for each that was running (a sleeper or a waiter
+/// is claimed again once due: see [`claim_orphans`]). Returns the dead
+/// workers.
 ///
 /// Each expired worker's fence is taken exclusively first: a batch of that
 /// worker in flight ends (commits or not) before it is declared dead, and
@@ -415,7 +420,11 @@ pub(super) async fn reap(client: &Client) -> PgResult<Vec<i64>> {
 }
 
 /// Claims up to `limit` executions nobody owns that worker `me` can run:
-/// interrupted, restarting, panicked, and sleepers due by `now`.
+/// interrupted, restarting, panicked, and sleepers and waiters due by
+/// `now` (a waiter is due at its deadline, or once a message was sent to
+/// it). Each status named here is in the predicate of the partial index
+/// `workflow_executions_claimable` (see the schema), so that the planner
+/// can use that index.
 pub(super) async fn claim_orphans(
     client: &Client,
     me: i64,
@@ -431,7 +440,8 @@ pub(super) async fn claim_orphans(
              SELECT id FROM workflow_executions
              WHERE owner IS NULL AND workflow_name = ANY($2)
                AND (cardinality($3::text[]) = 0 OR app_version = '' OR app_version = ANY($3))
-               AND (status IN ('running', 'restarting', 'panicked') OR (status = 'sleeping' AND wake_at <= $4))
+               AND (status IN ('running', 'restarting', 'panicked')
+                    OR (status IN ('sleeping', 'waiting') AND wake_at <= $4))
              ORDER BY created_at LIMIT $5
              FOR UPDATE SKIP LOCKED)
          RETURNING id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message,
@@ -910,11 +920,14 @@ pub(super) async fn finish_request(
     Ok(())
 }
 
-/// Sleeping executions due by `now` that worker `me` owns, for the sweep.
+/// Suspended executions due by `now` that worker `me` owns (a sleep's
+/// wake time, a wait's deadline, or a message sent to a waiter), for the
+/// sweep.
 pub(super) async fn due_sleepers(client: &Client, me: i64, now: i64) -> PgResult<Vec<ExecutionId>> {
     Ok(query(
         client,
-        "SELECT id FROM workflow_executions WHERE owner = $1 AND status = 'sleeping' AND wake_at <= $2
+        "SELECT id FROM workflow_executions
+         WHERE owner = $1 AND status IN ('sleeping', 'waiting') AND wake_at <= $2
          ORDER BY wake_at LIMIT 1000",
         &[&me, &now],
     )
@@ -937,7 +950,9 @@ pub(super) async fn prune_batch(client: &Client, cutoff: i64, limit: u32) -> PgR
          s AS (DELETE FROM step_executions WHERE execution_id IN (SELECT id FROM ids)),
          sa AS (DELETE FROM superseded_attempts WHERE execution_id IN (SELECT id FROM ids)),
          ss AS (DELETE FROM superseded_steps WHERE execution_id IN (SELECT id FROM ids)),
-         r AS (DELETE FROM admin_requests WHERE execution_id IN (SELECT id FROM ids))
+         r AS (DELETE FROM admin_requests WHERE execution_id IN (SELECT id FROM ids)),
+         m AS (DELETE FROM messages WHERE execution_id IN (SELECT id FROM ids)),
+         ev AS (DELETE FROM events WHERE execution_id IN (SELECT id FROM ids))
          DELETE FROM workflow_executions WHERE id IN (SELECT id FROM ids)",
         &[&cutoff, &i64::from(limit)],
     )

@@ -6,17 +6,19 @@ use tokio_postgres::Client;
 
 use super::pg;
 use crate::error::{Error, Result};
-use crate::status::{
-    AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
-};
 
 /// The schema version this build writes.
 ///
 /// 1: the first release. 2: journal entries of kind `patch` (the markers
 /// of `Context::patched`), and the type of each journaled value
 /// (`step_executions.value_type`, named in `value_types`), and the type
-/// of each execution's input (`workflow_executions.input_type`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// of each execution's input (`workflow_executions.input_type`). 3:
+/// messages and events (`messages`, `events`, entries of kind `recv` and
+/// `event`, the statuses `waiting` of executions and entries).
+pub(crate) const SCHEMA_VERSION: i64 = 3;
+
+/// The oldest version that holds messages: sending needs it.
+pub(crate) const MESSAGES_VERSION: i64 = 3;
 
 /// The advisory lock key under which the schema is created or migrated
 /// ("RFLW" and the schema version family).
@@ -96,24 +98,108 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
 /// For a connection that reads a schema of an older version without
 /// migrating it (an admin's): temporary views, which PostgreSQL looks up
 /// before the schema's tables, add the columns later versions added, with
-/// the values their migrations give old rows. `None` when the schema is
-/// current.
+/// the values their migrations give old rows, and empty temporary tables
+/// stand for the tables they created (nothing was ever written to them on
+/// such a schema). `None` when the schema is current.
 pub(crate) fn read_as_current(schema: &str, version: i64) -> Option<String> {
-    (version < 2).then(|| {
-        format!(
+    let mut batch = String::new();
+    if version < 2 {
+        batch.push_str(&format!(
             "CREATE TEMP VIEW workflow_executions AS
                  SELECT *, NULL::integer AS input_type, NULL::integer AS output_type
                  FROM {schema}.workflow_executions;
              CREATE TEMP VIEW step_executions AS
                  SELECT *, NULL::integer AS value_type FROM {schema}.step_executions;
              CREATE TEMP TABLE value_types (hash integer PRIMARY KEY, name text NOT NULL);"
-        )
-    })
+        ));
+    }
+    if version < 3 {
+        batch.push_str(&format!("{MESSAGES_TEMP};{EVENTS_TEMP};"));
+    }
+    (!batch.is_empty()).then_some(batch)
 }
 
-fn check_in<T: Copy>(column: &str, all: &[T], text: impl Fn(T) -> &'static str) -> String {
-    let list: Vec<String> = all.iter().map(|v| format!("'{}'", text(*v))).collect();
-    format!("{column} IN ({})", list.join(", "))
+/// `messages` as a temporary table of an admin's connection (see
+/// [`read_as_current`]): the columns of [`ddl`]'s, without constraints.
+const MESSAGES_TEMP: &str = "CREATE TEMP TABLE messages (
+    id bigint PRIMARY KEY, execution_id text NOT NULL, topic text NOT NULL, payload bytea,
+    value_type integer, idempotency_key text, sent_at bigint NOT NULL, taken_at bigint,
+    taken_position integer)";
+
+/// `events` as a temporary table of an admin's connection.
+const EVENTS_TEMP: &str = "CREATE TEMP TABLE events (
+    execution_id text NOT NULL, key text NOT NULL, value bytea NOT NULL, value_type integer,
+    updated_at bigint NOT NULL, PRIMARY KEY (execution_id, key))";
+
+// The CHECK lists, spelled out: a migration is frozen, so none is made
+// from the enums of this build
+// (`the_latest_schema_allows_every_value_of_this_build` compares them).
+
+/// The kinds of entries of version 2 (version 1 lacked `patch`).
+const V2_KIND: &str = "kind IN ('step', 'sleep', 'now', 'random', 'patch')";
+
+/// The kinds of entries from version 3 on: besides this build's, `stream`
+/// and `child`, the entries of streams and child workflows, so that
+/// adding them needs no migration.
+const V3_KIND: &str =
+    "kind IN ('step', 'sleep', 'now', 'random', 'patch', 'recv', 'event', 'stream', 'child')";
+
+/// The statuses of executions from version 3 on (`waiting` is new).
+const V3_EXECUTION_STATUS: &str = "status IN ('running', 'sleeping', 'waiting', 'completed', 'failed', 'panicked', 'restarting', 'cancelled', 'paused')";
+
+/// The statuses of entries from version 3 on (`waiting` is new).
+const V3_STEP_STATUS: &str =
+    "status IN ('pending', 'running', 'completed', 'failed', 'sleeping', 'retrying', 'waiting')";
+
+/// The statuses of attempts, as version 1 made them.
+const ATTEMPT_STATUS: &str = "status IN ('running', 'completed', 'failed')";
+
+/// The causes of a pause, as version 1 made them.
+const PAUSE_CAUSE: &str =
+    "pause_cause IN ('nondeterminism', 'undecodable', 'recovery_budget', 'storage')";
+
+/// The actions of admin requests, as version 1 made them.
+const ADMIN_ACTION: &str = "action IN ('cancel', 'resume', 'restart')";
+
+/// The predicate of the partial index `workflow_executions_claimable`
+/// from version 3 on: unowned and unfinished. The claim path's query
+/// (`queries::claim_orphans`) implies it, so that the planner can use it.
+const V3_CLAIMABLE: &str =
+    "owner IS NULL AND status IN ('running', 'restarting', 'sleeping', 'waiting', 'panicked')";
+
+/// The tables version 3 created: the inbox of each execution and the
+/// latest value of each of its event keys.
+///
+/// `messages` keeps every message sent to an execution: untaken ones wait
+/// in the partial index by topic; a taken one keeps its row without its
+/// payload (the `recv` entry holds it), so that its idempotency key still
+/// refuses a second delivery.
+fn v3_tables(s: &str) -> String {
+    format!(
+        "CREATE TABLE {s}.messages (
+             id               bigserial PRIMARY KEY,
+             execution_id     text NOT NULL,
+             topic            text NOT NULL,
+             payload          bytea,
+             value_type       integer,
+             idempotency_key  text,
+             sent_at          bigint NOT NULL,
+             taken_at         bigint,
+             taken_position   integer,
+             UNIQUE (execution_id, idempotency_key)
+         );
+         CREATE INDEX messages_untaken ON {s}.messages (execution_id, topic, id)
+             WHERE taken_at IS NULL;
+         CREATE TABLE {s}.events (
+             execution_id  text NOT NULL,
+             key           text NOT NULL,
+             value         bytea NOT NULL,
+             value_type    integer,
+             updated_at    bigint NOT NULL,
+             PRIMARY KEY (execution_id, key)
+         ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);
+        "
+    )
 }
 
 /// The migrations from version `found` on, as one batch run inside the
@@ -121,14 +207,30 @@ fn check_in<T: Copy>(column: &str, all: &[T], text: impl Fn(T) -> &'static str) 
 fn migrations(s: &str, found: i64) -> String {
     let mut batch = String::new();
     if found < 2 {
-        let kind = check_in("kind", EntryKind::ALL, EntryKind::as_str);
         batch.push_str(&format!(
             "ALTER TABLE {s}.step_executions DROP CONSTRAINT step_executions_kind_check,
-                 ADD CONSTRAINT step_executions_kind_check CHECK ({kind}),
+                 ADD CONSTRAINT step_executions_kind_check CHECK ({V2_KIND}),
                  ADD COLUMN value_type integer;
              ALTER TABLE {s}.workflow_executions ADD COLUMN input_type integer,
                  ADD COLUMN output_type integer;
              CREATE TABLE {s}.value_types (hash integer PRIMARY KEY, name text NOT NULL);"
+        ));
+    }
+    if found < 3 {
+        // Widening a CHECK constraint is dropping and adding it; the claim
+        // index takes waiting executions in too.
+        batch.push_str(&format!(
+            "ALTER TABLE {s}.workflow_executions DROP CONSTRAINT workflow_executions_status_check,
+                 ADD CONSTRAINT workflow_executions_status_check CHECK ({V3_EXECUTION_STATUS});
+             ALTER TABLE {s}.step_executions DROP CONSTRAINT step_executions_status_check,
+                 ADD CONSTRAINT step_executions_status_check CHECK ({V3_STEP_STATUS}),
+                 DROP CONSTRAINT step_executions_kind_check,
+                 ADD CONSTRAINT step_executions_kind_check CHECK ({V3_KIND});
+             DROP INDEX {s}.workflow_executions_claimable;
+             CREATE INDEX workflow_executions_claimable ON {s}.workflow_executions (created_at)
+                 WHERE {V3_CLAIMABLE};
+             {tables}",
+            tables = v3_tables(s)
         ));
     }
     batch.push_str(&format!(
@@ -137,13 +239,9 @@ fn migrations(s: &str, found: i64) -> String {
     batch
 }
 
+/// The current schema, made at once on a new database.
 fn ddl(s: &str) -> String {
-    let execution_status = check_in("status", ExecutionStatus::ALL, ExecutionStatus::as_str);
-    let step_status = check_in("status", StepStatus::ALL, StepStatus::as_str);
-    let kind = check_in("kind", EntryKind::ALL, EntryKind::as_str);
-    let attempt_status = check_in("status", AttemptStatus::ALL, AttemptStatus::as_str);
-    let pause_cause = check_in("pause_cause", PauseCause::ALL, PauseCause::as_str);
-    let admin_action = check_in("action", AdminAction::ALL, AdminAction::as_str);
+    let tables = v3_tables(s);
     format!(
         "
         CREATE SCHEMA IF NOT EXISTS {s};
@@ -192,7 +290,7 @@ fn ddl(s: &str) -> String {
             id                 text PRIMARY KEY,
             seq                bigserial NOT NULL,
             workflow_name      text NOT NULL,
-            status             text NOT NULL CHECK ({execution_status}),
+            status             text NOT NULL CHECK ({V3_EXECUTION_STATUS}),
             codec              text NOT NULL,
             input              bytea NOT NULL,
             output             bytea,
@@ -201,7 +299,7 @@ fn ddl(s: &str) -> String {
             options            text NOT NULL,
             restart_attempt    bigint NOT NULL DEFAULT 0,
             recovery_attempts  bigint NOT NULL DEFAULT 0,
-            pause_cause        text CHECK ({pause_cause}),
+            pause_cause        text CHECK ({PAUSE_CAUSE}),
             wake_at            bigint,
             created_at         bigint NOT NULL,
             updated_at         bigint NOT NULL,
@@ -217,17 +315,17 @@ fn ddl(s: &str) -> String {
         CREATE INDEX workflow_executions_by_owner ON {s}.workflow_executions (owner) WHERE owner IS NOT NULL;
         -- What the claim path looks for: unowned and unfinished.
         CREATE INDEX workflow_executions_claimable ON {s}.workflow_executions (created_at)
-            WHERE owner IS NULL AND status IN ('running', 'restarting', 'sleeping', 'panicked');
+            WHERE {V3_CLAIMABLE};
 
         CREATE TABLE {s}.step_executions (
             execution_id   text NOT NULL,
             position       bigint NOT NULL,
             branch         text NOT NULL DEFAULT '',
             local          bigint NOT NULL,
-            kind           text NOT NULL CHECK ({kind}),
+            kind           text NOT NULL CHECK ({V3_KIND}),
             name           text NOT NULL,
             occurrence     bigint NOT NULL,
-            status         text NOT NULL CHECK ({step_status}),
+            status         text NOT NULL CHECK ({V3_STEP_STATUS}),
             attempts       bigint NOT NULL DEFAULT 0,
             output         bytea,
             error          bytea,
@@ -276,7 +374,7 @@ fn ddl(s: &str) -> String {
         CREATE TABLE {s}.admin_requests (
             id            bigserial PRIMARY KEY,
             execution_id  text NOT NULL,
-            action        text NOT NULL CHECK ({admin_action}),
+            action        text NOT NULL CHECK ({ADMIN_ACTION}),
             requested_at  bigint NOT NULL,
             applied_at    bigint,
             outcome       text
@@ -287,12 +385,14 @@ fn ddl(s: &str) -> String {
             execution_id   text NOT NULL,
             position       bigint NOT NULL,
             attempt        bigint NOT NULL,
-            status         text NOT NULL CHECK ({attempt_status}),
+            status         text NOT NULL CHECK ({ATTEMPT_STATUS}),
             started_at     bigint NOT NULL,
             ended_at       bigint,
             error_message  text,
             PRIMARY KEY (execution_id, position, attempt)
         );
+
+        {tables}
         "
     )
 }
@@ -300,6 +400,50 @@ fn ddl(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::{
+        AdminAction, AttemptStatus, EntryKind, ExecutionStatus, PauseCause, StepStatus,
+    };
+
+    fn quoted<T: Copy>(all: &[T], text: impl Fn(T) -> &'static str) -> Vec<String> {
+        all.iter().map(|v| format!("'{}'", text(*v))).collect()
+    }
+
+    #[test]
+    fn the_latest_schema_allows_every_value_of_this_build() {
+        for (check, values) in [
+            (
+                V3_EXECUTION_STATUS,
+                quoted(ExecutionStatus::ALL, ExecutionStatus::as_str),
+            ),
+            (V3_STEP_STATUS, quoted(StepStatus::ALL, StepStatus::as_str)),
+            (V3_KIND, quoted(EntryKind::ALL, EntryKind::as_str)),
+            (
+                ATTEMPT_STATUS,
+                quoted(AttemptStatus::ALL, AttemptStatus::as_str),
+            ),
+            (PAUSE_CAUSE, quoted(PauseCause::ALL, PauseCause::as_str)),
+            (ADMIN_ACTION, quoted(AdminAction::ALL, AdminAction::as_str)),
+        ] {
+            for value in values {
+                assert!(
+                    check.contains(&value),
+                    "{value} is missing from `{check}`: a new value needs a migration"
+                );
+            }
+        }
+        let ddl = ddl("s");
+        for check in [
+            V3_EXECUTION_STATUS,
+            V3_STEP_STATUS,
+            V3_KIND,
+            ATTEMPT_STATUS,
+            PAUSE_CAUSE,
+            ADMIN_ACTION,
+            V3_CLAIMABLE,
+        ] {
+            assert!(ddl.contains(check), "the new schema lacks `{check}`");
+        }
+    }
 
     #[test]
     fn schema_names_are_plain_identifiers() {

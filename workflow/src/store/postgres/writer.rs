@@ -12,6 +12,7 @@ use deadpool_postgres::{Object, Pool};
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 
+use super::inbox::{self, Took};
 use super::ops::{self, Statements};
 use super::queries;
 use super::worker::WorkerState;
@@ -20,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
 use crate::store::{
-    Claimed, Inserted, JournalOp, Loaded, NewExecution, Registered, Transition, Unfinished,
-    WorkflowRow,
+    Claimed, EntryAt, Inserted, JournalOp, Loaded, NewExecution, Registered, Transition,
+    Unfinished, WorkflowRow,
 };
 
 /// Most works committed in one transaction.
@@ -88,6 +89,9 @@ pub(super) enum Life {
     },
     Reap(Deferred<Vec<i64>>),
     FinishRequest(i64, String, i64, Deferred<()>),
+    /// A `recv` takes the oldest message of its topic at this time.
+    /// The entry's place, the type the workflow reads it as, the time.
+    TakeMessage(EntryAt, i32, i64, Deferred<Took>),
 }
 
 /// What the writer is sent; each carries the worker id it was made under.
@@ -509,6 +513,7 @@ impl Life {
             Life::ClaimOrphans { out, .. } => out.result = None,
             Life::Reap(out) => out.result = None,
             Life::FinishRequest(_, _, _, out) => out.result = None,
+            Life::TakeMessage(_, _, _, out) => out.result = None,
         }
     }
 
@@ -579,6 +584,10 @@ impl Life {
                 &mut out.result,
                 queries::finish_request(client, *request, outcome, *now).await,
             ),
+            Life::TakeMessage(at, entry_type, now, out) => keep(
+                &mut out.result,
+                inbox::take_message(client, at, *entry_type, owner, *now).await,
+            ),
         }
     }
 
@@ -600,6 +609,7 @@ impl Life {
             Life::ClaimOrphans { out, .. } => out.finish(committed),
             Life::Reap(out) => out.finish(committed),
             Life::FinishRequest(_, _, _, out) => out.finish(committed),
+            Life::TakeMessage(_, _, _, out) => out.finish(committed),
         }
     }
 }
