@@ -530,6 +530,7 @@ async fn downgrade_to_v2(db: &PgDb) {
              CREATE INDEX workflow_executions_claimable ON workflow_executions (created_at)
                  WHERE owner IS NULL AND status IN ('running', 'restarting', 'sleeping', 'panicked');
              DROP TABLE messages, events;
+             ALTER TABLE workflow_executions DROP COLUMN deadline_at;
              UPDATE meta SET value = '2' WHERE key = 'schema_version';",
         )
         .await

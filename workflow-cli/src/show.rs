@@ -54,6 +54,9 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
         ),
     );
     field("created", format!("{} UTC", format::time(info.created_at)));
+    if let Some(deadline) = info.deadline {
+        field("deadline", format!("{} UTC", format::time(deadline)));
+    }
     match info.completed_at {
         Some(done) => field(
             "ended",

@@ -94,7 +94,7 @@ async fn info_tells_the_mode_and_the_workflows() {
             .unwrap()
             .contains(&json!("greet"))
     );
-    assert_eq!(a.body["statuses"].as_array().unwrap().len(), 8);
+    assert_eq!(a.body["statuses"].as_array().unwrap().len(), 9);
 
     let admin = router(db.admin().await, HttpConfig::new().read_only(true));
     let a = send(&admin, get("/api/info")).await;

@@ -45,6 +45,8 @@ pub(crate) struct WorkflowConfig {
     pub(crate) name: Option<Setting<String>>,
     pub(crate) max_restarts: Option<Setting<u32>>,
     pub(crate) restart_delay: Option<Setting<Millis>>,
+    /// How long an execution may take, from its start.
+    pub(crate) timeout: Option<Setting<Millis>>,
     pub(crate) allow_nondeterministic: Option<Setting<bool>>,
     pub(crate) krate: Option<Setting<Path>>,
 }
@@ -161,12 +163,12 @@ pub(crate) fn parse_workflow_config(tokens: TokenStream) -> syn::Result<Workflow
                 flag_value(&ctx),
                 &mut errors,
             ),
+            Key::Timeout => ctx.store(&mut config.timeout, duration_value(&ctx, true), &mut errors),
             Key::Crate => ctx.store(&mut config.krate, path_value(&ctx), &mut errors),
             Key::MaxAttempts
             | Key::Backoff
             | Key::Exponential
             | Key::MaxBackoff
-            | Key::Timeout
             | Key::AtMostOnce => {}
         }
     }

@@ -48,6 +48,7 @@ use quote::quote;
 /// | `name = "..."` | non-empty string | registered name (default: the function's name) |
 /// | `max_restarts = N` | integer >= 0 | restarts after a panic before the execution fails |
 /// | `restart_delay = "5s"` | duration | wait before each restart |
+/// | `timeout = "1h"` | duration > 0 | each execution's deadline, from its start: past it, it is cancelled at its next boundary (`RunError::DeadlineExceeded`) |
 /// | `allow_nondeterministic` or `allow_nondeterministic = true/false` | flag | turns the [determinism lint](#determinism-lint) off for the whole body |
 /// | `crate = "path"` | path | where the runtime crate is, if renamed in `Cargo.toml` |
 ///

@@ -69,6 +69,8 @@ pub(crate) struct WorkflowOptions {
     pub(crate) name: String,
     pub(crate) max_restarts: Option<u32>,
     pub(crate) restart_delay: Option<Millis>,
+    /// `timeout`: the deadline of each execution, from its start.
+    pub(crate) timeout: Option<Millis>,
     /// `allow_nondeterministic`: the determinism lint is off for the whole body.
     pub(crate) allow_nondeterministic: bool,
     pub(crate) krate: Path,
@@ -286,6 +288,7 @@ fn freeze_workflow_options(config: WorkflowConfig, item: &ItemFn) -> WorkflowOpt
         name: name_or_ident(config.name, item),
         max_restarts: value(config.max_restarts),
         restart_delay: value(config.restart_delay),
+        timeout: value(config.timeout),
         allow_nondeterministic: value(config.allow_nondeterministic).unwrap_or(false),
         krate: crate_path(config.krate),
     }

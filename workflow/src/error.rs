@@ -566,6 +566,11 @@ pub enum RunError<E> {
     Workflow(E),
     /// The execution was cancelled.
     Cancelled,
+    /// The execution's deadline passed
+    /// ([`StartOptions::timeout`](crate::StartOptions::timeout),
+    /// `#[workflow(timeout = "...")]`): it was cancelled at its next
+    /// boundary. The reason names the deadline.
+    DeadlineExceeded(String),
     /// The execution failed for a reason that is not the workflow's error:
     /// its panic budget ran out, or a runtime failure its error type could not hold.
     Failed(String),
@@ -582,6 +587,7 @@ impl<E: fmt::Debug> fmt::Display for RunError<E> {
         match self {
             RunError::Workflow(e) => write!(f, "workflow returned an error: {e:?}"),
             RunError::Cancelled => f.write_str("execution was cancelled"),
+            RunError::DeadlineExceeded(reason) => write!(f, "execution was cancelled: {reason}"),
             RunError::Failed(reason) => write!(f, "execution failed: {reason}"),
             RunError::Paused(reason) => write!(f, "execution is paused: {reason}"),
             RunError::Runtime(e) => write!(f, "runtime error: {e}"),

@@ -109,6 +109,7 @@ impl<W: Workflow> Handle<W> {
                     error: t.error.as_deref(),
                     value_type: t.value_type,
                     message: t.message.as_deref(),
+                    deadline_passed: t.deadline_passed,
                 };
                 if let Some(result) = self.outcome(end).await {
                     return result;
@@ -139,6 +140,11 @@ impl<W: Workflow> Handle<W> {
                     error: row.error.as_deref(),
                     value_type: row.output_type,
                     message: row.error_message.as_deref(),
+                    // Cancelled once its deadline had passed.
+                    deadline_passed: row
+                        .deadline_at
+                        .zip(row.completed_at)
+                        .is_some_and(|(deadline, ended)| ended >= deadline),
                 };
                 if let Some(result) = self.outcome(end).await {
                     return result;
@@ -200,6 +206,9 @@ impl<W: Workflow> Handle<W> {
                 }
                 None => RunError::Failed(message()),
             }),
+            ExecutionStatus::Cancelled if end.deadline_passed => {
+                Err(RunError::DeadlineExceeded(message()))
+            }
             ExecutionStatus::Cancelled => Err(RunError::Cancelled),
             ExecutionStatus::Paused => Err(RunError::Paused(message())),
             _ => return None,
@@ -217,4 +226,6 @@ struct End<'a> {
     /// Which type wrote `output` or `error`, when recorded.
     value_type: Option<i32>,
     message: Option<&'a str>,
+    /// A cancel because the deadline passed.
+    deadline_passed: bool,
 }

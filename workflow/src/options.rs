@@ -53,6 +53,9 @@ pub struct StartOptions {
     pub max_restarts: Option<u32>,
     /// Wait before a restart.
     pub restart_delay: Option<Duration>,
+    /// How long the execution may take, from its start; see
+    /// [`StartOptions::timeout`].
+    pub timeout: Option<Duration>,
 }
 
 impl StartOptions {
@@ -76,6 +79,18 @@ impl StartOptions {
     /// Sets the restart delay.
     pub fn restart_delay(mut self, delay: Duration) -> Self {
         self.restart_delay = Some(delay);
+        self
+    }
+
+    /// Gives the execution a deadline: its start plus `timeout`, journaled
+    /// with it (restarts and recoveries keep it). Past it the execution
+    /// ends at its next boundary (a step call, a sleep, a `recv`, never in
+    /// the middle of a step) as cancelled, and
+    /// [`Handle::result`](crate::Handle::result) gives
+    /// [`RunError::DeadlineExceeded`](crate::RunError::DeadlineExceeded).
+    /// Overrides the workflow's `#[workflow(timeout = "...")]`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 }

@@ -141,8 +141,12 @@ pub struct ExecutionInfo {
     pub error_message: Option<String>,
     /// Restarts so far (0 on the first run).
     pub restart_attempt: u32,
-    /// When a sleeping execution wakes.
+    /// When a sleeping execution wakes (or a waiting one gives up).
     pub wake_at: Option<SystemTime>,
+    /// When it must end by, if it was started with a timeout
+    /// ([`StartOptions::timeout`](crate::StartOptions::timeout),
+    /// `#[workflow(timeout = "...")]`).
+    pub deadline: Option<SystemTime>,
     /// When it was started.
     pub created_at: SystemTime,
     /// When its row last changed.
@@ -396,5 +400,45 @@ pub(crate) fn from_millis(ms: i64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
     } else {
         UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+/// Unix milliseconds as RFC 3339 in UTC with milliseconds
+/// (`2025-11-25T18:48:03.120Z`), for messages; years outside 0 to 9999
+/// are clamped to them.
+pub(crate) fn format_millis(ms: i64) -> String {
+    const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    const MIN: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+    let ms = ms.clamp(MIN, MAX);
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn millis_format_as_rfc_3339() {
+        use super::format_millis;
+        assert_eq!(format_millis(1_764_096_483_120), "2025-11-25T18:48:03.120Z");
+        assert_eq!(format_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_millis(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(format_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_millis(i64::MAX), "9999-12-31T23:59:59.999Z");
     }
 }

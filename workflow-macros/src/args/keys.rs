@@ -29,6 +29,7 @@ impl AttrKind {
                 Key::Name,
                 Key::MaxRestarts,
                 Key::RestartDelay,
+                Key::Timeout,
                 Key::AllowNondeterministic,
                 Key::Crate,
             ],

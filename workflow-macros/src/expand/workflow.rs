@@ -62,6 +62,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let fn_name = ident.unraw().to_string();
     let max_restarts = count(options.max_restarts);
     let restart_delay = duration(options.restart_delay);
+    let timeout = duration(options.timeout);
 
     let struct_docs = if docs.is_empty() {
         let doc = format!(
@@ -250,6 +251,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
                         },
                         max_restarts: #max_restarts,
                         restart_delay: #restart_delay,
+                        timeout: #timeout,
                         run: #ident::__workflow_run,
                         input_type: || ::core::any::type_name::<(#(#field_tys_input,)*)>(),
                         output_type: || ::core::any::type_name::<#ok_ty>(),

@@ -150,6 +150,7 @@ impl Engine {
                 journal,
                 recovered: false,
                 dry: Some(Arc::clone(names)),
+                deadline: None,
             },
         ));
         let ctx = Context {

@@ -46,6 +46,7 @@ impl Engine {
         })?;
         let input_type = TypeTag::named((descriptor.input_type)());
         self.note_type(input_type).await;
+        let now = self.now_millis();
         let new = NewExecution {
             id: id.clone(),
             workflow: descriptor.name,
@@ -57,8 +58,13 @@ impl Engine {
             codec,
             input: input.clone(),
             options: options_json,
-            now: self.now_millis(),
+            now,
+            deadline_at: options
+                .timeout
+                .or(descriptor.timeout)
+                .map(|t| now.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX))),
         };
+        let new_deadline = new.deadline_at;
         match self.store.insert_execution(new).await? {
             Inserted::Existing { workflow } if workflow != descriptor.name => {
                 return Err(Error::IdConflict {
@@ -80,6 +86,7 @@ impl Engine {
                         options,
                         restart_attempt: 0,
                         journal: Vec::new(),
+                        deadline_at: new_deadline,
                         input_type: Some(input_type.hash),
                     };
                     self.launch(claim, ready, false);

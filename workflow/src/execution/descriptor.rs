@@ -20,6 +20,8 @@ pub struct WorkflowDescriptor {
     pub package_version: &'static str,
     pub max_restarts: Option<u32>,
     pub restart_delay: Option<Duration>,
+    /// `#[workflow(timeout = "...")]`: how long an execution may take.
+    pub timeout: Option<Duration>,
     pub run: fn(Context, Payload) -> BoxFuture,
     /// The type name of the tuple of the workflow's arguments: what its
     /// input's fingerprint is made of.

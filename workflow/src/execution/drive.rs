@@ -36,6 +36,8 @@ pub(crate) struct Ready {
     pub journal: Vec<Entry>,
     /// Which types the input was written as, if recorded.
     pub input_type: Option<i32>,
+    /// When the execution must end by (Unix ms).
+    pub deadline_at: Option<i64>,
 }
 
 impl Ready {
@@ -50,6 +52,7 @@ impl Ready {
             input: row.input,
             restart_attempt: row.restart_attempt,
             input_type: row.input_type,
+            deadline_at: row.deadline_at,
             journal,
         })
     }
@@ -152,6 +155,7 @@ impl Engine {
             journal: ready.journal,
             recovered,
             dry: None,
+            deadline: ready.deadline_at,
         };
         let exec = Arc::new(Execution::new(
             Arc::clone(self),

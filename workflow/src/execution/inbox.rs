@@ -155,7 +155,7 @@ impl Execution {
                 self.suspend_waiting(&at.name, deadline).await;
                 continue;
             }
-            let wake = deadline.unwrap_or(i64::MAX).min(suspend_at);
+            let wake = self.until_deadline(deadline.unwrap_or(i64::MAX).min(suspend_at));
             tokio::select! {
                 () = mail => {}
                 () = self.engine.clock.sleep_until(from_millis(wake)) => {}
@@ -174,19 +174,24 @@ impl Execution {
     async fn suspend_waiting(&self, topic: &str, deadline: Option<i64>) {
         tracing::debug!(execution = %self.id, topic, deadline, "suspending until a message arrives");
         let reason = format!("waiting for a message on topic `{topic}`");
+        // The execution's own deadline wakes it too: its boundary ends it.
+        let wake_at = match deadline {
+            Some(d) => Some(self.until_deadline(d)),
+            None => self.deadline,
+        };
         self.engine
             .set_status(
                 &self.id,
                 ExecutionStatus::Waiting,
-                Transition::waiting(deadline, reason),
+                Transition::waiting(wake_at, reason),
             )
             .await;
         // A message sent before the status was committed found the
         // execution running and woke nothing: this run takes it.
         match self.engine.store.has_message(&self.id, topic).await {
             Ok(false) => {
-                if let Some(deadline) = deadline {
-                    self.engine.timers.add_wake(deadline, self.id.clone());
+                if let Some(at) = wake_at {
+                    self.engine.timers.add_wake(at, self.id.clone());
                 }
                 self.halt().await
             }

@@ -46,6 +46,9 @@ pub(crate) struct Execution {
     /// runs past the journal and nothing is written; what would park the
     /// execution is kept here instead.
     pub(super) dry: Option<Dry>,
+    /// When the execution must end by (Unix ms): past it, the next
+    /// boundary cancels it.
+    pub(super) deadline: Option<i64>,
 }
 
 /// What an execution is launched with.
@@ -60,6 +63,8 @@ pub(crate) struct Launch {
     /// Replayed dry, for the pre-deploy check, with the database's type
     /// names.
     pub dry: Option<Arc<std::collections::HashMap<i32, String>>>,
+    /// When it must end by (Unix ms).
+    pub deadline: Option<i64>,
 }
 
 impl Execution {
@@ -79,6 +84,7 @@ impl Execution {
             recovered: AtomicBool::new(launch.recovered),
             ending: AtomicBool::new(false),
             dry: launch.dry.map(Dry::new),
+            deadline: launch.deadline,
         }
     }
 
@@ -114,6 +120,24 @@ impl Execution {
         if self.engine.store.disowned(&self.id) {
             // Another worker runs it now (a shared database): write nothing.
             tracing::warn!(execution = %self.id, "execution taken over by another worker; stopped here");
+            self.halt().await
+        }
+        if let Some(deadline) = self.deadline
+            && self.now_millis() >= deadline
+        {
+            let reason = format!(
+                "deadline exceeded: the execution had to end by {}",
+                crate::record::format_millis(deadline)
+            );
+            tracing::info!(execution = %self.id, %reason, "execution cancelled");
+            let transition = Transition {
+                message: Some(reason),
+                deadline_passed: true,
+                ..Transition::default()
+            };
+            self.engine
+                .set_status(&self.id, ExecutionStatus::Cancelled, transition)
+                .await;
             self.halt().await
         }
         if self.cancel.load(Ordering::SeqCst) {
@@ -159,6 +183,8 @@ impl Execution {
             if left > self.engine.defaults.suspend_after {
                 self.suspend(wake_at).await
             }
+            // The deadline ends the wait early: the boundary cancels.
+            let wake_at = self.until_deadline(wake_at);
             let interrupted = self.interrupt.notified();
             tokio::pin!(interrupted);
             interrupted.as_mut().enable();
@@ -174,6 +200,7 @@ impl Execution {
     /// with the wake time, the scheduler gets a timer, and the workflow
     /// future is dropped.
     pub(super) async fn suspend(&self, wake_at: i64) -> ! {
+        let wake_at = self.until_deadline(wake_at);
         tracing::debug!(execution = %self.id, wake_at, "suspending");
         self.engine
             .set_status(
@@ -188,6 +215,12 @@ impl Execution {
 
     pub(crate) fn now_millis(&self) -> i64 {
         self.engine.now_millis()
+    }
+
+    /// `wake_at`, or the execution's deadline when that comes first: a
+    /// wait wakes for the deadline, and the next boundary ends it.
+    pub(super) fn until_deadline(&self, wake_at: i64) -> i64 {
+        self.deadline.map_or(wake_at, |d| wake_at.min(d))
     }
 
     /// Parks the execution as `paused` for `cause`, then never returns: the

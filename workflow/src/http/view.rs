@@ -79,8 +79,11 @@ pub struct ExecutionView {
     pub error_message: Option<String>,
     /// Restarts so far (0 on the first run).
     pub restart_attempt: u32,
-    /// When a sleeping execution wakes.
+    /// When a sleeping execution wakes (or a waiting one gives up).
     pub wake_at: Option<String>,
+    /// When it must end by, if it has a timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
     /// When it was started.
     pub created_at: String,
     /// When its row last changed.
@@ -127,6 +130,7 @@ impl ExecutionView {
             error_message: info.error_message.clone(),
             restart_attempt: info.restart_attempt,
             wake_at: info.wake_at.map(format_time),
+            deadline: info.deadline.map(format_time),
             created_at: format_time(info.created_at),
             updated_at: format_time(info.updated_at),
             completed_at: info.completed_at.map(format_time),

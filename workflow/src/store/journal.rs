@@ -314,6 +314,8 @@ pub(crate) struct NewExecution {
     pub input: Vec<u8>,
     pub options: String,
     pub now: i64,
+    /// When the execution must end by (Unix ms): its start plus its timeout.
+    pub deadline_at: Option<i64>,
 }
 
 /// What inserting an execution found.
@@ -347,6 +349,8 @@ pub(crate) struct ExecutionRow {
     /// Which type the output or error was written as; `None` when there is
     /// none, or it was not recorded.
     pub output_type: Option<i32>,
+    /// When it must end by (Unix ms), if it has a timeout.
+    pub deadline_at: Option<i64>,
 }
 
 /// An execution loaded to be driven: its row and its whole journal.
@@ -392,6 +396,9 @@ pub(crate) struct Transition {
     pub message: Option<String>,
     pub cause: Option<PauseCause>,
     pub wake_at: Option<i64>,
+    /// A cancel because the execution's deadline passed (not stored: the
+    /// row tells it by its deadline; this tells the waiters of its end).
+    pub deadline_passed: bool,
 }
 
 impl Transition {

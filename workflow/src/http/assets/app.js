@@ -417,6 +417,7 @@
     item(e.completed_at ? 'Took' : 'Elapsed', fmtDuration(e.duration_ms));
     if (e.status === 'sleeping' && e.wake_at) item('Wakes', `in ${fmtDuration(ms(e.wake_at) - now)}`, e.wake_at);
     if (e.status === 'waiting' && e.wake_at) item('Gives up', `in ${fmtDuration(ms(e.wake_at) - now)}`, e.wake_at);
+    if (e.deadline) item('Deadline', fmtDate(ms(e.deadline)), e.deadline);
     const steps = e.steps.filter((s) => s.kind === 'step');
     const attempts = steps.reduce((n, s) => n + s.attempts, 0);
     item('Steps', `${steps.length} · ${attempts} attempt${attempts === 1 ? '' : 's'}`);

@@ -56,8 +56,8 @@ pub(super) async fn insert_execution(
         client,
         "INSERT INTO workflow_executions
              (id, workflow_name, status, codec, input, options, created_at, updated_at, owner, claim_seq,
-              app_version, input_type)
-         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8, $9)
+              app_version, input_type, deadline_at)
+         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8, $9, $10)
          ON CONFLICT (id) DO NOTHING",
         &[
             &e.id.as_str(),
@@ -69,6 +69,7 @@ pub(super) async fn insert_execution(
             &owner,
             &e.app_version,
             &e.input_type,
+            &e.deadline_at,
         ],
     )
     .await?;
@@ -89,7 +90,7 @@ pub(super) async fn insert_execution(
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
      options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version, input_type,
-     output_type, owner";
+     output_type, owner, deadline_at";
 
 fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
     let codec = super::codec(r.try_get(3)?)?;
@@ -111,6 +112,7 @@ fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
         app_version: r.try_get(14)?,
         input_type: r.try_get(15)?,
         output_type: r.try_get(16)?,
+        deadline_at: r.try_get(18)?,
     })
 }
 
@@ -681,6 +683,7 @@ async fn load_info_unguarded(client: &Client, id: &ExecutionId) -> PgResult<Opti
         error_message: row.error_message,
         restart_attempt: row.restart_attempt,
         wake_at: row.wake_at.map(from_millis),
+        deadline: row.deadline_at.map(from_millis),
         created_at: from_millis(row.created_at),
         updated_at: from_millis(row.updated_at),
         completed_at: row.completed_at.map(from_millis),

@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 /// (`step_executions.value_type`, named in `value_types`), and the type
 /// of each execution's input (`workflow_executions.input_type`). 3:
 /// messages and events (`messages`, `events`, entries of kind `recv` and
-/// `event`, the statuses `waiting` of executions and entries).
+/// `event`, the statuses `waiting` of executions and entries), and each
+/// execution's deadline (`workflow_executions.deadline_at`).
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The oldest version that holds messages: sending needs it.
@@ -106,11 +107,18 @@ pub(crate) fn read_as_current(schema: &str, version: i64) -> Option<String> {
     if version < 2 {
         batch.push_str(&format!(
             "CREATE TEMP VIEW workflow_executions AS
-                 SELECT *, NULL::integer AS input_type, NULL::integer AS output_type
+                 SELECT *, NULL::integer AS input_type, NULL::integer AS output_type,
+                        NULL::bigint AS deadline_at
                  FROM {schema}.workflow_executions;
              CREATE TEMP VIEW step_executions AS
                  SELECT *, NULL::integer AS value_type FROM {schema}.step_executions;
              CREATE TEMP TABLE value_types (hash integer PRIMARY KEY, name text NOT NULL);"
+        ));
+    }
+    if version == 2 {
+        batch.push_str(&format!(
+            "CREATE TEMP VIEW workflow_executions AS
+                 SELECT *, NULL::bigint AS deadline_at FROM {schema}.workflow_executions;"
         ));
     }
     if version < 3 {
@@ -226,6 +234,7 @@ fn migrations(s: &str, found: i64) -> String {
                  ADD CONSTRAINT step_executions_status_check CHECK ({V3_STEP_STATUS}),
                  DROP CONSTRAINT step_executions_kind_check,
                  ADD CONSTRAINT step_executions_kind_check CHECK ({V3_KIND});
+             ALTER TABLE {s}.workflow_executions ADD COLUMN deadline_at bigint;
              DROP INDEX {s}.workflow_executions_claimable;
              CREATE INDEX workflow_executions_claimable ON {s}.workflow_executions (created_at)
                  WHERE {V3_CLAIMABLE};
@@ -308,7 +317,8 @@ fn ddl(s: &str) -> String {
             claim_seq          bigint NOT NULL DEFAULT 0,
             app_version        text NOT NULL DEFAULT '',
             input_type         integer,
-            output_type        integer
+            output_type        integer,
+            deadline_at        bigint
         ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);
         CREATE INDEX workflow_executions_by_status ON {s}.workflow_executions (status, created_at);
         CREATE INDEX workflow_executions_by_created ON {s}.workflow_executions (created_at, seq);

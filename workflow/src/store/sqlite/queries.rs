@@ -22,9 +22,9 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
         .prepare_cached(
             "INSERT INTO workflow_executions
                  (id, workflow_name, status, codec, input, options, created_at, updated_at, app_version,
-                  input_type)
+                  input_type, deadline_at)
              VALUES (:id, :workflow, 'running', :codec, :input, :options, :now, :now, :app_version,
-                     :input_type)
+                     :input_type, :deadline_at)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(named_params! {
@@ -36,6 +36,7 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
             ":now": e.now,
             ":app_version": e.app_version,
             ":input_type": e.input_type,
+            ":deadline_at": e.deadline_at,
         })?;
     if inserted == 1 {
         return Ok(Inserted::Created);
@@ -49,7 +50,7 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
      options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version,
-     input_type, output_type";
+     input_type, output_type, deadline_at";
 
 fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
     let codec_name: String = r.get(3)?;
@@ -78,6 +79,7 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
         app_version: r.get(14)?,
         input_type: r.get(15)?,
         output_type: r.get(16)?,
+        deadline_at: r.get(17)?,
     })
 }
 
@@ -426,6 +428,7 @@ fn load_info_unguarded(
         error_message: row.error_message,
         restart_attempt: row.restart_attempt,
         wake_at: row.wake_at.map(from_millis),
+        deadline: row.deadline_at.map(from_millis),
         created_at: from_millis(row.created_at),
         updated_at: from_millis(row.updated_at),
         completed_at: row.completed_at.map(from_millis),

@@ -44,11 +44,17 @@ pub(super) fn read_as_current(conn: &Connection, version: i64) -> Result<()> {
         conn.execute_batch(
             "CREATE TEMP VIEW workflow_executions AS
                  SELECT rowid AS rowid, *, '' AS app_version, NULL AS input_type,
-                        NULL AS output_type
+                        NULL AS output_type, NULL AS deadline_at
                  FROM main.workflow_executions;
              CREATE TEMP VIEW step_executions AS
                  SELECT *, NULL AS value_type FROM main.step_executions;
              CREATE TEMP TABLE value_types (hash INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+        )?;
+    }
+    if version == 2 {
+        conn.execute_batch(
+            "CREATE TEMP VIEW workflow_executions AS
+                 SELECT rowid AS rowid, *, NULL AS deadline_at FROM main.workflow_executions;",
         )?;
     }
     if version < 3 {
@@ -667,7 +673,8 @@ fn schema_v2() -> String {
 /// The statuses of entries as versions 1 and 2 had them.
 const V2_STEP_STATUS: &str = "status = 'pending' OR status = 'running' OR status = 'completed' OR status = 'failed' OR status = 'sleeping' OR status = 'retrying'";
 
-/// Version 3: messages and events. The CHECK constraints of both status
+/// Version 3: messages and events, and each execution's deadline
+/// (`deadline_at`, from its timeout). The CHECK constraints of both status
 /// columns and of `kind` widen, so `workflow_executions` and
 /// `step_executions` are rebuilt (a copy of each, inside the migration's
 /// transaction, with the indexes made again). Besides this build's kinds,
@@ -698,7 +705,8 @@ const SCHEMA_V3: &str = "
         completed_at       INTEGER,
         app_version        TEXT NOT NULL DEFAULT '',
         input_type         INTEGER,
-        output_type        INTEGER
+        output_type        INTEGER,
+        deadline_at        INTEGER
     ) STRICT;
     INSERT INTO workflow_executions_v3
         (id, workflow_name, status, codec, input, output, error, error_message, options,
