@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use replayflow::{Delivery, EntryKind, Runtime, SendOptions, StepStatus};
 
+/// The tests here kill real processes: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn worker(db: &Path, ledger: &Path, n: u32) -> Child {
     Command::new(env!("CARGO_BIN_EXE_crash-worker"))
         .args([
@@ -54,6 +57,7 @@ async fn send(db: &Path, n: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_taken_once_and_in_order_across_kills() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("inbox.db");
     let ledger = dir.path().join("ledger.txt");
@@ -134,4 +138,78 @@ async fn started(db: &Path) -> bool {
         return false;
     };
     admin.status("inbox-1").await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_read_live_across_a_kill_loses_and_repeats_nothing() {
+    let _serial = SERIAL.lock().await;
+    use futures_util::StreamExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stream.db");
+    let n: u32 = 60;
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+            .args(["streamer", db.to_str().unwrap(), &n.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the worker")
+    };
+    let mut child = spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let admin = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never started stream-1"
+        );
+        if let Ok(admin) = Runtime::builder().path(&db).admin().open().await
+            && admin.status("stream-1").await.is_ok()
+        {
+            break admin;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // A reader in this process, live, while the worker dies and comes back.
+    let reader = tokio::spawn(async move {
+        admin
+            .read_stream::<u32>("stream-1", "ticks")
+            .map(|v| v.expect("a value"))
+            .collect::<Vec<u32>>()
+            .await
+    });
+    let status = admin_status(&db).await;
+    assert!(!status.is_terminal(), "{status}");
+    // Killed once some values are out.
+    while stream_len(&db).await < 10 {
+        assert!(Instant::now() < deadline, "the stream never grew");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = spawn().wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("result: {n}")));
+    let read = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the reader ended")
+        .unwrap();
+    assert_eq!(
+        read,
+        (0..n).collect::<Vec<_>>(),
+        "every value once, in order"
+    );
+}
+
+async fn admin_status(db: &Path) -> replayflow::ExecutionStatus {
+    let admin = Runtime::builder().path(db).admin().open().await.unwrap();
+    admin.status("stream-1").await.unwrap().status
+}
+
+async fn stream_len(db: &Path) -> usize {
+    let admin = Runtime::builder().path(db).admin().open().await.unwrap();
+    let info = admin.status("stream-1").await.unwrap();
+    info.steps
+        .iter()
+        .filter(|e| e.kind == EntryKind::Stream)
+        .count()
 }

@@ -501,3 +501,122 @@ both_stores!(
         rt.shutdown().await.unwrap();
     }
 );
+
+// ---- streams ----------------------------------------------------------------
+
+/// Streams `n` values, waiting for a `next` message before each one after
+/// the first, then closes the stream (or leaves it open, to end with the
+/// execution).
+#[workflow]
+async fn streamer(ctx: Context, n: u32, close: bool) -> Result<u32, AnyError> {
+    for i in 0..n {
+        if i > 0 {
+            ctx.recv::<()>("next").await;
+        }
+        ctx.write_stream("progress", &i).await;
+    }
+    if close {
+        ctx.close_stream("progress").await;
+        ctx.recv::<()>("finish").await;
+    }
+    Ok(n)
+}
+
+both_stores!(
+    a_stream_is_read_live_in_order_once_and_ends_at_its_close,
+    threads = 2,
+    |db| async move {
+        use futures_util::StreamExt;
+        let rt = db
+            .builder()
+            .suspend_after(Duration::from_millis(50))
+            .open()
+            .await
+            .unwrap();
+        let handle = streamer::start(&rt, "live-stream", 4, true).await.unwrap();
+        let mut reader = Box::pin(rt.read_stream::<u32>("live-stream", "progress"));
+        for i in 0..4u32 {
+            let got = within(reader.next()).await.unwrap().unwrap();
+            assert_eq!(got, i, "in order, each once");
+            if i < 3 {
+                handle.send("next", &()).await.unwrap();
+            }
+        }
+        // Closed while the execution goes on: the reader ends.
+        assert!(within(reader.next()).await.is_none());
+        handle.send("finish", &()).await.unwrap();
+        assert_eq!(within(handle.result()).await.unwrap(), 4);
+
+        // From an offset, with the offsets.
+        let tail: Vec<(u64, u32)> = rt
+            .read_stream_from::<u32>("live-stream", "progress", 2)
+            .map(|v| v.unwrap())
+            .collect()
+            .await;
+        assert_eq!(tail, [(2, 2), (3, 3)]);
+        // An unknown execution is an error, once.
+        let unknown: Vec<_> = rt.read_stream::<u32>("nobody", "progress").collect().await;
+        assert!(matches!(unknown.as_slice(), [Err(Error::NotFound(_))]));
+        rt.shutdown().await.unwrap();
+    }
+);
+
+both_stores!(
+    a_stream_ends_with_its_execution_and_a_replay_writes_nothing_again,
+    |db| async move {
+        use futures_util::StreamExt;
+        let clock = clock();
+        let open = || async {
+            db.builder()
+                .clock(clock.clone())
+                .suspend_after(Duration::ZERO)
+                .open()
+                .await
+                .unwrap()
+        };
+        let rt = open().await;
+        streamer::start(&rt, "restream", 3, false).await.unwrap();
+        wait_for_status(&rt, "restream", ExecutionStatus::Waiting).await;
+        rt.shutdown().await.unwrap();
+        drop(rt);
+
+        // Replayed by the next worker: the first value is not written again.
+        let rt = open().await;
+        rt.send("restream", "next", &()).await.unwrap();
+        rt.send("restream", "next", &()).await.unwrap();
+        assert_eq!(
+            within(rt.handle::<streamer>("restream").result())
+                .await
+                .unwrap(),
+            3
+        );
+        let values: Vec<u32> = rt
+            .read_stream::<u32>("restream", "progress")
+            .map(|v| v.unwrap())
+            .collect()
+            .await;
+        assert_eq!(values, [0, 1, 2], "never closed: ends with the execution");
+        let entries = rt.status("restream").await.unwrap().steps;
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::Stream)
+                .count(),
+            3
+        );
+        // A value read as another shape is an error, and ends the reading.
+        let wrong: Vec<_> = rt
+            .read_stream::<String>("restream", "progress")
+            .collect()
+            .await;
+        assert_eq!(wrong.len(), 1);
+        assert!(
+            wrong[0]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("stream `progress`")
+        );
+        rt.shutdown().await.unwrap();
+    }
+);

@@ -15,7 +15,8 @@
 //! `filled`, and wait to be killed; or `crash-worker inbox <db> <ledger>
 //! <n>`: start (or attach to) `inbox-1`, which takes `n` messages, and
 //! print its result; or `crash-worker open-only <db>`: open (migrating it)
-//! and shut down.
+//! and shut down; or `crash-worker streamer <db> <n>`: start (or attach
+//! to) `stream-1`, which streams `n` values.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -355,9 +356,35 @@ async fn inbox_flow(ctx: Context, ledger: String, n: u32) -> Result<u64, AnyErro
     Ok(sum)
 }
 
+#[step]
+async fn tick(i: u32) -> Result<u32, AnyError> {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    Ok(i)
+}
+
+/// Streams `n` values, each after a step, then closes the stream.
+#[workflow]
+async fn stream_flow(ctx: Context, n: u32) -> Result<u32, AnyError> {
+    for i in 0..n {
+        let v = tick(i).await?;
+        ctx.write_stream("ticks", &v).await;
+    }
+    ctx.close_stream("ticks").await;
+    Ok(n)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, db, n] = args.as_slice()
+        && mode == "streamer"
+    {
+        let rt = Runtime::open(db).await?;
+        let handle = stream_flow::start(&rt, "stream-1", n.parse()?).await?;
+        println!("result: {}", handle.result().await?);
+        rt.shutdown().await?;
+        return Ok(());
+    }
     if let [_, mode, db] = args.as_slice()
         && mode == "open-only"
     {

@@ -895,3 +895,53 @@ async fn messages_are_sent_and_events_read_through_the_api() {
     assert!(e.contains("takes no more messages"), "{e}");
     rt.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stream_is_served_as_server_sent_events_resumable_by_last_event_id() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    let app = router(rt.clone(), HttpConfig::new());
+    let handle = support::ticker::start(&rt, "t-1").await.unwrap();
+    assert_eq!(within(handle.result()).await.unwrap(), 3);
+
+    let all = send(&app, get("/api/executions/t-1/streams/ticks")).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    assert_eq!(all.headers[header::CONTENT_TYPE], "text/event-stream");
+    let events: Vec<&str> = all.text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(
+        events,
+        [
+            "id: 0\ndata: 0",
+            "id: 1\ndata: 10",
+            "id: 2\ndata: 20",
+            "event: end\ndata: end"
+        ],
+        "{}",
+        all.text
+    );
+
+    let resume = Request::get("/api/executions/t-1/streams/ticks")
+        .header(header::HOST, HOST)
+        .header("last-event-id", "1")
+        .body(Body::empty())
+        .unwrap();
+    let rest = send(&app, resume).await;
+    assert!(
+        rest.text.starts_with("id: 2\ndata: 20\n\n"),
+        "{}",
+        rest.text
+    );
+
+    let bad = Request::get("/api/executions/t-1/streams/ticks")
+        .header(header::HOST, HOST)
+        .header("last-event-id", "yesterday")
+        .body(Body::empty())
+        .unwrap();
+    let e = error(&send(&app, bad).await, StatusCode::BAD_REQUEST);
+    assert!(e.contains("Last-Event-ID"), "{e}");
+    error(
+        &send(&app, get("/api/executions/nobody/streams/ticks")).await,
+        StatusCode::NOT_FOUND,
+    );
+    rt.shutdown().await.unwrap();
+}

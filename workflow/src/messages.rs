@@ -333,6 +333,135 @@ impl Runtime {
     }
 }
 
+/// How many rows of a stream one read takes.
+const STREAM_PAGE: u32 = 256;
+
+/// How often a stream reader looks for values written by another process
+/// (values written in this process are told at once).
+const STREAM_POLL: Duration = Duration::from_millis(250);
+
+/// Where a stream reader stands.
+struct StreamCursor {
+    rt: Runtime,
+    id: ExecutionId,
+    key: String,
+    next: i64,
+    rows: std::collections::VecDeque<crate::store::StreamRow>,
+    codec: Codec,
+    done: bool,
+    watch: crate::execution::WatchGuard,
+}
+
+impl StreamCursor {
+    /// The next value with its offset, `None` at the end of the stream.
+    async fn next<T: DeserializeOwned>(&mut self) -> Option<Result<(u64, T)>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(row) = self.rows.pop_front() {
+                let Some(value) = row.value else {
+                    self.done = true;
+                    return None;
+                };
+                self.next = row.seq + 1;
+                let offset = u64::try_from(row.seq).unwrap_or(0);
+                let what = || {
+                    format!(
+                        "value {offset} of stream `{}` of execution `{}`",
+                        self.key, self.id
+                    )
+                };
+                let decoded = self.codec.decode(&value, what).map_err(Error::from);
+                if decoded.is_err() {
+                    self.done = true;
+                }
+                return Some(decoded.map(|v| (offset, v)));
+            }
+            // Registered before the read: a write in between is not missed.
+            let changed = self.watch.watch.notify.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let read = self
+                .rt
+                .engine
+                .store
+                .stream_rows(&self.id, &self.key, self.next, STREAM_PAGE)
+                .await;
+            let read = match read {
+                Ok(Some(read)) => read,
+                Ok(None) => {
+                    self.done = true;
+                    return Some(Err(Error::NotFound(self.id.clone())));
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            self.codec = read.codec;
+            if read.rows.is_empty() {
+                // The status was read first: an execution that had ended
+                // had written every row it ever will.
+                if read.status.is_terminal() {
+                    self.done = true;
+                    return None;
+                }
+                let _ = tokio::time::timeout(STREAM_POLL, changed).await;
+                continue;
+            }
+            self.rows.extend(read.rows);
+        }
+    }
+}
+
+impl Runtime {
+    /// The values of stream `key` of execution `id`
+    /// ([`Context::write_stream`](crate::Context::write_stream)), from the
+    /// first, as they are committed: an async [`Stream`](futures_util::Stream)
+    /// that yields each value once, in order, waits for more while the
+    /// execution runs, and ends when the stream is closed or the execution
+    /// has ended. A value written in this process is yielded at once, one
+    /// written by another process within a quarter of a second. An
+    /// unknown execution yields [`Error::NotFound`]; a value that does not
+    /// decode into `T` yields its codec error, and the stream ends.
+    pub fn read_stream<T: DeserializeOwned + Send + 'static>(
+        &self,
+        id: impl Into<ExecutionId>,
+        key: &str,
+    ) -> impl futures_util::Stream<Item = Result<T>> + Send + 'static {
+        use futures_util::StreamExt;
+        self.read_stream_from(id, key, 0)
+            .map(|item| item.map(|(_, value)| value))
+    }
+
+    /// Like [`Runtime::read_stream`], from value `offset` on (0 is the
+    /// first), each value with its offset: a reader that stops can go on
+    /// where it stopped.
+    pub fn read_stream_from<T: DeserializeOwned + Send + 'static>(
+        &self,
+        id: impl Into<ExecutionId>,
+        key: &str,
+        offset: u64,
+    ) -> impl futures_util::Stream<Item = Result<(u64, T)>> + Send + 'static {
+        let id = id.into();
+        let cursor = StreamCursor {
+            rt: self.clone(),
+            watch: self.engine.watch(&id),
+            id,
+            key: key.to_owned(),
+            next: i64::try_from(offset).unwrap_or(i64::MAX),
+            rows: std::collections::VecDeque::new(),
+            codec: self.engine.defaults.codec,
+            done: false,
+        };
+        futures_util::stream::unfold(cursor, |mut cursor| async move {
+            let item = cursor.next::<T>().await?;
+            Some((item, cursor))
+        })
+    }
+}
+
 impl<W: Workflow> Handle<W> {
     /// Sends `message` to this execution on `topic`; see [`Runtime::send`].
     pub async fn send<M: Serialize + ?Sized>(&self, topic: &str, message: &M) -> Result<Delivery> {

@@ -141,6 +141,9 @@ text_enum! {
         Recv = "recv",
         /// A value published by `Context::set_event` (its name is the key).
         Event = "event",
+        /// A value appended by `Context::write_stream`, or the end of the
+        /// stream (`Context::close_stream`, no value); its name is the key.
+        Stream = "stream",
     }
 }
 
@@ -265,7 +268,7 @@ mod tests {
     fn sql_check_names_every_value() {
         assert_eq!(
             EntryKind::sql_check("kind"),
-            "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch' OR kind = 'recv' OR kind = 'event'"
+            "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch' OR kind = 'recv' OR kind = 'event' OR kind = 'stream'"
         );
     }
 }

@@ -76,6 +76,16 @@ pub async fn mailbox(ctx: Context) -> Result<String, AnyError> {
     ))
 }
 
+/// Streams three values and closes the stream.
+#[workflow]
+pub async fn ticker(ctx: Context) -> Result<u32, AnyError> {
+    for i in 0..3u32 {
+        ctx.write_stream("ticks", &(i * 10)).await;
+    }
+    ctx.close_stream("ticks").await;
+    Ok(3)
+}
+
 /// Two failed attempts, then a result.
 #[workflow]
 pub async fn flaky(_ctx: Context) -> Result<u32, AnyError> {

@@ -238,7 +238,111 @@ impl Execution {
     }
 }
 
+impl Execution {
+    /// `Context::write_stream` (a value) and `Context::close_stream`
+    /// (none): journaled, so a replay appends nothing again.
+    async fn write_stream<V: Serialize + ?Sized>(
+        &self,
+        branch: &Arc<str>,
+        key: &str,
+        value: Option<&V>,
+    ) {
+        self.boundary().await;
+        let mut r = self.reserve(branch, key);
+        if let Some(entry) = self.recorded(&mut r, EntryKind::Stream).await {
+            if entry.output.is_some() != value.is_some() {
+                let (was, now) = match value {
+                    Some(_) => ("the end of", "writes to"),
+                    None => ("a value of", "closes"),
+                };
+                let reason = format!(
+                    "non-determinism in workflow `{}` at position {}: the journal recorded {was} stream `{key}` but the workflow now {now} it; no step body ran. Resume it with code that makes the recorded calls.",
+                    self.workflow, r.position
+                );
+                self.park_for(PauseCause::Nondeterminism, reason).await
+            }
+            return;
+        }
+        let (bytes, value_type) = match value {
+            Some(value) => {
+                let what = || format!("a value of stream `{key}`");
+                let bytes = match self.codec.encode(value, what) {
+                    Ok(b) => b,
+                    Err(e) => self.fail(e.to_string()).await,
+                };
+                let limit = self.engine.defaults.max_payload;
+                if bytes.len() > limit {
+                    let reason = format!(
+                        "a value of stream `{key}` is {} bytes, over the configured limit of {limit} bytes",
+                        bytes.len()
+                    );
+                    self.fail(reason).await
+                }
+                let tag = TypeTag::of::<V>();
+                self.engine.note_type(tag).await;
+                (Some(bytes), Some(tag.hash))
+            }
+            None => (None, None),
+        };
+        let op = JournalOp::WriteStream {
+            at: r.entry_at(&self.id, EntryKind::Stream),
+            value: bytes,
+            value_type,
+            now: self.now_millis(),
+        };
+        if let Err(e) = self.engine.store.commit(op).await {
+            self.journal_failed("a stream", &e).await
+        }
+        self.engine.notify_change(&self.id);
+    }
+}
+
 impl Context {
+    /// Appends `value` to stream `key` of this execution, for readers
+    /// outside it ([`Runtime::read_stream`](crate::Runtime::read_stream)):
+    /// committed before it returns, journaled, so a replay appends nothing
+    /// again. Readers get the values in the order written.
+    ///
+    /// ```
+    /// # use replayflow::{workflow, AnyError, Context, Runtime};
+    /// # use futures_util::StreamExt;
+    /// #[workflow]
+    /// async fn summarize(ctx: Context, words: Vec<String>) -> Result<usize, AnyError> {
+    ///     for word in &words {
+    ///         ctx.write_stream("tokens", word).await;
+    ///     }
+    ///     ctx.close_stream("tokens").await;
+    ///     Ok(words.len())
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// let words = vec!["durable".to_owned(), "streams".to_owned()];
+    /// summarize::start(&rt, "sum-1", words).await?;
+    /// let read: Vec<String> = rt
+    ///     .read_stream::<String>("sum-1", "tokens")
+    ///     .map(|v| v.unwrap())
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(read, ["durable", "streams"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_stream<V: Serialize + ?Sized>(&self, key: &str, value: &V) {
+        self.exec
+            .write_stream(&self.current_branch(), key, Some(value))
+            .await
+    }
+
+    /// Ends stream `key`: its readers end once they have read every value
+    /// before it. A stream also ends for its readers when the execution
+    /// does. Values written after the end are journaled but not read.
+    pub async fn close_stream(&self, key: &str) {
+        self.exec
+            .write_stream::<()>(&self.current_branch(), key, None)
+            .await
+    }
+
     /// Waits for the next message on `topic` and takes it: the oldest one
     /// sent to this execution ([`Runtime::send`](crate::Runtime::send))
     /// that no earlier `recv` took.

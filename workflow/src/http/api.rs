@@ -241,6 +241,50 @@ pub(crate) async fn events(State(state): State<AppState>, Path(id): Path<String>
     Ok(ok_json(StatusCode::OK, &json!({ "events": events })))
 }
 
+/// `GET /api/executions/{id}/streams/{key}`: the stream's values as
+/// server-sent events (`text/event-stream`), live: each event's `id` is the
+/// value's offset and its `data` the value as JSON; a last event named
+/// `end` says the stream was closed or the execution ended. A reconnecting
+/// client sends `Last-Event-ID` and gets the values after it.
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    Path((id, key)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult {
+    use axum::response::sse::{Event, Sse};
+    use futures_util::StreamExt;
+
+    let from = match headers.get("last-event-id") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .and_then(|last| last.checked_add(1))
+            .ok_or_else(|| {
+                ApiError::bad_request("`Last-Event-ID` must be the offset of a value of the stream")
+            })?,
+    };
+    let id = ExecutionId::new(id);
+    // Unknown executions are a 404 before the stream begins.
+    state.rt.status(id.clone()).await?;
+    let values = state
+        .rt
+        .read_stream_from::<Value>(id, &key, from)
+        .map(|item| {
+            Ok::<_, std::convert::Infallible>(match item {
+                Ok((offset, value)) => Event::default()
+                    .id(offset.to_string())
+                    .data(value.to_string()),
+                Err(e) => Event::default().event("error").data(e.to_string()),
+            })
+        })
+        .chain(futures_util::stream::once(async {
+            Ok(Event::default().event("end").data("end"))
+        }));
+    Ok(Sse::new(values).into_response())
+}
+
 /// Refuses actions that cannot apply to an execution in `status`, so an
 /// admin learns it now rather than from the worker's log.
 pub(crate) fn check_action(

@@ -31,6 +31,7 @@
 //! | `POST /api/executions/{id}/resume` | resumes a sleeping, paused or interrupted one now |
 //! | `POST /api/executions/{id}/restart` | restarts a panicked or failed one now, by replay |
 //! | `POST /api/executions/{id}/messages` | sends it a message, `{"topic": "...", "message": <JSON>, "idempotency_key": "..."}` (key optional): `{"delivered": true}`, or `false` for a key already delivered; 404 for an unknown execution, 409 for a finished one |
+//! | `GET /api/executions/{id}/streams/{key}` | the stream's values as server-sent events, live (`id`: the offset, `data`: the value as JSON, a last `end` event); resumable with `Last-Event-ID` |
 //! | `GET /api/executions/{id}/events` | the latest value of each event it published: `{"events": [{"key", "value", "updated_at"}]}` |
 //! | `GET /api/workflows` | the workflows this process can start |
 //! | `POST /api/workflows/{name}/executions` | starts one with `{"id": "...", "input": {...}}` (`id` optional); worker runtimes only |
@@ -124,6 +125,7 @@ pub fn router(rt: Runtime, config: HttpConfig) -> Router {
         .route("/api/executions/{id}", get(api::show))
         .route("/api/executions/{id}/messages", post(api::send))
         .route("/api/executions/{id}/events", get(api::events))
+        .route("/api/executions/{id}/streams/{key}", get(api::stream))
         .route("/api/executions/{id}/{action}", post(api::act))
         .route("/api/workflows", get(api::workflows))
         .route("/api/workflows/{name}/executions", post(api::start))

@@ -263,6 +263,15 @@ pub(crate) enum JournalOp {
         value_type: i32,
         now: i64,
     },
+    /// `Context::write_stream` (a value) or `Context::close_stream` (none):
+    /// the entry, and the stream's next row, in one write.
+    WriteStream {
+        at: EntryAt,
+        value: Option<Vec<u8>>,
+        /// [`TypeTag::hash`] of the value's type.
+        value_type: Option<i32>,
+        now: i64,
+    },
     /// Progress after a recovery: the recovery count starts over.
     ResetRecovery { id: ExecutionId },
 }
@@ -279,7 +288,8 @@ impl JournalOp {
             | JournalOp::CompleteSleep { at, .. }
             | JournalOp::RecordWait { at, .. }
             | JournalOp::TimeOut { at, .. }
-            | JournalOp::SetEvent { at, .. } => &at.execution,
+            | JournalOp::SetEvent { at, .. }
+            | JournalOp::WriteStream { at, .. } => &at.execution,
             JournalOp::ResetRecovery { id } => id,
         }
     }
@@ -290,7 +300,8 @@ impl JournalOp {
         match self {
             JournalOp::BeginAttempt { .. }
             | JournalOp::FailAttempt { .. }
-            | JournalOp::SetEvent { .. } => true,
+            | JournalOp::SetEvent { .. }
+            | JournalOp::WriteStream { .. } => true,
             JournalOp::CompleteStep { log_attempt, .. } => *log_attempt,
             JournalOp::RecordValue { .. }
             | JournalOp::RecordSleep { .. }
@@ -520,6 +531,24 @@ pub(crate) struct EventRow {
     pub value: Vec<u8>,
     pub value_type: Option<i32>,
     pub updated_at: i64,
+}
+
+/// One row of a stream: a value, or its end (`value` `None`).
+#[derive(Debug, Clone)]
+pub(crate) struct StreamRow {
+    /// Its place in the stream, from 0.
+    pub seq: i64,
+    pub value: Option<Vec<u8>>,
+}
+
+/// What a reader of a stream finds: the execution's status (read before
+/// the rows: a finished execution wrote all it ever will), its codec, and
+/// the rows from the offset asked.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamRead {
+    pub status: ExecutionStatus,
+    pub codec: Codec,
+    pub rows: Vec<StreamRow>,
 }
 
 /// A request an admin recorded for the worker.

@@ -502,6 +502,19 @@ impl Store {
         backend!(self, s => s.events(id, key).await)
     }
 
+    /// Rows of stream `key` of `id` from `from` on (at most `limit`), with
+    /// the execution's status read first; `None` when there is no such
+    /// execution.
+    pub(crate) async fn stream_rows(
+        &self,
+        id: &ExecutionId,
+        key: &str,
+        from: i64,
+        limit: u32,
+    ) -> Result<Option<StreamRead>> {
+        backend!(self, s => s.stream_rows(id, key, from, limit).await)
+    }
+
     // ---- retention ----
 
     /// Deletes up to `limit` finished executions that ended before `cutoff`

@@ -383,7 +383,29 @@
     const events = await api(`executions/${encodeURIComponent(r.id)}/events`);
     if (seq !== state.seq) return;
     renderEvents(events.events, ms(e.now));
+    renderStreams(e);
     if (navigated) window.scrollTo(0, 0);
+  }
+
+  /** Each stream's values, from the journal's `stream` entries (live with the page). */
+  function renderStreams(e) {
+    const streams = new Map();
+    for (const s of e.steps) {
+      if (s.kind !== 'stream') continue;
+      if (!streams.has(s.name)) streams.set(s.name, { values: [], closed: false });
+      const st = streams.get(s.name);
+      if (Object.prototype.hasOwnProperty.call(s, 'output') && s.output !== null) st.values.push(JSON.stringify(s.output));
+      else st.closed = true;
+    }
+    $('streams-card').hidden = !streams.size;
+    const box = $('streams');
+    clear(box);
+    for (const [key, st] of streams) {
+      const open = !st.closed && !TERMINAL.has(e.status);
+      box.append(el('div', { class: 'stream' },
+        el('div', {}, el('strong', { class: 'mono' }, key), el('span', { class: 'muted' }, ` · ${st.values.length} value${st.values.length === 1 ? '' : 's'}${open ? ' · open' : ' · ended'}`)),
+        el('pre', { class: 'json' }, st.values.join('\n'))));
+    }
   }
 
   function renderEvents(events, now) {

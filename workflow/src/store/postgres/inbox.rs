@@ -8,7 +8,7 @@ use super::queries::{query, query_opt};
 use super::{PgResult, codec, n, parse};
 use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
-use crate::store::{EntryAt, EventRow, NewMessage, Sent, Taken};
+use crate::store::{EntryAt, EventRow, NewMessage, Sent, StreamRead, StreamRow, Taken};
 
 type Client = ClientWrapper;
 
@@ -214,4 +214,46 @@ pub(super) async fn events(
         });
     }
     Ok(Some(events))
+}
+
+/// Rows of stream `key` of `id` from `from` on, with the execution's status
+/// in the same snapshot; `None` when there is no such execution.
+pub(super) async fn stream_rows(
+    client: &Client,
+    id: &ExecutionId,
+    key: &str,
+    from: i64,
+    limit: u32,
+) -> PgResult<Option<StreamRead>> {
+    // One row with NULL stream columns: nothing from `from` on.
+    let rows = query(
+        client,
+        "SELECT e.status, e.codec, s.seq, s.value
+         FROM workflow_executions e
+         LEFT JOIN stream_entries s ON s.execution_id = e.id AND s.key = $2 AND s.seq >= $3
+         WHERE e.id = $1
+         ORDER BY s.seq LIMIT $4",
+        &[&id.as_str(), &key, &from, &i64::from(limit)],
+    )
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let status: ExecutionStatus = parse(first.try_get(0)?)?;
+    let codec = codec(first.try_get(1)?)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let Some(seq) = r.try_get::<_, Option<i64>>(2)? else {
+            continue;
+        };
+        out.push(StreamRow {
+            seq,
+            value: r.try_get(3)?,
+        });
+    }
+    Ok(Some(StreamRead {
+        status,
+        codec,
+        rows: out,
+    }))
 }

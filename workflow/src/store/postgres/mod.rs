@@ -734,6 +734,19 @@ impl PgStore {
         let client = self.client().await?;
         inbox::events(&client, id, key.as_deref()).await.map_err(pg)
     }
+
+    pub(crate) async fn stream_rows(
+        &self,
+        id: &ExecutionId,
+        key: &str,
+        from: i64,
+        limit: u32,
+    ) -> Result<Option<crate::store::StreamRead>> {
+        let client = self.client().await?;
+        inbox::stream_rows(&client, id, key, from, limit)
+            .await
+            .map_err(pg)
+    }
 }
 
 /// The URL parser's error with its cause (its own text is only "invalid

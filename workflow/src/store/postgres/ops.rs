@@ -36,6 +36,9 @@ pub(super) struct Statements {
     /// The `event` entry and the key's latest value (two tables, one
     /// statement).
     set_event: Statement,
+    /// The `stream` entry and the stream's next row (two tables, one
+    /// statement).
+    write_stream: Statement,
     reset_recovery: Statement,
     /// `SELECT fence($1)`: see the schema.
     pub fence: Statement,
@@ -173,6 +176,23 @@ impl Statements {
                      ON CONFLICT (execution_id, key)
                      DO UPDATE SET value = excluded.value, value_type = excluded.value_type,
                                    updated_at = excluded.updated_at"
+                ))
+                .await?,
+            // The key is the entry's name ($7); no value ($9 NULL) ends the stream.
+            write_stream: client
+                .prepare(&format!(
+                    "WITH {OWNED},
+                     s AS (INSERT INTO step_executions
+                               (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+                                output, started_at, completed_at, value_type)
+                           SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', 1, $9, $11, $11, $10 FROM own
+                           RETURNING 1)
+                     INSERT INTO stream_entries (execution_id, key, seq, value, value_type, written_at)
+                     SELECT $1, $7,
+                            coalesce((SELECT max(seq) + 1 FROM stream_entries
+                                      WHERE execution_id = $1 AND key = $7), 0),
+                            $9, $10, $11
+                     FROM s"
                 ))
                 .await?,
             reset_recovery: client
@@ -396,6 +416,16 @@ async fn send(
             let place = Place::of(at);
             let params = place.with(me, &[value, value_type, now]);
             client.execute(&st.set_event, &params).await
+        }
+        JournalOp::WriteStream {
+            at,
+            value,
+            value_type,
+            now,
+        } => {
+            let place = Place::of(at);
+            let params = place.with(me, &[value, value_type, now]);
+            client.execute(&st.write_stream, &params).await
         }
         JournalOp::ResetRecovery { id } => {
             client

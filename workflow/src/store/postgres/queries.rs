@@ -955,7 +955,8 @@ pub(super) async fn prune_batch(client: &Client, cutoff: i64, limit: u32) -> PgR
          ss AS (DELETE FROM superseded_steps WHERE execution_id IN (SELECT id FROM ids)),
          r AS (DELETE FROM admin_requests WHERE execution_id IN (SELECT id FROM ids)),
          m AS (DELETE FROM messages WHERE execution_id IN (SELECT id FROM ids)),
-         ev AS (DELETE FROM events WHERE execution_id IN (SELECT id FROM ids))
+         ev AS (DELETE FROM events WHERE execution_id IN (SELECT id FROM ids)),
+         st AS (DELETE FROM stream_entries WHERE execution_id IN (SELECT id FROM ids))
          DELETE FROM workflow_executions WHERE id IN (SELECT id FROM ids)",
         &[&cutoff, &i64::from(limit)],
     )

@@ -122,7 +122,7 @@ pub(crate) fn read_as_current(schema: &str, version: i64) -> Option<String> {
         ));
     }
     if version < 3 {
-        batch.push_str(&format!("{MESSAGES_TEMP};{EVENTS_TEMP};"));
+        batch.push_str(&format!("{MESSAGES_TEMP};{EVENTS_TEMP};{STREAMS_TEMP};"));
     }
     (!batch.is_empty()).then_some(batch)
 }
@@ -133,6 +133,11 @@ const MESSAGES_TEMP: &str = "CREATE TEMP TABLE messages (
     id bigint PRIMARY KEY, execution_id text NOT NULL, topic text NOT NULL, payload bytea,
     value_type integer, idempotency_key text, sent_at bigint NOT NULL, taken_at bigint,
     taken_position integer)";
+
+/// `stream_entries` as a temporary table of an admin's connection.
+const STREAMS_TEMP: &str = "CREATE TEMP TABLE stream_entries (
+    execution_id text NOT NULL, key text NOT NULL, seq bigint NOT NULL, value bytea,
+    value_type integer, written_at bigint NOT NULL, PRIMARY KEY (execution_id, key, seq))";
 
 /// `events` as a temporary table of an admin's connection.
 const EVENTS_TEMP: &str = "CREATE TEMP TABLE events (
@@ -206,6 +211,15 @@ fn v3_tables(s: &str) -> String {
              updated_at    bigint NOT NULL,
              PRIMARY KEY (execution_id, key)
          ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);
+         CREATE TABLE {s}.stream_entries (
+             execution_id  text NOT NULL,
+             key           text NOT NULL,
+             seq           bigint NOT NULL,
+             value         bytea,
+             value_type    integer,
+             written_at    bigint NOT NULL,
+             PRIMARY KEY (execution_id, key, seq)
+         );
         "
     )
 }

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, named_params, params};
 use crate::codec::Codec;
 use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
-use crate::store::{EntryAt, EventRow, NewMessage, Sent, Taken};
+use crate::store::{EntryAt, EventRow, NewMessage, Sent, StreamRead, StreamRow, Taken};
 
 /// Commits a message to an execution's inbox, unless the execution is
 /// missing or finished, or a message with its idempotency key was
@@ -157,4 +157,39 @@ pub(super) fn events(
 /// would never reach the worker.
 pub(super) fn file_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(Some("main"), "user_version", |r| r.get(0))
+}
+
+/// Rows of stream `key` of `id` from `from` on, the execution's status
+/// read first; `None` when there is no such execution.
+pub(super) fn stream_rows(
+    conn: &Connection,
+    id: &ExecutionId,
+    key: &str,
+    from: i64,
+    limit: u32,
+) -> rusqlite::Result<Option<StreamRead>> {
+    let found: Option<(ExecutionStatus, Codec)> = conn
+        .prepare_cached("SELECT status, codec FROM workflow_executions WHERE id = ?1")?
+        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((status, codec)) = found else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, value FROM stream_entries
+         WHERE execution_id = ?1 AND key = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4",
+    )?;
+    let rows = stmt
+        .query_map(params![id.as_str(), key, from, limit], |r| {
+            Ok(StreamRow {
+                seq: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(StreamRead {
+        status,
+        codec,
+        rows,
+    }))
 }

@@ -20,7 +20,8 @@ use crate::record::{ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter};
 use crate::status::{AdminAction, ExecutionStatus};
 use crate::store::{
     Claimed, Entry, EntryAt, EventRow, ExecutionRow, Inserted, JournalOp, Loaded, NewExecution,
-    NewMessage, Registered, Request, Sent, Taken, Transition, TypeTag, Unfinished, WorkflowRow,
+    NewMessage, Registered, Request, Sent, StreamRead, Taken, Transition, TypeTag, Unfinished,
+    WorkflowRow,
 };
 
 impl SqliteStore {
@@ -271,6 +272,18 @@ impl SqliteStore {
     pub(crate) async fn has_message(&self, id: &ExecutionId, topic: &str) -> Result<bool> {
         let (id, topic) = (id.clone(), topic.to_owned());
         self.read(move |conn| inbox::has_message(conn, &id, &topic))
+            .await
+    }
+
+    pub(crate) async fn stream_rows(
+        &self,
+        id: &ExecutionId,
+        key: &str,
+        from: i64,
+        limit: u32,
+    ) -> Result<Option<StreamRead>> {
+        let (id, key) = (id.clone(), key.to_owned());
+        self.read(move |conn| inbox::stream_rows(conn, &id, &key, from, limit))
             .await
     }
 

@@ -73,6 +73,12 @@ pub(super) fn apply(conn: &Connection, op: &JournalOp) -> rusqlite::Result<()> {
             value_type,
             now,
         } => set_event(conn, at, value, *value_type, *now),
+        JournalOp::WriteStream {
+            at,
+            value,
+            value_type,
+            now,
+        } => write_stream(conn, at, value.as_deref(), *value_type, *now),
         JournalOp::ResetRecovery { id } => {
             conn.prepare_cached(
                 "UPDATE workflow_executions SET recovery_attempts = 0 WHERE id = :id",
@@ -369,6 +375,49 @@ fn set_event(
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (execution_id, key) DO UPDATE
          SET value = excluded.value, value_type = excluded.value_type, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        at.execution.as_str(),
+        at.name.as_ref(),
+        value,
+        value_type,
+        now
+    ])?;
+    Ok(())
+}
+
+/// The `stream` entry and the stream's next row (a value, or its end),
+/// under the op's savepoint.
+fn write_stream(
+    conn: &Connection,
+    at: &EntryAt,
+    value: Option<&[u8]>,
+    value_type: Option<i32>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+              started_at, completed_at, value_type)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', 1, :output,
+                 :now, :now, :value_type)",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":output": value,
+        ":now": now,
+        ":value_type": value_type,
+    })?;
+    conn.prepare_cached(
+        "INSERT INTO stream_entries (execution_id, key, seq, value, value_type, written_at)
+         SELECT ?1, ?2, coalesce(max(seq) + 1, 0), ?3, ?4, ?5
+         FROM stream_entries WHERE execution_id = ?1 AND key = ?2",
     )?
     .execute(params![
         at.execution.as_str(),

@@ -47,6 +47,7 @@ fn prune_batch(conn: &Connection, cutoff: i64, limit: u32) -> rusqlite::Result<u
         "admin_requests",
         "messages",
         "events",
+        "stream_entries",
     ] {
         conn.prepare_cached(&format!(
             "DELETE FROM {table} WHERE execution_id IN (SELECT value FROM json_each(?1))"

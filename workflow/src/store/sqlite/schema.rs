@@ -67,7 +67,11 @@ pub(super) fn read_as_current(conn: &Connection, version: i64) -> Result<()> {
              CREATE TEMP TABLE events (
                  execution_id TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
                  value_type INTEGER, updated_at INTEGER NOT NULL,
-                 PRIMARY KEY (execution_id, key));",
+                 PRIMARY KEY (execution_id, key));
+             CREATE TEMP TABLE stream_entries (
+                 execution_id TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, value BLOB,
+                 value_type INTEGER, written_at INTEGER NOT NULL,
+                 PRIMARY KEY (execution_id, key, seq));",
         )?;
     }
     Ok(())
@@ -684,7 +688,9 @@ const V2_STEP_STATUS: &str = "status = 'pending' OR status = 'running' OR status
 /// `messages` keeps every message sent to an execution: untaken ones wait
 /// in the partial index by topic; a taken one keeps its row without its
 /// payload (the `recv` entry holds it), so that its idempotency key still
-/// refuses a second delivery. `events` holds the latest value of each key.
+/// refuses a second delivery. `events` holds the latest value of each key;
+/// `stream_entries` each stream's values in order, a row without a value
+/// ending it.
 const SCHEMA_V3: &str = "
     CREATE TABLE workflow_executions_v3 (
         id                 TEXT PRIMARY KEY,
@@ -767,6 +773,16 @@ const SCHEMA_V3: &str = "
         value_type    INTEGER,
         updated_at    INTEGER NOT NULL,
         PRIMARY KEY (execution_id, key)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE stream_entries (
+        execution_id  TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        seq           INTEGER NOT NULL,
+        value         BLOB,
+        value_type    INTEGER,
+        written_at    INTEGER NOT NULL,
+        PRIMARY KEY (execution_id, key, seq)
     ) STRICT, WITHOUT ROWID;
 ";
 
