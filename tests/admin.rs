@@ -109,3 +109,74 @@ both_stores!(workflows_start_by_name_with_json_input, |db| async move {
         .unwrap_err();
     assert!(matches!(err, Error::UnknownWorkflow(_)), "{err}");
 });
+
+both_stores!(
+    a_start_request_is_applied_by_a_worker_that_runs_the_workflow,
+    |db| async move {
+        use replayflow::RequestState;
+        let worker = db.builder().open().await.unwrap();
+        let admin = db.builder().admin().open().await.unwrap();
+        let state = |rt: &Runtime, r| {
+            let rt = rt.clone();
+            async move {
+                within(async {
+                    loop {
+                        match rt.request_state(r).await.unwrap() {
+                            RequestState::Pending => {
+                                tokio::time::sleep(Duration::from_millis(20)).await
+                            }
+                            other => return other,
+                        }
+                    }
+                })
+                .await
+            }
+        };
+
+        let r = admin
+            .request_start("adder", "by-request", &serde_json::json!({"a": 1, "b": 2}))
+            .await
+            .unwrap();
+        assert_eq!(state(&admin, r).await, RequestState::Applied);
+        let out = within(worker.handle::<adder>("by-request").result()).await;
+        assert_eq!(out.unwrap(), 3);
+
+        // Refused up front: an id in use, an input that is no object.
+        let err = admin
+            .request_start("adder", "by-request", &serde_json::json!({"a": 1, "b": 2}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::IdConflict { .. }), "{err}");
+        let err = admin
+            .request_start("adder", "x", &serde_json::json!([1, 2]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("must be a JSON object"), "{err}");
+
+        // Refused by the worker: an input that does not fit, and (on one
+        // file, which one worker runs) a workflow it does not register.
+        let r = admin
+            .request_start("adder", "bad-input", &serde_json::json!({"a": "one"}))
+            .await
+            .unwrap();
+        let RequestState::Refused(reason) = state(&admin, r).await else {
+            panic!("a bad input was applied")
+        };
+        assert!(reason.contains("adder"), "{reason}");
+        assert!(matches!(
+            admin.status("bad-input").await,
+            Err(Error::NotFound(_))
+        ));
+        if !db.is_postgres() {
+            let r = admin
+                .request_start("nosuch", "unknown", &serde_json::json!({}))
+                .await
+                .unwrap();
+            let RequestState::Refused(reason) = state(&admin, r).await else {
+                panic!("an unknown workflow was started")
+            };
+            assert!(reason.contains("`nosuch` is not registered"), "{reason}");
+        }
+        worker.shutdown().await.unwrap();
+    }
+);

@@ -58,6 +58,11 @@ pub(crate) enum Command {
     Send(SendArgs),
     /// Show the latest value of each event an execution published.
     Events(EventsArgs),
+    /// Start an execution of a workflow the running application registers
+    /// (a request it applies within a second).
+    ///
+    /// The input is a JSON object keyed by the workflow's parameter names.
+    Start(StartArgs),
     /// Serve the HTTP API and the web dashboard on the database.
     Serve(ServeArgs),
     /// Delete finished executions that ended longer ago than --older-than.
@@ -142,6 +147,24 @@ pub(crate) struct SendArgs {
     /// does nothing.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StartArgs {
+    /// The registered workflow name.
+    pub workflow: String,
+    /// The new execution's id.
+    pub id: String,
+    /// Its input: a JSON object keyed by parameter name (`'{"order": 7}'`).
+    #[arg(default_value = "{}")]
+    pub input: String,
+    /// Wait until the running application has started it, and report a
+    /// refusal.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (e.g. 10s, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 //! workflow --db app.db watch order-7
 //! workflow --db app.db send order-7 approval '{"approved": true}'
 //! workflow --db app.db events order-7
+//! workflow --db app.db start process_order order-8 '{"order": 8}'
 //! workflow --db app.db serve --bind 127.0.0.1:8080
 //! workflow --db app.db prune --older-than 30d
 //! ```
@@ -179,6 +180,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Prune(args) => prune::run(&rt, &args).await?,
         Command::Send(args) => inbox::send(&rt, &args).await?,
         Command::Events(args) => inbox::events(&rt, &args).await?,
+        Command::Start(args) => actions::start(&rt, &args).await?,
         Command::Serve(args) => match &bind {
             Some(bind) => serve::run(rt.clone(), &db, &args, bind).await?,
             None => return Err(Failure("the address to serve on was not checked".into())),

@@ -1191,3 +1191,45 @@ async fn send_reaches_a_waiting_workflow_and_events_show_what_it_published() {
     );
     rt.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn start_records_a_request_the_running_application_applies() {
+    let db = TempDb::new();
+    let rt = db.worker().open().await.unwrap();
+    let path = db.path();
+    let started = cli(
+        path.as_path(),
+        &["start", "greet", "g-9", r#"{"name": "ada"}"#, "--wait"],
+    )
+    .await;
+    assert!(ok(&started).starts_with("`g-9` started: it is "), "{}", started.stdout);
+    let out = within(rt.handle::<support::greet>("g-9").result()).await;
+    assert_eq!(out.unwrap(), "hello, ada");
+
+    fails(
+        &cli(
+            path.as_path(),
+            &["start", "greet", "g-9", r#"{"name": "bo"}"#],
+        )
+        .await,
+        "execution id `g-9` already belongs to workflow `greet`",
+    );
+    fails(
+        &cli(path.as_path(), &["start", "greet", "g-10", "name=bo"]).await,
+        "the input is not JSON",
+    );
+    fails(
+        &cli(path.as_path(), &["start", "nosuch", "g-11", "{}", "--wait"]).await,
+        "the application refused the start of `g-11`: workflow `nosuch` is not registered",
+    );
+    let later = cli(
+        path.as_path(),
+        &["start", "greet", "g-12", r#"{"name": "cy"}"#],
+    )
+    .await;
+    assert!(ok(&later).contains("requested; the running application applies it"));
+    wait_status(&rt, "g-12", ExecutionStatus::Completed).await;
+    let out = within(rt.handle::<support::greet>("g-12").result()).await;
+    assert_eq!(out.unwrap(), "hello, cy");
+    rt.shutdown().await.unwrap();
+}

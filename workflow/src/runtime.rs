@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::builder::RuntimeBuilder;
 use crate::check::{CheckFinding, CheckReport};
-use crate::codec::Payload;
 use crate::error::{Error, Result};
 use crate::execution::retention::{self, Pace};
 use crate::execution::{Engine, WorkflowDescriptor};
@@ -394,23 +393,50 @@ impl Runtime {
         input: &serde_json::Value,
     ) -> Result<ExecutionId> {
         let id = id.into();
-        let descriptor = self.engine.descriptor(workflow)?;
-        let codec = self.engine.defaults.codec;
-        let bytes = codec.encode(input, || format!("the input of workflow `{workflow}`"))?;
-        let payload = Payload::new(codec, bytes);
-        (descriptor.check_input)(&payload).map_err(|mut e| {
-            e.what = format!("the input of workflow `{workflow}`");
-            Error::Codec(e)
-        })?;
-        self.engine
-            .start(
-                descriptor,
-                id.clone(),
-                StartOptions::default(),
-                payload.bytes().to_vec(),
-            )
-            .await?;
+        self.engine.start_json(workflow, id.clone(), input).await?;
         Ok(id)
+    }
+
+    /// Records a request to start execution `id` of the workflow
+    /// registered as `workflow`, with its input as JSON (an object keyed
+    /// by parameter name), for a worker to apply within a second: what an
+    /// admin runtime (the CLI's `start`) does, since it runs nothing. The
+    /// input must be a JSON object; the worker checks it against the
+    /// workflow's parameters, and refuses the request (see
+    /// [`Runtime::request_state`]) when it does not fit, when it does not
+    /// register the workflow, or when the id belongs to another workflow.
+    /// On a shared database any worker that registers the workflow applies
+    /// it. An id already started is refused here.
+    pub async fn request_start(
+        &self,
+        workflow: &str,
+        id: impl Into<ExecutionId>,
+        input: &serde_json::Value,
+    ) -> Result<RequestId> {
+        let id = id.into();
+        if !input.is_object() {
+            return Err(Error::InvalidOption(format!(
+                "the input of workflow `{workflow}` must be a JSON object keyed by its parameter names, not `{input}`"
+            )));
+        }
+        if let Some(row) = self.engine.store.load_execution(&id).await? {
+            return Err(Error::IdConflict {
+                id,
+                existing: row.workflow,
+                requested: workflow.to_owned(),
+            });
+        }
+        let bytes = serde_json::to_vec(input).map_err(|e| {
+            Error::InvalidOption(format!("the input of workflow `{workflow}`: {e}"))
+        })?;
+        let now = self.engine.now_millis();
+        let request = self
+            .engine
+            .store
+            .insert_start_request(&id, workflow, bytes, now)
+            .await?;
+        tracing::info!(execution = %id, workflow, "start request recorded for the worker");
+        Ok(RequestId(request))
     }
 
     pub(crate) async fn start<W: Workflow, I: Serialize>(

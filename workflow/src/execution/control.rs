@@ -96,6 +96,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts (or attaches to) execution `id` of the workflow registered as
+    /// `workflow`, its input given as JSON: see `Runtime::start_by_name`.
+    pub(crate) async fn start_json(
+        self: &Arc<Self>,
+        workflow: &str,
+        id: ExecutionId,
+        input: &serde_json::Value,
+    ) -> Result<()> {
+        let descriptor = self.descriptor(workflow)?;
+        let codec = self.defaults.codec;
+        let bytes = codec.encode(input, || format!("the input of workflow `{workflow}`"))?;
+        let payload = crate::codec::Payload::new(codec, bytes);
+        (descriptor.check_input)(&payload).map_err(|mut e| {
+            e.what = format!("the input of workflow `{workflow}`");
+            Error::Codec(e)
+        })?;
+        self.start(
+            descriptor,
+            id,
+            StartOptions::default(),
+            payload.bytes().to_vec(),
+        )
+        .await
+    }
+
     /// See `Runtime::resume`.
     pub(crate) async fn resume(self: &Arc<Self>, id: &ExecutionId) -> Result<()> {
         let status = self.status_of(id).await?;

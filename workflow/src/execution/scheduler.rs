@@ -19,6 +19,7 @@ use super::retention;
 use crate::clock::Clock;
 use crate::record::{ExecutionId, from_millis, to_millis};
 use crate::status::{AdminAction, REFUSED};
+use crate::store::RequestAction;
 
 /// How often the sweep looks for due sleepers the timers missed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -219,16 +220,30 @@ async fn apply_requests(engine: &Arc<Engine>) {
     };
     for request in pending {
         let id = &request.execution;
-        let result = match request.action {
-            AdminAction::Cancel => engine.cancel(id).await,
-            AdminAction::Resume => engine.resume(id).await,
-            AdminAction::Restart => engine.restart(id).await,
+        let (result, action) = match &request.action {
+            RequestAction::Control(action) => {
+                let result = match action {
+                    AdminAction::Cancel => engine.cancel(id).await,
+                    AdminAction::Resume => engine.resume(id).await,
+                    AdminAction::Restart => engine.restart(id).await,
+                };
+                (result, action.as_str())
+            }
+            RequestAction::Start { workflow, input } => {
+                let result = match serde_json::from_slice::<serde_json::Value>(input) {
+                    Ok(input) => engine.start_json(workflow, id.clone(), &input).await,
+                    Err(e) => Err(crate::Error::InvalidOption(format!(
+                        "the input of the request is not JSON: {e}"
+                    ))),
+                };
+                (result, "start")
+            }
         };
         let outcome = match &result {
             Ok(()) => "applied".to_owned(),
             Err(e) => format!("{REFUSED}{e}"),
         };
-        tracing::info!(execution = %id, action = %request.action, %outcome, "admin request");
+        tracing::info!(execution = %id, action, %outcome, "admin request");
         if let Err(e) = engine
             .store
             .finish_request(request.id, outcome, engine.now_millis())

@@ -556,8 +556,21 @@ pub(crate) struct StreamRead {
 pub(crate) struct Request {
     pub id: i64,
     pub execution: ExecutionId,
-    pub action: crate::status::AdminAction,
+    pub action: RequestAction,
 }
+
+/// What a request asks of the worker.
+#[derive(Debug)]
+pub(crate) enum RequestAction {
+    /// Cancel, resume or restart an execution.
+    Control(crate::status::AdminAction),
+    /// Start the execution: its workflow and its input (JSON text, an
+    /// object keyed by parameter name). Stored as the action `start`.
+    Start { workflow: String, input: Vec<u8> },
+}
+
+/// The `action` text of a start request in `admin_requests`.
+pub(crate) const START_ACTION: &str = "start";
 
 /// A registered workflow as the `workflows` table records it.
 #[derive(Debug)]

@@ -382,6 +382,19 @@ impl Store {
         backend!(self, s => s.insert_request(id, action, now).await)
     }
 
+    /// Records a request to start execution `id` of `workflow` with
+    /// `input` (JSON text); returns its number. Any worker that registers
+    /// the workflow may apply it.
+    pub(crate) async fn insert_start_request(
+        &self,
+        id: &ExecutionId,
+        workflow: &str,
+        input: Vec<u8>,
+        now: i64,
+    ) -> Result<i64> {
+        backend!(self, s => s.insert_start_request(id, workflow, input, now).await)
+    }
+
     /// Whether request `request` was applied (its time) and what came of
     /// it; `None` when there is no such request.
     pub(crate) async fn request_outcome(

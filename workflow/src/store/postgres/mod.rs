@@ -672,7 +672,30 @@ impl PgStore {
             return Ok(Vec::new());
         };
         let client = self.client().await?;
-        queries::pending_requests(&client, me).await.map_err(pg)
+        queries::pending_requests(&client, me, &self.workflows)
+            .await
+            .map_err(pg)
+    }
+
+    pub(crate) async fn insert_start_request(
+        &self,
+        id: &ExecutionId,
+        workflow: &str,
+        input: Vec<u8>,
+        now: i64,
+    ) -> Result<i64> {
+        if self.schema_version < schema::MESSAGES_VERSION {
+            return Err(Error::NotMigrated {
+                path: format!("postgres schema `{}`", self.schema),
+                found: self.schema_version,
+                needed: schema::MESSAGES_VERSION,
+                what: "a request to start a workflow",
+            });
+        }
+        let client = self.client().await?;
+        queries::insert_start_request(&client, id, workflow, &input, now)
+            .await
+            .map_err(pg)
     }
 
     /// Commits a message to an execution's inbox. Not fenced, and not

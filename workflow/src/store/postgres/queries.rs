@@ -17,7 +17,7 @@ use crate::record::{
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
     Claimed, Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Registered, Request,
-    Transition, Unfinished, WorkflowRow,
+    RequestAction, START_ACTION, Transition, Unfinished, WorkflowRow,
 };
 
 type Client = ClientWrapper;
@@ -887,25 +887,60 @@ pub(super) async fn request_outcome(
 
 /// Requests not yet applied that worker `me` should apply: those of the
 /// executions it owns and of those nobody owns.
-pub(super) async fn pending_requests(client: &Client, me: i64) -> PgResult<Vec<Request>> {
+/// Requests worker `me` applies: those of executions it owns or nobody
+/// does, and requests to start one of `workflows` (the workers that
+/// register it may all apply one: the start is idempotent).
+pub(super) async fn pending_requests(
+    client: &Client,
+    me: i64,
+    workflows: &[String],
+) -> PgResult<Vec<Request>> {
     let rows = query(
         client,
-        "SELECT r.id, r.execution_id, r.action
+        "SELECT r.id, r.execution_id, r.action, r.workflow_name, r.input
          FROM admin_requests r LEFT JOIN workflow_executions e ON e.id = r.execution_id
          WHERE r.applied_at IS NULL AND (e.owner IS NULL OR e.owner = $1)
+           AND (r.action <> 'start' OR r.workflow_name = ANY($2))
          ORDER BY r.id LIMIT 1000",
-        &[&me],
+        &[&me, &workflows],
     )
     .await?;
     rows.iter()
         .map(|r| {
+            let action: &str = r.try_get(2)?;
+            let action = if action == START_ACTION {
+                RequestAction::Start {
+                    workflow: r.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    input: r.try_get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
+                }
+            } else {
+                RequestAction::Control(parse(action)?)
+            };
             Ok(Request {
                 id: r.try_get(0)?,
                 execution: ExecutionId::new(r.try_get::<_, String>(1)?),
-                action: parse(r.try_get(2)?)?,
+                action,
             })
         })
         .collect()
+}
+
+/// Records a request to start execution `id` of `workflow`.
+pub(super) async fn insert_start_request(
+    client: &Client,
+    id: &ExecutionId,
+    workflow: &str,
+    input: &[u8],
+    now: i64,
+) -> PgResult<i64> {
+    let row = query_opt(
+        client,
+        "INSERT INTO admin_requests (execution_id, action, requested_at, workflow_name, input)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        &[&id.as_str(), &START_ACTION, &now, &workflow, &input],
+    )
+    .await?;
+    Ok(row.map(|r| r.get(0)).unwrap_or(0))
 }
 
 pub(super) async fn finish_request(

@@ -172,7 +172,8 @@ const PAUSE_CAUSE: &str =
     "pause_cause IN ('nondeterminism', 'undecodable', 'recovery_budget', 'storage')";
 
 /// The actions of admin requests, as version 1 made them.
-const ADMIN_ACTION: &str = "action IN ('cancel', 'resume', 'restart')";
+/// Admin requests: version 3 also takes requests to start an execution.
+const V3_ADMIN_ACTION: &str = "action IN ('cancel', 'resume', 'restart', 'start')";
 
 /// The predicate of the partial index `workflow_executions_claimable`
 /// from version 3 on: unowned and unfinished. The claim path's query
@@ -249,6 +250,9 @@ fn migrations(s: &str, found: i64) -> String {
                  DROP CONSTRAINT step_executions_kind_check,
                  ADD CONSTRAINT step_executions_kind_check CHECK ({V3_KIND});
              ALTER TABLE {s}.workflow_executions ADD COLUMN deadline_at bigint;
+             ALTER TABLE {s}.admin_requests DROP CONSTRAINT admin_requests_action_check,
+                 ADD CONSTRAINT admin_requests_action_check CHECK ({V3_ADMIN_ACTION}),
+                 ADD COLUMN workflow_name text, ADD COLUMN input bytea;
              DROP INDEX {s}.workflow_executions_claimable;
              CREATE INDEX workflow_executions_claimable ON {s}.workflow_executions (created_at)
                  WHERE {V3_CLAIMABLE};
@@ -398,10 +402,12 @@ fn ddl(s: &str) -> String {
         CREATE TABLE {s}.admin_requests (
             id            bigserial PRIMARY KEY,
             execution_id  text NOT NULL,
-            action        text NOT NULL CHECK ({ADMIN_ACTION}),
+            action        text NOT NULL CHECK ({V3_ADMIN_ACTION}),
             requested_at  bigint NOT NULL,
             applied_at    bigint,
-            outcome       text
+            outcome       text,
+            workflow_name text,
+            input         bytea
         );
         CREATE INDEX admin_requests_pending ON {s}.admin_requests (id) WHERE applied_at IS NULL;
 
@@ -446,7 +452,10 @@ mod tests {
                 quoted(AttemptStatus::ALL, AttemptStatus::as_str),
             ),
             (PAUSE_CAUSE, quoted(PauseCause::ALL, PauseCause::as_str)),
-            (ADMIN_ACTION, quoted(AdminAction::ALL, AdminAction::as_str)),
+            (
+                V3_ADMIN_ACTION,
+                quoted(AdminAction::ALL, AdminAction::as_str),
+            ),
         ] {
             for value in values {
                 assert!(
@@ -462,7 +471,7 @@ mod tests {
             V3_KIND,
             ATTEMPT_STATUS,
             PAUSE_CAUSE,
-            ADMIN_ACTION,
+            V3_ADMIN_ACTION,
             V3_CLAIMABLE,
         ] {
             assert!(ddl.contains(check), "the new schema lacks `{check}`");

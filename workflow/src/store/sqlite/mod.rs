@@ -143,6 +143,32 @@ impl SqliteStore {
             .await
     }
 
+    pub(crate) async fn insert_start_request(
+        &self,
+        id: &ExecutionId,
+        workflow: &str,
+        input: Vec<u8>,
+        now: i64,
+    ) -> Result<i64> {
+        let (id, workflow) = (id.clone(), workflow.to_owned());
+        let inserted = self
+            .write(move |conn| match inbox::file_version(conn)? {
+                // See `send_message`.
+                version if version < 3 => Ok(Err(version)),
+                _ => queries::insert_start_request(conn, &id, &workflow, &input, now).map(Ok),
+            })
+            .await?;
+        inserted.map_err(|found| Error::NotMigrated {
+            path: self
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            found,
+            needed: 3,
+            what: "a request to start a workflow",
+        })
+    }
+
     pub(crate) async fn request_outcome(
         &self,
         request: i64,

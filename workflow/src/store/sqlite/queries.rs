@@ -13,8 +13,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Request, Transition, Unfinished,
-    WorkflowRow,
+    Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Request, RequestAction,
+    START_ACTION, Transition, Unfinished, WorkflowRow,
 };
 
 pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite::Result<Inserted> {
@@ -652,16 +652,42 @@ pub(super) fn request_outcome(
 /// Requests not yet applied, oldest first.
 pub(super) fn pending_requests(conn: &Connection) -> rusqlite::Result<Vec<Request>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, execution_id, action FROM admin_requests WHERE applied_at IS NULL ORDER BY id LIMIT 1000",
+        "SELECT id, execution_id, action, workflow_name, input FROM admin_requests
+         WHERE applied_at IS NULL ORDER BY id LIMIT 1000",
     )?;
     let rows = stmt.query_map([], |r| {
+        let action: String = r.get(2)?;
+        let action = if action == START_ACTION {
+            RequestAction::Start {
+                workflow: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                input: r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
+            }
+        } else {
+            RequestAction::Control(r.get(2)?)
+        };
         Ok(Request {
             id: r.get(0)?,
             execution: ExecutionId::new(r.get::<_, String>(1)?),
-            action: r.get(2)?,
+            action,
         })
     })?;
     rows.collect()
+}
+
+/// Records a request to start execution `id` of `workflow`.
+pub(super) fn insert_start_request(
+    conn: &Connection,
+    id: &ExecutionId,
+    workflow: &str,
+    input: &[u8],
+    now: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO main.admin_requests (execution_id, action, requested_at, workflow_name, input)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id.as_str(), START_ACTION, now, workflow, input])?;
+    Ok(conn.last_insert_rowid())
 }
 
 /// Marks a request as applied, with what came of it.

@@ -690,7 +690,8 @@ const V2_STEP_STATUS: &str = "status = 'pending' OR status = 'running' OR status
 /// payload (the `recv` entry holds it), so that its idempotency key still
 /// refuses a second delivery. `events` holds the latest value of each key;
 /// `stream_entries` each stream's values in order, a row without a value
-/// ending it.
+/// ending it. `admin_requests` takes requests to start an execution too
+/// (action `start`, with the workflow and its input).
 const SCHEMA_V3: &str = "
     CREATE TABLE workflow_executions_v3 (
         id                 TEXT PRIMARY KEY,
@@ -751,6 +752,22 @@ const SCHEMA_V3: &str = "
     INSERT INTO step_executions_v3 SELECT * FROM step_executions;
     DROP TABLE step_executions;
     ALTER TABLE step_executions_v3 RENAME TO step_executions;
+
+    CREATE TABLE admin_requests_v3 (
+        id             INTEGER PRIMARY KEY,
+        execution_id   TEXT NOT NULL,
+        action         TEXT NOT NULL CHECK (action = 'cancel' OR action = 'resume' OR action = 'restart' OR action = 'start'),
+        requested_at   INTEGER NOT NULL,
+        applied_at     INTEGER,
+        outcome        TEXT,
+        workflow_name  TEXT,
+        input          BLOB
+    ) STRICT;
+    INSERT INTO admin_requests_v3 (id, execution_id, action, requested_at, applied_at, outcome)
+    SELECT id, execution_id, action, requested_at, applied_at, outcome FROM admin_requests;
+    DROP TABLE admin_requests;
+    ALTER TABLE admin_requests_v3 RENAME TO admin_requests;
+    CREATE INDEX admin_requests_pending ON admin_requests (id) WHERE applied_at IS NULL;
 
     CREATE TABLE messages (
         id               INTEGER PRIMARY KEY,
