@@ -1202,7 +1202,11 @@ async fn start_records_a_request_the_running_application_applies() {
         &["start", "greet", "g-9", r#"{"name": "ada"}"#, "--wait"],
     )
     .await;
-    assert!(ok(&started).starts_with("`g-9` started: it is "), "{}", started.stdout);
+    assert!(
+        ok(&started).starts_with("`g-9` started: it is "),
+        "{}",
+        started.stdout
+    );
     let out = within(rt.handle::<support::greet>("g-9").result()).await;
     assert_eq!(out.unwrap(), "hello, ada");
 
