@@ -530,7 +530,7 @@ async fn downgrade_to_v2(db: &PgDb) {
              CREATE INDEX workflow_executions_claimable ON workflow_executions (created_at)
                  WHERE owner IS NULL AND status IN ('running', 'restarting', 'sleeping', 'panicked');
              DROP TABLE messages, events, stream_entries;
-             ALTER TABLE workflow_executions DROP COLUMN deadline_at;
+             ALTER TABLE workflow_executions DROP COLUMN deadline_at, DROP COLUMN parent_id;
              ALTER TABLE admin_requests DROP CONSTRAINT admin_requests_action_check,
                  ADD CONSTRAINT admin_requests_action_check
                  CHECK (action IN ('cancel', 'resume', 'restart')),

@@ -118,13 +118,13 @@ pub use builder::RuntimeBuilder;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, Payload};
 pub use error::{AnyError, CodecError, DatabaseError, Error, Result, RunError, StepFailure};
-pub use execution::{Context, StepContext, permanent};
+pub use execution::{ChildHandle, ChildOptions, Context, StepContext, permanent};
 pub use handle::Handle;
 pub use messages::{Delivery, EventRecord, SendOptions};
 pub use options::{StartOptions, StepOptions};
 pub use record::{
-    AttemptRecord, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, PruneReport,
-    RequestId, RequestState, StepKey, StepRecord, SupersededStep,
+    AttemptRecord, ChildSummary, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter,
+    PruneReport, RequestId, RequestState, StepKey, StepRecord, SupersededStep,
 };
 pub use replayflow_macros::{renamed_from, step, workflow};
 pub use retry::RetryPolicy;

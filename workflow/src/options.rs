@@ -56,6 +56,10 @@ pub struct StartOptions {
     /// How long the execution may take, from its start; see
     /// [`StartOptions::timeout`].
     pub timeout: Option<Duration>,
+    /// A child workflow that outlives a cancel of its parent
+    /// ([`ChildOptions::keep_on_parent_cancel`](crate::ChildOptions::keep_on_parent_cancel)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) keep_on_parent_cancel: bool,
 }
 
 impl StartOptions {

@@ -216,6 +216,16 @@ pub async fn start<W: Workflow, I: Serialize>(
     rt.start::<W, I>(id, options, input).await
 }
 
+/// `name::child_with`: starts `W` as a child of the workflow running
+/// `ctx`; the call takes its place in the parent's journal now.
+pub fn start_child<W: Workflow, I: Serialize>(
+    ctx: &crate::Context,
+    options: crate::ChildOptions,
+    input: &I,
+) -> impl Future<Output = crate::ChildHandle<W>> + Send + use<W, I> {
+    crate::execution::start_child::<W, I>(ctx, options, input)
+}
+
 /// `name::resume`: resumes `id`, which must be an execution of `W`.
 pub async fn resume<W: Workflow>(rt: &Runtime, id: ExecutionId) -> Result<(), Error> {
     let name = W::descriptor().name;

@@ -143,6 +143,10 @@ pub struct ExecutionInfo {
     pub restart_attempt: u32,
     /// When a sleeping execution wakes (or a waiting one gives up).
     pub wake_at: Option<SystemTime>,
+    /// The execution that started it as a child workflow.
+    pub parent: Option<ExecutionId>,
+    /// The child workflows it started, oldest first.
+    pub children: Vec<ChildSummary>,
     /// When it must end by, if it was started with a timeout
     /// ([`StartOptions::timeout`](crate::StartOptions::timeout),
     /// `#[workflow(timeout = "...")]`).
@@ -204,6 +208,18 @@ pub struct StepRecord {
     /// When a sleep wakes (or a step waiting out a backoff retries, or a
     /// `recv` gives up waiting).
     pub wake_at: Option<SystemTime>,
+}
+
+/// A child workflow of an execution ([`ExecutionInfo::children`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChildSummary {
+    /// Its id.
+    pub id: ExecutionId,
+    /// Its registered workflow name.
+    pub workflow: String,
+    /// Where it stands.
+    pub status: crate::status::ExecutionStatus,
 }
 
 /// A journal entry set aside by [`Runtime::restart`](crate::Runtime::restart)

@@ -16,7 +16,8 @@ use crate::execution::{Engine, WorkflowDescriptor};
 use crate::handle::Handle;
 use crate::options::StartOptions;
 use crate::record::{
-    ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, PruneReport, RequestId, RequestState,
+    ChildSummary, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, PruneReport, RequestId,
+    RequestState,
 };
 use crate::status::{AdminAction, ExecutionStatus, REFUSED};
 
@@ -206,6 +207,18 @@ impl Runtime {
             .load_info(&id)
             .await?
             .ok_or(Error::NotFound(id))?;
+        info.children = self
+            .engine
+            .store
+            .children(&info.id)
+            .await?
+            .into_iter()
+            .map(|c| ChildSummary {
+                id: c.id,
+                workflow: c.workflow,
+                status: c.status,
+            })
+            .collect();
         // Paused because the journal could not be written: the journal may
         // not even hold the pause.
         if let Some(reason) = self.engine.storage_hold(&info.id)
@@ -455,7 +468,7 @@ impl Runtime {
             format!("the input of workflow `{}`", descriptor.name)
         })?;
         self.engine
-            .start(descriptor, id.clone(), options, bytes)
+            .start(descriptor, id.clone(), options, bytes, None)
             .await?;
         Ok(Handle::new(self.clone(), id))
     }

@@ -144,6 +144,10 @@ text_enum! {
         /// A value appended by `Context::write_stream`, or the end of the
         /// stream (`Context::close_stream`, no value); its name is the key.
         Stream = "stream",
+        /// A child workflow started (its name is the child's workflow, its
+        /// value the child's id) or ended (named by the child's id with
+        /// `.result`, its value how it ended).
+        Child = "child",
     }
 }
 
@@ -268,7 +272,7 @@ mod tests {
     fn sql_check_names_every_value() {
         assert_eq!(
             EntryKind::sql_check("kind"),
-            "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch' OR kind = 'recv' OR kind = 'event' OR kind = 'stream'"
+            "kind = 'step' OR kind = 'sleep' OR kind = 'now' OR kind = 'random' OR kind = 'patch' OR kind = 'recv' OR kind = 'event' OR kind = 'stream' OR kind = 'child'"
         );
     }
 }

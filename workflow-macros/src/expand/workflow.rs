@@ -200,6 +200,37 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
                 .await
             }
 
+            /// Starts an execution of this workflow as a child of the workflow running
+            /// `ctx`, durably and idempotently: the call takes its place in the parent's
+            /// journal when it is made, and a replay of the parent finds the same child
+            /// instead of starting another. The child's id is derived from the parent's
+            /// (`parent/name-0`, `parent/name-1`, ...). Await
+            /// [`ChildHandle::result`](#krate::ChildHandle::result) for its end; a
+            /// cancel of the parent cancels it.
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis fn child(
+                __workflow_parent: &#krate::Context,
+                #(#arg_params),*
+            ) -> impl ::core::future::Future<Output = #krate::ChildHandle<#ident>> + ::core::marker::Send + 'static {
+                Self::child_with(__workflow_parent, ::core::default::Default::default(), #(#field_idents),*)
+            }
+
+            /// Like [`child`](Self::child), with options: the child's id, its start
+            /// options, whether it outlives a cancel of its parent.
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis fn child_with(
+                __workflow_parent: &#krate::Context,
+                __workflow_child_options: #krate::ChildOptions,
+                #(#arg_params),*
+            ) -> impl ::core::future::Future<Output = #krate::ChildHandle<#ident>> + ::core::marker::Send + 'static {
+                let __workflow_input = #input_ident { #(#field_idents),* };
+                #krate::__private::start_child::<#ident, _>(
+                    __workflow_parent,
+                    __workflow_child_options,
+                    &__workflow_input,
+                )
+            }
+
             /// Resumes execution `id` now: a sleeping one wakes early, a paused one is
             /// unparked and an interrupted one is replayed. Running and finished executions
             /// are left as they are.

@@ -151,6 +151,7 @@ impl Engine {
                 recovered: false,
                 dry: Some(Arc::clone(names)),
                 deadline: None,
+                parent: None,
             },
         ));
         let ctx = Context {

@@ -23,6 +23,7 @@ impl Engine {
         id: ExecutionId,
         options: StartOptions,
         input: Vec<u8>,
+        parent: Option<ExecutionId>,
     ) -> Result<()> {
         if self.admin {
             return Err(Error::AdminMode("starting a workflow"));
@@ -59,6 +60,7 @@ impl Engine {
             input: input.clone(),
             options: options_json,
             now,
+            parent_id: parent.clone(),
             deadline_at: options
                 .timeout
                 .or(descriptor.timeout)
@@ -87,6 +89,7 @@ impl Engine {
                         restart_attempt: 0,
                         journal: Vec::new(),
                         deadline_at: new_deadline,
+                        parent_id: parent,
                         input_type: Some(input_type.hash),
                     };
                     self.launch(claim, ready, false);
@@ -117,6 +120,7 @@ impl Engine {
             id,
             StartOptions::default(),
             payload.bytes().to_vec(),
+            None,
         )
         .await
     }

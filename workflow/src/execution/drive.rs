@@ -38,6 +38,8 @@ pub(crate) struct Ready {
     pub input_type: Option<i32>,
     /// When the execution must end by (Unix ms).
     pub deadline_at: Option<i64>,
+    /// The execution that started it as a child.
+    pub parent_id: Option<ExecutionId>,
 }
 
 impl Ready {
@@ -53,6 +55,7 @@ impl Ready {
             restart_attempt: row.restart_attempt,
             input_type: row.input_type,
             deadline_at: row.deadline_at,
+            parent_id: row.parent_id,
             journal,
         })
     }
@@ -156,6 +159,7 @@ impl Engine {
             recovered,
             dry: None,
             deadline: ready.deadline_at,
+            parent: ready.parent_id,
         };
         let exec = Arc::new(Execution::new(
             Arc::clone(self),
@@ -183,7 +187,7 @@ impl Engine {
     /// claim is released before a restart is scheduled (so the restart can
     /// claim it) and after a failure is written (so nothing overwrites it).
     pub(crate) async fn after_panic(
-        &self,
+        self: &Arc<Self>,
         claim: Option<Claim>,
         id: ExecutionId,
         restart_attempt: u32,

@@ -123,9 +123,10 @@ impl Execution {
             // What follows the wait is past the journal's end.
             self.halt().await
         }
-        let suspend_after =
-            i64::try_from(self.engine.defaults.suspend_after.as_millis()).unwrap_or(i64::MAX);
-        let suspend_at = self.now_millis().saturating_add(suspend_after);
+        // How long the wait is held in memory is a matter of memory, not
+        // of the workflow's time: real time, whatever the runtime's clock.
+        let held = tokio::time::sleep(self.engine.defaults.suspend_after);
+        tokio::pin!(held);
         loop {
             // Both registered before the inbox is read: a send or a cancel
             // in between is not missed.
@@ -151,16 +152,17 @@ impl Execution {
                 }
                 return None;
             }
-            if now >= suspend_at {
+            if held.is_elapsed() {
                 self.suspend_waiting(&at.name, deadline).await;
                 continue;
             }
-            let wake = self.until_deadline(deadline.unwrap_or(i64::MAX).min(suspend_at));
+            let wake = self.until_deadline(deadline.unwrap_or(i64::MAX));
             tokio::select! {
                 () = mail => {}
                 () = self.engine.clock.sleep_until(from_millis(wake)) => {}
-                // Real time, not the runtime's clock: a test's manual clock
-                // does not hold up messages from other processes.
+                () = &mut held => {}
+                // Real time too: a test's manual clock does not hold up
+                // messages from other processes.
                 () = tokio::time::sleep(POLL_EVERY) => {}
                 () = interrupted => {}
             }

@@ -8,6 +8,7 @@
 
 mod attempt;
 mod check;
+mod child;
 mod context;
 mod control;
 mod descriptor;
@@ -23,6 +24,8 @@ mod state;
 mod step;
 
 pub use attempt::{StepContext, permanent};
+pub(crate) use child::start_child;
+pub use child::{ChildHandle, ChildOptions};
 pub use context::Context;
 pub use descriptor::{BoxFuture, Registration, TypeRename, WorkflowDescriptor, WorkflowOutcome};
 pub(crate) use engine::{Defaults, Ended, Engine, Registry, WatchGuard};

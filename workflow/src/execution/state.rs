@@ -49,6 +49,8 @@ pub(crate) struct Execution {
     /// When the execution must end by (Unix ms): past it, the next
     /// boundary cancels it.
     pub(super) deadline: Option<i64>,
+    /// The execution that started it as a child workflow: told when it ends.
+    pub parent: Option<ExecutionId>,
 }
 
 /// What an execution is launched with.
@@ -65,6 +67,8 @@ pub(crate) struct Launch {
     pub dry: Option<Arc<std::collections::HashMap<i32, String>>>,
     /// When it must end by (Unix ms).
     pub deadline: Option<i64>,
+    /// The execution that started it as a child workflow.
+    pub parent: Option<ExecutionId>,
 }
 
 impl Execution {
@@ -85,6 +89,7 @@ impl Execution {
             ending: AtomicBool::new(false),
             dry: launch.dry.map(Dry::new),
             deadline: launch.deadline,
+            parent: launch.parent,
         }
     }
 

@@ -327,6 +327,8 @@ pub(crate) struct NewExecution {
     pub now: i64,
     /// When the execution must end by (Unix ms): its start plus its timeout.
     pub deadline_at: Option<i64>,
+    /// The execution that started it as a child workflow.
+    pub parent_id: Option<ExecutionId>,
 }
 
 /// What inserting an execution found.
@@ -362,6 +364,8 @@ pub(crate) struct ExecutionRow {
     pub output_type: Option<i32>,
     /// When it must end by (Unix ms), if it has a timeout.
     pub deadline_at: Option<i64>,
+    /// The execution that started it as a child workflow.
+    pub parent_id: Option<ExecutionId>,
 }
 
 /// An execution loaded to be driven: its row and its whole journal.
@@ -531,6 +535,16 @@ pub(crate) struct EventRow {
     pub value: Vec<u8>,
     pub value_type: Option<i32>,
     pub updated_at: i64,
+}
+
+/// A child workflow's execution, as its parent's cancel and status see it.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildRow {
+    pub id: ExecutionId,
+    pub workflow: String,
+    pub status: ExecutionStatus,
+    /// Its start options (JSON): whether it outlives a cancel of its parent.
+    pub options: String,
 }
 
 /// One row of a stream: a value, or its end (`value` `None`).

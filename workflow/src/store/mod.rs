@@ -528,6 +528,11 @@ impl Store {
         backend!(self, s => s.stream_rows(id, key, from, limit).await)
     }
 
+    /// The executions started as children of `id`, oldest first.
+    pub(crate) async fn children(&self, id: &ExecutionId) -> Result<Vec<ChildRow>> {
+        backend!(self, s => s.children(id).await)
+    }
+
     // ---- retention ----
 
     /// Deletes up to `limit` finished executions that ended before `cutoff`

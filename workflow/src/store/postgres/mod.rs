@@ -758,6 +758,11 @@ impl PgStore {
         inbox::events(&client, id, key.as_deref()).await.map_err(pg)
     }
 
+    pub(crate) async fn children(&self, id: &ExecutionId) -> Result<Vec<crate::store::ChildRow>> {
+        let client = self.client().await?;
+        queries::children(&client, id).await.map_err(pg)
+    }
+
     pub(crate) async fn stream_rows(
         &self,
         id: &ExecutionId,

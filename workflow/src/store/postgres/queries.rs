@@ -16,8 +16,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    Claimed, Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Registered, Request,
-    RequestAction, START_ACTION, Transition, Unfinished, WorkflowRow,
+    ChildRow, Claimed, Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Registered,
+    Request, RequestAction, START_ACTION, Transition, Unfinished, WorkflowRow,
 };
 
 type Client = ClientWrapper;
@@ -56,8 +56,8 @@ pub(super) async fn insert_execution(
         client,
         "INSERT INTO workflow_executions
              (id, workflow_name, status, codec, input, options, created_at, updated_at, owner, claim_seq,
-              app_version, input_type, deadline_at)
-         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8, $9, $10)
+              app_version, input_type, deadline_at, parent_id)
+         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8, $9, $10, $11)
          ON CONFLICT (id) DO NOTHING",
         &[
             &e.id.as_str(),
@@ -70,6 +70,7 @@ pub(super) async fn insert_execution(
             &e.app_version,
             &e.input_type,
             &e.deadline_at,
+            &e.parent_id.as_ref().map(ExecutionId::as_str),
         ],
     )
     .await?;
@@ -90,7 +91,7 @@ pub(super) async fn insert_execution(
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
      options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version, input_type,
-     output_type, owner, deadline_at";
+     output_type, owner, deadline_at, parent_id";
 
 fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
     let codec = super::codec(r.try_get(3)?)?;
@@ -113,6 +114,7 @@ fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
         input_type: r.try_get(15)?,
         output_type: r.try_get(16)?,
         deadline_at: r.try_get(18)?,
+        parent_id: r.try_get::<_, Option<String>>(19)?.map(ExecutionId::new),
     })
 }
 
@@ -273,8 +275,16 @@ pub(super) async fn claim_for_replay(
 /// worker. An end or a pause releases the execution; a sleep or a wait for
 /// a message keeps it with its owner, whose timer or sweep wakes it.
 /// A status change: never over a terminal status, nor of an execution
-/// another worker owns; an end or a pause releases the execution.
-pub(super) const SET_STATUS: &str = "UPDATE workflow_executions
+/// another worker owns; an end or a pause releases the execution. An end
+/// ($9, the end time, set) also makes a waiting parent due now (its owner's
+/// sweep wakes it), in the same statement.
+pub(super) const SET_STATUS: &str = "WITH parent AS (
+         UPDATE workflow_executions SET wake_at = $8
+         WHERE $9::bigint IS NOT NULL AND status = 'waiting' AND (wake_at IS NULL OR wake_at > $8)
+           AND id = (SELECT parent_id FROM workflow_executions
+                     WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+                       AND (owner IS NULL OR owner = $11)))
+     UPDATE workflow_executions
      SET status = $2, output = $3, error = $4, error_message = $5, pause_cause = $6, wake_at = $7,
          updated_at = $8, completed_at = $9, owner = CASE WHEN $10 THEN NULL ELSE owner END,
          output_type = $12
@@ -684,6 +694,8 @@ async fn load_info_unguarded(client: &Client, id: &ExecutionId) -> PgResult<Opti
         restart_attempt: row.restart_attempt,
         wake_at: row.wake_at.map(from_millis),
         deadline: row.deadline_at.map(from_millis),
+        parent: row.parent_id,
+        children: Vec::new(),
         created_at: from_millis(row.created_at),
         updated_at: from_millis(row.updated_at),
         completed_at: row.completed_at.map(from_millis),
@@ -920,6 +932,27 @@ pub(super) async fn pending_requests(
                 id: r.try_get(0)?,
                 execution: ExecutionId::new(r.try_get::<_, String>(1)?),
                 action,
+            })
+        })
+        .collect()
+}
+
+/// The executions started as children of `id`, oldest first.
+pub(super) async fn children(client: &Client, id: &ExecutionId) -> PgResult<Vec<ChildRow>> {
+    let rows = query(
+        client,
+        "SELECT id, workflow_name, status, options FROM workflow_executions
+         WHERE parent_id = $1 ORDER BY created_at, id",
+        &[&id.as_str()],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ChildRow {
+                id: ExecutionId::new(r.try_get::<_, String>(0)?),
+                workflow: r.try_get(1)?,
+                status: parse(r.try_get(2)?)?,
+                options: r.try_get(3)?,
             })
         })
         .collect()

@@ -108,7 +108,7 @@ pub(crate) fn read_as_current(schema: &str, version: i64) -> Option<String> {
         batch.push_str(&format!(
             "CREATE TEMP VIEW workflow_executions AS
                  SELECT *, NULL::integer AS input_type, NULL::integer AS output_type,
-                        NULL::bigint AS deadline_at
+                        NULL::bigint AS deadline_at, NULL::text AS parent_id
                  FROM {schema}.workflow_executions;
              CREATE TEMP VIEW step_executions AS
                  SELECT *, NULL::integer AS value_type FROM {schema}.step_executions;
@@ -118,7 +118,8 @@ pub(crate) fn read_as_current(schema: &str, version: i64) -> Option<String> {
     if version == 2 {
         batch.push_str(&format!(
             "CREATE TEMP VIEW workflow_executions AS
-                 SELECT *, NULL::bigint AS deadline_at FROM {schema}.workflow_executions;"
+                 SELECT *, NULL::bigint AS deadline_at, NULL::text AS parent_id
+                 FROM {schema}.workflow_executions;"
         ));
     }
     if version < 3 {
@@ -249,7 +250,10 @@ fn migrations(s: &str, found: i64) -> String {
                  ADD CONSTRAINT step_executions_status_check CHECK ({V3_STEP_STATUS}),
                  DROP CONSTRAINT step_executions_kind_check,
                  ADD CONSTRAINT step_executions_kind_check CHECK ({V3_KIND});
-             ALTER TABLE {s}.workflow_executions ADD COLUMN deadline_at bigint;
+             ALTER TABLE {s}.workflow_executions ADD COLUMN deadline_at bigint,
+                 ADD COLUMN parent_id text;
+             CREATE INDEX workflow_executions_by_parent ON {s}.workflow_executions (parent_id)
+                 WHERE parent_id IS NOT NULL;
              ALTER TABLE {s}.admin_requests DROP CONSTRAINT admin_requests_action_check,
                  ADD CONSTRAINT admin_requests_action_check CHECK ({V3_ADMIN_ACTION}),
                  ADD COLUMN workflow_name text, ADD COLUMN input bytea;
@@ -336,8 +340,11 @@ fn ddl(s: &str) -> String {
             app_version        text NOT NULL DEFAULT '',
             input_type         integer,
             output_type        integer,
-            deadline_at        bigint
+            deadline_at        bigint,
+            parent_id          text
         ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);
+        CREATE INDEX workflow_executions_by_parent ON {s}.workflow_executions (parent_id)
+            WHERE parent_id IS NOT NULL;
         CREATE INDEX workflow_executions_by_status ON {s}.workflow_executions (status, created_at);
         CREATE INDEX workflow_executions_by_created ON {s}.workflow_executions (created_at, seq);
         CREATE INDEX workflow_executions_by_owner ON {s}.workflow_executions (owner) WHERE owner IS NOT NULL;

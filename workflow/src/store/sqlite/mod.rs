@@ -99,9 +99,10 @@ impl SqliteStore {
             queries::set_status(conn, &id, status, &transition, now)
                 .map(|changed| (changed, transition))
         };
-        // A cancel also ends the execution's waiting entries: two
-        // statements, which must commit or fail together.
-        if status == ExecutionStatus::Cancelled {
+        // A cancel also ends the execution's waiting entries, and an end
+        // wakes a waiting parent: statements that must commit or fail
+        // together.
+        if status.is_terminal() {
             self.write(op).await
         } else {
             self.write_one(op).await
@@ -299,6 +300,11 @@ impl SqliteStore {
         let (id, topic) = (id.clone(), topic.to_owned());
         self.read(move |conn| inbox::has_message(conn, &id, &topic))
             .await
+    }
+
+    pub(crate) async fn children(&self, id: &ExecutionId) -> Result<Vec<crate::store::ChildRow>> {
+        let id = id.clone();
+        self.read(move |conn| queries::children(conn, &id)).await
     }
 
     pub(crate) async fn stream_rows(

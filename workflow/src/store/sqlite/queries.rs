@@ -13,8 +13,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Request, RequestAction,
-    START_ACTION, Transition, Unfinished, WorkflowRow,
+    ChildRow, Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Request,
+    RequestAction, START_ACTION, Transition, Unfinished, WorkflowRow,
 };
 
 pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite::Result<Inserted> {
@@ -22,9 +22,9 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
         .prepare_cached(
             "INSERT INTO workflow_executions
                  (id, workflow_name, status, codec, input, options, created_at, updated_at, app_version,
-                  input_type, deadline_at)
+                  input_type, deadline_at, parent_id)
              VALUES (:id, :workflow, 'running', :codec, :input, :options, :now, :now, :app_version,
-                     :input_type, :deadline_at)
+                     :input_type, :deadline_at, :parent_id)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(named_params! {
@@ -37,6 +37,7 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
             ":app_version": e.app_version,
             ":input_type": e.input_type,
             ":deadline_at": e.deadline_at,
+            ":parent_id": e.parent_id.as_ref().map(ExecutionId::as_str),
         })?;
     if inserted == 1 {
         return Ok(Inserted::Created);
@@ -50,7 +51,7 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
 const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
      options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version,
-     input_type, output_type, deadline_at";
+     input_type, output_type, deadline_at, parent_id";
 
 fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
     let codec_name: String = r.get(3)?;
@@ -80,6 +81,7 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
         input_type: r.get(15)?,
         output_type: r.get(16)?,
         deadline_at: r.get(17)?,
+        parent_id: r.get::<_, Option<String>>(18)?.map(ExecutionId::new),
     })
 }
 
@@ -197,7 +199,39 @@ pub(super) fn set_status(
     if changed == 1 && status == ExecutionStatus::Cancelled {
         end_waiting_entries(conn, id, now)?;
     }
+    if changed == 1 && status.is_terminal() {
+        wake_parent(conn, id, now)?;
+    }
     Ok(changed == 1)
+}
+
+/// The executions started as children of `id`, oldest first.
+pub(super) fn children(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<ChildRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, workflow_name, status, options FROM workflow_executions
+         WHERE parent_id = ?1 ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map([id.as_str()], |r| {
+        Ok(ChildRow {
+            id: ExecutionId::new(r.get::<_, String>(0)?),
+            workflow: r.get(1)?,
+            status: r.get(2)?,
+            options: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A child workflow ended: its parent, if it waits suspended, is due now
+/// (the sweep wakes it if nothing sooner does).
+fn wake_parent(conn: &Connection, child: &ExecutionId, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE workflow_executions SET wake_at = ?2
+         WHERE id = (SELECT parent_id FROM workflow_executions WHERE id = ?1)
+           AND status = 'waiting' AND (wake_at IS NULL OR wake_at > ?2)",
+    )?
+    .execute(params![child.as_str(), now])?;
+    Ok(())
 }
 
 /// Ends the entries of a cancelled execution that were still waiting (a
@@ -429,6 +463,8 @@ fn load_info_unguarded(
         restart_attempt: row.restart_attempt,
         wake_at: row.wake_at.map(from_millis),
         deadline: row.deadline_at.map(from_millis),
+        parent: row.parent_id,
+        children: Vec::new(),
         created_at: from_millis(row.created_at),
         updated_at: from_millis(row.updated_at),
         completed_at: row.completed_at.map(from_millis),

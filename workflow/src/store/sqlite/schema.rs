@@ -44,7 +44,7 @@ pub(super) fn read_as_current(conn: &Connection, version: i64) -> Result<()> {
         conn.execute_batch(
             "CREATE TEMP VIEW workflow_executions AS
                  SELECT rowid AS rowid, *, '' AS app_version, NULL AS input_type,
-                        NULL AS output_type, NULL AS deadline_at
+                        NULL AS output_type, NULL AS deadline_at, NULL AS parent_id
                  FROM main.workflow_executions;
              CREATE TEMP VIEW step_executions AS
                  SELECT *, NULL AS value_type FROM main.step_executions;
@@ -54,7 +54,8 @@ pub(super) fn read_as_current(conn: &Connection, version: i64) -> Result<()> {
     if version == 2 {
         conn.execute_batch(
             "CREATE TEMP VIEW workflow_executions AS
-                 SELECT rowid AS rowid, *, NULL AS deadline_at FROM main.workflow_executions;",
+                 SELECT rowid AS rowid, *, NULL AS deadline_at, NULL AS parent_id
+                 FROM main.workflow_executions;",
         )?;
     }
     if version < 3 {
@@ -677,8 +678,9 @@ fn schema_v2() -> String {
 /// The statuses of entries as versions 1 and 2 had them.
 const V2_STEP_STATUS: &str = "status = 'pending' OR status = 'running' OR status = 'completed' OR status = 'failed' OR status = 'sleeping' OR status = 'retrying'";
 
-/// Version 3: messages and events, and each execution's deadline
-/// (`deadline_at`, from its timeout). The CHECK constraints of both status
+/// Version 3: messages and events, each execution's deadline
+/// (`deadline_at`, from its timeout) and its parent (`parent_id`, a child
+/// workflow's). The CHECK constraints of both status
 /// columns and of `kind` widen, so `workflow_executions` and
 /// `step_executions` are rebuilt (a copy of each, inside the migration's
 /// transaction, with the indexes made again). Besides this build's kinds,
@@ -713,7 +715,8 @@ const SCHEMA_V3: &str = "
         app_version        TEXT NOT NULL DEFAULT '',
         input_type         INTEGER,
         output_type        INTEGER,
-        deadline_at        INTEGER
+        deadline_at        INTEGER,
+        parent_id          TEXT
     ) STRICT;
     INSERT INTO workflow_executions_v3
         (id, workflow_name, status, codec, input, output, error, error_message, options,
@@ -729,6 +732,8 @@ const SCHEMA_V3: &str = "
     CREATE INDEX workflow_executions_by_created ON workflow_executions (created_at);
     CREATE INDEX workflow_executions_by_wake ON workflow_executions (wake_at)
         WHERE status = 'sleeping' OR status = 'waiting';
+    CREATE INDEX workflow_executions_by_parent ON workflow_executions (parent_id)
+        WHERE parent_id IS NOT NULL;
 
     CREATE TABLE step_executions_v3 (
         execution_id   TEXT NOT NULL,
