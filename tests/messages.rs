@@ -261,8 +261,21 @@ both_stores!(
         rt.shutdown().await.unwrap();
         drop(rt);
 
-        // Past the original deadline, the next open ends the wait.
+        // Past the original deadline, the next open ends the wait: an
+        // answer sent after the deadline is not this wait's.
         clock.advance(HOUR);
+        let admin = db
+            .builder()
+            .admin()
+            .clock(clock.clone())
+            .open()
+            .await
+            .unwrap();
+        admin
+            .send("late", "answer", "after the deadline")
+            .await
+            .unwrap();
+        drop(admin);
         let rt = open().await;
         let out = within(rt.handle::<answer_or_give_up>("late").result()).await;
         assert_eq!(out.unwrap(), "gave up");
@@ -375,8 +388,13 @@ both_stores!(
         let err = rt.send("nobody", "t", &1u32).await.unwrap_err();
         assert!(matches!(err, Error::NotFound(_)), "{err}");
         let handle = once_or_twice::start(&rt, "done").await.unwrap();
+        let key = || SendOptions::idempotency_key("hook-7");
         handle.send("paid", &1u64).await.unwrap();
+        rt.send_with("done", "paid", &2u64, key()).await.unwrap();
         within(handle.result()).await.unwrap();
+        // A retried webhook after the end is still one delivery, not an error.
+        let again = rt.send_with("done", "paid", &2u64, key()).await.unwrap();
+        assert_eq!(again, Delivery::Duplicate);
         let err = handle.send("paid", &2u64).await.unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -617,6 +635,159 @@ both_stores!(
                 .to_string()
                 .contains("stream `progress`")
         );
+        rt.shutdown().await.unwrap();
+    }
+);
+
+// ---- restarts and code changes ----------------------------------------------
+
+static FIXED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[step]
+async fn refuse_always() -> Result<(), AnyError> {
+    Err(replayflow::permanent(AnyError::msg("refused")))
+}
+
+#[step]
+async fn check_amount(amount: u64) -> Result<u64, AnyError> {
+    if FIXED.load(Ordering::SeqCst) {
+        Ok(amount)
+    } else {
+        Err(replayflow::permanent(AnyError::msg("not yet")))
+    }
+}
+
+/// A handled failure, then a message, then a step that fails until fixed.
+#[workflow]
+async fn takes_then_fails(ctx: Context) -> Result<u64, AnyError> {
+    let _ = refuse_always().await;
+    let amount = ctx.recv::<u64>("amount").await;
+    check_amount(amount).await
+}
+
+both_stores!(
+    a_restarted_execution_takes_again_the_messages_of_its_set_aside_entries,
+    |db| async move {
+        FIXED.store(false, Ordering::SeqCst);
+        let rt = db.builder().open().await.unwrap();
+        let handle = takes_then_fails::start(&rt, "retaken").await.unwrap();
+        rt.send_with(
+            "retaken",
+            "amount",
+            &42u64,
+            SendOptions::idempotency_key("a"),
+        )
+        .await
+        .unwrap();
+        assert!(within(handle.result()).await.is_err());
+        FIXED.store(true, Ordering::SeqCst);
+        // The journal from the first failed entry on (the handled refusal)
+        // is set aside, the `recv` with it: its message goes back.
+        rt.restart("retaken").await.unwrap();
+        assert_eq!(within(handle.result()).await.unwrap(), 42);
+        let again = rt
+            .send_with(
+                "retaken",
+                "amount",
+                &42u64,
+                SendOptions::idempotency_key("a"),
+            )
+            .await
+            .unwrap();
+        // Its key still says delivered: a retry is a duplicate.
+        assert_eq!(again, Delivery::Duplicate);
+        rt.shutdown().await.unwrap();
+    }
+);
+
+static RECV_CODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Deploy 0 waits with a timeout; deploy 1 without.
+#[workflow]
+async fn changes_its_wait(ctx: Context) -> Result<String, AnyError> {
+    Ok(if RECV_CODE.load(Ordering::SeqCst) == 0 {
+        ctx.recv_timeout::<String>("go", HOUR)
+            .await
+            .unwrap_or_default()
+    } else {
+        ctx.recv::<String>("go").await
+    })
+}
+
+both_stores!(
+    a_wait_that_lost_its_timeout_in_new_code_parks_as_nondeterminism,
+    |db| async move {
+        RECV_CODE.store(0, Ordering::SeqCst);
+        let clock = clock();
+        let open = || async {
+            db.builder()
+                .clock(clock.clone())
+                .suspend_after(Duration::ZERO)
+                .open()
+                .await
+                .unwrap()
+        };
+        let rt = open().await;
+        changes_its_wait::start(&rt, "changed").await.unwrap();
+        wait_for_status(&rt, "changed", ExecutionStatus::Waiting).await;
+        rt.shutdown().await.unwrap();
+        drop(rt);
+        RECV_CODE.store(1, Ordering::SeqCst);
+        clock.advance(2 * HOUR);
+        let rt = open().await;
+        let info = within(wait_for_status(&rt, "changed", ExecutionStatus::Paused)).await;
+        let reason = info.error_message.unwrap();
+        assert!(
+            reason.contains("recorded a recv_timeout on topic `go`"),
+            "{reason}"
+        );
+        rt.shutdown().await.unwrap();
+    }
+);
+
+static BLEW: AtomicU32 = AtomicU32::new(0);
+
+#[step]
+async fn blow_up() -> Result<(), AnyError> {
+    BLEW.fetch_add(1, Ordering::SeqCst);
+    panic!("blown up");
+}
+
+/// Answered before its deadline (its timer stays behind), then panics.
+#[workflow]
+async fn answered_then_panics(ctx: Context) -> Result<(), AnyError> {
+    ctx.recv_timeout::<String>("answer", HOUR).await;
+    blow_up().await
+}
+
+both_stores!(
+    a_stale_wake_up_leaves_a_panicked_execution_to_its_restart_policy,
+    |db| async move {
+        BLEW.store(0, Ordering::SeqCst);
+        let clock = clock();
+        let rt = db
+            .builder()
+            .clock(clock.clone())
+            .suspend_after(Duration::ZERO)
+            .auto_restart(false)
+            .panic_hook(false)
+            .open()
+            .await
+            .unwrap();
+        answered_then_panics::start(&rt, "stale").await.unwrap();
+        wait_for_status(&rt, "stale", ExecutionStatus::Waiting).await;
+        rt.send("stale", "answer", "yes").await.unwrap();
+        wait_for_status(&rt, "stale", ExecutionStatus::Panicked).await;
+        // The wait's timer fires at its deadline, and the sweep runs.
+        clock.advance(2 * HOUR);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let info = rt.status("stale").await.unwrap();
+        assert_eq!(
+            info.status,
+            ExecutionStatus::Panicked,
+            "not replayed by a stale timer"
+        );
+        assert_eq!(BLEW.load(Ordering::SeqCst), 1);
         rt.shutdown().await.unwrap();
     }
 );

@@ -224,10 +224,13 @@ async fn executions_go_on_after_the_server_drops_every_connection() {
         .count("SELECT count(*) FROM step_executions WHERE status = 'completed'")
         .await;
     assert_eq!(steps, 20 * 15);
-    // Re-runs are only of steps in flight when a connection dropped.
+    // Re-runs are only of steps in flight when a connection dropped: one
+    // per execution and drop, and again for a run whose commit found the
+    // writer not yet reconnected (on a loaded machine, a few). Far fewer
+    // than a run of the whole chains again (300 more).
     let runs = i64::from(SLOW_RUNS.load(Ordering::SeqCst));
     assert!(
-        runs >= steps && runs <= steps + 2 * 20,
+        runs >= steps && runs <= steps + 2 * 20 * 3,
         "{runs} runs for {steps} steps"
     );
     rt.shutdown().await.expect("shutdown");

@@ -140,11 +140,12 @@ impl<W: Workflow> Handle<W> {
                     error: row.error.as_deref(),
                     value_type: row.output_type,
                     message: row.error_message.as_deref(),
-                    // Cancelled once its deadline had passed.
+                    // Cancelled by its deadline (an operator's cancel has
+                    // no reason).
                     deadline_passed: row
-                        .deadline_at
-                        .zip(row.completed_at)
-                        .is_some_and(|(deadline, ended)| ended >= deadline),
+                        .error_message
+                        .as_deref()
+                        .is_some_and(|m| m.starts_with(crate::execution::DEADLINE_EXCEEDED)),
                 };
                 if let Some(result) = self.outcome(end).await {
                     return result;

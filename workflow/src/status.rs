@@ -91,6 +91,12 @@ text_enum! {
 }
 
 impl ExecutionStatus {
+    /// Whether the execution is suspended (sleeping, or waiting for a
+    /// message or a child): what a wake-up may replay.
+    pub fn is_suspended(self) -> bool {
+        matches!(self, ExecutionStatus::Sleeping | ExecutionStatus::Waiting)
+    }
+
     /// Whether the execution has ended for good (completed, failed or cancelled).
     pub fn is_terminal(self) -> bool {
         matches!(

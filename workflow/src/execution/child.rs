@@ -17,13 +17,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::context::Context;
-use super::state::Execution;
+use super::state::{Execution, WaitFor};
 use crate::error::RunError;
 use crate::options::StartOptions;
 use crate::record::{ExecutionId, from_millis};
 use crate::runtime::Workflow;
 use crate::status::{EntryKind, ExecutionStatus, PauseCause, StepStatus};
-use crate::store::{ExecutionRow, JournalOp, Transition};
+use crate::store::{ExecutionRow, JournalOp};
 
 /// How often a parent waiting in memory reads its child's status (an end
 /// in this process is told at once).
@@ -178,11 +178,7 @@ async fn child_end<W: Workflow>(
             },
             None => ChildEnd::FailedWithout(message),
         },
-        _ if row
-            .deadline_at
-            .zip(row.completed_at)
-            .is_some_and(|(deadline, ended)| ended >= deadline) =>
-        {
+        _ if message.starts_with(super::state::DEADLINE_EXCEEDED) => {
             ChildEnd::DeadlineExceeded(message)
         }
         _ => ChildEnd::Cancelled,
@@ -196,6 +192,7 @@ impl Execution {
         if self.stops_past_journal() {
             self.halt().await
         }
+        let _registered = self.waiting_for(WaitFor::Child(child.clone()), None);
         // Held in memory for real time, as a `recv` is.
         let held = tokio::time::sleep(self.engine.defaults.suspend_after);
         tokio::pin!(held);
@@ -211,7 +208,8 @@ impl Execution {
                 return row;
             }
             if held.is_elapsed() {
-                self.suspend_for_child(child).await;
+                let reason = format!("waiting for child workflow `{child}`");
+                self.suspend_waiting(reason).await;
                 continue;
             }
             let wake = self.until_deadline(i64::MAX);
@@ -237,35 +235,6 @@ impl Execution {
                 self.fail(reason).await
             }
             Err(e) => self.journal_failed("a read of a child workflow", &e).await,
-        }
-    }
-
-    /// Suspends the parent until `child` ends; returns (without
-    /// suspending) when it ended while the status was written.
-    async fn suspend_for_child(&self, child: &ExecutionId) {
-        tracing::debug!(execution = %self.id, %child, "suspending until a child ends");
-        let reason = format!("waiting for child workflow `{child}`");
-        self.engine
-            .set_status(
-                &self.id,
-                ExecutionStatus::Waiting,
-                Transition::waiting(self.deadline, reason),
-            )
-            .await;
-        // A child that ended before the status was committed found the
-        // parent running and woke nothing: this run goes on.
-        match self.engine.store.load_execution(child).await {
-            Ok(Some(row)) if !row.status.is_terminal() => {
-                if let Some(at) = self.deadline {
-                    self.engine.timers.add_wake(at, self.id.clone());
-                }
-                self.halt().await
-            }
-            _ => {
-                self.engine
-                    .set_status(&self.id, ExecutionStatus::Running, Transition::bare())
-                    .await;
-            }
         }
     }
 }

@@ -99,12 +99,29 @@ impl Engine {
         id: &ExecutionId,
         recovered: bool,
     ) -> Result<bool> {
+        self.replay_with(id, recovered, false).await
+    }
+
+    /// Replays `id` for a wake-up (a timer, a message, a child's end, the
+    /// sweep): only while it is still suspended. One that was resumed,
+    /// paused or panicked meanwhile is not the wake-up's to drive (a stale
+    /// timer must not skip a restart delay).
+    pub(crate) async fn replay_woken(self: &Arc<Self>, id: &ExecutionId) -> Result<bool> {
+        self.replay_with(id, false, true).await
+    }
+
+    async fn replay_with(
+        self: &Arc<Self>,
+        id: &ExecutionId,
+        recovered: bool,
+        woken: bool,
+    ) -> Result<bool> {
         let Some(claim) = self.claim(id) else {
             return Ok(false);
         };
         let claimed = self
             .store
-            .claim_for_replay(id, Arc::clone(&self.registered), self.now_millis())
+            .claim_for_replay(id, Arc::clone(&self.registered), self.now_millis(), woken)
             .await?;
         let loaded = match claimed {
             Claimed::Loaded(loaded) => loaded,

@@ -263,8 +263,8 @@ impl Engine {
         };
         let engine = Arc::clone(self);
         runtime.spawn(async move {
-            if let Err(e) = engine.replay(&id, false).await {
-                tracing::warn!(execution = %id, error = %e, "cannot wake an execution for its message; the sweep will");
+            if let Err(e) = engine.replay_woken(&id).await {
+                tracing::warn!(execution = %id, error = %e, "cannot wake an execution; the sweep will");
             }
         });
     }

@@ -15,10 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::context::Context;
-use super::state::Execution;
+use super::state::{Execution, WaitFor};
 use crate::record::from_millis;
-use crate::status::{EntryKind, ExecutionStatus, PauseCause, StepStatus};
-use crate::store::{EntryAt, JournalOp, Taken, Transition, TypeTag};
+use crate::status::{EntryKind, PauseCause, StepStatus};
+use crate::store::{EntryAt, JournalOp, Taken, TypeTag};
 
 /// How often a wait in memory looks at the inbox by itself: messages sent
 /// by another process (an admin open, another worker) are not notified here.
@@ -45,10 +45,12 @@ impl Execution {
                 self.check_type::<T>(entry.value_type, what).await;
                 return Some(self.decode_or_park(&payload, what).await);
             }
+            // A `recv_timeout` waits here: not this call (see `Context::recv`).
+            Some(entry) if timeout.is_none() && entry.wake_at.is_some() => return None,
             // Waiting: the journaled deadline stands, whatever time it is now.
             Some(entry) => entry.wake_at,
             None => {
-                if let Some(taken) = self.take::<T>(&at).await {
+                if let Some(taken) = self.take::<T>(&at, None).await {
                     return Some(self.received(topic, taken).await);
                 }
                 let now = self.now_millis();
@@ -78,15 +80,15 @@ impl Execution {
         format!("the message on topic `{topic}` of execution `{}`", self.id)
     }
 
-    /// Takes the oldest message of the entry's topic into the journal, as
-    /// read by `T`.
-    async fn take<T>(&self, at: &EntryAt) -> Option<Taken> {
+    /// Takes the oldest message of the entry's topic (sent by `sent_by`, if
+    /// given) into the journal, as read by `T`.
+    async fn take<T>(&self, at: &EntryAt, sent_by: Option<i64>) -> Option<Taken> {
         let tag = TypeTag::of::<T>();
         self.engine.note_type(tag).await;
         match self
             .engine
             .store
-            .take_message(at.clone(), tag.hash, self.now_millis())
+            .take_message(at.clone(), tag.hash, sent_by, self.now_millis())
             .await
         {
             Ok(taken) => taken,
@@ -123,6 +125,7 @@ impl Execution {
             // What follows the wait is past the journal's end.
             self.halt().await
         }
+        let _registered = self.waiting_for(WaitFor::Message(Arc::clone(&at.name)), deadline);
         // How long the wait is held in memory is a matter of memory, not
         // of the workflow's time: real time, whatever the runtime's clock.
         let held = tokio::time::sleep(self.engine.defaults.suspend_after);
@@ -137,7 +140,9 @@ impl Execution {
             tokio::pin!(interrupted);
             interrupted.as_mut().enable();
             self.boundary().await;
-            if let Some(taken) = self.take::<T>(at).await {
+            // A message sent after the deadline is not this wait's (it
+            // waits in the inbox for a later `recv`).
+            if let Some(taken) = self.take::<T>(at, deadline).await {
                 return Some(taken);
             }
             let now = self.now_millis();
@@ -153,7 +158,8 @@ impl Execution {
                 return None;
             }
             if held.is_elapsed() {
-                self.suspend_waiting(&at.name, deadline).await;
+                let reason = format!("waiting for a message on topic `{}`", at.name);
+                self.suspend_waiting(reason).await;
                 continue;
             }
             let wake = self.until_deadline(deadline.unwrap_or(i64::MAX));
@@ -165,42 +171,6 @@ impl Execution {
                 // messages from other processes.
                 () = tokio::time::sleep(POLL_EVERY) => {}
                 () = interrupted => {}
-            }
-        }
-    }
-
-    /// Suspends the execution until a message on `topic` arrives or
-    /// `deadline` passes: status `waiting`, a timer for the deadline, and
-    /// the workflow future dropped. Returns (without suspending) when a
-    /// message came in while the status was written.
-    async fn suspend_waiting(&self, topic: &str, deadline: Option<i64>) {
-        tracing::debug!(execution = %self.id, topic, deadline, "suspending until a message arrives");
-        let reason = format!("waiting for a message on topic `{topic}`");
-        // The execution's own deadline wakes it too: its boundary ends it.
-        let wake_at = match deadline {
-            Some(d) => Some(self.until_deadline(d)),
-            None => self.deadline,
-        };
-        self.engine
-            .set_status(
-                &self.id,
-                ExecutionStatus::Waiting,
-                Transition::waiting(wake_at, reason),
-            )
-            .await;
-        // A message sent before the status was committed found the
-        // execution running and woke nothing: this run takes it.
-        match self.engine.store.has_message(&self.id, topic).await {
-            Ok(false) => {
-                if let Some(at) = wake_at {
-                    self.engine.timers.add_wake(at, self.id.clone());
-                }
-                self.halt().await
-            }
-            Ok(true) | Err(_) => {
-                self.engine
-                    .set_status(&self.id, ExecutionStatus::Running, Transition::bare())
-                    .await;
             }
         }
     }
@@ -380,8 +350,16 @@ impl Context {
     pub async fn recv<T: DeserializeOwned>(&self, topic: &str) -> T {
         match self.exec.recv(&self.current_branch(), topic, None).await {
             Some(message) => message,
-            // A wait without a deadline ends only with a message.
-            None => self.exec.halt().await,
+            // A wait without a deadline ends only with a message: the
+            // journal recorded a `recv_timeout` here (its deadline passed,
+            // or it waits with one), which this code no longer makes.
+            None => {
+                let reason = format!(
+                    "non-determinism in workflow `{}`: the journal recorded a recv_timeout on topic `{topic}` but the workflow now calls recv without a timeout; no step body ran. Resume it with code that makes the recorded calls.",
+                    self.exec.workflow
+                );
+                self.exec.park_for(PauseCause::Nondeterminism, reason).await
+            }
         }
     }
 

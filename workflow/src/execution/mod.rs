@@ -29,5 +29,6 @@ pub use child::{ChildHandle, ChildOptions};
 pub use context::Context;
 pub use descriptor::{BoxFuture, Registration, TypeRename, WorkflowDescriptor, WorkflowOutcome};
 pub(crate) use engine::{Defaults, Ended, Engine, Registry, WatchGuard};
+pub(crate) use state::DEADLINE_EXCEEDED;
 pub use step::StepMeta;
 pub(crate) use step::call_step;

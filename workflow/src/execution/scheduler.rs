@@ -135,7 +135,7 @@ async fn scheduler(
                     let engine = Arc::clone(&engine);
                     tokio::spawn(async move {
                         let result = match kind {
-                            Due::Wake => engine.replay(&id, false).await.map(|_| ()),
+                            Due::Wake => engine.replay_woken(&id).await.map(|_| ()),
                             Due::Restart => engine.restart_by_replay(&id).await,
                         };
                         if let Err(e) = result {
@@ -182,7 +182,7 @@ async fn sweep_due_sleepers(engine: &Arc<Engine>) {
         }
         let engine = Arc::clone(engine);
         tokio::spawn(async move {
-            if let Err(e) = engine.replay(&id, false).await {
+            if let Err(e) = engine.replay_woken(&id).await {
                 tracing::error!(execution = %id, error = %e, "sweep could not wake an execution");
             }
         });

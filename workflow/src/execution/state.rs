@@ -18,6 +18,10 @@ use crate::retry::RetryPolicy;
 use crate::status::{ExecutionStatus, PauseCause};
 use crate::store::{Entry, JournalOp, Transition, TypeTag};
 
+/// How the reason of an execution cancelled by its deadline starts: it
+/// tells such a cancel from an operator's (which has no reason).
+pub(crate) const DEADLINE_EXCEEDED: &str = "deadline exceeded: ";
+
 /// The shared state of one running execution.
 pub(crate) struct Execution {
     pub engine: Arc<Engine>,
@@ -51,6 +55,39 @@ pub(crate) struct Execution {
     pub(super) deadline: Option<i64>,
     /// The execution that started it as a child workflow: told when it ends.
     pub parent: Option<ExecutionId>,
+    /// What its branches wait for in memory (messages, children): a
+    /// suspension looks at all of them once its status is written.
+    waits: Mutex<Waits>,
+}
+
+/// What an execution's branches wait for in memory.
+#[derive(Default)]
+struct Waits {
+    next: u64,
+    on: Vec<(u64, WaitFor, Option<i64>)>,
+}
+
+/// One thing a branch waits for.
+#[derive(Clone)]
+pub(super) enum WaitFor {
+    /// A message on this topic.
+    Message(Arc<str>),
+    /// This child's end.
+    Child(ExecutionId),
+}
+
+/// A wait registered with [`Execution::waiting_for`]; unregistered when
+/// dropped.
+pub(super) struct WaitGuard<'a> {
+    exec: &'a Execution,
+    id: u64,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        let mut waits = self.exec.waits.lock().unwrap_or_else(|p| p.into_inner());
+        waits.on.retain(|(id, _, _)| *id != self.id);
+    }
 }
 
 /// What an execution is launched with.
@@ -90,6 +127,7 @@ impl Execution {
             dry: launch.dry.map(Dry::new),
             deadline: launch.deadline,
             parent: launch.parent,
+            waits: Mutex::new(Waits::default()),
         }
     }
 
@@ -131,7 +169,7 @@ impl Execution {
             && self.now_millis() >= deadline
         {
             let reason = format!(
-                "deadline exceeded: the execution had to end by {}",
+                "{DEADLINE_EXCEEDED}the execution had to end by {}",
                 crate::record::format_millis(deadline)
             );
             tracing::info!(execution = %self.id, %reason, "execution cancelled");
@@ -226,6 +264,69 @@ impl Execution {
     /// wait wakes for the deadline, and the next boundary ends it.
     pub(super) fn until_deadline(&self, wake_at: i64) -> i64 {
         self.deadline.map_or(wake_at, |d| wake_at.min(d))
+    }
+
+    /// Registers what a branch waits for in memory (until `deadline`), for
+    /// [`suspend_waiting`](Self::suspend_waiting).
+    pub(super) fn waiting_for(&self, on: WaitFor, deadline: Option<i64>) -> WaitGuard<'_> {
+        let mut waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
+        waits.next += 1;
+        let id = waits.next;
+        waits.on.push((id, on, deadline));
+        WaitGuard { exec: self, id }
+    }
+
+    /// Suspends the execution while its branches wait (status `waiting`,
+    /// with `reason`), until the earliest of their deadlines and its own,
+    /// or until a message or a child's end wakes it. Returns (without
+    /// suspending) when one of those came while the status was written: it
+    /// found the execution running and woke nothing, so this run goes on.
+    pub(super) async fn suspend_waiting(&self, reason: String) {
+        let waits: Vec<(WaitFor, Option<i64>)> = {
+            let waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
+            waits.on.iter().map(|(_, on, d)| (on.clone(), *d)).collect()
+        };
+        let earliest = waits.iter().filter_map(|(_, d)| *d).min();
+        let wake_at = match earliest {
+            Some(d) => Some(self.until_deadline(d)),
+            None => self.deadline,
+        };
+        tracing::debug!(execution = %self.id, %reason, wake_at, "suspending");
+        self.engine
+            .set_status(
+                &self.id,
+                ExecutionStatus::Waiting,
+                Transition::waiting(wake_at, reason),
+            )
+            .await;
+        let mut woken = false;
+        for (on, _) in &waits {
+            woken = match on {
+                WaitFor::Message(topic) => self
+                    .engine
+                    .store
+                    .has_message(&self.id, topic)
+                    .await
+                    .unwrap_or(true),
+                WaitFor::Child(child) => match self.engine.store.load_execution(child).await {
+                    Ok(Some(row)) => row.status.is_terminal(),
+                    _ => true,
+                },
+            };
+            if woken {
+                break;
+            }
+        }
+        if woken {
+            self.engine
+                .set_status(&self.id, ExecutionStatus::Running, Transition::bare())
+                .await;
+            return;
+        }
+        if let Some(at) = wake_at {
+            self.engine.timers.add_wake(at, self.id.clone());
+        }
+        self.halt().await
     }
 
     /// Parks the execution as `paused` for `cause`, then never returns: the

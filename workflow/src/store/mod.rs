@@ -307,8 +307,9 @@ impl Store {
         id: &ExecutionId,
         registered: Registered,
         now: i64,
+        woken: bool,
     ) -> Result<Claimed> {
-        backend!(self, s => s.claim_for_replay(id, registered, now).await)
+        backend!(self, s => s.claim_for_replay(id, registered, now, woken).await)
     }
 
     /// Moves a panicked, restarting or failed execution back to `running`
@@ -490,14 +491,16 @@ impl Store {
     /// entry records `value_type` ([`TypeTag::hash`] of the type the
     /// workflow reads it as): a sender's type may differ (a `&str` read as
     /// a `String`, a struct of another crate of the same shape), and the
-    /// journal keeps what the workflow saw.
+    /// journal keeps what the workflow saw. With `sent_by`, only a message
+    /// sent by then (a `recv_timeout`'s deadline) is taken.
     pub(crate) async fn take_message(
         &self,
         at: EntryAt,
         value_type: i32,
+        sent_by: Option<i64>,
         now: i64,
     ) -> Result<Option<Taken>> {
-        backend!(self, s => s.take_message(at, value_type, now).await)
+        backend!(self, s => s.take_message(at, value_type, sent_by, now).await)
     }
 
     /// Whether a message on `topic` waits in `id`'s inbox.

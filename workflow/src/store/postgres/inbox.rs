@@ -39,6 +39,23 @@ pub(super) async fn send_message(client: &mut Client, m: &NewMessage) -> PgResul
         return Ok(Sent::Missing);
     };
     let status: ExecutionStatus = parse(row.try_get(0)?)?;
+    if let Some(key) = &m.idempotency_key {
+        // A retried webhook whose message was delivered is a duplicate,
+        // also once the execution has ended.
+        let delivered = tx
+            .query_opt(
+                &tx.prepare_cached(
+                    "SELECT 1 FROM messages WHERE execution_id = $1 AND idempotency_key = $2",
+                )
+                .await?,
+                &[&m.execution.as_str(), key],
+            )
+            .await?;
+        if delivered.is_some() {
+            tx.commit().await?;
+            return Ok(Sent::Duplicate);
+        }
+    }
     if status.is_terminal() {
         tx.commit().await?;
         return Ok(Sent::Finished(status));
@@ -104,10 +121,12 @@ pub(super) enum Took {
 /// `$1` to `$8` are the entry's place as the journal ops have it
 /// (`ops::Place`), `$9` the time, `$10` the type the workflow reads the
 /// message as (the entry's `value_type`; the message's own is the type it
-/// was sent as, returned to name it if it does not decode).
+/// was sent as, returned to name it if it does not decode), `$11` the
+/// latest time the message may have been sent (none: any).
 const TAKE_MESSAGE: &str = "WITH own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2),
      m AS (SELECT id, coalesce(payload, ''::bytea) AS payload, value_type FROM messages
            WHERE execution_id = $1 AND topic = $7 AND taken_at IS NULL AND EXISTS (SELECT 1 FROM own)
+             AND ($11::bigint IS NULL OR sent_at <= $11)
            ORDER BY id LIMIT 1),
      t AS (UPDATE messages u SET taken_at = $9, taken_position = $3::bigint, payload = NULL
            FROM m WHERE u.id = m.id AND u.taken_at IS NULL
@@ -126,6 +145,7 @@ pub(super) async fn take_message(
     client: &Client,
     at: &EntryAt,
     entry_type: i32,
+    sent_by: Option<i64>,
     me: i64,
     now: i64,
 ) -> PgResult<Took> {
@@ -144,6 +164,7 @@ pub(super) async fn take_message(
             &occurrence,
             &now,
             &entry_type,
+            &sent_by,
         ],
     )
     .await?;

@@ -430,9 +430,10 @@ impl PgStore {
         id: &ExecutionId,
         registered: Registered,
         now: i64,
+        woken: bool,
     ) -> Result<Claimed> {
         let claimed = self
-            .life(|out| Life::Claim(id.clone(), registered, now, out))
+            .life(|out| Life::Claim(id.clone(), registered, now, woken, out))
             .await?;
         if matches!(claimed, Claimed::Loaded(_)) {
             self.own_again(id);
@@ -723,6 +724,7 @@ impl PgStore {
         &self,
         at: EntryAt,
         value_type: i32,
+        sent_by: Option<i64>,
         now: i64,
     ) -> Result<Option<Taken>> {
         let id = at.execution.clone();
@@ -730,7 +732,7 @@ impl PgStore {
             return Err(Error::Disowned(id));
         }
         match self
-            .life(|out| Life::TakeMessage(at, value_type, now, out))
+            .life(|out| Life::TakeMessage(at, value_type, sent_by, now, out))
             .await?
         {
             inbox::Took::Taken(taken) => Ok(taken),

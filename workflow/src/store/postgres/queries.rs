@@ -238,6 +238,7 @@ pub(super) async fn claim_for_replay(
     registered: &Registered,
     me: i64,
     now: i64,
+    woken: bool,
 ) -> PgResult<Claimed> {
     let Some(r) = query_opt(
         client,
@@ -253,6 +254,7 @@ pub(super) async fn claim_for_replay(
     if row.status.is_terminal()
         || !registered.takes(&row.workflow, &row.app_version)
         || owner.is_some_and(|o| o != me)
+        || (woken && !row.status.is_suspended())
     {
         return Ok(Claimed::Untouched);
     }
@@ -581,6 +583,17 @@ async fn supersede_from_first_failure(client: &Client, id: &ExecutionId, now: i6
          SELECT execution_id, position, attempt, status, started_at, ended_at, error_message, $3
          FROM step_attempts WHERE execution_id = $1 AND position >= $2",
         &[&id.as_str(), &first, &now],
+    )
+    .await?;
+    // Messages the set-aside entries took go back to the inbox (see the
+    // SQLite store).
+    execute(
+        client,
+        "UPDATE messages m SET taken_at = NULL, taken_position = NULL, payload = s.output
+         FROM step_executions s
+         WHERE m.execution_id = $1 AND m.taken_position >= $2::bigint
+           AND s.execution_id = m.execution_id AND s.position = m.taken_position",
+        &[&id.as_str(), &first],
     )
     .await?;
     execute(

@@ -67,7 +67,8 @@ fn outcome<T>(result: Option<PgResult<T>>, committed: &Committed) -> Result<T> {
 /// A lifecycle write: its statements run in order inside the batch.
 pub(super) enum Life {
     Insert(NewExecution, Deferred<Inserted>),
-    Claim(ExecutionId, Registered, i64, Deferred<Claimed>),
+    /// With `true`: a wake-up, which takes only a suspended execution.
+    Claim(ExecutionId, Registered, i64, bool, Deferred<Claimed>),
     BeginRestart(ExecutionId, i64, Deferred<Option<Loaded>>),
     SetStatus {
         id: ExecutionId,
@@ -90,8 +91,9 @@ pub(super) enum Life {
     Reap(Deferred<Vec<i64>>),
     FinishRequest(i64, String, i64, Deferred<()>),
     /// A `recv` takes the oldest message of its topic at this time.
-    /// The entry's place, the type the workflow reads it as, the time.
-    TakeMessage(EntryAt, i32, i64, Deferred<Took>),
+    /// The entry's place, the type the workflow reads it as, the latest
+    /// time the message may have been sent, the time.
+    TakeMessage(EntryAt, i32, Option<i64>, i64, Deferred<Took>),
 }
 
 /// What the writer is sent; each carries the worker id it was made under.
@@ -505,7 +507,7 @@ impl Life {
     fn reset(&mut self) {
         match self {
             Life::Insert(_, out) => out.result = None,
-            Life::Claim(_, _, _, out) => out.result = None,
+            Life::Claim(_, _, _, _, out) => out.result = None,
             Life::BeginRestart(_, _, out) => out.result = None,
             Life::SetStatus { result, .. } => *result = None,
             Life::WakeNow(_, _, out) => out.result = None,
@@ -513,7 +515,7 @@ impl Life {
             Life::ClaimOrphans { out, .. } => out.result = None,
             Life::Reap(out) => out.result = None,
             Life::FinishRequest(_, _, _, out) => out.result = None,
-            Life::TakeMessage(_, _, _, out) => out.result = None,
+            Life::TakeMessage(_, _, _, _, out) => out.result = None,
         }
     }
 
@@ -533,8 +535,9 @@ impl Life {
                 &mut out.result,
                 queries::insert_execution(client, new, owner).await,
             ),
-            Life::Claim(id, registered, now, out) => {
-                let r = queries::claim_for_replay(client, id, registered, owner, *now).await;
+            Life::Claim(id, registered, now, woken, out) => {
+                let r =
+                    queries::claim_for_replay(client, id, registered, owner, *now, *woken).await;
                 keep(&mut out.result, r)
             }
             Life::BeginRestart(id, now, out) => {
@@ -584,9 +587,9 @@ impl Life {
                 &mut out.result,
                 queries::finish_request(client, *request, outcome, *now).await,
             ),
-            Life::TakeMessage(at, entry_type, now, out) => keep(
+            Life::TakeMessage(at, entry_type, sent_by, now, out) => keep(
                 &mut out.result,
-                inbox::take_message(client, at, *entry_type, owner, *now).await,
+                inbox::take_message(client, at, *entry_type, *sent_by, owner, *now).await,
             ),
         }
     }
@@ -594,7 +597,7 @@ impl Life {
     fn finish(self, committed: &Committed) {
         match self {
             Life::Insert(_, out) => out.finish(committed),
-            Life::Claim(_, _, _, out) => out.finish(committed),
+            Life::Claim(_, _, _, _, out) => out.finish(committed),
             Life::BeginRestart(_, _, out) => out.finish(committed),
             Life::SetStatus {
                 transition,
@@ -609,7 +612,7 @@ impl Life {
             Life::ClaimOrphans { out, .. } => out.finish(committed),
             Life::Reap(out) => out.finish(committed),
             Life::FinishRequest(_, _, _, out) => out.finish(committed),
-            Life::TakeMessage(_, _, _, out) => out.finish(committed),
+            Life::TakeMessage(_, _, _, _, out) => out.finish(committed),
         }
     }
 }

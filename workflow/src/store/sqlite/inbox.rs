@@ -19,6 +19,20 @@ pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Resul
         .prepare_cached("SELECT status, codec FROM workflow_executions WHERE id = ?1")?
         .query_row([m.execution.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    if found.is_some()
+        && let Some(key) = &m.idempotency_key
+    {
+        // A retried webhook whose message was delivered is a duplicate,
+        // also once the execution has ended.
+        let delivered: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE execution_id = ?1 AND idempotency_key = ?2)",
+            )?
+            .query_row(params![m.execution.as_str(), key], |r| r.get(0))?;
+        if delivered {
+            return Ok(Sent::Duplicate);
+        }
+    }
     let status = match found {
         None => return Ok(Sent::Missing),
         Some((s, _)) if s.is_terminal() => return Ok(Sent::Finished(s)),
@@ -61,17 +75,20 @@ pub(super) fn take_message(
     conn: &Connection,
     at: &EntryAt,
     entry_type: i32,
+    sent_by: Option<i64>,
     now: i64,
 ) -> rusqlite::Result<Option<Taken>> {
     let found: Option<(i64, Option<Vec<u8>>, Option<i32>)> = conn
         .prepare_cached(
             "SELECT id, payload, value_type FROM messages
              WHERE execution_id = ?1 AND topic = ?2 AND taken_at IS NULL
+               AND (?3 IS NULL OR sent_at <= ?3)
              ORDER BY id LIMIT 1",
         )?
-        .query_row(params![at.execution.as_str(), at.name.as_ref()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            params![at.execution.as_str(), at.name.as_ref(), sent_by],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
     let Some((id, payload, value_type)) = found else {
         return Ok(None);

@@ -47,13 +47,17 @@ impl SqliteStore {
         id: &ExecutionId,
         registered: Registered,
         now: i64,
+        woken: bool,
     ) -> Result<Claimed> {
         let id = id.clone();
         self.write(move |conn| {
             let Some(mut row) = queries::load_execution(conn, &id)? else {
                 return Ok(Claimed::Missing);
             };
-            if row.status.is_terminal() || !registered.takes(&row.workflow, &row.app_version) {
+            if row.status.is_terminal()
+                || !registered.takes(&row.workflow, &row.app_version)
+                || (woken && !row.status.is_suspended())
+            {
                 return Ok(Claimed::Untouched);
             }
             if row.status != ExecutionStatus::Running {
@@ -290,9 +294,10 @@ impl SqliteStore {
         &self,
         at: EntryAt,
         value_type: i32,
+        sent_by: Option<i64>,
         now: i64,
     ) -> Result<Option<Taken>> {
-        self.write(move |conn| inbox::take_message(conn, &at, value_type, now))
+        self.write(move |conn| inbox::take_message(conn, &at, value_type, sent_by, now))
             .await
     }
 

@@ -376,6 +376,17 @@ fn supersede_from_first_failure(
          FROM step_attempts WHERE execution_id = ?1 AND position >= ?2",
     )?
     .execute(params![id.as_str(), first, now])?;
+    // Messages the set-aside entries took go back to the inbox, as they
+    // were sent: the new run takes them again (their idempotency keys
+    // still refuse a second copy).
+    conn.prepare_cached(
+        "UPDATE messages SET taken_at = NULL, taken_position = NULL,
+             payload = (SELECT s.output FROM step_executions s
+                        WHERE s.execution_id = messages.execution_id
+                          AND s.position = messages.taken_position)
+         WHERE execution_id = ?1 AND taken_position >= ?2",
+    )?
+    .execute(params![id.as_str(), first])?;
     conn.prepare_cached("DELETE FROM step_attempts WHERE execution_id = ?1 AND position >= ?2")?
         .execute(params![id.as_str(), first])?;
     conn.prepare_cached("DELETE FROM step_executions WHERE execution_id = ?1 AND position >= ?2")?
