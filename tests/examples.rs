@@ -93,3 +93,8 @@ fn approval() {
         "order-1001: approved by ada, paid (pay-order-1001)",
     );
 }
+
+#[test]
+fn fanout() {
+    runs_to_completion("fanout", "report-2026-11: total 25000");
+}

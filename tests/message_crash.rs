@@ -213,3 +213,69 @@ async fn stream_len(db: &Path) -> usize {
         .filter(|e| e.kind == EntryKind::Stream)
         .count()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_gathered_across_a_kill_of_the_parents_worker_start_once_each() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fan.db");
+    let ledger = dir.path().join("ledger.txt");
+    let n: u32 = 100;
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+            .args([
+                "fanout",
+                db.to_str().unwrap(),
+                ledger.to_str().unwrap(),
+                &n.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the worker")
+    };
+    let mut child = spawn();
+    // Killed once some children have run.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ran(&ledger) < 20 {
+        assert!(Instant::now() < deadline, "no child ran");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the worker exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = spawn().wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("result: {}", (0..n).sum::<u32>())),
+        "every child's result gathered: {stdout}"
+    );
+    let admin = Runtime::builder().path(&db).admin().open().await.unwrap();
+    let info = admin.status("fan-1").await.unwrap();
+    assert_eq!(info.children.len(), n as usize, "no child started twice");
+    let all = admin
+        .list(replayflow::ListFilter::new().limit(1000))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.len(),
+        n as usize + 1,
+        "the parent and its children, no more"
+    );
+    // A child's step runs again only when it was in flight at the kill.
+    let lines = std::fs::read_to_string(&ledger).unwrap();
+    for i in 0..n {
+        let runs = lines.lines().filter(|l| *l == format!("child {i}")).count();
+        assert!((1..=2).contains(&runs), "child {i} ran {runs} times");
+    }
+}
+
+fn ran(ledger: &Path) -> usize {
+    std::fs::read_to_string(ledger)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}

@@ -16,7 +16,8 @@
 //! <n>`: start (or attach to) `inbox-1`, which takes `n` messages, and
 //! print its result; or `crash-worker open-only <db>`: open (migrating it)
 //! and shut down; or `crash-worker streamer <db> <n>`: start (or attach
-//! to) `stream-1`, which streams `n` values.
+//! to) `stream-1`, which streams `n` values; or `crash-worker fanout <db>
+//! <ledger> <n>`: start (or attach to) `fan-1`, which gathers `n` children.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -373,9 +374,46 @@ async fn stream_flow(ctx: Context, n: u32) -> Result<u32, AnyError> {
     Ok(n)
 }
 
+#[step]
+async fn count_item(ledger: &str, i: u32) -> Result<u32, AnyError> {
+    append(ledger, &format!("child {i}"))?;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    Ok(i)
+}
+
+/// One child of `fan_flow`.
+#[workflow]
+async fn item_flow(_ctx: Context, ledger: String, i: u32) -> Result<u32, AnyError> {
+    count_item(&ledger, i).await
+}
+
+/// Starts `n` children together and sums their results.
+#[workflow]
+async fn fan_flow(ctx: Context, ledger: String, n: u32) -> Result<u32, AnyError> {
+    let mut starts = Vec::new();
+    for i in 0..n {
+        starts.push(item_flow::child(&ctx, ledger.clone(), i));
+    }
+    let children = futures_util::future::join_all(starts).await;
+    let mut sum = 0;
+    for r in futures_util::future::join_all(children.iter().map(|c| c.result())).await {
+        sum += r.map_err(|e| AnyError::msg(e.to_string()))?;
+    }
+    Ok(sum)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, db, ledger, n] = args.as_slice()
+        && mode == "fanout"
+    {
+        let rt = Runtime::open(db).await?;
+        let handle = fan_flow::start(&rt, "fan-1", ledger.clone(), n.parse()?).await?;
+        println!("result: {}", handle.result().await?);
+        rt.shutdown().await?;
+        return Ok(());
+    }
     if let [_, mode, db, n] = args.as_slice()
         && mode == "streamer"
     {

@@ -57,6 +57,25 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
     if let Some(deadline) = info.deadline {
         field("deadline", format!("{} UTC", format::time(deadline)));
     }
+    if let Some(parent) = &info.parent {
+        field("parent", escape(parent.as_str()));
+    }
+    for (i, child) in info.children.iter().enumerate() {
+        let name = if i == 0 { "children" } else { "" };
+        field(
+            name,
+            format!(
+                "{}  {}  {}",
+                escape(child.id.as_str()),
+                escape(&child.workflow),
+                paint(
+                    child.status.as_str(),
+                    format::execution_color(child.status),
+                    colors
+                )
+            ),
+        );
+    }
     match info.completed_at {
         Some(done) => field(
             "ended",

@@ -60,6 +60,11 @@ pub struct ExecutionView {
     pub app_version: String,
     /// The code changes (`Context::patched`) it ran with, in call order.
     pub patches: Vec<String>,
+    /// The execution that started it as a child workflow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The child workflows it started: `{"id", "workflow", "status"}`.
+    pub children: Vec<serde_json::Value>,
     /// Where it stands.
     pub status: ExecutionStatus,
     /// The actions that apply to it now (`cancel`, `resume`, `restart`).
@@ -121,6 +126,18 @@ impl ExecutionView {
             workflow: info.workflow.clone(),
             app_version: info.app_version.clone(),
             patches: info.patches().into_iter().map(str::to_owned).collect(),
+            parent: info.parent.as_ref().map(|p| p.as_str().to_owned()),
+            children: info
+                .children
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.id.as_str(),
+                        "workflow": c.workflow,
+                        "status": c.status,
+                    })
+                })
+                .collect(),
             status: info.status,
             actions: AdminAction::allowed_for(info.status),
             codec: info.input.codec().as_str(),

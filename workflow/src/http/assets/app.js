@@ -440,6 +440,15 @@
     if (e.status === 'sleeping' && e.wake_at) item('Wakes', `in ${fmtDuration(ms(e.wake_at) - now)}`, e.wake_at);
     if (e.status === 'waiting' && e.wake_at) item('Gives up', `in ${fmtDuration(ms(e.wake_at) - now)}`, e.wake_at);
     if (e.deadline) item('Deadline', fmtDate(ms(e.deadline)), e.deadline);
+    if (e.parent) meta.append(el('div', {}, el('dt', {}, 'Parent'), el('dd', {}, el('a', { href: `#/executions/${encodeURIComponent(e.parent)}`, class: 'mono' }, e.parent))));
+    if (e.children && e.children.length) {
+      const list = el('dd', {});
+      e.children.forEach((c, i) => {
+        if (i) list.append(', ');
+        list.append(el('a', { href: `#/executions/${encodeURIComponent(c.id)}`, class: 'mono', title: `${c.workflow} · ${c.status}` }, c.id), ` (${c.status})`);
+      });
+      meta.append(el('div', {}, el('dt', {}, `Children (${e.children.length})`), list));
+    }
     const steps = e.steps.filter((s) => s.kind === 'step');
     const attempts = steps.reduce((n, s) => n + s.attempts, 0);
     item('Steps', `${steps.length} · ${attempts} attempt${attempts === 1 ? '' : 's'}`);
