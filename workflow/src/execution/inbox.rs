@@ -175,6 +175,32 @@ impl Execution {
         }
     }
 
+    /// A value published for readers outside the workflow (an event, a
+    /// stream's), encoded, with its type noted; one that cannot be encoded
+    /// or is over the size limit fails the execution, naming `what`.
+    async fn published<V: Serialize + ?Sized>(
+        &self,
+        value: &V,
+        what: impl Fn() -> String,
+    ) -> (Vec<u8>, TypeTag) {
+        let bytes = match self.codec.encode(value, &what) {
+            Ok(b) => b,
+            Err(e) => self.fail(e.to_string()).await,
+        };
+        let limit = self.engine.defaults.max_payload;
+        if bytes.len() > limit {
+            let reason = format!(
+                "{} is {} bytes, over the configured limit of {limit} bytes",
+                what(),
+                bytes.len()
+            );
+            self.fail(reason).await
+        }
+        let tag = TypeTag::of::<V>();
+        self.engine.note_type(tag).await;
+        (bytes, tag)
+    }
+
     /// `Context::set_event`: journaled, so a replay publishes nothing again.
     async fn set_event<V: Serialize + ?Sized>(&self, branch: &Arc<str>, key: &str, value: &V) {
         self.boundary().await;
@@ -182,21 +208,9 @@ impl Execution {
         if self.recorded(&mut r, EntryKind::Event).await.is_some() {
             return;
         }
-        let what = || format!("the value of event `{key}`");
-        let bytes = match self.codec.encode(value, what) {
-            Ok(b) => b,
-            Err(e) => self.fail(e.to_string()).await,
-        };
-        let limit = self.engine.defaults.max_payload;
-        if bytes.len() > limit {
-            let reason = format!(
-                "the value of event `{key}` is {} bytes, over the configured limit of {limit} bytes",
-                bytes.len()
-            );
-            self.fail(reason).await
-        }
-        let tag = TypeTag::of::<V>();
-        self.engine.note_type(tag).await;
+        let (bytes, tag) = self
+            .published(value, || format!("the value of event `{key}`"))
+            .await;
         let op = JournalOp::SetEvent {
             at: r.entry_at(&self.id, EntryKind::Event),
             value: bytes,
@@ -237,21 +251,9 @@ impl Execution {
         }
         let (bytes, value_type) = match value {
             Some(value) => {
-                let what = || format!("a value of stream `{key}`");
-                let bytes = match self.codec.encode(value, what) {
-                    Ok(b) => b,
-                    Err(e) => self.fail(e.to_string()).await,
-                };
-                let limit = self.engine.defaults.max_payload;
-                if bytes.len() > limit {
-                    let reason = format!(
-                        "a value of stream `{key}` is {} bytes, over the configured limit of {limit} bytes",
-                        bytes.len()
-                    );
-                    self.fail(reason).await
-                }
-                let tag = TypeTag::of::<V>();
-                self.engine.note_type(tag).await;
+                let (bytes, tag) = self
+                    .published(value, || format!("a value of stream `{key}`"))
+                    .await;
                 (Some(bytes), Some(tag.hash))
             }
             None => (None, None),

@@ -378,6 +378,11 @@ impl Execution {
             tracing::warn!(execution = %self.id, %error, "stopped: another worker takes the execution over");
             self.halt().await
         }
+        if let crate::Error::Shutdown = error {
+            // The runtime is closing: the journal stays as it is, and the
+            // next open recovers the execution.
+            self.halt().await
+        }
         if let crate::Error::Unavailable(_) = error {
             // Whether the write committed is unknown: the execution stops
             // here, still `running` and owned by this worker, and the sweep

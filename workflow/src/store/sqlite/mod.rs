@@ -163,15 +163,7 @@ impl SqliteStore {
                 _ => queries::insert_start_request(conn, &id, &workflow, &input, now).map(Ok),
             })
             .await?;
-        inserted.map_err(|found| Error::NotMigrated {
-            path: self
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            found,
-            needed: 3,
-            what: "a request to start a workflow",
-        })
+        inserted.map_err(|found| self.not_migrated(found, "a request to start a workflow"))
     }
 
     pub(crate) async fn request_outcome(
@@ -279,15 +271,20 @@ impl SqliteStore {
                 _ => inbox::send_message(conn, &message).map(Ok),
             })
             .await?;
-        sent.map_err(|found| Error::NotMigrated {
+        sent.map_err(|found| self.not_migrated(found, "sending a message"))
+    }
+
+    /// What an admin open of a file older than messages cannot do.
+    fn not_migrated(&self, found: i64, what: &'static str) -> Error {
+        Error::NotMigrated {
             path: self
                 .path()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             found,
             needed: 3,
-            what: "sending a message",
-        })
+            what,
+        }
     }
 
     pub(crate) async fn take_message(
