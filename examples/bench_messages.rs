@@ -17,6 +17,10 @@
 //!   messages sent by 100 concurrent senders at FULL durability (a send
 //!   and a take are each a waited commit, shared through group commit).
 //!   Raw: 10,000 rows inserted one commit each at FULL, in sequence.
+//! - M4, stream delivery: a workflow writes 500 values to a stream, 2 ms
+//!   apart, while a reader in the same process reads it live; the time from
+//!   the return of `write_stream` (the value is committed) to the reader
+//!   getting it (p50, p99).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +43,23 @@ async fn m1_waiter(ctx: Context) -> Result<u64, AnyError> {
         .unwrap()
         .get_or_insert_with(HashMap::new)
         .insert(ctx.execution_id().to_string(), at);
+    Ok(n)
+}
+
+/// When each value of the M4 stream was committed, by value.
+static WRITTEN: Mutex<Vec<Option<Instant>>> = Mutex::new(Vec::new());
+
+#[workflow]
+async fn m4_writer(ctx: Context, n: u32) -> Result<u32, AnyError> {
+    for i in 0..n {
+        ctx.write_stream("values", &i).await;
+        // Measuring, not deciding: a replay may read another instant.
+        #[allow_nondeterministic]
+        let at = Instant::now();
+        WRITTEN.lock().unwrap()[i as usize] = Some(at);
+        ctx.sleep(Duration::from_millis(2)).await;
+    }
+    ctx.close_stream("values").await;
     Ok(n)
 }
 
@@ -273,6 +294,36 @@ async fn m3(dir: &Path) {
     );
 }
 
+async fn m4(dir: &Path) {
+    use futures_util::StreamExt;
+    const N: u32 = 500;
+    *WRITTEN.lock().unwrap() = vec![None; N as usize];
+    let path = dir.join("m4.db");
+    let rt = open(&path, Duration::from_millis(500)).await;
+    let handle = m4_writer::start(&rt, "m4", N).await.unwrap();
+    let mut reader = Box::pin(rt.read_stream::<u32>("m4", "values"));
+    let mut received = Vec::with_capacity(N as usize);
+    while let Some(value) = reader.next().await {
+        received.push((value.unwrap(), Instant::now()));
+    }
+    handle.result().await.unwrap();
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    remove_db(&path);
+    let written = WRITTEN.lock().unwrap().clone();
+    let mut latencies: Vec<Duration> = received
+        .iter()
+        .filter_map(|(i, got)| written[*i as usize].map(|w| got.saturating_duration_since(w)))
+        .collect();
+    latencies.sort();
+    println!(
+        "M4 stream delivery to a live reader ({} values): p50 {}  p99 {}",
+        latencies.len(),
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 99.0))
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut dir = std::env::temp_dir();
@@ -287,4 +338,5 @@ async fn main() {
     m1(&dir).await;
     m2(&dir).await;
     m3(&dir).await;
+    m4(&dir).await;
 }
