@@ -208,6 +208,9 @@ both_stores!(
         for id in ["family/napper-0", "family-kept"] {
             sleeping(&rt, id).await;
         }
+        // The pre-deploy check replays the parent's waits without waiting.
+        let report = within(rt.check()).await.unwrap();
+        assert!(report.passed() && report.checked >= 3, "{report}");
         rt.cancel("family").await.unwrap();
         wait_for_status(&rt, "family/napper-0", ExecutionStatus::Cancelled).await;
         wait_until(&rt, "family", |i| i.status == ExecutionStatus::Cancelled).await;

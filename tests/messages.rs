@@ -791,3 +791,32 @@ both_stores!(
         rt.shutdown().await.unwrap();
     }
 );
+
+both_stores!(
+    the_pre_deploy_check_replays_waits_for_messages_and_children_without_waiting,
+    |db| async move {
+        let rt = db
+            .builder()
+            .suspend_after(Duration::ZERO)
+            .open()
+            .await
+            .unwrap();
+        adder::start(&rt, "checked-wait", 2, false).await.unwrap();
+        wait_for_status(&rt, "checked-wait", ExecutionStatus::Waiting).await;
+        rt.send("checked-wait", "add", &1u64).await.unwrap();
+        within(async {
+            while taken(&rt, "checked-wait").await.is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        streamer::start(&rt, "checked-stream", 2, true)
+            .await
+            .unwrap();
+        wait_for_status(&rt, "checked-stream", ExecutionStatus::Waiting).await;
+        let report = within(rt.check()).await.unwrap();
+        assert!(report.passed(), "{report}");
+        assert!(report.checked >= 2, "{report}");
+        rt.shutdown().await.unwrap();
+    }
+);
