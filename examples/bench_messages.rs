@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_messages [-- --dir PATH]
+//! cargo run --release --example bench_messages -- --pg postgres://postgres@127.0.0.1:5432/test
 //! ```
 //!
 //! - M1, send-to-wake latency of a suspended workflow (FULL durability):
@@ -106,15 +107,108 @@ fn remove_db(path: &Path) {
     }
 }
 
-async fn open(path: &Path, suspend_after: Duration) -> Runtime {
-    remove_db(path);
-    Runtime::builder()
-        .path(path)
-        .durability(Durability::Full)
-        .suspend_after(suspend_after)
-        .open()
+/// Where the runtime and the raw baseline run.
+enum Target {
+    /// Files in this directory.
+    Sqlite(PathBuf),
+    /// This PostgreSQL database, each measurement in a schema of its own.
+    Postgres(String),
+}
+
+impl Target {
+    /// A fresh runtime named `name` (a file, or a schema).
+    async fn open(&self, name: &str, suspend_after: Duration) -> Runtime {
+        let builder = match self {
+            Target::Sqlite(dir) => {
+                let path = dir.join(format!("{name}.db"));
+                remove_db(&path);
+                Runtime::builder().path(path)
+            }
+            Target::Postgres(url) => {
+                let schema = format!("bench_{name}");
+                drop_schema(url, &schema).await;
+                Runtime::builder().postgres(url.as_str()).schema(schema)
+            }
+        };
+        builder
+            .durability(Durability::Full)
+            .suspend_after(suspend_after)
+            .open()
+            .await
+            .expect("open the runtime")
+    }
+
+    /// Removes what `open(name)` made.
+    async fn remove(&self, name: &str) {
+        match self {
+            Target::Sqlite(dir) => remove_db(&dir.join(format!("{name}.db"))),
+            Target::Postgres(url) => drop_schema(url, &format!("bench_{name}")).await,
+        }
+    }
+
+    /// `n` one-row inserts, each committed on its own (at `synchronous =
+    /// FULL`, or `synchronous_commit = on`), in sequence: the time of each.
+    async fn raw_commits(&self, name: &str, n: usize) -> Vec<Duration> {
+        match self {
+            Target::Sqlite(dir) => {
+                let path = dir.join(format!("{name}-raw.db"));
+                let conn = raw_db(&path);
+                let times = raw_sqlite_commits(&conn, n);
+                drop(conn);
+                remove_db(&path);
+                times
+            }
+            Target::Postgres(url) => {
+                let schema = format!("bench_{name}_raw");
+                drop_schema(url, &schema).await;
+                let client = pg_client(url).await;
+                client
+                    .batch_execute(&format!(
+                        "CREATE SCHEMA {schema};
+                         CREATE TABLE {schema}.messages (id bigserial PRIMARY KEY,
+                             execution_id text NOT NULL, topic text NOT NULL, payload bytea,
+                             sent_at bigint NOT NULL)"
+                    ))
+                    .await
+                    .unwrap();
+                let insert = client
+                    .prepare(&format!(
+                        "INSERT INTO {schema}.messages (execution_id, topic, payload, sent_at)
+                         VALUES ($1, 'go', $2, $3)"
+                    ))
+                    .await
+                    .unwrap();
+                let payload = b"1".to_vec();
+                let mut times = Vec::with_capacity(n);
+                for i in 0..n {
+                    let t = Instant::now();
+                    client
+                        .execute(&insert, &[&format!("w-{i}"), &payload, &(i as i64)])
+                        .await
+                        .unwrap();
+                    times.push(t.elapsed());
+                }
+                drop_schema(url, &schema).await;
+                times
+            }
+        }
+    }
+}
+
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .expect("open the runtime")
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    client
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    pg_client(url)
+        .await
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
 }
 
 /// A table like the store's, for the raw baseline.
@@ -131,7 +225,7 @@ fn raw_db(path: &Path) -> rusqlite::Connection {
     conn
 }
 
-fn raw_commits(conn: &rusqlite::Connection, n: usize) -> Vec<Duration> {
+fn raw_sqlite_commits(conn: &rusqlite::Connection, n: usize) -> Vec<Duration> {
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let t = Instant::now();
@@ -161,10 +255,9 @@ async fn wait_all(rt: &Runtime, status: ExecutionStatus, n: usize) {
     }
 }
 
-async fn m1(dir: &Path) {
+async fn m1(target: &Target) {
     const N: usize = 500;
-    let path = dir.join("m1.db");
-    let rt = open(&path, Duration::ZERO).await;
+    let rt = target.open("m1", Duration::ZERO).await;
     for i in 0..N {
         m1_waiter::start(&rt, format!("m1-{i}")).await.unwrap();
     }
@@ -189,14 +282,10 @@ async fn m1(dir: &Path) {
     }
     rt.shutdown().await.unwrap();
     drop(rt);
-    remove_db(&path);
+    target.remove("m1").await;
     latencies.sort();
 
-    let raw_path = dir.join("m1-raw.db");
-    let conn = raw_db(&raw_path);
-    let mut raw = raw_commits(&conn, N);
-    drop(conn);
-    remove_db(&raw_path);
+    let mut raw = target.raw_commits("m1", N).await;
     raw.sort();
     println!(
         "M1 send-to-wake, suspended ({N}): p50 {}  p99 {}   raw 1-row commit: p50 {}  p99 {}   p99 ratio {:.1}x",
@@ -208,10 +297,9 @@ async fn m1(dir: &Path) {
     );
 }
 
-async fn m2(dir: &Path) {
+async fn m2(target: &Target) {
     const N: usize = 10_000;
-    let path = dir.join("m2.db");
-    let rt = open(&path, Duration::ZERO).await;
+    let rt = target.open("m2", Duration::ZERO).await;
     trim_heap();
     let before = rss_bytes();
     let mut starts = tokio::task::JoinSet::new();
@@ -235,16 +323,15 @@ async fn m2(dir: &Path) {
     );
     rt.shutdown().await.unwrap();
     drop(rt);
-    remove_db(&path);
+    target.remove("m2").await;
 }
 
-async fn m3(dir: &Path) {
+async fn m3(target: &Target) {
     const WORKFLOWS: usize = 1_000;
     const EACH: u32 = 10;
     const SENDERS: usize = 100;
     let total = WORKFLOWS * EACH as usize;
-    let path = dir.join("m3.db");
-    let rt = open(&path, Duration::from_millis(500)).await;
+    let rt = target.open("m3", Duration::from_millis(500)).await;
     let mut handles = Vec::with_capacity(WORKFLOWS);
     for i in 0..WORKFLOWS {
         handles.push(m3_taker::start(&rt, format!("m3-{i}"), EACH).await.unwrap());
@@ -273,15 +360,9 @@ async fn m3(dir: &Path) {
     let taken = started.elapsed();
     rt.shutdown().await.unwrap();
     drop(rt);
-    remove_db(&path);
+    target.remove("m3").await;
 
-    let raw_path = dir.join("m3-raw.db");
-    let conn = raw_db(&raw_path);
-    let t = Instant::now();
-    raw_commits(&conn, total);
-    let raw = t.elapsed();
-    drop(conn);
-    remove_db(&raw_path);
+    let raw: Duration = target.raw_commits("m3", total).await.iter().sum();
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
     println!(
         "M3 {total} messages to {WORKFLOWS} workflows, {SENDERS} senders: sent in {:.2} s ({:.0}/s), all taken in {:.2} s ({:.0}/s)   raw 1-row commits: {:.0}/s   ratio {:.1}x",
@@ -294,12 +375,11 @@ async fn m3(dir: &Path) {
     );
 }
 
-async fn m4(dir: &Path) {
+async fn m4(target: &Target) {
     use futures_util::StreamExt;
     const N: u32 = 500;
     *WRITTEN.lock().unwrap() = vec![None; N as usize];
-    let path = dir.join("m4.db");
-    let rt = open(&path, Duration::from_millis(500)).await;
+    let rt = target.open("m4", Duration::from_millis(500)).await;
     let handle = m4_writer::start(&rt, "m4", N).await.unwrap();
     let mut reader = Box::pin(rt.read_stream::<u32>("m4", "values"));
     let mut received = Vec::with_capacity(N as usize);
@@ -309,7 +389,7 @@ async fn m4(dir: &Path) {
     handle.result().await.unwrap();
     rt.shutdown().await.unwrap();
     drop(rt);
-    remove_db(&path);
+    target.remove("m4").await;
     let written = WRITTEN.lock().unwrap().clone();
     let mut latencies: Vec<Duration> = received
         .iter()
@@ -327,16 +407,30 @@ async fn m4(dir: &Path) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut dir = std::env::temp_dir();
+    let mut pg = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dir" => dir = PathBuf::from(args.next().expect("--dir PATH")),
-            other => panic!("unknown argument `{other}`; usage: bench_messages [--dir PATH]"),
+            "--pg" => pg = Some(args.next().expect("--pg URL")),
+            other => {
+                panic!("unknown argument `{other}`; usage: bench_messages [--dir PATH] [--pg URL]")
+            }
         }
     }
-    std::fs::create_dir_all(&dir).unwrap();
-    m1(&dir).await;
-    m2(&dir).await;
-    m3(&dir).await;
-    m4(&dir).await;
+    let target = match pg {
+        Some(url) => {
+            println!("on PostgreSQL ({url})");
+            Target::Postgres(url)
+        }
+        None => {
+            std::fs::create_dir_all(&dir).unwrap();
+            println!("on SQLite files in {}", dir.display());
+            Target::Sqlite(dir)
+        }
+    };
+    m1(&target).await;
+    m2(&target).await;
+    m3(&target).await;
+    m4(&target).await;
 }
