@@ -234,3 +234,69 @@ async fn sleeping(rt: &replayflow::Runtime, id: &str) {
     })
     .await
 }
+
+/// Starts a quick child, gathers it, then waits for `go`.
+#[workflow]
+async fn keeper(ctx: Context) -> Result<u64, AnyError> {
+    let child = square::child(&ctx, 3).await;
+    let nine = child
+        .result()
+        .await
+        .map_err(|e| AnyError::msg(e.to_string()))?;
+    ctx.recv::<()>("go").await;
+    Ok(nine)
+}
+
+both_stores!(
+    retention_keeps_the_children_of_an_unfinished_parent,
+    |db| async move {
+        let clock = clock();
+        let rt = db.builder().clock(clock.clone()).open().await.unwrap();
+        keeper::start(&rt, "keeper").await.unwrap();
+        // It waits for `go` once its child's end is journaled.
+        wait_for_status(&rt, "keeper", ExecutionStatus::Waiting).await;
+        clock.advance(48 * HOUR);
+        let report = rt.prune(HOUR).await.unwrap();
+        assert_eq!(report.executions, 0, "the parent may still read its child");
+        assert!(rt.status("keeper/square-0").await.is_ok());
+        rt.send("keeper", "go", &()).await.unwrap();
+        assert_eq!(
+            within(rt.handle::<keeper>("keeper").result())
+                .await
+                .unwrap(),
+            9
+        );
+        clock.advance(48 * HOUR);
+        let report = rt.prune(HOUR).await.unwrap();
+        assert_eq!(report.executions, 2, "both, once the parent has ended");
+        rt.shutdown().await.unwrap();
+    }
+);
+
+/// Gives its child the id of an execution that is not its child.
+#[workflow]
+async fn squatter(ctx: Context) -> Result<u64, AnyError> {
+    let child = square::child_with(&ctx, ChildOptions::new().id("taken-id"), 2).await;
+    child
+        .result()
+        .await
+        .map_err(|e| AnyError::msg(e.to_string()))
+}
+
+both_stores!(
+    a_child_never_attaches_to_an_execution_that_is_not_its_own,
+    |db| async move {
+        let rt = db.builder().open().await.unwrap();
+        within(square::start(&rt, "taken-id", 5).await.unwrap().result())
+            .await
+            .unwrap();
+        let handle = squatter::start(&rt, "squatter").await.unwrap();
+        let err = within(handle.result()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("execution `taken-id` exists and is not a child of `squatter`"),
+            "{text}"
+        );
+        rt.shutdown().await.unwrap();
+    }
+);

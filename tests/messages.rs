@@ -820,3 +820,51 @@ both_stores!(
         rt.shutdown().await.unwrap();
     }
 );
+
+/// One branch waits for a message while another sleeps for an hour.
+#[workflow]
+async fn waits_and_sleeps(ctx: Context) -> Result<String, AnyError> {
+    let (word, ()) = tokio::join!(
+        ctx.branch(async { ctx.recv::<String>("word").await }),
+        ctx.branch(async { ctx.sleep(HOUR).await }),
+    );
+    Ok(word)
+}
+
+both_stores!(
+    a_message_reaches_a_branch_while_another_branch_sleeps_long,
+    |db| async move {
+        let clock = clock();
+        let rt = db
+            .builder()
+            .clock(clock.clone())
+            .suspend_after(Duration::from_millis(50))
+            .open()
+            .await
+            .unwrap();
+        let handle = waits_and_sleeps::start(&rt, "both").await.unwrap();
+        wait_until(&rt, "both", |i| i.status == ExecutionStatus::Waiting).await;
+        rt.send("both", "word", "hi").await.unwrap();
+        // Taken without the clock moving: the hour's sleep did not hold it.
+        within(async {
+            while taken_words(&rt, "both").await.is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        clock.advance(2 * HOUR);
+        assert_eq!(within(handle.result()).await.unwrap(), "hi");
+        rt.shutdown().await.unwrap();
+    }
+);
+
+async fn taken_words(rt: &Runtime, id: &str) -> Vec<String> {
+    rt.status(id)
+        .await
+        .unwrap()
+        .steps
+        .iter()
+        .filter(|e| e.kind == EntryKind::Recv && e.status == StepStatus::Completed)
+        .map(|e| e.output.as_ref().unwrap().decode::<String>().unwrap())
+        .collect()
+}

@@ -209,7 +209,10 @@ impl Execution {
             }
             if held.is_elapsed() {
                 let reason = format!("waiting for child workflow `{child}`");
-                self.suspend_waiting(reason).await;
+                if self.suspend_waiting(reason).await {
+                    let again = tokio::time::Instant::now() + self.engine.defaults.suspend_after;
+                    held.as_mut().reset(again);
+                }
                 continue;
             }
             let wake = self.until_deadline(i64::MAX);
@@ -293,10 +296,25 @@ pub(crate) fn start_child<W: Workflow, I: Serialize>(
                     .await;
                 match started {
                     Ok(()) => {}
-                    Err(e @ crate::Error::IdConflict { .. }) => exec.fail(e.to_string()).await,
-                    Err(e) => {
+                    // The database could not take it: as any journal write.
+                    Err(
+                        e @ (crate::Error::Database(_)
+                        | crate::Error::Busy { .. }
+                        | crate::Error::Unavailable(_)
+                        | crate::Error::Fenced { .. }
+                        | crate::Error::Disowned(_)
+                        | crate::Error::Shutdown
+                        | crate::Error::Io { .. }),
+                    ) => {
                         exec.journal_failed("the start of a child workflow", &e)
                             .await
+                    }
+                    // The start itself is refused (its id belongs to
+                    // another execution, its input is over the limit):
+                    // no resume would change that.
+                    Err(e) => {
+                        let reason = format!("child workflow `{name}` could not start: {e}");
+                        exec.fail(reason).await
                     }
                 }
                 let what = || format!("the id of child `{name}`");

@@ -68,12 +68,23 @@ impl Engine {
         };
         let new_deadline = new.deadline_at;
         match self.store.insert_execution(new).await? {
-            Inserted::Existing { workflow } if workflow != descriptor.name => {
+            Inserted::Existing { workflow, .. } if workflow != descriptor.name => {
                 return Err(Error::IdConflict {
                     id,
                     existing: workflow,
                     requested: descriptor.name.to_owned(),
                 });
+            }
+            Inserted::Existing {
+                parent: existing, ..
+            } if parent.is_some() && existing != parent => {
+                // A child attaches only to itself (a start that crashed
+                // before its parent journaled it), never to another
+                // execution that happens to have its id.
+                return Err(Error::InvalidOption(format!(
+                    "execution `{id}` exists and is not a child of `{}`: give the child an id of its own",
+                    parent.as_ref().map(ExecutionId::as_str).unwrap_or_default()
+                )));
             }
             Inserted::Existing { .. } => {
                 tracing::debug!(execution = %id, "start of an existing execution: attaching");

@@ -388,13 +388,11 @@ impl Engine {
             .set_status(id, status, transition, self.now_millis())
             .await;
         let ok = written.is_ok();
-        if matches!(written, Ok((true, _))) && status.is_terminal() {
-            if let Some(parent) = parent {
-                self.tell_parent(parent);
-            }
-            if status == ExecutionStatus::Cancelled {
-                self.cancel_children(id.clone());
-            }
+        if matches!(written, Ok((true, _)))
+            && status.is_terminal()
+            && let Some(parent) = parent
+        {
+            self.tell_parent(parent);
         }
         match written {
             Ok((true, transition)) if ends => {
@@ -431,44 +429,6 @@ impl Engine {
         runtime.spawn(async move {
             if let Ok(ExecutionStatus::Waiting) = engine.status_of(&parent).await {
                 engine.wake(parent);
-            }
-        });
-    }
-
-    /// A cancelled execution's unfinished children are cancelled too (but
-    /// those started to outlive it); each cancel cascades in turn.
-    fn cancel_children(self: &Arc<Self>, parent: ExecutionId) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let engine = Arc::clone(self);
-        runtime.spawn(async move {
-            let children = match engine.store.children(&parent).await {
-                Ok(children) => children,
-                Err(e) => {
-                    tracing::warn!(execution = %parent, error = %e, "cannot read the children of a cancelled execution");
-                    return;
-                }
-            };
-            for child in children {
-                let keep = serde_json::from_str::<crate::options::StartOptions>(&child.options)
-                    .is_ok_and(|o| o.keep_on_parent_cancel);
-                if child.status.is_terminal() || keep {
-                    continue;
-                }
-                tracing::info!(execution = %child.id, %parent, "cancelling the child of a cancelled execution");
-                let cancelled = match engine.store.owned_elsewhere(&child.id).await {
-                    // Another live worker drives it: a request it applies.
-                    Ok(true) => engine
-                        .store
-                        .insert_request(&child.id, crate::status::AdminAction::Cancel, engine.now_millis())
-                        .await
-                        .map(drop),
-                    _ => engine.cancel(&child.id).await,
-                };
-                if let Err(e) = cancelled {
-                    tracing::warn!(execution = %child.id, error = %e, "cannot cancel the child of a cancelled execution");
-                }
             }
         });
     }

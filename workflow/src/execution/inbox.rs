@@ -159,7 +159,10 @@ impl Execution {
             }
             if held.is_elapsed() {
                 let reason = format!("waiting for a message on topic `{}`", at.name);
-                self.suspend_waiting(reason).await;
+                if self.suspend_waiting(reason).await {
+                    let again = tokio::time::Instant::now() + self.engine.defaults.suspend_after;
+                    held.as_mut().reset(again);
+                }
                 continue;
             }
             let wake = self.until_deadline(deadline.unwrap_or(i64::MAX));

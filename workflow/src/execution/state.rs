@@ -55,9 +55,22 @@ pub(crate) struct Execution {
     pub(super) deadline: Option<i64>,
     /// The execution that started it as a child workflow: told when it ends.
     pub parent: Option<ExecutionId>,
-    /// What its branches wait for in memory (messages, children): a
-    /// suspension looks at all of them once its status is written.
+    /// What its branches wait for in memory (messages, children, short
+    /// sleeps): a suspension wakes for the earliest of their times and
+    /// looks at all of them once its status is written.
     waits: Mutex<Waits>,
+    /// Step bodies running now, in any branch: while one runs, the
+    /// execution is not suspended (it would be dropped mid-step).
+    steps_running: std::sync::atomic::AtomicU32,
+}
+
+/// A step body running (see [`Execution::busy`]); ends when dropped.
+pub(super) struct Busy<'a>(&'a Execution);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.steps_running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What an execution's branches wait for in memory.
@@ -74,6 +87,8 @@ pub(super) enum WaitFor {
     Message(Arc<str>),
     /// This child's end.
     Child(ExecutionId),
+    /// A time (an in-memory sleep or backoff), given as the wait's deadline.
+    Time,
 }
 
 /// A wait registered with [`Execution::waiting_for`]; unregistered when
@@ -128,6 +143,7 @@ impl Execution {
             deadline: launch.deadline,
             parent: launch.parent,
             waits: Mutex::new(Waits::default()),
+            steps_running: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -223,17 +239,39 @@ impl Execution {
                 return;
             }
             let left = Duration::from_millis(u64::try_from(wake_at - now).unwrap_or(0));
+            let mut look_again = None;
             if left > self.engine.defaults.suspend_after {
-                self.suspend(wake_at).await
+                if !self.others_waiting() {
+                    self.suspend(wake_at).await
+                }
+                // Other branches wait for messages or children, or run a
+                // step: the shared suspension wakes for all of them, and
+                // waits while a step runs.
+                let _registered =
+                    self.waiting_for(WaitFor::Time, Some(self.until_deadline(wake_at)));
+                let reason = format!("sleeping until {}", crate::record::format_millis(wake_at));
+                if !self.suspend_waiting(reason).await {
+                    continue;
+                }
+                // Real time, as a `recv` holds its wait in memory.
+                look_again = Some(
+                    self.engine
+                        .defaults
+                        .suspend_after
+                        .max(Duration::from_millis(1)),
+                );
             }
             // The deadline ends the wait early: the boundary cancels.
             let wake_at = self.until_deadline(wake_at);
+            // Another branch's suspension wakes for this wait too.
+            let _registered = self.waiting_for(WaitFor::Time, Some(wake_at));
             let interrupted = self.interrupt.notified();
             tokio::pin!(interrupted);
             interrupted.as_mut().enable();
             self.boundary().await;
             tokio::select! {
                 () = self.engine.clock.sleep_until(from_millis(wake_at)) => {}
+                () = tokio::time::sleep(look_again.unwrap_or(Duration::from_secs(3600))), if look_again.is_some() => {}
                 () = interrupted => self.boundary().await,
             }
         }
@@ -276,12 +314,31 @@ impl Execution {
         WaitGuard { exec: self, id }
     }
 
+    /// Whether other branches wait for messages, children or times, or
+    /// run a step body: then a sleep suspends through
+    /// [`suspend_waiting`](Self::suspend_waiting), which accounts for them.
+    fn others_waiting(&self) -> bool {
+        let waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
+        !waits.on.is_empty() || self.steps_running.load(Ordering::SeqCst) > 0
+    }
+
+    /// Marks a step body running until the guard drops.
+    pub(super) fn busy(&self) -> Busy<'_> {
+        self.steps_running.fetch_add(1, Ordering::SeqCst);
+        Busy(self)
+    }
+
     /// Suspends the execution while its branches wait (status `waiting`,
     /// with `reason`), until the earliest of their deadlines and its own,
     /// or until a message or a child's end wakes it. Returns (without
-    /// suspending) when one of those came while the status was written: it
-    /// found the execution running and woke nothing, so this run goes on.
-    pub(super) async fn suspend_waiting(&self, reason: String) {
+    /// suspending) when one of those came while the status was written (it
+    /// found the execution running and woke nothing, so this run goes on),
+    /// or, returning true, when another branch is running a step body now:
+    /// the caller waits in memory a while longer.
+    pub(super) async fn suspend_waiting(&self, reason: String) -> bool {
+        if self.steps_running.load(Ordering::SeqCst) > 0 {
+            return true;
+        }
         let waits: Vec<(WaitFor, Option<i64>)> = {
             let waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
             waits.on.iter().map(|(_, on, d)| (on.clone(), *d)).collect()
@@ -312,6 +369,7 @@ impl Execution {
                     Ok(Some(row)) => row.status.is_terminal(),
                     _ => true,
                 },
+                WaitFor::Time => false,
             };
             if woken {
                 break;
@@ -321,7 +379,7 @@ impl Execution {
             self.engine
                 .set_status(&self.id, ExecutionStatus::Running, Transition::bare())
                 .await;
-            return;
+            return false;
         }
         if let Some(at) = wake_at {
             self.engine.timers.add_wake(at, self.id.clone());

@@ -411,7 +411,9 @@ impl Step<'_> {
                 let what = format!("the start of step `{}`", self.key);
                 self.exec.journal_failed(&what, &e).await
             }
+            let busy = self.exec.busy();
             let mut ran = run_attempt(setup, body, |_| {}, || self.exec.now_millis()).await;
+            drop(busy);
             ran.timing.start_recorded = true;
             return ran;
         }
@@ -424,7 +426,9 @@ impl Step<'_> {
                 started,
             })
         };
+        let busy = self.exec.busy();
         let ran = run_attempt(setup, body, record_start, || self.exec.now_millis()).await;
+        drop(busy);
         if let Some(slow) = self.spec.slow {
             let threshold = i64::try_from(START_RECORD_AFTER.as_millis()).unwrap_or(i64::MAX);
             let took = ran.timing.ended.saturating_sub(ran.timing.started);

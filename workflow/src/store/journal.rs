@@ -334,7 +334,11 @@ pub(crate) struct NewExecution {
 /// What inserting an execution found.
 pub(crate) enum Inserted {
     Created,
-    Existing { workflow: String },
+    /// Another execution has the id: its workflow and its parent.
+    Existing {
+        workflow: String,
+        parent: Option<ExecutionId>,
+    },
 }
 
 /// An execution's row, as replay and `Handle::result` need it.
@@ -537,14 +541,12 @@ pub(crate) struct EventRow {
     pub updated_at: i64,
 }
 
-/// A child workflow's execution, as its parent's cancel and status see it.
+/// A child workflow's execution, as its parent's status shows it.
 #[derive(Debug, Clone)]
 pub(crate) struct ChildRow {
     pub id: ExecutionId,
     pub workflow: String,
     pub status: ExecutionStatus,
-    /// Its start options (JSON): whether it outlives a cancel of its parent.
-    pub options: String,
 }
 
 /// One row of a stream: a value, or its end (`value` `None`).

@@ -79,12 +79,15 @@ pub(super) async fn insert_execution(
     }
     let row = query_opt(
         client,
-        "SELECT workflow_name FROM workflow_executions WHERE id = $1",
+        "SELECT workflow_name, parent_id FROM workflow_executions WHERE id = $1",
         &[&e.id.as_str()],
     )
     .await?;
     Ok(Inserted::Existing {
-        workflow: row.map(|r| r.get(0)).unwrap_or_default(),
+        workflow: row.as_ref().map(|r| r.get(0)).unwrap_or_default(),
+        parent: row
+            .and_then(|r| r.get::<_, Option<String>>(1))
+            .map(ExecutionId::new),
     })
 }
 
@@ -279,10 +282,17 @@ pub(super) async fn claim_for_replay(
 /// A status change: never over a terminal status, nor of an execution
 /// another worker owns; an end or a pause releases the execution. An end
 /// ($9, the end time, set) also makes a waiting parent due now (its owner's
-/// sweep wakes it), in the same statement.
+/// sweep wakes it), in the same statement. The parent is matched by id and
+/// its status tested in the assignment, not the `WHERE`: the update then
+/// waits for the parent's row lock and reads its committed status, so a
+/// parent whose change to `waiting` (on another worker) commits meanwhile
+/// is seen waiting; a `WHERE status = 'waiting'` would skip a row that was
+/// not yet waiting in this statement's snapshot.
 pub(super) const SET_STATUS: &str = "WITH parent AS (
-         UPDATE workflow_executions SET wake_at = $8
-         WHERE $9::bigint IS NOT NULL AND status = 'waiting' AND (wake_at IS NULL OR wake_at > $8)
+         UPDATE workflow_executions
+         SET wake_at = CASE WHEN status = 'waiting' AND (wake_at IS NULL OR wake_at > $8)
+                            THEN $8 ELSE wake_at END
+         WHERE $9::bigint IS NOT NULL
            AND id = (SELECT parent_id FROM workflow_executions
                      WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
                        AND (owner IS NULL OR owner = $11)))
@@ -324,6 +334,17 @@ pub(super) async fn set_status(
     .await?;
     if changed == 1 && status == ExecutionStatus::Cancelled {
         end_waiting_entries(client, id, now).await?;
+        // See the SQLite store: the children's cancel requests, in the
+        // same transaction.
+        execute(
+            client,
+            "INSERT INTO admin_requests (execution_id, action, requested_at)
+             SELECT id, 'cancel', $2 FROM workflow_executions
+             WHERE parent_id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+               AND options NOT LIKE '%\"keep_on_parent_cancel\":true%'",
+            &[&id.as_str(), &now],
+        )
+        .await?;
     }
     Ok(changed == 1)
 }
@@ -954,7 +975,7 @@ pub(super) async fn pending_requests(
 pub(super) async fn children(client: &Client, id: &ExecutionId) -> PgResult<Vec<ChildRow>> {
     let rows = query(
         client,
-        "SELECT id, workflow_name, status, options FROM workflow_executions
+        "SELECT id, workflow_name, status FROM workflow_executions
          WHERE parent_id = $1 ORDER BY created_at, id",
         &[&id.as_str()],
     )
@@ -965,7 +986,6 @@ pub(super) async fn children(client: &Client, id: &ExecutionId) -> PgResult<Vec<
                 id: ExecutionId::new(r.try_get::<_, String>(0)?),
                 workflow: r.try_get(1)?,
                 status: parse(r.try_get(2)?)?,
-                options: r.try_get(3)?,
             })
         })
         .collect()
@@ -1029,6 +1049,10 @@ pub(super) async fn prune_batch(client: &Client, cutoff: i64, limit: u32) -> PgR
         "WITH ids AS (
              SELECT id FROM workflow_executions
              WHERE status IN ('completed', 'failed', 'cancelled') AND created_at < $1 AND completed_at < $1
+               AND (parent_id IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM workflow_executions p
+                   WHERE p.id = workflow_executions.parent_id
+                     AND p.status NOT IN ('completed', 'failed', 'cancelled')))
              LIMIT $2 FOR UPDATE SKIP LOCKED),
          a AS (DELETE FROM step_attempts WHERE execution_id IN (SELECT id FROM ids)),
          s AS (DELETE FROM step_executions WHERE execution_id IN (SELECT id FROM ids)),

@@ -8,7 +8,8 @@ use crate::error::Result;
 use crate::store::FileSpace;
 
 /// Deletes up to `limit` finished executions (completed, failed or
-/// cancelled) that ended before `cutoff` (Unix ms), with their journal
+/// cancelled) that ended before `cutoff` (Unix ms), but children whose
+/// parent is unfinished (it may still read their end), with their journal
 /// entries, attempts, superseded entries and attempts, and admin requests.
 /// Returns how many executions it deleted.
 ///
@@ -24,6 +25,10 @@ fn prune_batch(conn: &Connection, cutoff: i64, limit: u32) -> rusqlite::Result<u
             "SELECT id FROM workflow_executions
              WHERE status IN ('completed', 'failed', 'cancelled')
                AND created_at < :cutoff AND completed_at < :cutoff
+               AND (parent_id IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM workflow_executions p
+                   WHERE p.id = workflow_executions.parent_id
+                     AND p.status NOT IN ('completed', 'failed', 'cancelled')))
              LIMIT :limit",
         )?
         .query_map(named_params! { ":cutoff": cutoff, ":limit": limit }, |r| {

@@ -42,10 +42,15 @@ pub(super) fn insert_execution(conn: &Connection, e: &NewExecution) -> rusqlite:
     if inserted == 1 {
         return Ok(Inserted::Created);
     }
-    let workflow: String = conn
-        .prepare_cached("SELECT workflow_name FROM workflow_executions WHERE id = ?1")?
-        .query_row([e.id.as_str()], |r| r.get(0))?;
-    Ok(Inserted::Existing { workflow })
+    let (workflow, parent) = conn
+        .prepare_cached("SELECT workflow_name, parent_id FROM workflow_executions WHERE id = ?1")?
+        .query_row([e.id.as_str()], |r| {
+            Ok((r.get(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+    Ok(Inserted::Existing {
+        workflow,
+        parent: parent.map(ExecutionId::new),
+    })
 }
 
 const EXECUTION_COLUMNS: &str =
@@ -198,6 +203,7 @@ pub(super) fn set_status(
         })?;
     if changed == 1 && status == ExecutionStatus::Cancelled {
         end_waiting_entries(conn, id, now)?;
+        request_children_cancel(conn, id, now)?;
     }
     if changed == 1 && status.is_terminal() {
         wake_parent(conn, id, now)?;
@@ -208,7 +214,7 @@ pub(super) fn set_status(
 /// The executions started as children of `id`, oldest first.
 pub(super) fn children(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<Vec<ChildRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, workflow_name, status, options FROM workflow_executions
+        "SELECT id, workflow_name, status FROM workflow_executions
          WHERE parent_id = ?1 ORDER BY created_at, id",
     )?;
     let rows = stmt.query_map([id.as_str()], |r| {
@@ -216,10 +222,23 @@ pub(super) fn children(conn: &Connection, id: &ExecutionId) -> rusqlite::Result<
             id: ExecutionId::new(r.get::<_, String>(0)?),
             workflow: r.get(1)?,
             status: r.get(2)?,
-            options: r.get(3)?,
         })
     })?;
     rows.collect()
+}
+
+/// A cancelled execution's unfinished children (but those started to
+/// outlive it) get a cancel request, in the same write as its cancel: the
+/// worker applies them at its next sweep, and each cascades in turn.
+fn request_children_cancel(conn: &Connection, id: &ExecutionId, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO admin_requests (execution_id, action, requested_at)
+         SELECT id, 'cancel', ?2 FROM workflow_executions
+         WHERE parent_id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')
+           AND options NOT LIKE '%\"keep_on_parent_cancel\":true%'",
+    )?
+    .execute(params![id.as_str(), now])?;
+    Ok(())
 }
 
 /// A child workflow ended: its parent, if it waits suspended, is due now
