@@ -843,7 +843,8 @@ both_stores!(
             .await
             .unwrap();
         let handle = waits_and_sleeps::start(&rt, "both").await.unwrap();
-        wait_until(&rt, "both", |i| i.status == ExecutionStatus::Waiting).await;
+        // Suspended by whichever branch gave up first: waiting, or sleeping.
+        wait_until(&rt, "both", |i| i.status.is_suspended()).await;
         rt.send("both", "word", "hi").await.unwrap();
         // Taken without the clock moving: the hour's sleep did not hold it.
         within(async {

@@ -192,6 +192,7 @@ impl Execution {
         if self.stops_past_journal() {
             self.halt().await
         }
+        // Before the first look at the child (see `recv`).
         let _registered = self.waiting_for(WaitFor::Child(child.clone()), None);
         // Held in memory for real time, as a `recv` is.
         let held = tokio::time::sleep(self.engine.defaults.suspend_after);

@@ -427,7 +427,11 @@ impl Engine {
         };
         let engine = Arc::clone(self);
         runtime.spawn(async move {
-            if let Ok(ExecutionStatus::Waiting) = engine.status_of(&parent).await {
+            if engine
+                .status_of(&parent)
+                .await
+                .is_ok_and(ExecutionStatus::is_suspended)
+            {
                 engine.wake(parent);
             }
         });

@@ -36,6 +36,9 @@ impl Execution {
         self.boundary().await;
         let mut r = self.reserve(branch, topic);
         let at = r.entry_at(&self.id, EntryKind::Recv);
+        // From before the first look at the inbox: a sibling branch that
+        // suspends the execution meanwhile wakes for this topic too.
+        let _registered = self.waiting_for(WaitFor::Message(Arc::clone(&at.name)), None);
         let deadline = match self.recorded(&mut r, EntryKind::Recv).await {
             Some(entry) if entry.status == StepStatus::Completed => {
                 // Timed out, on the run that journaled it.

@@ -505,8 +505,8 @@ pub(crate) struct NewMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sent {
     /// Committed to the execution's inbox; `waiting`: the execution was
-    /// suspended waiting for a message (its wake time is now `now`, so the
-    /// sweep wakes it if nothing sooner does).
+    /// suspended (waiting, or sleeping while a branch may wait for it): its
+    /// wake time is now `now`, so the sweep wakes it if nothing sooner does.
     Delivered { waiting: bool },
     /// A message with the same idempotency key was delivered before:
     /// nothing was written.

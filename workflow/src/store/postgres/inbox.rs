@@ -87,12 +87,14 @@ pub(super) async fn send_message(client: &mut Client, m: &NewMessage) -> PgResul
         tx.commit().await?;
         return Ok(Sent::Duplicate);
     }
-    let waiting = status == ExecutionStatus::Waiting;
+    // A sleeping one too: see the SQLite store.
+    let waiting = status.is_suspended();
     if waiting {
         tx.execute(
             &tx.prepare_cached(
                 "UPDATE workflow_executions SET wake_at = $2
-                 WHERE id = $1 AND status = 'waiting' AND (wake_at IS NULL OR wake_at > $2)",
+                 WHERE id = $1 AND status IN ('sleeping', 'waiting')
+                   AND (wake_at IS NULL OR wake_at > $2)",
             )
             .await?,
             &[&m.execution.as_str(), &m.now],

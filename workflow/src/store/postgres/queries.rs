@@ -290,7 +290,7 @@ pub(super) async fn claim_for_replay(
 /// not yet waiting in this statement's snapshot.
 pub(super) const SET_STATUS: &str = "WITH parent AS (
          UPDATE workflow_executions
-         SET wake_at = CASE WHEN status = 'waiting' AND (wake_at IS NULL OR wake_at > $8)
+         SET wake_at = CASE WHEN status IN ('sleeping', 'waiting') AND (wake_at IS NULL OR wake_at > $8)
                             THEN $8 ELSE wake_at END
          WHERE $9::bigint IS NOT NULL
            AND id = (SELECT parent_id FROM workflow_executions

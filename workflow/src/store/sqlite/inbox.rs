@@ -10,10 +10,11 @@ use crate::store::{EntryAt, EventRow, NewMessage, Sent, StreamRead, StreamRow, T
 
 /// Commits a message to an execution's inbox, unless the execution is
 /// missing or finished, or a message with its idempotency key was
-/// delivered before. Writes name `main`: on an admin connection, temporary
-/// tables of the same names may shadow the file's (`read_as_current`). A suspended waiter's wake time becomes now, in the
+/// delivered before. A suspended execution's wake time becomes now, in the
 /// same transaction: whoever wakes it (this process, or the sweep of the
-/// worker when an admin sent it) finds the message.
+/// worker when an admin sent it) finds the message. Writes name `main`: on
+/// an admin connection, temporary tables of the same names may shadow the
+/// file's (`read_as_current`).
 pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Sent> {
     let found: Option<(ExecutionStatus, Codec)> = conn
         .prepare_cached("SELECT status, codec FROM workflow_executions WHERE id = ?1")?
@@ -56,11 +57,14 @@ pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Resul
     if inserted == 0 {
         return Ok(Sent::Duplicate);
     }
-    let waiting = status == ExecutionStatus::Waiting;
+    // A sleeping one too: one of its branches may wait for this message
+    // while another sleeps (a replay sleeps again, its wake time kept).
+    let waiting = status.is_suspended();
     if waiting {
         conn.prepare_cached(
             "UPDATE main.workflow_executions SET wake_at = ?2
-             WHERE id = ?1 AND status = 'waiting' AND (wake_at IS NULL OR wake_at > ?2)",
+             WHERE id = ?1 AND (status = 'sleeping' OR status = 'waiting')
+               AND (wake_at IS NULL OR wake_at > ?2)",
         )?
         .execute(params![m.execution.as_str(), m.now])?;
     }

@@ -247,7 +247,7 @@ fn wake_parent(conn: &Connection, child: &ExecutionId, now: i64) -> rusqlite::Re
     conn.prepare_cached(
         "UPDATE workflow_executions SET wake_at = ?2
          WHERE id = (SELECT parent_id FROM workflow_executions WHERE id = ?1)
-           AND status = 'waiting' AND (wake_at IS NULL OR wake_at > ?2)",
+           AND (status = 'sleeping' OR status = 'waiting') AND (wake_at IS NULL OR wake_at > ?2)",
     )?
     .execute(params![child.as_str(), now])?;
     Ok(())
