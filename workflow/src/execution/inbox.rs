@@ -39,7 +39,7 @@ impl Execution {
         // From before the first look at the inbox: a sibling branch that
         // suspends the execution meanwhile wakes for this topic too.
         let _registered = self.waiting_for(WaitFor::Message(Arc::clone(&at.name)), None);
-        let deadline = match self.recorded(&mut r, EntryKind::Recv).await {
+        let (deadline, record) = match self.recorded(&mut r, EntryKind::Recv).await {
             Some(entry) if entry.status == StepStatus::Completed => {
                 // Timed out, on the run that journaled it.
                 let payload = entry.output?;
@@ -51,31 +51,21 @@ impl Execution {
             // A `recv_timeout` waits here: not this call (see `Context::recv`).
             Some(entry) if timeout.is_none() && entry.wake_at.is_some() => return None,
             // Waiting: the journaled deadline stands, whatever time it is now.
-            Some(entry) => entry.wake_at,
+            Some(entry) => (entry.wake_at, None),
             None => {
-                if let Some(taken) = self.take::<T>(&at, None).await {
-                    return Some(self.received(topic, taken).await);
-                }
                 let now = self.now_millis();
                 let deadline = timeout
                     .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+                // Written if the first look at the inbox finds nothing.
                 let record = JournalOp::RecordWait {
                     at: at.clone(),
                     deadline,
                     now,
                 };
-                if deadline.is_some() {
-                    // Before the wait: a restart must find the deadline it had.
-                    if let Err(e) = self.engine.store.commit(record).await {
-                        self.journal_failed("a wait for a message", &e).await
-                    }
-                } else {
-                    self.engine.store.queue(record);
-                }
-                deadline
+                (deadline, Some(record))
             }
         };
-        let taken = self.wait_for_message::<T>(&at, deadline).await?;
+        let taken = self.wait_for_message::<T>(&at, deadline, record).await?;
         Some(self.received(topic, taken).await)
     }
 
@@ -123,7 +113,14 @@ impl Execution {
     /// Waits for a message on the topic of the `recv` entry at `at` until
     /// `deadline`: in memory up to the suspension threshold, then
     /// suspended. `None` when the deadline passed.
-    async fn wait_for_message<T>(&self, at: &EntryAt, deadline: Option<i64>) -> Option<Taken> {
+    /// `record` is the entry of a new wait, written once the first look
+    /// finds the inbox empty.
+    async fn wait_for_message<T>(
+        &self,
+        at: &EntryAt,
+        deadline: Option<i64>,
+        mut record: Option<JournalOp>,
+    ) -> Option<Taken> {
         if self.stops_past_journal() {
             // What follows the wait is past the journal's end.
             self.halt().await
@@ -147,6 +144,16 @@ impl Execution {
             // waits in the inbox for a later `recv`).
             if let Some(taken) = self.take::<T>(at, deadline).await {
                 return Some(taken);
+            }
+            if let Some(record) = record.take() {
+                if deadline.is_some() {
+                    // Before the wait: a restart must find the deadline it had.
+                    if let Err(e) = self.engine.store.commit(record).await {
+                        self.journal_failed("a wait for a message", &e).await
+                    }
+                } else {
+                    self.engine.store.queue(record);
+                }
             }
             let now = self.now_millis();
             if deadline.is_some_and(|d| d <= now) {
