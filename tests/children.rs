@@ -300,3 +300,40 @@ both_stores!(
         rt.shutdown().await.unwrap();
     }
 );
+
+/// Starts a child whose input is over the size limit.
+#[workflow]
+async fn oversized(ctx: Context) -> Result<u64, AnyError> {
+    let big = "x".repeat(4096);
+    let child = napper_named::child(&ctx, big).await;
+    child
+        .result()
+        .await
+        .map_err(|e| AnyError::msg(e.to_string()))
+}
+
+#[workflow]
+async fn napper_named(_ctx: Context, name: String) -> Result<u64, AnyError> {
+    Ok(name.len() as u64)
+}
+
+both_stores!(
+    a_child_that_cannot_start_fails_its_parent_with_the_reason,
+    |db| async move {
+        let rt = db.builder().max_payload_bytes(1024).open().await.unwrap();
+        let handle = oversized::start(&rt, "oversized").await.unwrap();
+        let err = within(handle.result()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("child workflow `napper_named` could not start")
+                && text.contains("over the configured limit"),
+            "{text}"
+        );
+        assert_eq!(
+            rt.status("oversized").await.unwrap().status,
+            ExecutionStatus::Failed,
+            "failed for good, not paused for storage"
+        );
+        rt.shutdown().await.unwrap();
+    }
+);

@@ -869,3 +869,43 @@ async fn taken_words(rt: &Runtime, id: &str) -> Vec<String> {
         .map(|e| e.output.as_ref().unwrap().decode::<String>().unwrap())
         .collect()
 }
+
+static SLOW_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[step]
+async fn slow_work() -> Result<u32, AnyError> {
+    SLOW_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    Ok(7)
+}
+
+/// One branch waits for a message while another runs a slow step.
+#[workflow]
+async fn waits_while_working(ctx: Context) -> Result<(String, u32), AnyError> {
+    let (word, work) = tokio::join!(
+        ctx.branch(async { ctx.recv::<String>("word").await }),
+        ctx.branch(async { slow_work().await }),
+    );
+    Ok((word, work?))
+}
+
+both_stores!(
+    a_suspension_waits_for_a_step_running_in_another_branch,
+    |db| async move {
+        SLOW_RUNS.store(0, Ordering::SeqCst);
+        let rt = db
+            .builder()
+            .suspend_after(Duration::from_millis(50))
+            .open()
+            .await
+            .unwrap();
+        let handle = waits_while_working::start(&rt, "working").await.unwrap();
+        // The wait suspends once the step has finished, not in its middle.
+        wait_for_status(&rt, "working", ExecutionStatus::Waiting).await;
+        rt.send("working", "word", "done").await.unwrap();
+        let out = within(handle.result()).await.unwrap();
+        assert_eq!(out, ("done".to_owned(), 7));
+        assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 1, "the step ran once");
+        rt.shutdown().await.unwrap();
+    }
+);
