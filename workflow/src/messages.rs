@@ -206,12 +206,12 @@ impl Runtime {
                 })
                 .await?;
             match sent {
-                Sent::Delivered { waiting } => {
-                    tracing::debug!(execution = %id, topic, waiting, "message sent");
+                Sent::Delivered { suspended } => {
+                    tracing::debug!(execution = %id, topic, suspended, "message sent");
                     if let Some(exec) = engine.active_execution(&id) {
                         exec.mail.notify_waiters();
                     }
-                    if waiting {
+                    if suspended {
                         engine.wake(id.clone());
                     }
                     return Ok(Delivery::Delivered);

@@ -12,7 +12,6 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,14 +19,10 @@ use super::context::Context;
 use super::state::{Execution, WaitFor};
 use crate::error::RunError;
 use crate::options::StartOptions;
-use crate::record::{ExecutionId, from_millis};
+use crate::record::ExecutionId;
 use crate::runtime::Workflow;
 use crate::status::{EntryKind, ExecutionStatus, PauseCause, StepStatus};
 use crate::store::{ExecutionRow, JournalOp};
-
-/// How often a parent waiting in memory reads its child's status (an end
-/// in this process is told at once).
-const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// Options of `name::child_with`.
 #[derive(Debug, Clone, Default)]
@@ -194,37 +189,9 @@ impl Execution {
         }
         // Before the first look at the child (see `recv`).
         let _registered = self.waiting_for(WaitFor::Child(child.clone()), None);
-        // Held in memory for real time, as a `recv` is.
-        let held = tokio::time::sleep(self.engine.defaults.suspend_after);
-        tokio::pin!(held);
-        loop {
-            let told = self.mail.notified();
-            tokio::pin!(told);
-            told.as_mut().enable();
-            let interrupted = self.interrupt.notified();
-            tokio::pin!(interrupted);
-            interrupted.as_mut().enable();
-            self.boundary().await;
-            if let Some(row) = self.ended_child(child).await {
-                return row;
-            }
-            if held.is_elapsed() {
-                let reason = format!("waiting for child workflow `{child}`");
-                if self.suspend_waiting(reason).await {
-                    let again = tokio::time::Instant::now() + self.engine.defaults.suspend_after;
-                    held.as_mut().reset(again);
-                }
-                continue;
-            }
-            let wake = self.until_deadline(i64::MAX);
-            tokio::select! {
-                () = told => {}
-                () = self.engine.clock.sleep_until(from_millis(wake)) => {}
-                () = &mut held => {}
-                () = tokio::time::sleep(POLL_EVERY) => {}
-                () = interrupted => {}
-            }
-        }
+        let reason = || format!("waiting for child workflow `{child}`");
+        self.wait_in_memory(reason, None, || self.ended_child(child))
+            .await
     }
 
     /// The child's row once it has ended.

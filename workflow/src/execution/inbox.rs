@@ -16,13 +16,8 @@ use serde::de::DeserializeOwned;
 
 use super::context::Context;
 use super::state::{Execution, WaitFor};
-use crate::record::from_millis;
 use crate::status::{EntryKind, PauseCause, StepStatus};
 use crate::store::{EntryAt, JournalOp, Taken, TypeTag};
-
-/// How often a wait in memory looks at the inbox by itself: messages sent
-/// by another process (an admin open, another worker) are not notified here.
-const POLL_EVERY: Duration = Duration::from_secs(1);
 
 impl Execution {
     /// `Context::recv` and `Context::recv_timeout`: the message, or `None`
@@ -119,33 +114,25 @@ impl Execution {
         &self,
         at: &EntryAt,
         deadline: Option<i64>,
-        mut record: Option<JournalOp>,
+        record: Option<JournalOp>,
     ) -> Option<Taken> {
         if self.stops_past_journal() {
             // What follows the wait is past the journal's end.
             self.halt().await
         }
         let _registered = self.waiting_for(WaitFor::Message(Arc::clone(&at.name)), deadline);
-        // How long the wait is held in memory is a matter of memory, not
-        // of the workflow's time: real time, whatever the runtime's clock.
-        let held = tokio::time::sleep(self.engine.defaults.suspend_after);
-        tokio::pin!(held);
-        loop {
-            // Both registered before the inbox is read: a send or a cancel
-            // in between is not missed.
-            let mail = self.mail.notified();
-            tokio::pin!(mail);
-            mail.as_mut().enable();
-            let interrupted = self.interrupt.notified();
-            tokio::pin!(interrupted);
-            interrupted.as_mut().enable();
-            self.boundary().await;
+        let reason = || format!("waiting for a message on topic `{}`", at.name);
+        // Taken by the first look that finds nothing.
+        let record = std::sync::Mutex::new(record);
+        let record = &record;
+        self.wait_in_memory(reason, deadline, || async move {
             // A message sent after the deadline is not this wait's (it
             // waits in the inbox for a later `recv`).
             if let Some(taken) = self.take::<T>(at, deadline).await {
-                return Some(taken);
+                return Some(Some(taken));
             }
-            if let Some(record) = record.take() {
+            let pending = record.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(record) = pending {
                 if deadline.is_some() {
                     // Before the wait: a restart must find the deadline it had.
                     if let Err(e) = self.engine.store.commit(record).await {
@@ -165,27 +152,11 @@ impl Execution {
                     self.journal_failed("the end of a wait for a message", &e)
                         .await
                 }
-                return None;
+                return Some(None);
             }
-            if held.is_elapsed() {
-                let reason = format!("waiting for a message on topic `{}`", at.name);
-                if self.suspend_waiting(reason).await {
-                    let again = tokio::time::Instant::now() + self.engine.defaults.suspend_after;
-                    held.as_mut().reset(again);
-                }
-                continue;
-            }
-            let wake = self.until_deadline(deadline.unwrap_or(i64::MAX));
-            tokio::select! {
-                () = mail => {}
-                () = self.engine.clock.sleep_until(from_millis(wake)) => {}
-                () = &mut held => {}
-                // Real time too: a test's manual clock does not hold up
-                // messages from other processes.
-                () = tokio::time::sleep(POLL_EVERY) => {}
-                () = interrupted => {}
-            }
-        }
+            None
+        })
+        .await
     }
 
     /// A value published for readers outside the workflow (an event, a

@@ -314,6 +314,59 @@ impl Execution {
         WaitGuard { exec: self, id }
     }
 
+    /// The wait of a `recv` or a child's result: `look` (after a
+    /// boundary) until it gives a value; between looks the wait is held in
+    /// memory, woken by this process's sends and ends (`mail`), by `wake_at`
+    /// or the execution's deadline, and once a second for other processes;
+    /// past the suspension threshold (real time: a matter of memory, not of
+    /// the workflow's clock) the execution is suspended with `reason`.
+    pub(super) async fn wait_in_memory<R, F>(
+        &self,
+        reason: impl Fn() -> String,
+        wake_at: Option<i64>,
+        mut look: impl FnMut() -> F,
+    ) -> R
+    where
+        F: Future<Output = Option<R>>,
+    {
+        /// How often a wait looks by itself: what another process sends or
+        /// ends is not told here.
+        const POLL_EVERY: Duration = Duration::from_secs(1);
+        let held = tokio::time::sleep(self.engine.defaults.suspend_after);
+        tokio::pin!(held);
+        loop {
+            // Registered before the look: a send, an end or a cancel in
+            // between is not missed.
+            let mail = self.mail.notified();
+            tokio::pin!(mail);
+            mail.as_mut().enable();
+            let interrupted = self.interrupt.notified();
+            tokio::pin!(interrupted);
+            interrupted.as_mut().enable();
+            self.boundary().await;
+            if let Some(found) = look().await {
+                return found;
+            }
+            if held.is_elapsed() {
+                if self.suspend_waiting(reason()).await {
+                    let again = tokio::time::Instant::now() + self.engine.defaults.suspend_after;
+                    held.as_mut().reset(again);
+                }
+                continue;
+            }
+            let wake = self.until_deadline(wake_at.unwrap_or(i64::MAX));
+            tokio::select! {
+                () = mail => {}
+                () = self.engine.clock.sleep_until(from_millis(wake)) => {}
+                () = &mut held => {}
+                // Real time too: a test's manual clock does not hold up
+                // what other processes send.
+                () = tokio::time::sleep(POLL_EVERY) => {}
+                () = interrupted => {}
+            }
+        }
+    }
+
     /// Whether other branches wait for messages, children or times, or
     /// run a step body: then a sleep suspends through
     /// [`suspend_waiting`](Self::suspend_waiting), which accounts for them.

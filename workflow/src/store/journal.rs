@@ -504,10 +504,10 @@ pub(crate) struct NewMessage {
 /// What sending a message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sent {
-    /// Committed to the execution's inbox; `waiting`: the execution was
+    /// Committed to the execution's inbox; `suspended`: the execution was
     /// suspended (waiting, or sleeping while a branch may wait for it): its
     /// wake time is now `now`, so the sweep wakes it if nothing sooner does.
-    Delivered { waiting: bool },
+    Delivered { suspended: bool },
     /// A message with the same idempotency key was delivered before:
     /// nothing was written.
     Duplicate,

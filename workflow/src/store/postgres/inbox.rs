@@ -88,8 +88,8 @@ pub(super) async fn send_message(client: &mut Client, m: &NewMessage) -> PgResul
         return Ok(Sent::Duplicate);
     }
     // A sleeping one too: see the SQLite store.
-    let waiting = status.is_suspended();
-    if waiting {
+    let suspended = status.is_suspended();
+    if suspended {
         tx.execute(
             &tx.prepare_cached(
                 "UPDATE workflow_executions SET wake_at = $2
@@ -102,7 +102,7 @@ pub(super) async fn send_message(client: &mut Client, m: &NewMessage) -> PgResul
         .await?;
     }
     tx.commit().await?;
-    Ok(Sent::Delivered { waiting })
+    Ok(Sent::Delivered { suspended })
 }
 
 /// What [`take_message`] found.

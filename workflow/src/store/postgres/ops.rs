@@ -47,6 +47,15 @@ pub(super) struct Statements {
     set_status: Statement,
 }
 
+/// The completed entry of an event or a stream value, if `own` has a row:
+/// `$1` to `$8` its place (`Place`), `$9` the value, `$10` its type, `$11`
+/// the time. Written as `s`, one row per entry written.
+const VALUE_ENTRY: &str = "s AS (INSERT INTO step_executions
+         (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+          output, started_at, completed_at, value_type)
+     SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', 1, $9, $11, $11, $10 FROM own
+     RETURNING 1)";
+
 /// Rows of the execution `$1` owned by worker `$2`: the guard of every op.
 const OWNED: &str = "own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2)";
 
@@ -165,12 +174,7 @@ impl Statements {
             // The key is the entry's name ($7).
             set_event: client
                 .prepare(&format!(
-                    "WITH {OWNED},
-                     s AS (INSERT INTO step_executions
-                               (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
-                                output, started_at, completed_at, value_type)
-                           SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', 1, $9, $11, $11, $10 FROM own
-                           RETURNING 1)
+                    "WITH {OWNED}, {VALUE_ENTRY}
                      INSERT INTO events (execution_id, key, value, value_type, updated_at)
                      SELECT $1, $7, $9, $10, $11 FROM s
                      ON CONFLICT (execution_id, key)
@@ -181,12 +185,7 @@ impl Statements {
             // The key is the entry's name ($7); no value ($9 NULL) ends the stream.
             write_stream: client
                 .prepare(&format!(
-                    "WITH {OWNED},
-                     s AS (INSERT INTO step_executions
-                               (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
-                                output, started_at, completed_at, value_type)
-                           SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', 1, $9, $11, $11, $10 FROM own
-                           RETURNING 1)
+                    "WITH {OWNED}, {VALUE_ENTRY}
                      INSERT INTO stream_entries (execution_id, key, seq, value, value_type, written_at)
                      SELECT $1, $7,
                             coalesce((SELECT max(seq) + 1 FROM stream_entries

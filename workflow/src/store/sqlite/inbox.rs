@@ -1,7 +1,7 @@
 //! Messages and events: sending to an execution's inbox, taking a message
 //! into the journal, and the latest values of its events.
 
-use rusqlite::{Connection, OptionalExtension, named_params, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::codec::Codec;
 use crate::record::ExecutionId;
@@ -59,8 +59,8 @@ pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Resul
     }
     // A sleeping one too: one of its branches may wait for this message
     // while another sleeps (a replay sleeps again, its wake time kept).
-    let waiting = status.is_suspended();
-    if waiting {
+    let suspended = status.is_suspended();
+    if suspended {
         conn.prepare_cached(
             "UPDATE main.workflow_executions SET wake_at = ?2
              WHERE id = ?1 AND (status = 'sleeping' OR status = 'waiting')
@@ -68,7 +68,7 @@ pub(super) fn send_message(conn: &Connection, m: &NewMessage) -> rusqlite::Resul
         )?
         .execute(params![m.execution.as_str(), m.now])?;
     }
-    Ok(Sent::Delivered { waiting })
+    Ok(Sent::Delivered { suspended })
 }
 
 /// Takes the oldest message of the topic `at.name` into the `recv` entry
@@ -102,28 +102,7 @@ pub(super) fn take_message(
         "UPDATE messages SET taken_at = ?2, taken_position = ?3, payload = NULL WHERE id = ?1",
     )?
     .execute(params![id, now, at.position])?;
-    conn.prepare_cached(
-        "INSERT INTO step_executions
-             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
-              started_at, completed_at, value_type)
-         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', 1, :output,
-                 :now, :now, :value_type)
-         ON CONFLICT (execution_id, position) DO UPDATE
-         SET status = 'completed', output = excluded.output, completed_at = excluded.completed_at,
-             value_type = excluded.value_type",
-    )?
-    .execute(named_params! {
-        ":execution": at.execution.as_str(),
-        ":position": at.position,
-        ":branch": at.branch.as_ref(),
-        ":local": at.local,
-        ":kind": at.kind,
-        ":name": at.name.as_ref(),
-        ":occurrence": at.occurrence,
-        ":output": payload,
-        ":now": now,
-        ":value_type": entry_type,
-    })?;
+    super::ops::completed_entry(conn, at, Some(&payload), Some(entry_type), now)?;
     Ok(Some(Taken {
         payload,
         value_type,

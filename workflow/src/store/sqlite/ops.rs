@@ -351,25 +351,7 @@ fn set_event(
     value_type: i32,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO step_executions
-             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
-              started_at, completed_at, value_type)
-         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', 1, :output,
-                 :now, :now, :value_type)",
-    )?
-    .execute(named_params! {
-        ":execution": at.execution.as_str(),
-        ":position": at.position,
-        ":branch": at.branch.as_ref(),
-        ":local": at.local,
-        ":kind": at.kind,
-        ":name": at.name.as_ref(),
-        ":occurrence": at.occurrence,
-        ":output": value,
-        ":now": now,
-        ":value_type": value_type,
-    })?;
+    completed_entry(conn, at, Some(value), Some(value_type), now)?;
     conn.prepare_cached(
         "INSERT INTO events (execution_id, key, value, value_type, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -395,25 +377,7 @@ fn write_stream(
     value_type: Option<i32>,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO step_executions
-             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
-              started_at, completed_at, value_type)
-         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', 1, :output,
-                 :now, :now, :value_type)",
-    )?
-    .execute(named_params! {
-        ":execution": at.execution.as_str(),
-        ":position": at.position,
-        ":branch": at.branch.as_ref(),
-        ":local": at.local,
-        ":kind": at.kind,
-        ":name": at.name.as_ref(),
-        ":occurrence": at.occurrence,
-        ":output": value,
-        ":now": now,
-        ":value_type": value_type,
-    })?;
+    completed_entry(conn, at, value, value_type, now)?;
     conn.prepare_cached(
         "INSERT INTO stream_entries (execution_id, key, seq, value, value_type, written_at)
          SELECT ?1, ?2, coalesce(max(seq) + 1, 0), ?3, ?4, ?5
@@ -426,5 +390,40 @@ fn write_stream(
         value_type,
         now
     ])?;
+    Ok(())
+}
+
+/// The entry at `at`, completed with `output` (of the type of hash
+/// `value_type`): created, or completed if it was waiting (a `recv`). The
+/// entries of messages, events and streams.
+pub(super) fn completed_entry(
+    conn: &Connection,
+    at: &EntryAt,
+    output: Option<&[u8]>,
+    value_type: Option<i32>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+              started_at, completed_at, value_type)
+         VALUES (:execution, :position, :branch, :local, :kind, :name, :occurrence, 'completed', 1, :output,
+                 :now, :now, :value_type)
+         ON CONFLICT (execution_id, position) DO UPDATE
+         SET status = 'completed', output = excluded.output, completed_at = excluded.completed_at,
+             value_type = excluded.value_type",
+    )?
+    .execute(named_params! {
+        ":execution": at.execution.as_str(),
+        ":position": at.position,
+        ":branch": at.branch.as_ref(),
+        ":local": at.local,
+        ":kind": at.kind,
+        ":name": at.name.as_ref(),
+        ":occurrence": at.occurrence,
+        ":output": output,
+        ":now": now,
+        ":value_type": value_type,
+    })?;
     Ok(())
 }
