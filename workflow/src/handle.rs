@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::codec::Codec;
 use crate::error::{Error, RunError};
 use crate::execution::{Ended, WatchGuard};
+use crate::private::{AsError, AsOutput};
 use crate::record::ExecutionId;
 use crate::runtime::{Runtime, Workflow};
 use crate::status::ExecutionStatus;
@@ -187,6 +188,7 @@ impl<W: Workflow> Handle<W> {
                 }
                 end.codec
                     .decode(bytes, what)
+                    .map(|AsOutput(v)| v)
                     .map_err(|e| RunError::Runtime(e.into()))
             }
             ExecutionStatus::Failed => Err(match end.error {
@@ -201,7 +203,7 @@ impl<W: Workflow> Handle<W> {
                         return Some(Err(RunError::Runtime(e.into())));
                     }
                     match end.codec.decode(bytes, what) {
-                        Ok(e) => RunError::Workflow(e),
+                        Ok(AsError(e)) => RunError::Workflow(e),
                         Err(e) => RunError::Runtime(e.into()),
                     }
                 }

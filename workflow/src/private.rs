@@ -5,8 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub mod nondeterministic;
 
@@ -102,8 +102,119 @@ impl<W: NoType> DirectCall<Serde> for W {}
 
 impl<W: NoType> DirectCall<Unreachable> for W {}
 
-/// Emitted on each workflow argument's type.
-pub fn assert_input<T: Serialize + DeserializeOwned>() {}
+// The workflow checks below are traits without supertraits whose one impl, for serde
+// types, is `do_not_recommend`: a type that is not a serde type is reported as not
+// implementing the check trait, with its message, once, instead of once for `Serialize`
+// and once for `Deserialize` (and again for each place that needs them), each with
+// serde's notes. Supertraits would be required on their own and reported as before, so
+// the traits carry serde's two methods instead, and the crate reaches them through
+// `AsOutput`, `AsError` and the input's generated impls.
+
+/// A workflow argument: the arguments are the execution's input, committed before it
+/// starts and decoded on every run.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be journaled: a workflow's arguments must be serde types",
+    label = "`{Self}` is not `Serialize` and `Deserialize`",
+    note = "the arguments of a `#[workflow]` are its input, journaled when it starts and decoded on every run",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or take a serde type that holds what the workflow needs"
+)]
+pub trait WorkflowArg: Sized {
+    #[doc(hidden)]
+    fn serialize_arg<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    #[doc(hidden)]
+    fn deserialize_arg<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> WorkflowArg for T {
+    fn serialize_arg<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize(serializer)
+    }
+
+    fn deserialize_arg<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// A workflow's `T`: its output is journaled, and handles decode it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be journaled: a workflow's output must be a serde type",
+    label = "`{Self}` is not `Serialize` and `Deserialize`",
+    note = "the output of a `#[workflow]` is journaled when it completes, and `Handle::result` decodes it, in this process or another",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or return a serde type that holds what the caller needs"
+)]
+pub trait WorkflowOutput: Sized {
+    #[doc(hidden)]
+    fn serialize_output<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    #[doc(hidden)]
+    fn deserialize_output<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> WorkflowOutput for T {
+    fn serialize_output<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize(serializer)
+    }
+
+    fn deserialize_output<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// A workflow's `E`: its error is journaled, and handles decode it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be journaled: a workflow's error must be a serde type",
+    label = "`{Self}` is not `Serialize` and `Deserialize`",
+    note = "the error of a `#[workflow]` is journaled when it fails, and `Handle::result` decodes it, in this process or another",
+    note = "return `replayflow::AnyError`: `?` converts `anyhow::Error`, `std::io::Error`, boxed errors and strings into it; or derive `serde::Serialize` and `serde::Deserialize` for your own error type"
+)]
+pub trait WorkflowError: Sized {
+    #[doc(hidden)]
+    fn serialize_error<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    #[doc(hidden)]
+    fn deserialize_error<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> WorkflowError for T {
+    fn serialize_error<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize(serializer)
+    }
+
+    fn deserialize_error<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// A workflow's output as a serde value (the same encoding as the output's own).
+pub(crate) struct AsOutput<T>(pub(crate) T);
+
+impl<T: WorkflowOutput> Serialize for AsOutput<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_output(serializer)
+    }
+}
+
+impl<'de, T: WorkflowOutput> Deserialize<'de> for AsOutput<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize_output(deserializer).map(AsOutput)
+    }
+}
+
+/// A workflow's error as a serde value (the same encoding as the error's own).
+pub(crate) struct AsError<E>(pub(crate) E);
+
+impl<E: WorkflowError> Serialize for AsError<E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_error(serializer)
+    }
+}
+
+impl<'de, E: WorkflowError> Deserialize<'de> for AsError<E> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        E::deserialize_error(deserializer).map(AsError)
+    }
+}
 
 /// Autoref probe: `(&&FailureProbe::<E>::new()).__workflow_convert(f)` picks
 /// [`ConvertFailure`] when `E: From<StepFailure>` and [`NoConvertFailure`] otherwise.
@@ -187,6 +298,7 @@ where
         };
         match f(ctx, input).await {
             Ok(value) => {
+                let value = AsOutput(value);
                 match codec.encode(&value, || format!("the output of workflow `{workflow}`")) {
                     Ok(bytes) => WorkflowOutcome::Completed(bytes),
                     Err(e) => WorkflowOutcome::Unrecordable(e.to_string()),
@@ -194,6 +306,7 @@ where
             }
             Err(error) => {
                 let message = format!("{error:?}");
+                let error = AsError(error);
                 match codec.encode(&error, || format!("the error of workflow `{workflow}`")) {
                     Ok(bytes) => WorkflowOutcome::Failed {
                         error: bytes,

@@ -9,6 +9,7 @@ use crate::validate::{Param, Workflow};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote};
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{Attribute, Ident};
 
 pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
@@ -33,6 +34,23 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
     let input_ident = format_ident!("__workflow_input_{}", ident.unraw());
     let serde_crate = format!("{}::__private::serde", krate.to_token_stream());
     let field_idents: Vec<&Ident> = params.iter().map(|param| &param.ident).collect();
+    // Each field is written and read through `WorkflowArg`, named with its type and
+    // spanned on it, so that an argument that is not a serde type gets that trait's one
+    // error (the two paths read the same there, and rustc reports it once) instead of
+    // serde's errors for each place of the derived impls that needs it.
+    let field_serde = params.iter().map(|param| {
+        let ty = &param.ty;
+        let span = ty.span();
+        let ser = syn::LitStr::new(
+            &quote!(<#ty as #krate::__private::WorkflowArg>::serialize_arg).to_string(),
+            span,
+        );
+        let de = syn::LitStr::new(
+            &quote!(<#ty as #krate::__private::WorkflowArg>::deserialize_arg).to_string(),
+            span,
+        );
+        quote!(#[serde(serialize_with = #ser, deserialize_with = #de)])
+    });
     let field_tys = params.iter().map(|param| &param.ty);
     let field_tys_again = params.iter().map(|param| &param.ty);
     let field_tys_input = params.iter().map(|param| &param.ty);
@@ -149,7 +167,7 @@ pub(crate) fn expand_workflow(workflow: &Workflow) -> TokenStream {
         #[derive(#serialize, #deserialize)]
         #[serde(crate = #serde_crate)]
         struct #input_ident {
-            #(#field_idents: #field_tys,)*
+            #(#field_serde #field_idents: #field_tys,)*
         }
 
         // The generated items refer to the struct, which carries the function's

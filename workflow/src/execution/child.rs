@@ -19,6 +19,7 @@ use super::context::Context;
 use super::state::{Execution, WaitFor};
 use crate::error::RunError;
 use crate::options::StartOptions;
+use crate::private::{AsError, AsOutput};
 use crate::record::ExecutionId;
 use crate::runtime::Workflow;
 use crate::status::{EntryKind, ExecutionStatus, PauseCause, StepStatus};
@@ -114,7 +115,8 @@ impl<W: Workflow> ChildHandle<W> {
                     .output
                     .filter(|_| entry.status == StepStatus::Completed)
                     .unwrap_or_default();
-                let end: ChildEnd<W::Output, W::Error> = exec.decode_or_park(&bytes, what).await;
+                let end: ChildEnd<AsOutput<W::Output>, AsError<W::Error>> =
+                    exec.decode_or_park(&bytes, what).await;
                 return end.into_result();
             }
             let row = exec.wait_for_child(&child).await;
@@ -124,7 +126,8 @@ impl<W: Workflow> ChildHandle<W> {
                 Err(e) => exec.fail(e.to_string()).await,
             };
             // Decoded back: the parent sees what a replay would.
-            let end: ChildEnd<W::Output, W::Error> = exec.decode_or_park(&bytes, what).await;
+            let end: ChildEnd<AsOutput<W::Output>, AsError<W::Error>> =
+                exec.decode_or_park(&bytes, what).await;
             let op = JournalOp::RecordValue {
                 at: r.entry_at(&exec.id, EntryKind::Child),
                 output: bytes,
@@ -138,11 +141,11 @@ impl<W: Workflow> ChildHandle<W> {
     }
 }
 
-impl<T, E> ChildEnd<T, E> {
+impl<T, E> ChildEnd<AsOutput<T>, AsError<E>> {
     fn into_result(self) -> Result<T, RunError<E>> {
         match self {
-            ChildEnd::Completed(v) => Ok(v),
-            ChildEnd::Failed(e) => Err(RunError::Workflow(e)),
+            ChildEnd::Completed(AsOutput(v)) => Ok(v),
+            ChildEnd::Failed(AsError(e)) => Err(RunError::Workflow(e)),
             ChildEnd::FailedWithout(m) => Err(RunError::Failed(m)),
             ChildEnd::Cancelled => Err(RunError::Cancelled),
             ChildEnd::DeadlineExceeded(m) => Err(RunError::DeadlineExceeded(m)),
@@ -155,7 +158,7 @@ impl<T, E> ChildEnd<T, E> {
 async fn child_end<W: Workflow>(
     exec: &Execution,
     row: &ExecutionRow,
-) -> ChildEnd<W::Output, W::Error> {
+) -> ChildEnd<AsOutput<W::Output>, AsError<W::Error>> {
     let what = || format!("the result of child `{}`", row.id);
     let message = row.error_message.clone().unwrap_or_default();
     match row.status {
