@@ -30,6 +30,20 @@ trait Job: Send {
     fn run(&mut self, conn: std::result::Result<&Connection, &rusqlite::Error>) -> bool;
     /// Called once the batch is done, with the commit's outcome.
     fn finish(self: Box<Self>, committed: std::result::Result<(), &rusqlite::Error>);
+    /// Whether someone waits for it (`finish` answers them).
+    fn waited(&self) -> bool;
+}
+
+/// Tells every op of a batch the commit's outcome: the queued ones first, so
+/// that whoever a waited op wakes finds every write its batch lost already
+/// marked in [`LostWrites`].
+fn finish_all(jobs: &mut Vec<Box<dyn Job>>, committed: std::result::Result<(), &rusqlite::Error>) {
+    for job in jobs.extract_if(.., |job| !job.waited()) {
+        job.finish(committed);
+    }
+    for job in jobs.drain(..) {
+        job.finish(committed);
+    }
 }
 
 /// An op someone waits for: the outcome goes back on a oneshot.
@@ -63,6 +77,10 @@ where
             (None, Ok(())) => Err(Error::Shutdown),
         };
         let _ = self.reply.send(outcome);
+    }
+
+    fn waited(&self) -> bool {
+        true
     }
 }
 
@@ -134,6 +152,10 @@ where
             tracing::error!(error = %e, "queued journal write was not committed");
             self.lost.mark(self.owner.as_ref());
         }
+    }
+
+    fn waited(&self) -> bool {
+        false
     }
 }
 
@@ -427,14 +449,12 @@ fn rolled_back(rest: &mut dyn Iterator<Item = Queued>, done: &mut Vec<Box<dyn Jo
         Some("SQLite rolled back the journal's transaction after an error (a full disk, an I/O error or no memory); nothing of the batch was written".into()),
     );
     tracing::error!(error = %lost, "a journal batch was rolled back");
-    for job in done.drain(..) {
-        job.finish(Err(&lost));
-    }
     for queued in rest {
         let mut job = queued.job;
         job.run(Err(&lost));
-        job.finish(Err(&lost));
+        done.push(job);
     }
+    finish_all(done, Err(&lost));
 }
 
 /// Runs one statement of the writer's own (transaction control), prepared once.
@@ -463,8 +483,9 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Box<dyn 
             // Run nothing; each op learns of the failure as a failed commit.
             let mut job = queued.job;
             job.run(Err(&e));
-            job.finish(Err(&e));
+            done.push(job);
         }
+        finish_all(done, Err(&e));
         return;
     }
     let mut queue = batch.drain(..);
@@ -502,9 +523,7 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Queued>, done: &mut Vec<Box<dyn 
     if committed.is_err() && !conn.is_autocommit() {
         let _ = control(conn, "ROLLBACK");
     }
-    for job in done.drain(..) {
-        job.finish(committed.as_ref().map(|_| ()));
-    }
+    finish_all(done, committed.as_ref().map(|_| ()));
 }
 
 #[cfg(test)]
