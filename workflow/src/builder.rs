@@ -56,6 +56,7 @@ pub struct RuntimeBuilder {
     root_certificate: Option<PathBuf>,
     schema: String,
     lease: Duration,
+    pool_size: usize,
     app_version: Option<String>,
     accept_versions: Option<HashSet<String>>,
 }
@@ -86,6 +87,7 @@ impl Default for RuntimeBuilder {
             root_certificate: None,
             schema: "replayflow".to_owned(),
             lease: Duration::from_secs(10),
+            pool_size: 8,
             app_version: None,
             accept_versions: None,
         }
@@ -174,6 +176,15 @@ impl RuntimeBuilder {
     /// for less.
     pub fn lease(mut self, ttl: Duration) -> Self {
         self.lease = ttl;
+        self
+    }
+
+    /// How many connections to PostgreSQL the runtime opens at most besides
+    /// its lease's (default 8, at least 2): one is the writer's, the others
+    /// serve reads, sends and admin calls. Sends from many tasks at once go
+    /// as fast as this many connections commit; each costs a server backend.
+    pub fn postgres_pool_size(mut self, connections: usize) -> Self {
+        self.pool_size = connections;
         self
     }
 
@@ -443,7 +454,7 @@ impl RuntimeBuilder {
             lease: self.lease,
             app_version: self.app_version.clone().unwrap_or_default(),
             durability: self.durability,
-            pool_size: 4,
+            pool_size: self.pool_size,
             root_certificate: self.root_certificate.clone(),
         };
         let registered = Arc::new(self.claimable(registry));

@@ -3,6 +3,7 @@
 //! in the writer's batch), and the latest values of its events.
 
 use deadpool_postgres::ClientWrapper;
+use tokio_postgres::Statement;
 
 use super::queries::{query, query_opt};
 use super::{PgResult, codec, n, parse};
@@ -15,94 +16,78 @@ type Client = ClientWrapper;
 /// Commits a message to an execution's inbox, unless the execution is
 /// missing or finished, records its payloads with another codec, or a
 /// message with the same idempotency key was delivered before. A
-/// suspended waiter's wake time becomes now, in the same transaction:
+/// suspended waiter's wake time becomes now, in the same statement:
 /// whoever wakes it (this process, or the sweep of its owner) finds the
-/// message.
+/// message. One statement, so one round trip and its own transaction.
 ///
-/// The execution's row is locked first: a waiter's change to `waiting`
-/// and this send are then in one order. Either the send sees `waiting`
-/// and sets the wake time, or the waiter's change commits after the
-/// message, and its look at the inbox after suspending finds it.
-pub(super) async fn send_message(client: &mut Client, m: &NewMessage) -> PgResult<Sent> {
-    let tx = client.transaction().await?;
-    let found = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT status, codec FROM workflow_executions WHERE id = $1 FOR NO KEY UPDATE",
-            )
-            .await?,
-            &[&m.execution.as_str()],
-        )
-        .await?;
-    let Some(row) = found else {
-        tx.commit().await?;
+/// The execution's row is locked first (`e`): a waiter's change to
+/// `waiting` and this send are then in one order. Either the send sees
+/// `waiting` and sets the wake time, or the waiter's change commits after
+/// the message, and its look at the inbox after suspending finds it.
+/// Under the lock `e` reads the row's latest version, and so does the
+/// update of `wake`.
+///
+/// `$1` the execution, `$2` the topic, `$3` the payload, `$4` its type,
+/// `$5` the idempotency key, `$6` the time, `$7` the codec of the payload.
+const SEND_MESSAGE: &str = "WITH e AS (SELECT status, codec FROM workflow_executions WHERE id = $1 FOR NO KEY UPDATE),
+     dup AS (SELECT 1 FROM messages WHERE $5::text IS NOT NULL AND execution_id = $1 AND idempotency_key = $5),
+     ins AS (INSERT INTO messages (execution_id, topic, payload, value_type, idempotency_key, sent_at)
+             SELECT $1, $2, $3, $4, $5, $6 FROM e
+             WHERE NOT EXISTS (SELECT 1 FROM dup)
+               AND e.status NOT IN ('completed', 'failed', 'cancelled') AND e.codec = $7
+             ON CONFLICT (execution_id, idempotency_key) DO NOTHING
+             RETURNING 1),
+     wake AS (UPDATE workflow_executions SET wake_at = $6
+              WHERE id = $1 AND EXISTS (SELECT 1 FROM ins) AND status IN ('sleeping', 'waiting')
+                AND (wake_at IS NULL OR wake_at > $6)
+              RETURNING 1)
+     SELECT e.status, e.codec, EXISTS (SELECT 1 FROM dup), EXISTS (SELECT 1 FROM ins)
+     FROM (SELECT 1) AS one LEFT JOIN e ON true";
+
+/// See [`SEND_MESSAGE`].
+pub(super) async fn send_message(client: &Client, m: &NewMessage) -> PgResult<Sent> {
+    let row = query_opt(
+        client,
+        SEND_MESSAGE,
+        &[
+            &m.execution.as_str(),
+            &m.topic,
+            &m.payload,
+            &m.value_type,
+            &m.idempotency_key,
+            &m.now,
+            &m.codec.as_str(),
+        ],
+    )
+    .await?;
+    let Some(row) = row else {
+        // The statement's final SELECT always gives one row.
         return Ok(Sent::Missing);
     };
-    let status: ExecutionStatus = parse(row.try_get(0)?)?;
-    if let Some(key) = &m.idempotency_key {
-        // A retried webhook whose message was delivered is a duplicate,
-        // also once the execution has ended.
-        let delivered = tx
-            .query_opt(
-                &tx.prepare_cached(
-                    "SELECT 1 FROM messages WHERE execution_id = $1 AND idempotency_key = $2",
-                )
-                .await?,
-                &[&m.execution.as_str(), key],
-            )
-            .await?;
-        if delivered.is_some() {
-            tx.commit().await?;
-            return Ok(Sent::Duplicate);
-        }
+    let Some(status) = row.try_get::<_, Option<String>>(0)? else {
+        return Ok(Sent::Missing);
+    };
+    let status: ExecutionStatus = parse(&status)?;
+    // A retried webhook whose message was delivered is a duplicate, also
+    // once the execution has ended.
+    if row.try_get::<_, bool>(2)? {
+        return Ok(Sent::Duplicate);
     }
     if status.is_terminal() {
-        tx.commit().await?;
         return Ok(Sent::Finished(status));
     }
     let found_codec = codec(row.try_get(1)?)?;
     if found_codec != m.codec {
-        tx.commit().await?;
         return Ok(Sent::OtherCodec(found_codec));
     }
-    let inserted = tx
-        .execute(
-            &tx.prepare_cached(
-                "INSERT INTO messages (execution_id, topic, payload, value_type, idempotency_key, sent_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (execution_id, idempotency_key) DO NOTHING",
-            )
-            .await?,
-            &[
-                &m.execution.as_str(),
-                &m.topic,
-                &m.payload,
-                &m.value_type,
-                &m.idempotency_key,
-                &m.now,
-            ],
-        )
-        .await?;
-    if inserted == 0 {
-        tx.commit().await?;
+    if !row.try_get::<_, bool>(3)? {
+        // The same key, sent at the same moment by another process.
         return Ok(Sent::Duplicate);
     }
     // A sleeping one too: see the SQLite store.
-    let suspended = status.is_suspended();
-    if suspended {
-        tx.execute(
-            &tx.prepare_cached(
-                "UPDATE workflow_executions SET wake_at = $2
-                 WHERE id = $1 AND status IN ('sleeping', 'waiting')
-                   AND (wake_at IS NULL OR wake_at > $2)",
-            )
-            .await?,
-            &[&m.execution.as_str(), &m.now],
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(Sent::Delivered { suspended })
+    Ok(Sent::Delivered {
+        suspended: status.is_suspended(),
+    })
 }
 
 /// What [`take_message`] found.
@@ -125,7 +110,7 @@ pub(super) enum Took {
 /// message as (the entry's `value_type`; the message's own is the type it
 /// was sent as, returned to name it if it does not decode), `$11` the
 /// latest time the message may have been sent (none: any).
-const TAKE_MESSAGE: &str = "WITH own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2),
+pub(super) const TAKE_MESSAGE: &str = "WITH own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2),
      m AS (SELECT id, coalesce(payload, ''::bytea) AS payload, value_type FROM messages
            WHERE execution_id = $1 AND topic = $7 AND taken_at IS NULL AND EXISTS (SELECT 1 FROM own)
              AND ($11::bigint IS NULL OR sent_at <= $11)
@@ -142,9 +127,11 @@ const TAKE_MESSAGE: &str = "WITH own AS (SELECT 1 FROM workflow_executions WHERE
                          completed_at = excluded.completed_at, value_type = excluded.value_type)
      SELECT EXISTS (SELECT 1 FROM own), t.payload, t.value_type FROM (SELECT 1) AS one LEFT JOIN t ON true";
 
-/// See [`TAKE_MESSAGE`].
+/// See [`TAKE_MESSAGE`]: the statement goes out when the future is first
+/// polled, in the writer's pipeline.
 pub(super) async fn take_message(
     client: &Client,
+    statement: &Statement,
     at: &EntryAt,
     entry_type: i32,
     sent_by: Option<i64>,
@@ -152,24 +139,24 @@ pub(super) async fn take_message(
     now: i64,
 ) -> PgResult<Took> {
     let (position, local, occurrence) = (n(at.position), n(at.local), n(at.occurrence));
-    let row = query_opt(
-        client,
-        TAKE_MESSAGE,
-        &[
-            &at.execution.as_str(),
-            &me,
-            &position,
-            &at.branch.as_ref(),
-            &local,
-            &at.kind.as_str(),
-            &at.name.as_ref(),
-            &occurrence,
-            &now,
-            &entry_type,
-            &sent_by,
-        ],
-    )
-    .await?;
+    let row = client
+        .query_opt(
+            statement,
+            &[
+                &at.execution.as_str(),
+                &me,
+                &position,
+                &at.branch.as_ref(),
+                &local,
+                &at.kind.as_str(),
+                &at.name.as_ref(),
+                &occurrence,
+                &now,
+                &entry_type,
+                &sent_by,
+            ],
+        )
+        .await?;
     let Some(row) = row else {
         // The statement's final SELECT always gives one row.
         return Ok(Took::NotOwned);

@@ -422,7 +422,21 @@ impl PgStore {
     }
 
     pub(crate) async fn insert_execution(&self, new: NewExecution) -> Result<Inserted> {
-        self.life(|out| Life::Insert(new, out)).await
+        let id = new.id.clone();
+        match self.life(|out| Life::Insert(new, out)).await? {
+            Inserted::Existing { workflow, .. } if workflow.is_empty() => {
+                // Inserted by another transaction after the statement's
+                // snapshot (a start of the same id at the same moment):
+                // committed by now, since the insert waited for it.
+                let client = self.client().await?;
+                let row = queries::load_execution(&client, &id).await.map_err(pg)?;
+                Ok(Inserted::Existing {
+                    workflow: row.as_ref().map(|r| r.workflow.clone()).unwrap_or_default(),
+                    parent: row.and_then(|r| r.parent_id),
+                })
+            }
+            inserted => Ok(inserted),
+        }
     }
 
     pub(crate) async fn claim_for_replay(
@@ -713,8 +727,8 @@ impl PgStore {
                 what: "sending a message",
             });
         }
-        let mut client = self.client().await?;
-        inbox::send_message(&mut client, &message).await.map_err(pg)
+        let client = self.client().await?;
+        inbox::send_message(&client, &message).await.map_err(pg)
     }
 
     /// Takes the oldest message of topic `at.name` into the `recv` entry

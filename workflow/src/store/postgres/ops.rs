@@ -10,12 +10,13 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
+use super::inbox::{self, Took};
 use super::{PgError, PgResult, n, queries};
 use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
 use crate::status::StepStatus;
 use crate::store::Transition;
-use crate::store::{AttemptEnd, EntryAt, JournalOp};
+use crate::store::{AttemptEnd, EntryAt, Inserted, JournalOp, NewExecution};
 
 /// The prepared statements of the journal ops, one per kind.
 pub(super) struct Statements {
@@ -45,7 +46,32 @@ pub(super) struct Statements {
     /// An execution's status change (not a cancel, which ends its waiting
     /// entries too: see `queries::set_status`).
     set_status: Statement,
+    /// A new execution (see [`insert_execution`]).
+    insert_execution: Statement,
+    /// A `recv` takes a message (`inbox::TAKE_MESSAGE`).
+    take_message: Statement,
 }
+
+/// What a statement of the batch's pipeline gives back.
+pub(super) enum Piped {
+    /// The rows it wrote (journal ops, status changes).
+    Rows(u64),
+    Took(Took),
+    Inserted(Inserted),
+}
+
+/// A new execution, owned by `$7`, unless the id is taken; then the
+/// existing one's workflow and parent (none when the row that took it was
+/// committed after the statement's snapshot: see `PgStore::insert_execution`).
+const INSERT_EXECUTION: &str = "WITH ins AS (
+         INSERT INTO workflow_executions
+             (id, workflow_name, status, codec, input, options, created_at, updated_at, owner, claim_seq,
+              app_version, input_type, deadline_at, parent_id)
+         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8, $9, $10, $11)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING 1)
+     SELECT EXISTS (SELECT 1 FROM ins), e.workflow_name, e.parent_id
+     FROM (SELECT 1) AS one LEFT JOIN workflow_executions e ON e.id = $1";
 
 /// The completed entry of an event or a stream value, if `own` has a row:
 /// `$1` to `$8` its place (`Place`), `$9` the value, `$10` its type, `$11`
@@ -201,12 +227,14 @@ impl Statements {
                 .await?,
             fence: client.prepare("SELECT fence($1)").await?,
             set_status: client.prepare(queries::SET_STATUS).await?,
+            insert_execution: client.prepare(INSERT_EXECUTION).await?,
+            take_message: client.prepare(inbox::TAKE_MESSAGE).await?,
         })
     }
 }
 
-/// A running statement of the batch: the rows it wrote.
-pub(super) type Pending<'a> = Pin<Box<dyn Future<Output = PgResult<u64>> + Send + 'a>>;
+/// A running statement of the batch.
+pub(super) type Pending<'a> = Pin<Box<dyn Future<Output = PgResult<Piped>> + Send + 'a>>;
 
 /// Sends `op` for worker `me` (the statement goes out when the future is
 /// first polled). Zero rows written means the worker does not own the
@@ -217,7 +245,69 @@ pub(super) fn apply<'a>(
     op: &'a JournalOp,
     me: &'a i64,
 ) -> Pending<'a> {
-    Box::pin(async move { send(client, st, op, me).await.map_err(PgError::from) })
+    Box::pin(async move {
+        send(client, st, op, me)
+            .await
+            .map(Piped::Rows)
+            .map_err(PgError::from)
+    })
+}
+
+/// Sends the insert of a new execution owned by `owner` in the batch's
+/// pipeline.
+pub(super) fn insert_execution<'a>(
+    client: &'a ClientWrapper,
+    st: &'a Statements,
+    e: &'a NewExecution,
+    owner: i64,
+) -> Pending<'a> {
+    Box::pin(async move {
+        let row = client
+            .query_one(
+                &st.insert_execution,
+                &[
+                    &e.id.as_str(),
+                    &e.workflow,
+                    &e.codec.as_str(),
+                    &e.input,
+                    &e.options,
+                    &e.now,
+                    &owner,
+                    &e.app_version,
+                    &e.input_type,
+                    &e.deadline_at,
+                    &e.parent_id.as_ref().map(ExecutionId::as_str),
+                ],
+            )
+            .await?;
+        let inserted = if row.try_get::<_, bool>(0)? {
+            Inserted::Created
+        } else {
+            Inserted::Existing {
+                workflow: row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                parent: row.try_get::<_, Option<String>>(2)?.map(ExecutionId::new),
+            }
+        };
+        Ok(Piped::Inserted(inserted))
+    })
+}
+
+/// Sends a `recv`'s take of a message in the batch's pipeline (see
+/// `inbox::TAKE_MESSAGE`).
+pub(super) fn take_message<'a>(
+    client: &'a ClientWrapper,
+    st: &'a Statements,
+    at: &'a EntryAt,
+    entry_type: i32,
+    sent_by: Option<i64>,
+    me: i64,
+    now: i64,
+) -> Pending<'a> {
+    Box::pin(async move {
+        inbox::take_message(client, &st.take_message, at, entry_type, sent_by, me, now)
+            .await
+            .map(Piped::Took)
+    })
 }
 
 /// Sends a status change for worker `me` in the batch's pipeline; one row
@@ -254,6 +344,7 @@ pub(super) fn set_status<'a>(
                 ],
             )
             .await
+            .map(Piped::Rows)
             .map_err(PgError::from)
     })
 }

@@ -16,8 +16,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    ChildRow, Claimed, Entry, ExecutionRow, Inserted, Interner, Loaded, NewExecution, Registered,
-    Request, RequestAction, START_ACTION, Transition, Unfinished, WorkflowRow,
+    ChildRow, Claimed, Entry, ExecutionRow, Interner, Loaded, Registered, Request, RequestAction,
+    START_ACTION, Transition, Unfinished, WorkflowRow,
 };
 
 type Client = ClientWrapper;
@@ -45,50 +45,6 @@ pub(super) async fn query_opt(
 async fn execute(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<u64> {
     let stmt = client.prepare_cached(sql).await?;
     Ok(client.execute(&stmt, params).await?)
-}
-
-pub(super) async fn insert_execution(
-    client: &Client,
-    e: &NewExecution,
-    owner: i64,
-) -> PgResult<Inserted> {
-    let inserted = execute(
-        client,
-        "INSERT INTO workflow_executions
-             (id, workflow_name, status, codec, input, options, created_at, updated_at, owner, claim_seq,
-              app_version, input_type, deadline_at, parent_id)
-         VALUES ($1, $2, 'running', $3, $4, $5, $6, $6, $7, 1, $8, $9, $10, $11)
-         ON CONFLICT (id) DO NOTHING",
-        &[
-            &e.id.as_str(),
-            &e.workflow,
-            &e.codec.as_str(),
-            &e.input,
-            &e.options,
-            &e.now,
-            &owner,
-            &e.app_version,
-            &e.input_type,
-            &e.deadline_at,
-            &e.parent_id.as_ref().map(ExecutionId::as_str),
-        ],
-    )
-    .await?;
-    if inserted == 1 {
-        return Ok(Inserted::Created);
-    }
-    let row = query_opt(
-        client,
-        "SELECT workflow_name, parent_id FROM workflow_executions WHERE id = $1",
-        &[&e.id.as_str()],
-    )
-    .await?;
-    Ok(Inserted::Existing {
-        workflow: row.as_ref().map(|r| r.get(0)).unwrap_or_default(),
-        parent: row
-            .and_then(|r| r.get::<_, Option<String>>(1))
-            .map(ExecutionId::new),
-    })
 }
 
 const EXECUTION_COLUMNS: &str =

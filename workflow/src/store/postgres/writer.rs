@@ -12,8 +12,8 @@ use deadpool_postgres::{Object, Pool};
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 
-use super::inbox::{self, Took};
-use super::ops::{self, Statements};
+use super::inbox::Took;
+use super::ops::{self, Piped, Statements};
 use super::queries;
 use super::worker::WorkerState;
 use super::{Failure, PgError, PgResult};
@@ -171,6 +171,10 @@ async fn connect(shared: &Shared) -> std::result::Result<Conn, Failure> {
         .get()
         .await
         .map_err(|e| Failure::Unavailable(e.to_string().into()))?;
+    client
+        .batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .map_err(|e| Failure::pg(&e))?;
     let statements = Statements::prepare(&client)
         .await
         .map_err(|e| Failure::pg(&e))?;
@@ -315,9 +319,71 @@ impl Work {
     /// and status changes other than a cancel.
     fn pipelined(&self) -> bool {
         match self {
-            Work::Op { .. } => true,
+            Work::Op { .. } | Work::Life(Life::Insert(..) | Life::TakeMessage(..), _) => true,
             Work::Life(Life::SetStatus { status, .. }, _) => *status != ExecutionStatus::Cancelled,
             _ => false,
+        }
+    }
+
+    /// Sends a pipelined work's statement (when the future is first
+    /// polled); `None` for the others.
+    fn send<'a>(&'a self, conn: &'a Conn, owner: &'a i64) -> Option<ops::Pending<'a>> {
+        let (client, st) = (&conn.client, &conn.statements);
+        Some(match self {
+            Work::Op { op, .. } => ops::apply(client, st, op, owner),
+            Work::Life(
+                Life::SetStatus {
+                    id,
+                    status,
+                    transition,
+                    now,
+                    ..
+                },
+                _,
+            ) if *status != ExecutionStatus::Cancelled => {
+                ops::set_status(client, st, id, *status, transition, *owner, *now)
+            }
+            Work::Life(Life::Insert(new, _), _) => ops::insert_execution(client, st, new, *owner),
+            Work::Life(Life::TakeMessage(at, entry_type, sent_by, now, _), _) => {
+                ops::take_message(client, st, at, *entry_type, *sent_by, *owner, *now)
+            }
+            _ => return None,
+        })
+    }
+
+    /// Keeps a pipelined work's result for the batch's end.
+    fn keep(&mut self, r: PgResult<Piped>) {
+        fn take<T>(
+            slot: &mut Option<PgResult<T>>,
+            r: PgResult<Piped>,
+            f: impl FnOnce(Piped) -> Option<T>,
+        ) {
+            *slot = Some(r.and_then(|piped| {
+                f(piped).ok_or_else(|| {
+                    PgError::Decode(
+                        "a statement of the pipeline gave another kind of result".into(),
+                    )
+                })
+            }));
+        }
+        match self {
+            Work::Op { result, .. } => take(result, r, |p| match p {
+                Piped::Rows(n) => Some(n),
+                _ => None,
+            }),
+            Work::Life(Life::SetStatus { result, .. }, _) => take(result, r, |p| match p {
+                Piped::Rows(n) => Some(n == 1),
+                _ => None,
+            }),
+            Work::Life(Life::Insert(_, out), _) => take(&mut out.result, r, |p| match p {
+                Piped::Inserted(i) => Some(i),
+                _ => None,
+            }),
+            Work::Life(Life::TakeMessage(.., out), _) => take(&mut out.result, r, |p| match p {
+                Piped::Took(t) => Some(t),
+                _ => None,
+            }),
+            _ => {}
         }
     }
 
@@ -353,28 +419,7 @@ async fn transaction(
         while i < works.len() && works[i].pipelined() {
             i += 1;
         }
-        let ops = join_all(works[start..i].iter().filter_map(|w| match w {
-            Work::Op { op, .. } => Some(ops::apply(client, &conn.statements, op, &owner)),
-            Work::Life(
-                Life::SetStatus {
-                    id,
-                    status,
-                    transition,
-                    now,
-                    ..
-                },
-                _,
-            ) => Some(ops::set_status(
-                client,
-                &conn.statements,
-                id,
-                *status,
-                transition,
-                owner,
-                *now,
-            )),
-            _ => None,
-        }));
+        let ops = join_all(works[start..i].iter().filter_map(|w| w.send(conn, &owner)));
         let results = if first {
             // Requests go out in the order they are first polled: BEGIN,
             // the fence, then the ops, in one round trip.
@@ -412,13 +457,7 @@ async fn transaction(
             if let Err(e) = &r {
                 failed.get_or_insert_with(|| Failure::of(e));
             }
-            match work {
-                Work::Op { result, .. } => *result = Some(r),
-                Work::Life(Life::SetStatus { result, .. }, _) => {
-                    *result = Some(r.map(|rows| rows == 1));
-                }
-                _ => {}
-            }
+            work.keep(r);
         }
         if let Some(f) = failed {
             return Err(f);
@@ -446,7 +485,7 @@ enum Ended {
 /// server committed the others.
 fn settle(
     works: &mut [Work],
-    results: Vec<PgResult<u64>>,
+    results: Vec<PgResult<Piped>>,
     commit: std::result::Result<(), tokio_postgres::Error>,
 ) -> std::result::Result<Ended, Failure> {
     let mut refused = None;
@@ -456,13 +495,7 @@ fn settle(
         {
             refused.get_or_insert_with(|| Failure::pg(e));
         }
-        match work {
-            Work::Op { result, .. } => *result = Some(r),
-            Work::Life(Life::SetStatus { result, .. }, _) => {
-                *result = Some(r.map(|rows| rows == 1));
-            }
-            _ => {}
-        }
+        work.keep(r);
     }
     if let Some(f) = refused {
         return Err(f);
@@ -531,10 +564,8 @@ impl Life {
         }
         let owner = me.unwrap_or(-1);
         match self {
-            Life::Insert(new, out) => keep(
-                &mut out.result,
-                queries::insert_execution(client, new, owner).await,
-            ),
+            // Sent in the pipeline (`Work::send`): never run here.
+            Life::Insert(..) | Life::TakeMessage(..) => Ok(()),
             Life::Claim(id, registered, now, woken, out) => {
                 let r =
                     queries::claim_for_replay(client, id, registered, owner, *now, *woken).await;
@@ -586,10 +617,6 @@ impl Life {
             Life::FinishRequest(request, outcome, now, out) => keep(
                 &mut out.result,
                 queries::finish_request(client, *request, outcome, *now).await,
-            ),
-            Life::TakeMessage(at, entry_type, sent_by, now, out) => keep(
-                &mut out.result,
-                inbox::take_message(client, at, *entry_type, *sent_by, owner, *now).await,
             ),
         }
     }
