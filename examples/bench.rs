@@ -854,12 +854,25 @@ async fn w3_replay(template: &Path, db: &Path, d: Durability) {
 }
 
 async fn w4_sleepers(db: &Path, d: Durability, spread: Duration) {
-    let n = W4_SLEEPERS;
     let rt = open(db, d).await;
+    w4_on(&rt, spread, W4_HEAD_START, async {}).await;
+    rt.shutdown().await.unwrap();
+}
+
+/// W4 on `rt`: starts the sleepers, waits until all are suspended, runs
+/// `suspended` (P4 hands them over to another worker there), then waits
+/// until all woke, wherever they run in this process.
+async fn w4_on(
+    rt: &Runtime,
+    spread: Duration,
+    head_start: Duration,
+    suspended: impl std::future::Future<Output = ()>,
+) {
+    let n = W4_SLEEPERS;
     trim_heap();
     let rss_before = rss_bytes();
     let t = Instant::now();
-    let first_wake = now_ms() + W4_HEAD_START.as_millis() as u64;
+    let first_wake = now_ms() + head_start.as_millis() as u64;
     let spread_ms = spread.as_millis() as u64;
     // At most START_CONCURRENCY starts in flight: enough to share each
     // commit among many, without the benchmark's own tasks adding to the peak.
@@ -879,7 +892,10 @@ async fn w4_sleepers(db: &Path, d: Durability, spread: Duration) {
     while let Some(done) = starts.join_next().await {
         done.unwrap();
     }
-    W4_SUSPENDED.wait_for(n).await;
+    // Until all are suspended, or the first is due (then it never will be:
+    // the report says so).
+    let due_in = Duration::from_millis(first_wake.saturating_sub(now_ms()));
+    let _ = tokio::time::timeout(due_in, W4_SUSPENDED.wait_for(n)).await;
     let setup = t.elapsed();
     let before_first_wake = now_ms() < first_wake;
     let rss_after = rss_bytes();
@@ -898,6 +914,11 @@ async fn w4_sleepers(db: &Path, d: Durability, spread: Duration) {
         "bytes_per_sleeper_trimmed",
         rss_trimmed.saturating_sub(rss_before) as f64 / n as f64,
     );
+    suspended.await;
+    report(
+        "handed_over_before_first_wake",
+        if now_ms() < first_wake { 1.0 } else { 0.0 },
+    );
     W4_WOKEN.wait_for(n).await;
     report(
         "all_woken_after_last_wake_ms",
@@ -908,7 +929,6 @@ async fn w4_sleepers(db: &Path, d: Durability, spread: Duration) {
     report("late_p50_ms", percentile(&late, 50.0) / 1000.0);
     report("late_p99_ms", percentile(&late, 99.0) / 1000.0);
     report("late_max_ms", percentile(&late, 100.0) / 1000.0);
-    rt.shutdown().await.unwrap();
 }
 
 /// 10,000 executions with 5 completed steps each, interrupted in their 6th:
@@ -1216,6 +1236,8 @@ enum Target {
     RatioAtFull(f64),
     AtLeast(f64),
     AtMost(f64),
+    /// None at all.
+    Zero,
 }
 
 struct Row {
@@ -1503,6 +1525,7 @@ fn print_table(results: &Results, rows: &[Row]) {
                 Target::RatioAtFull(_) => ("(at FULL only)".to_owned(), String::new()),
                 Target::AtLeast(x) => (format!(">= {}", fmt_num(x)), yes_no(med >= x)),
                 Target::AtMost(x) => (format!("< {}", fmt_num(x)), yes_no(med < x)),
+                Target::Zero => ("0".to_owned(), yes_no(med == 0.0)),
             };
             println!(
                 "{:<10} {:<34} {:<6} {:>10} {:>10} {:>10} {:>10} {:>7} {:<14} {}",

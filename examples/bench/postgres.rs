@@ -15,6 +15,13 @@
 //!   holds 100,000 completed steps.
 //! - P6: worker CPU time (`getrusage`) per step, 200 workflows x 250 steps;
 //!   beside it, the CPU per row of the P2 baseline's process.
+//! - P4: W4's 10,000 sleepers on a live owner (lateness, memory each); then
+//!   orphaned: started on one worker, which shuts down cleanly before the
+//!   first wake time, and woken by another worker's sweep (lateness).
+//! - P5: a worker holding 10,000 unfinished executions (5 steps completed,
+//!   the 6th in flight) is SIGKILLed while another worker runs: the time
+//!   from the kill until the survivor has completed them all, and how many
+//!   completed steps ran again there (none may).
 //! - PC1: C1 (the pre-deploy check of 10,000 sleeping executions of 20
 //!   steps, on a worker runtime and on an admin open) on PostgreSQL;
 //!   baselines on one tokio-postgres connection: the check's own query
@@ -36,14 +43,67 @@ use futures_util::future::join_all;
 use replayflow::{Durability, Runtime};
 use tokio_postgres::{Client, NoTls};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use replayflow::{AnyError, Context, ExecutionStatus, ListFilter, step, workflow};
+
 use super::{
-    ChildArgs, Opts, Results, Row, Target, W1_BEGIN, W1_END, W1_STEPS, W2_STEPS, W2_WORKFLOWS,
-    W3_BLOCK, W3_BUILT, W3_DONE, W3_END, W3_ENTER, W3_STEPS, add_round, cpu_time, durability,
-    now_ms, percentile, print_table, report, row, run_child, w1_sequential, w2_drive, w3_long,
+    ChildArgs, Counter, Opts, Results, Row, START_CONCURRENCY, Target, W1_BEGIN, W1_END, W1_STEPS,
+    W2_STEPS, W2_WORKFLOWS, W3_BLOCK, W3_BUILT, W3_DONE, W3_END, W3_ENTER, W3_STEPS, W4_SPREAD,
+    add_round, cpu_time, durability, now_ms, percentile, print_table, report, row, run_child,
+    w1_sequential, w2_drive, w3_long, w4_on,
 };
 
 /// Worker processes of P2N.
 const P2N_WORKERS: &[u32] = &[1, 2, 4];
+
+/// P4 with a live owner: time from the start of the sleepers to the first
+/// wake time (W4's is too short for 10,000 starts on PostgreSQL here).
+const P4_HEAD_START: Duration = Duration::from_secs(25);
+
+/// P4's orphans: time from the start of the sleepers to the first wake
+/// time, enough for 10,000 starts on PostgreSQL and the clean shutdown of
+/// the worker that started them.
+const P4_ORPHAN_HEAD_START: Duration = Duration::from_secs(25);
+
+/// Executions of P5, and their steps completed before the kill.
+const P5_EXECUTIONS: usize = 10_000;
+const P5_DONE_STEPS: u32 = 5;
+
+/// While set (in the worker that is killed), P5's 6th step waits forever.
+static P5_BLOCK: AtomicBool = AtomicBool::new(true);
+static P5_BLOCKED: Counter = Counter::new();
+/// Bodies of P5's first steps run in this process (none may run in the
+/// survivor: they completed before the kill).
+static P5_EARLY_RUNS: Counter = Counter::new();
+static P5_SIXTH_RUNS: Counter = Counter::new();
+static P5_DONE: Counter = Counter::new();
+
+#[step]
+async fn p5_early(i: u32) -> Result<u32, AnyError> {
+    P5_EARLY_RUNS.bump();
+    Ok(i)
+}
+
+#[step]
+async fn p5_sixth() -> Result<u32, AnyError> {
+    P5_SIXTH_RUNS.bump();
+    if P5_BLOCK.load(Ordering::SeqCst) {
+        P5_BLOCKED.bump();
+        std::future::pending::<()>().await;
+    }
+    Ok(6)
+}
+
+#[workflow]
+async fn p5_interrupted(_ctx: Context, steps: u32) -> Result<u32, AnyError> {
+    for i in 0..steps {
+        p5_early(i).await?;
+    }
+    let six = p5_sixth().await?;
+    P5_DONE.bump();
+    Ok(six)
+}
 
 /// A connection of the benchmark's own, with `schema` on its path.
 async fn connect(url: &str, schema: Option<&str>) -> Client {
@@ -219,6 +279,8 @@ pub(super) async fn child(a: &ChildArgs) {
         "p2n-base" => {
             return p2_baseline(&url, a.file_schema(), "p2n", d, Some(a.start_at)).await;
         }
+        "p5-build" => return p5_build(&url, a.file_schema(), d).await,
+        "p5-survivor" => return p5_survivor(&url, a.file_schema(), d).await,
         _ => {}
     }
     let prefix = a.schema_prefix.clone().unwrap_or_else(|| "rfb".to_owned());
@@ -234,6 +296,8 @@ pub(super) async fn child(a: &ChildArgs) {
         "p2" => p2(a, &url, &schema, d, a.order).await,
         "p3-build" => p3_build(&url, a.file_schema()).await,
         "p3" => p3(&url, &schema, a.file_schema(), d).await,
+        "p4" => p4_live(&url, &schema, d).await,
+        "p4-orphans" => p4_orphans(&url, &schema, d).await,
         "p6" => p6(&url, &schema, d).await,
         "pc1-build" => pc1_build(&url, a.file_schema()).await,
         "pc1" => pc1(&url, &schema, a.file_schema(), d, a.order).await,
@@ -595,6 +659,159 @@ async fn copy_schema(url: &str, schema: &str, template: &str) {
         .expect("copy the template");
 }
 
+/// P4 with a live owner: W4 on one PostgreSQL worker.
+async fn p4_live(url: &str, schema: &str, d: Durability) {
+    let rt = open_pg(url, schema, d).await;
+    w4_on(&rt, W4_SPREAD, P4_HEAD_START, async {}).await;
+    rt.shutdown().await.expect("shutdown");
+}
+
+/// P4's orphans: worker A starts the sleepers and shuts down cleanly once
+/// all are suspended (which leaves them without an owner); worker B, open
+/// all along, wakes them from its sweep. Lateness is measured by the step
+/// after the sleep, which runs on B.
+async fn p4_orphans(url: &str, schema: &str, d: Durability) {
+    let b = open_pg(url, schema, d).await;
+    let a = open_pg(url, schema, d).await;
+    let handover = a.clone();
+    w4_on(&a, W4_SPREAD, P4_ORPHAN_HEAD_START, async move {
+        let t = Instant::now();
+        handover.shutdown().await.expect("shut worker A down");
+        report("shutdown_s", t.elapsed().as_secs_f64());
+    })
+    .await;
+    drop(a);
+    b.shutdown().await.expect("shutdown");
+}
+
+/// P5's worker to be killed: starts the executions, and prints `READY`
+/// once every one is in its 6th step (the 5 before committed).
+async fn p5_build(url: &str, schema: &str, d: Durability) {
+    let t = Instant::now();
+    let rt = open_pg(url, schema, d).await;
+    let mut starts = tokio::task::JoinSet::new();
+    for i in 0..P5_EXECUTIONS {
+        if starts.len() >= START_CONCURRENCY {
+            starts.join_next().await.unwrap().unwrap();
+        }
+        let rt = rt.clone();
+        starts.spawn(async move {
+            p5_interrupted::start(&rt, format!("p5-{i}"), P5_DONE_STEPS)
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(done) = starts.join_next().await {
+        done.unwrap();
+    }
+    P5_BLOCKED.wait_for(P5_EXECUTIONS).await;
+    // The queued start records of the 6th steps commit within a batch.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    report("build_s", t.elapsed().as_secs_f64());
+    println!("READY");
+    std::future::pending::<()>().await;
+}
+
+/// P5's survivor: open before the kill (prints `READY`), then told the
+/// moment of the kill (Unix ms, a line on stdin); times the completion of
+/// every execution from it.
+async fn p5_survivor(url: &str, schema: &str, d: Durability) {
+    P5_BLOCK.store(false, Ordering::SeqCst);
+    let rt = open_pg(url, schema, d).await;
+    println!("READY");
+    let line = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .expect("the kill time on stdin");
+    let killed_at: u64 = line.trim().parse().expect("the kill time, Unix ms");
+    let since_kill = || (now_ms().saturating_sub(killed_at)) as f64 / 1000.0;
+    P5_DONE.wait_for(P5_EXECUTIONS).await;
+    report("bodies_done_after_kill_s", since_kill());
+    loop {
+        let completed = rt
+            .list(
+                ListFilter::new()
+                    .status(ExecutionStatus::Completed)
+                    .limit(P5_EXECUTIONS as u32 + 1),
+            )
+            .await
+            .unwrap()
+            .len();
+        if completed >= P5_EXECUTIONS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    report("all_completed_after_kill_s", since_kill());
+    report("lease_s", 10.0);
+    report("completed_step_reruns", P5_EARLY_RUNS.get() as f64);
+    report("in_flight_reruns", P5_SIXTH_RUNS.get() as f64);
+    rt.shutdown().await.expect("shutdown");
+}
+
+/// P5 from the parent: the worker to kill, the survivor, the kill, the
+/// survivor's figures.
+fn p5(exe: &Path, opts: &Opts, prefix: &str, sync: &str, round: u32) -> Vec<(String, f64)> {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let schema = format!("{prefix}_p5_{round}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        drop_schema(&opts.pg, &schema).await;
+        create_schema(&opts.pg, &schema, durability(sync)).await;
+    });
+    let spawn = |task: &str| {
+        Command::new(exe)
+            .args(["--child", task, "--durability", sync, "--dir"])
+            .arg(&opts.dir)
+            .args(["--file", &schema])
+            .args(pg_extra(opts, prefix))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run a P5 child")
+    };
+    let wait_ready = |child: &mut std::process::Child, what: &str| {
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut before = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("read a child's output");
+            if line == "READY" {
+                return (before, lines);
+            }
+            before.push(line);
+        }
+        panic!("the {what} ended before it was ready");
+    };
+    let mut victim = spawn("p5-build");
+    let (built, _rest) = wait_ready(&mut victim, "worker to kill");
+    let mut survivor = spawn("p5-survivor");
+    let (_, rest) = wait_ready(&mut survivor, "survivor");
+    victim.kill().expect("SIGKILL the worker");
+    let killed_at = now_ms();
+    let _ = victim.wait();
+    writeln!(survivor.stdin.as_mut().expect("piped stdin"), "{killed_at}")
+        .expect("tell the survivor");
+    let mut out: Vec<String> = built;
+    out.extend(rest.map_while(Result::ok));
+    let status = survivor.wait().expect("wait for the survivor");
+    assert!(status.success(), "the P5 survivor failed: {status}");
+    runtime.block_on(drop_schema(&opts.pg, &schema));
+    out.iter()
+        .filter_map(|l| {
+            let (k, v) = l.strip_prefix("RESULT ")?.split_once(' ')?;
+            Some((k.to_owned(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 async fn p6(url: &str, schema: &str, d: Durability) {
     super::w6_cpu_on(open_pg(url, schema, d).await).await;
 }
@@ -952,6 +1169,113 @@ const PG_ROWS: &[Row] = &[
         Target::None,
     ),
     row(
+        "p4",
+        "RSS bytes/sleeper (live owner)",
+        "bytes_per_sleeper",
+        None,
+        Target::AtMost(2048.0),
+    ),
+    row(
+        "p4",
+        "  after malloc_trim",
+        "bytes_per_sleeper_trimmed",
+        None,
+        Target::None,
+    ),
+    row(
+        "p4",
+        "  setup s (10k starts)",
+        "setup_s",
+        None,
+        Target::None,
+    ),
+    row(
+        "p4",
+        "  all suspended before the first wake",
+        "suspended_before_first_wake",
+        None,
+        Target::AtLeast(1.0),
+    ),
+    row("p4", "lateness p50 ms", "late_p50_ms", None, Target::None),
+    row(
+        "p4",
+        "lateness p99 ms",
+        "late_p99_ms",
+        None,
+        Target::AtMost(20.0),
+    ),
+    row("p4", "lateness max ms", "late_max_ms", None, Target::None),
+    row(
+        "p4-orphans",
+        "orphans: lateness p50 ms",
+        "late_p50_ms",
+        None,
+        Target::None,
+    ),
+    row(
+        "p4-orphans",
+        "orphans: lateness max ms",
+        "late_max_ms",
+        None,
+        Target::AtMost(1050.0),
+    ),
+    row(
+        "p4-orphans",
+        "  setup s (10k starts)",
+        "setup_s",
+        None,
+        Target::None,
+    ),
+    row(
+        "p4-orphans",
+        "  clean shutdown of the starter s",
+        "shutdown_s",
+        None,
+        Target::None,
+    ),
+    row(
+        "p4-orphans",
+        "  handed over before the first wake",
+        "handed_over_before_first_wake",
+        None,
+        Target::AtLeast(1.0),
+    ),
+    row(
+        "p5",
+        "kill -9 to all completed s",
+        "all_completed_after_kill_s",
+        None,
+        Target::AtMost(15.0),
+    ),
+    row(
+        "p5",
+        "  kill -9 to last body done s",
+        "bodies_done_after_kill_s",
+        None,
+        Target::None,
+    ),
+    row(
+        "p5",
+        "completed steps run again",
+        "completed_step_reruns",
+        None,
+        Target::Zero,
+    ),
+    row(
+        "p5",
+        "  in-flight steps run again",
+        "in_flight_reruns",
+        None,
+        Target::None,
+    ),
+    row(
+        "p5",
+        "  10k starts, 5 steps each s",
+        "build_s",
+        None,
+        Target::None,
+    ),
+    row(
         "p6",
         "CPU us/step (worker process)",
         "us_per_step",
@@ -1084,7 +1408,7 @@ pub(super) fn parent(opts: Opts) {
     }
     for round in 0..opts.rounds {
         for sync in &opts.durabilities {
-            for w in ["p1", "p2", "p3", "p6"] {
+            for w in ["p1", "p2", "p3", "p4", "p4-orphans", "p6"] {
                 if !wants(w) {
                     continue;
                 }
@@ -1119,6 +1443,16 @@ pub(super) fn parent(opts: Opts) {
                 for (side, pairs) in super::check::split("pc1", out) {
                     add_round(&mut results, &side, sync, pairs);
                 }
+            }
+            if wants("p5") {
+                progress(&format!(
+                    "round {} of {}: p5 (kill -9 of a worker holding {P5_EXECUTIONS} executions) at {sync}",
+                    round + 1,
+                    opts.rounds
+                ));
+                super::wait_for_idle(&opts);
+                let pairs = p5(&exe, &opts, &prefix, sync, round);
+                add_round(&mut results, "p5", sync, pairs);
             }
             if wants("p2n") {
                 for &n in P2N_WORKERS {

@@ -124,7 +124,7 @@ pub use messages::{Delivery, EventRecord, SendOptions};
 pub use options::{StartOptions, StepOptions};
 pub use record::{
     AttemptRecord, ChildSummary, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter,
-    PruneReport, RequestId, RequestState, StepKey, StepRecord, SupersededStep,
+    PruneReport, RequestId, RequestState, StepKey, StepRecord, SupersededStep, WorkerInfo,
 };
 pub use replayflow_macros::{renamed_from, step, workflow};
 pub use retry::RetryPolicy;

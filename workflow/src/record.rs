@@ -145,6 +145,12 @@ pub struct ExecutionInfo {
     pub wake_at: Option<SystemTime>,
     /// The execution that started it as a child workflow.
     pub parent: Option<ExecutionId>,
+    /// The worker that owns it, on PostgreSQL (see
+    /// [`Runtime::workers`](crate::Runtime::workers)): the one running it,
+    /// or keeping it while it sleeps or waits. `None` when no worker owns
+    /// it (finished, paused, released), and always on SQLite, where the
+    /// process holding the file's lock runs everything.
+    pub owner: Option<i64>,
     /// The child workflows it started, oldest first.
     pub children: Vec<ChildSummary>,
     /// When it must end by, if it was started with a timeout
@@ -220,6 +226,43 @@ pub struct ChildSummary {
     pub workflow: String,
     /// Where it stands.
     pub status: crate::status::ExecutionStatus,
+}
+
+/// A worker process of a PostgreSQL database ([`Runtime::workers`](crate::Runtime::workers)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// Its id, from a sequence of the database: never reused. A worker
+    /// that lost its lease registers again under a new one.
+    pub id: i64,
+    /// The machine it runs on (its host name).
+    pub host: String,
+    /// Its process id on that machine.
+    pub pid: u32,
+    /// The version of the application's code it runs.
+    pub app_version: String,
+    /// The workflows it registers (those it claims).
+    pub workflows: Vec<String>,
+    /// When it registered.
+    pub registered_at: SystemTime,
+    /// Until when its lease holds; renewed every third of the lease.
+    pub lease_until: SystemTime,
+    /// When it was declared dead (its lease ran out, or it shut down):
+    /// it writes nothing more, and its executions were released.
+    pub dead_at: Option<SystemTime>,
+    /// The unfinished executions it owns now.
+    pub owned: u64,
+    /// Whether it is the worker of the runtime that asked.
+    pub this_runtime: bool,
+}
+
+impl WorkerInfo {
+    /// Whether it is alive: not declared dead. (A worker whose lease ran
+    /// out is alive until another worker's reaper declares it dead, within
+    /// a second.)
+    pub fn is_alive(&self) -> bool {
+        self.dead_at.is_none()
+    }
 }
 
 /// A journal entry set aside by [`Runtime::restart`](crate::Runtime::restart)

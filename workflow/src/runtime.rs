@@ -17,7 +17,7 @@ use crate::handle::Handle;
 use crate::options::StartOptions;
 use crate::record::{
     ChildSummary, ExecutionId, ExecutionInfo, ExecutionSummary, ListFilter, PruneReport, RequestId,
-    RequestState,
+    RequestState, WorkerInfo,
 };
 use crate::status::{AdminAction, ExecutionStatus, REFUSED};
 
@@ -242,6 +242,27 @@ impl Runtime {
             }
         }
         Ok(page)
+    }
+
+    /// The worker processes sharing this runtime's PostgreSQL database,
+    /// live ones first, then the most recently dead (at most 200 in all),
+    /// each with the unfinished executions it owns
+    /// ([`ExecutionInfo::owner`]). Empty on SQLite, where the process that
+    /// holds the file's lock runs every execution.
+    ///
+    /// ```
+    /// # use replayflow::Runtime;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::in_memory().await?;
+    /// for worker in rt.workers().await? {
+    ///     println!("worker {} on {} (pid {}): {} executions", worker.id, worker.host, worker.pid, worker.owned);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.engine.store.workers().await
     }
 
     /// How many executions match `filter`'s workflow and time bounds, per

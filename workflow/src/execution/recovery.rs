@@ -135,8 +135,15 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "cannot reap expired workers"),
             }
             const CLAIM_AT_ONCE: i64 = 256;
+            // Sleepers and waiters due before the next sweep are claimed now,
+            // and their timers here wake them on time: an orphan is late by
+            // the sweep's period only when it was already due at the hand-over.
+            let now = self.now_millis();
+            let due_by = now.saturating_add(
+                i64::try_from(super::scheduler::SWEEP_EVERY.as_millis()).unwrap_or(i64::MAX),
+            );
             loop {
-                let claimed = match pg.claim_orphans(self.now_millis(), CLAIM_AT_ONCE).await {
+                let claimed = match pg.claim_orphans(due_by, CLAIM_AT_ONCE).await {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot claim executions");

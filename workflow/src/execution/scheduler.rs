@@ -22,7 +22,7 @@ use crate::status::{AdminAction, REFUSED};
 use crate::store::RequestAction;
 
 /// How often the sweep looks for due sleepers the timers missed.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
+pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Sweeps between two background prunes (when the builder set a
 /// retention); the first sweep, at open, prunes too.

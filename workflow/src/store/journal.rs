@@ -370,6 +370,8 @@ pub(crate) struct ExecutionRow {
     pub deadline_at: Option<i64>,
     /// The execution that started it as a child workflow.
     pub parent_id: Option<ExecutionId>,
+    /// The worker that owns it (PostgreSQL; none on SQLite).
+    pub owner: Option<i64>,
 }
 
 /// An execution loaded to be driven: its row and its whole journal.

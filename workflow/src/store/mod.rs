@@ -531,6 +531,16 @@ impl Store {
         backend!(self, s => s.stream_rows(id, key, from, limit).await)
     }
 
+    /// The worker processes of a shared database, live ones first; none on
+    /// SQLite, where the process holding the file's lock runs everything.
+    pub(crate) async fn workers(&self) -> Result<Vec<crate::record::WorkerInfo>> {
+        #[cfg(feature = "postgres")]
+        if let Some(s) = self.shared() {
+            return s.workers().await;
+        }
+        Ok(Vec::new())
+    }
+
     /// The executions started as children of `id`, oldest first.
     pub(crate) async fn children(&self, id: &ExecutionId) -> Result<Vec<ChildRow>> {
         backend!(self, s => s.children(id).await)

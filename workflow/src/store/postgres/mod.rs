@@ -330,6 +330,12 @@ impl PgStore {
         self.me()
     }
 
+    /// The workers of the schema, live ones first (a pooled read).
+    pub(crate) async fn workers(&self) -> Result<Vec<crate::record::WorkerInfo>> {
+        let client = self.client().await?;
+        queries::workers(&client, self.me()).await.map_err(pg)
+    }
+
     /// The worker's lease, unless an admin.
     pub(crate) fn lease(&self) -> Option<std::time::Duration> {
         self.shared.worker.as_ref().map(|w| w.lease)
@@ -439,15 +445,25 @@ impl PgStore {
         }
     }
 
+    /// Claims `id` to drive it, and loads it. What this worker runs is the
+    /// registry it was opened with (`_registered` is the same, passed for
+    /// the SQLite store).
     pub(crate) async fn claim_for_replay(
         &self,
         id: &ExecutionId,
-        registered: Registered,
+        _registered: Registered,
         now: i64,
         woken: bool,
     ) -> Result<Claimed> {
         let claimed = self
-            .life(|out| Life::Claim(id.clone(), registered, now, woken, out))
+            .life(|out| Life::Claim {
+                id: id.clone(),
+                now,
+                woken,
+                workflows: Arc::clone(&self.workflows),
+                versions: Arc::clone(&self.versions),
+                out,
+            })
             .await?;
         if matches!(claimed, Claimed::Loaded(_)) {
             self.own_again(id);
@@ -505,9 +521,11 @@ impl PgStore {
 
     /// Claims executions nobody owns that this worker can run, with the
     /// recovery count of each.
+    /// Claims up to `limit` executions nobody owns: those that need a
+    /// driver, and sleeping or waiting ones due by `due_by` (Unix ms).
     pub(crate) async fn claim_orphans(
         &self,
-        now: i64,
+        due_by: i64,
         limit: i64,
     ) -> Result<Vec<(Unfinished, u32)>> {
         let workflows = Arc::clone(&self.workflows);
@@ -516,7 +534,7 @@ impl PgStore {
             .life(|out| Life::ClaimOrphans {
                 workflows,
                 versions,
-                now,
+                due_by,
                 limit,
                 out,
             })

@@ -16,7 +16,9 @@ use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
 use crate::status::StepStatus;
 use crate::store::Transition;
-use crate::store::{AttemptEnd, EntryAt, Inserted, JournalOp, NewExecution};
+use crate::store::{
+    AttemptEnd, Claimed, EntryAt, Inserted, Interner, JournalOp, Loaded, NewExecution,
+};
 
 /// The prepared statements of the journal ops, one per kind.
 pub(super) struct Statements {
@@ -50,6 +52,10 @@ pub(super) struct Statements {
     insert_execution: Statement,
     /// A `recv` takes a message (`inbox::TAKE_MESSAGE`).
     take_message: Statement,
+    /// An execution claimed to be driven ([`CLAIM`]), and its journal
+    /// ([`CLAIMED_JOURNAL`]).
+    claim: Statement,
+    claimed_journal: Statement,
 }
 
 /// What a statement of the batch's pipeline gives back.
@@ -58,7 +64,36 @@ pub(super) enum Piped {
     Rows(u64),
     Took(Took),
     Inserted(Inserted),
+    Claimed(Claimed),
 }
+
+/// Takes execution `$1` for worker `$2` at `$3`, moving it to `running`:
+/// unless it is finished, of a workflow (`$5`) or a version (`$6`, empty:
+/// all) this worker does not run, owned by another worker, or (a wake-up,
+/// `$4`) no longer sleeping or waiting. The row as claimed, and whether
+/// there is one at all. The update locks the row and reads its latest
+/// version, so two claims of one execution are in one order.
+const CLAIM: &str = "WITH found AS (SELECT 1 FROM workflow_executions WHERE id = $1),
+     claimed AS (
+         UPDATE workflow_executions
+         SET status = 'running', owner = $2,
+             claim_seq = claim_seq + CASE WHEN owner = $2 THEN 0 ELSE 1 END,
+             pause_cause = CASE WHEN status = 'running' THEN pause_cause END,
+             updated_at = CASE WHEN status = 'running' THEN updated_at ELSE $3 END
+         WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+           AND workflow_name = ANY($5)
+           AND (cardinality($6::text[]) = 0 OR app_version = '' OR app_version = ANY($6))
+           AND (owner IS NULL OR owner = $2)
+           AND (NOT $4 OR status IN ('sleeping', 'waiting'))
+         RETURNING {COLUMNS})
+     SELECT EXISTS (SELECT 1 FROM found), claimed.* FROM (SELECT 1) AS one LEFT JOIN claimed ON true";
+
+/// The journal of execution `$1` if worker `$2` has it running: sent right
+/// after [`CLAIM`] in the pipeline, it sees what the claim did.
+const CLAIMED_JOURNAL: &str = "SELECT {COLUMNS} FROM step_executions
+     WHERE execution_id = $1
+       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2 AND status = 'running')
+     ORDER BY position";
 
 /// A new execution, owned by `$7`, unless the id is taken; then the
 /// existing one's workflow and parent (none when the row that took it was
@@ -229,6 +264,12 @@ impl Statements {
             set_status: client.prepare(queries::SET_STATUS).await?,
             insert_execution: client.prepare(INSERT_EXECUTION).await?,
             take_message: client.prepare(inbox::TAKE_MESSAGE).await?,
+            claim: client
+                .prepare(&CLAIM.replace("{COLUMNS}", queries::EXECUTION_COLUMNS))
+                .await?,
+            claimed_journal: client
+                .prepare(&CLAIMED_JOURNAL.replace("{COLUMNS}", queries::ENTRY_COLUMNS))
+                .await?,
         })
     }
 }
@@ -289,6 +330,46 @@ pub(super) fn insert_execution<'a>(
             }
         };
         Ok(Piped::Inserted(inserted))
+    })
+}
+
+/// Sends the claim of an execution and the read of its journal in the
+/// batch's pipeline (see [`CLAIM`]).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn claim<'a>(
+    client: &'a ClientWrapper,
+    st: &'a Statements,
+    id: &'a ExecutionId,
+    me: i64,
+    now: i64,
+    woken: bool,
+    workflows: &'a [String],
+    versions: &'a [String],
+) -> Pending<'a> {
+    Box::pin(async move {
+        let id = id.as_str();
+        let claim_params: [Param<'_>; 6] = [&id, &me, &now, &woken, &workflows, &versions];
+        let journal_params: [Param<'_>; 2] = [&id, &me];
+        let claim = client.query_one(&st.claim, &claim_params);
+        let journal = client.query(&st.claimed_journal, &journal_params);
+        // Both go out at the first poll, in this order.
+        let (claimed, journal) = futures_util::future::join(claim, journal).await;
+        let (claimed, journal) = (claimed?, journal?);
+        if !claimed.try_get::<_, bool>(0)? {
+            return Ok(Piped::Claimed(Claimed::Missing));
+        }
+        // The claimed row's columns follow the flag; none when untouched.
+        if claimed.try_get::<_, Option<String>>(1)?.is_none() {
+            return Ok(Piped::Claimed(Claimed::Untouched));
+        }
+        let row = queries::execution_row_at(&claimed, 1)?;
+        let mut names = Interner::default();
+        let mut branches = Interner::default();
+        let journal = journal
+            .iter()
+            .map(|r| queries::entry_row(r, 0, &mut names, &mut branches))
+            .collect::<PgResult<Vec<_>>>()?;
+        Ok(Piped::Claimed(Claimed::Loaded(Loaded { row, journal })))
     })
 }
 

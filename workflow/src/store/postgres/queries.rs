@@ -16,8 +16,8 @@ use crate::record::{
 };
 use crate::status::{AdminAction, AttemptStatus, EntryKind, ExecutionStatus, StepStatus};
 use crate::store::{
-    ChildRow, Claimed, Entry, ExecutionRow, Interner, Loaded, Registered, Request, RequestAction,
-    START_ACTION, Transition, Unfinished, WorkflowRow,
+    ChildRow, Entry, ExecutionRow, Interner, Loaded, Request, RequestAction, START_ACTION,
+    Transition, Unfinished, WorkflowRow,
 };
 
 type Client = ClientWrapper;
@@ -47,33 +47,41 @@ async fn execute(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> 
     Ok(client.execute(&stmt, params).await?)
 }
 
-const EXECUTION_COLUMNS: &str =
+pub(super) const EXECUTION_COLUMNS: &str =
     "id, workflow_name, status, codec, input, output, error, error_message,
      options, restart_attempt, wake_at, created_at, updated_at, completed_at, app_version, input_type,
      output_type, owner, deadline_at, parent_id";
 
-fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
-    let codec = super::codec(r.try_get(3)?)?;
+pub(super) fn execution_row(r: &Row) -> PgResult<ExecutionRow> {
+    execution_row_at(r, 0)
+}
+
+/// An execution read as [`EXECUTION_COLUMNS`], from column `at` on.
+pub(super) fn execution_row_at(r: &Row, at: usize) -> PgResult<ExecutionRow> {
+    let codec = super::codec(r.try_get(at + 3)?)?;
     Ok(ExecutionRow {
-        id: ExecutionId::new(r.try_get::<_, String>(0)?),
-        workflow: r.try_get(1)?,
-        status: parse(r.try_get(2)?)?,
+        id: ExecutionId::new(r.try_get::<_, String>(at)?),
+        workflow: r.try_get(at + 1)?,
+        status: parse(r.try_get(at + 2)?)?,
         codec,
-        input: r.try_get(4)?,
-        output: r.try_get(5)?,
-        error: r.try_get(6)?,
-        error_message: r.try_get(7)?,
-        options: r.try_get(8)?,
-        restart_attempt: int(r.try_get(9)?)?,
-        wake_at: r.try_get(10)?,
-        created_at: r.try_get(11)?,
-        updated_at: r.try_get(12)?,
-        completed_at: r.try_get(13)?,
-        app_version: r.try_get(14)?,
-        input_type: r.try_get(15)?,
-        output_type: r.try_get(16)?,
-        deadline_at: r.try_get(18)?,
-        parent_id: r.try_get::<_, Option<String>>(19)?.map(ExecutionId::new),
+        input: r.try_get(at + 4)?,
+        output: r.try_get(at + 5)?,
+        error: r.try_get(at + 6)?,
+        error_message: r.try_get(at + 7)?,
+        options: r.try_get(at + 8)?,
+        restart_attempt: int(r.try_get(at + 9)?)?,
+        wake_at: r.try_get(at + 10)?,
+        created_at: r.try_get(at + 11)?,
+        updated_at: r.try_get(at + 12)?,
+        completed_at: r.try_get(at + 13)?,
+        app_version: r.try_get(at + 14)?,
+        input_type: r.try_get(at + 15)?,
+        output_type: r.try_get(at + 16)?,
+        deadline_at: r.try_get(at + 18)?,
+        parent_id: r
+            .try_get::<_, Option<String>>(at + 19)?
+            .map(ExecutionId::new),
+        owner: r.try_get(at + 17)?,
     })
 }
 
@@ -109,12 +117,17 @@ pub(super) async fn load_journal(client: &Client, id: &ExecutionId) -> PgResult<
         .collect()
 }
 
-const ENTRY_COLUMNS: &str =
+pub(super) const ENTRY_COLUMNS: &str =
     "position, kind, name, occurrence, status, attempts, output, error, error_message, wake_at,
      branch, local, value_type";
 
 /// An entry read as [`ENTRY_COLUMNS`], from column `at` on.
-fn entry_row(r: &Row, at: usize, names: &mut Interner, branches: &mut Interner) -> PgResult<Entry> {
+pub(super) fn entry_row(
+    r: &Row,
+    at: usize,
+    names: &mut Interner,
+    branches: &mut Interner,
+) -> PgResult<Entry> {
     Ok(Entry {
         position: int(r.try_get(at)?)?,
         kind: parse(r.try_get(at + 1)?)?,
@@ -187,49 +200,6 @@ pub(super) async fn unfinished_page(
             .push(entry_row(r, 1, &mut names, &mut branches)?);
     }
     Ok(page)
-}
-
-/// Takes `id` for worker `me` (it must be unowned or ours), moving it to
-/// `running`, and loads it.
-pub(super) async fn claim_for_replay(
-    client: &Client,
-    id: &ExecutionId,
-    registered: &Registered,
-    me: i64,
-    now: i64,
-    woken: bool,
-) -> PgResult<Claimed> {
-    let Some(r) = query_opt(
-        client,
-        &format!("SELECT {EXECUTION_COLUMNS} FROM workflow_executions WHERE id = $1 FOR UPDATE"),
-        &[&id.as_str()],
-    )
-    .await?
-    else {
-        return Ok(Claimed::Missing);
-    };
-    let mut row = execution_row(&r)?;
-    let owner: Option<i64> = r.try_get(17)?;
-    if row.status.is_terminal()
-        || !registered.takes(&row.workflow, &row.app_version)
-        || owner.is_some_and(|o| o != me)
-        || (woken && !row.status.is_suspended())
-    {
-        return Ok(Claimed::Untouched);
-    }
-    execute(
-        client,
-        "UPDATE workflow_executions
-         SET status = 'running', owner = $2, claim_seq = claim_seq + CASE WHEN owner = $2 THEN 0 ELSE 1 END,
-             pause_cause = CASE WHEN status = 'running' THEN pause_cause END,
-             updated_at = CASE WHEN status = 'running' THEN updated_at ELSE $3 END
-         WHERE id = $1",
-        &[&id.as_str(), &me, &now],
-    )
-    .await?;
-    row.status = ExecutionStatus::Running;
-    let journal = load_journal(client, id).await?;
-    Ok(Claimed::Loaded(Loaded { row, journal }))
 }
 
 /// Sets an execution's status, unless it is finished or owned by another
@@ -421,7 +391,7 @@ pub(super) async fn claim_orphans(
     me: i64,
     workflows: &[String],
     versions: &[String],
-    now: i64,
+    due_by: i64,
     limit: i64,
 ) -> PgResult<Vec<(Unfinished, u32)>> {
     let rows = query(
@@ -437,7 +407,7 @@ pub(super) async fn claim_orphans(
              FOR UPDATE SKIP LOCKED)
          RETURNING id, workflow_name, status, pause_cause, wake_at, restart_attempt, options, error_message,
                    recovery_attempts, app_version",
-        &[&me, &workflows, &versions, &now, &limit],
+        &[&me, &workflows, &versions, &due_by, &limit],
     )
     .await?;
     rows.iter()
@@ -685,6 +655,7 @@ async fn load_info_unguarded(client: &Client, id: &ExecutionId) -> PgResult<Opti
         wake_at: row.wake_at.map(from_millis),
         deadline: row.deadline_at.map(from_millis),
         parent: row.parent_id,
+        owner: row.owner,
         children: Vec::new(),
         created_at: from_millis(row.created_at),
         updated_at: from_millis(row.updated_at),
@@ -1054,4 +1025,42 @@ pub(super) async fn owner_elsewhere(
     )
     .await?
     .and_then(|r| r.get(0)))
+}
+
+/// The workers of the schema: the live ones, then the most recent dead
+/// ones (at most 200 in all), each with the unfinished executions it owns.
+pub(super) async fn workers(
+    client: &Client,
+    me: Option<i64>,
+) -> PgResult<Vec<crate::record::WorkerInfo>> {
+    let rows = query(
+        client,
+        "SELECT w.id, w.host, w.pid, w.app_version, w.workflows,
+                (extract(epoch FROM w.registered_at) * 1000)::bigint,
+                (extract(epoch FROM w.lease_until) * 1000)::bigint,
+                (extract(epoch FROM w.dead_at) * 1000)::bigint,
+                (SELECT count(*) FROM workflow_executions e WHERE e.owner = w.id)
+         FROM workers w
+         ORDER BY w.dead_at IS NULL DESC, w.id DESC
+         LIMIT 200",
+        &[],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get(0)?;
+            Ok(crate::record::WorkerInfo {
+                id,
+                host: r.try_get(1)?,
+                pid: u32::try_from(r.try_get::<_, i64>(2)?).unwrap_or(u32::MAX),
+                app_version: r.try_get(3)?,
+                workflows: r.try_get(4)?,
+                registered_at: from_millis(r.try_get(5)?),
+                lease_until: from_millis(r.try_get(6)?),
+                dead_at: r.try_get::<_, Option<i64>>(7)?.map(from_millis),
+                owned: u64::try_from(r.try_get::<_, i64>(8)?).unwrap_or(0),
+                this_runtime: me == Some(id),
+            })
+        })
+        .collect()
 }

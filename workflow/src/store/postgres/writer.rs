@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::record::ExecutionId;
 use crate::status::ExecutionStatus;
 use crate::store::{
-    Claimed, EntryAt, Inserted, JournalOp, Loaded, NewExecution, Registered, Transition,
-    Unfinished, WorkflowRow,
+    Claimed, EntryAt, Inserted, JournalOp, Loaded, NewExecution, Transition, Unfinished,
+    WorkflowRow,
 };
 
 /// Most works committed in one transaction.
@@ -67,8 +67,17 @@ fn outcome<T>(result: Option<PgResult<T>>, committed: &Committed) -> Result<T> {
 /// A lifecycle write: its statements run in order inside the batch.
 pub(super) enum Life {
     Insert(NewExecution, Deferred<Inserted>),
-    /// With `true`: a wake-up, which takes only a suspended execution.
-    Claim(ExecutionId, Registered, i64, bool, Deferred<Claimed>),
+    /// An execution to drive (see `ops::CLAIM`).
+    Claim {
+        id: ExecutionId,
+        now: i64,
+        /// A wake-up, which takes only a suspended execution.
+        woken: bool,
+        /// The workflows and app versions (empty: all) this worker runs.
+        workflows: Arc<Vec<String>>,
+        versions: Arc<Vec<String>>,
+        out: Deferred<Claimed>,
+    },
     BeginRestart(ExecutionId, i64, Deferred<Option<Loaded>>),
     SetStatus {
         id: ExecutionId,
@@ -84,7 +93,8 @@ pub(super) enum Life {
         workflows: Arc<Vec<String>>,
         /// The app versions claimed (empty: all).
         versions: Arc<Vec<String>>,
-        now: i64,
+        /// Sleeping and waiting executions due by then are claimed.
+        due_by: i64,
         limit: i64,
         out: Deferred<Vec<(Unfinished, u32)>>,
     },
@@ -171,14 +181,6 @@ async fn connect(shared: &Shared) -> std::result::Result<Conn, Failure> {
         .get()
         .await
         .map_err(|e| Failure::Unavailable(e.to_string().into()))?;
-    // The writer's backend runs every journal statement of the worker, one
-    // after another: its CPU is the worker's ceiling (100% of a core in the
-    // message benchmark). Generic plans of the prepared statements spare it
-    // planning each execution again; their lookups are by key either way.
-    client
-        .batch_execute("SET plan_cache_mode = force_generic_plan")
-        .await
-        .map_err(|e| Failure::pg(&e))?;
     let statements = Statements::prepare(&client)
         .await
         .map_err(|e| Failure::pg(&e))?;
@@ -323,7 +325,8 @@ impl Work {
     /// and status changes other than a cancel.
     fn pipelined(&self) -> bool {
         match self {
-            Work::Op { .. } | Work::Life(Life::Insert(..) | Life::TakeMessage(..), _) => true,
+            Work::Op { .. }
+            | Work::Life(Life::Insert(..) | Life::TakeMessage(..) | Life::Claim { .. }, _) => true,
             Work::Life(Life::SetStatus { status, .. }, _) => *status != ExecutionStatus::Cancelled,
             _ => false,
         }
@@ -348,6 +351,17 @@ impl Work {
                 ops::set_status(client, st, id, *status, transition, *owner, *now)
             }
             Work::Life(Life::Insert(new, _), _) => ops::insert_execution(client, st, new, *owner),
+            Work::Life(
+                Life::Claim {
+                    id,
+                    now,
+                    woken,
+                    workflows,
+                    versions,
+                    ..
+                },
+                _,
+            ) => ops::claim(client, st, id, *owner, *now, *woken, workflows, versions),
             Work::Life(Life::TakeMessage(at, entry_type, sent_by, now, _), _) => {
                 ops::take_message(client, st, at, *entry_type, *sent_by, *owner, *now)
             }
@@ -385,6 +399,10 @@ impl Work {
             }),
             Work::Life(Life::TakeMessage(.., out), _) => take(&mut out.result, r, |p| match p {
                 Piped::Took(t) => Some(t),
+                _ => None,
+            }),
+            Work::Life(Life::Claim { out, .. }, _) => take(&mut out.result, r, |p| match p {
+                Piped::Claimed(c) => Some(c),
                 _ => None,
             }),
             _ => {}
@@ -544,7 +562,7 @@ impl Life {
     fn reset(&mut self) {
         match self {
             Life::Insert(_, out) => out.result = None,
-            Life::Claim(_, _, _, _, out) => out.result = None,
+            Life::Claim { out, .. } => out.result = None,
             Life::BeginRestart(_, _, out) => out.result = None,
             Life::SetStatus { result, .. } => *result = None,
             Life::WakeNow(_, _, out) => out.result = None,
@@ -569,12 +587,7 @@ impl Life {
         let owner = me.unwrap_or(-1);
         match self {
             // Sent in the pipeline (`Work::send`): never run here.
-            Life::Insert(..) | Life::TakeMessage(..) => Ok(()),
-            Life::Claim(id, registered, now, woken, out) => {
-                let r =
-                    queries::claim_for_replay(client, id, registered, owner, *now, *woken).await;
-                keep(&mut out.result, r)
-            }
+            Life::Insert(..) | Life::TakeMessage(..) | Life::Claim { .. } => Ok(()),
             Life::BeginRestart(id, now, out) => {
                 let r = async {
                     if !queries::begin_restart(client, id, me, *now).await? {
@@ -610,12 +623,12 @@ impl Life {
             Life::ClaimOrphans {
                 workflows,
                 versions,
-                now,
+                due_by,
                 limit,
                 out,
             } => keep(
                 &mut out.result,
-                queries::claim_orphans(client, owner, workflows, versions, *now, *limit).await,
+                queries::claim_orphans(client, owner, workflows, versions, *due_by, *limit).await,
             ),
             Life::Reap(out) => keep(&mut out.result, queries::reap(client).await),
             Life::FinishRequest(request, outcome, now, out) => keep(
@@ -628,7 +641,7 @@ impl Life {
     fn finish(self, committed: &Committed) {
         match self {
             Life::Insert(_, out) => out.finish(committed),
-            Life::Claim(_, _, _, _, out) => out.finish(committed),
+            Life::Claim { out, .. } => out.finish(committed),
             Life::BeginRestart(_, _, out) => out.finish(committed),
             Life::SetStatus {
                 transition,

@@ -87,6 +87,7 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<ExecutionRow> {
         output_type: r.get(16)?,
         deadline_at: r.get(17)?,
         parent_id: r.get::<_, Option<String>>(18)?.map(ExecutionId::new),
+        owner: None,
     })
 }
 
@@ -494,6 +495,7 @@ fn load_info_unguarded(
         wake_at: row.wake_at.map(from_millis),
         deadline: row.deadline_at.map(from_millis),
         parent: row.parent_id,
+        owner: None,
         children: Vec::new(),
         created_at: from_millis(row.created_at),
         updated_at: from_millis(row.updated_at),
