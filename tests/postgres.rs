@@ -95,6 +95,53 @@ async fn a_sleeper_left_by_a_clean_shutdown_is_woken_by_another_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_are_listed_with_what_they_own() {
+    let Some(db) = PgDb::new("workers").await else {
+        return;
+    };
+    let a = db.builder().open().await.expect("worker a");
+    let b = db.builder().open().await.expect("worker b");
+    let (a_id, b_id) = (
+        a.worker_id().expect("a's id"),
+        b.worker_id().expect("b's id"),
+    );
+    nap::start(&a, "owned-by-a", 600_000).await.expect("start");
+    wait_for_status(&a, "owned-by-a", ExecutionStatus::Sleeping).await;
+    let info = b.status("owned-by-a").await.expect("status");
+    assert_eq!(info.owner, Some(a_id), "a sleeper keeps its owner");
+
+    let seen = b.workers().await.expect("workers");
+    let of = |id: i64| seen.iter().find(|w| w.id == id).expect("listed").clone();
+    let (wa, wb) = (of(a_id), of(b_id));
+    assert!(wa.is_alive() && wb.is_alive());
+    assert_eq!((wa.owned, wb.owned), (1, 0));
+    assert!(
+        wb.this_runtime && !wa.this_runtime,
+        "b asked: b is this runtime"
+    );
+    assert_eq!(wa.pid, std::process::id());
+    assert!(
+        wa.workflows.iter().any(|w| w == "nap"),
+        "{:?}",
+        wa.workflows
+    );
+    assert!(wa.lease_until > wa.registered_at);
+
+    a.shutdown().await.expect("shutdown a");
+    let seen = b.workers().await.expect("workers");
+    let wa = seen
+        .iter()
+        .find(|w| w.id == a_id)
+        .expect("a dead worker stays listed");
+    assert!(!wa.is_alive() && wa.dead_at.is_some());
+    assert_eq!(wa.owned, 0, "a clean shutdown released its sleeper");
+    assert_eq!(seen[0].id, b_id, "live workers come first");
+    let info = b.status("owned-by-a").await.expect("status");
+    assert_ne!(info.owner, Some(a_id));
+    b.shutdown().await.expect("shutdown b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_declared_dead_writes_nothing_more_and_registers_anew() {
     let Some(db) = PgDb::new("fenced").await else {
         return;

@@ -98,6 +98,7 @@ test('the list shows every execution and the counts per status', async () => {
   await page.goto(`${base}/`);
   await page.waitForSelector('#exec-rows tr');
   assert.equal(await count('all'), '15');
+  assert.ok(await page.locator('#workers-card').isHidden(), 'a SQLite file has no workers to list');
   assert.equal(await count('completed'), '6');
   assert.equal(await count('failed'), '2');
   assert.equal(await count('sleeping'), '4');

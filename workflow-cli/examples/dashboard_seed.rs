@@ -215,11 +215,20 @@ async fn wait_for(rt: &Runtime, id: &str, wanted: &[ExecutionStatus]) -> Result<
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
-        .ok_or("usage: dashboard_seed DATABASE")?;
+        .ok_or("usage: dashboard_seed DATABASE | dashboard_seed postgres://URL SCHEMA")?;
     // The report's panic is expected: keep the terminal quiet (the runtime
     // records the message and location through its own hook).
     std::panic::set_hook(Box::new(|_| {}));
-    let rt = Runtime::builder().path(&path).open().await?;
+    let rt = if path.starts_with("postgres://") || path.starts_with("postgresql://") {
+        let schema = std::env::args().nth(2).ok_or("a schema after the URL")?;
+        Runtime::builder()
+            .postgres(&path)
+            .schema(schema)
+            .open()
+            .await?
+    } else {
+        Runtime::builder().path(&path).open().await?
+    };
 
     use ExecutionStatus::*;
     let orders = [

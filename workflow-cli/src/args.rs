@@ -65,6 +65,9 @@ pub(crate) enum Command {
     Start(StartArgs),
     /// Serve the HTTP API and the web dashboard on the database.
     Serve(ServeArgs),
+    /// List the worker processes of a PostgreSQL database, live ones first,
+    /// with the unfinished executions each owns (none on SQLite).
+    Workers(WorkersArgs),
     /// Delete finished executions that ended longer ago than --older-than.
     ///
     /// Completed, failed and cancelled executions go, each with its journal,
@@ -76,6 +79,13 @@ pub(crate) enum Command {
     /// copies its write-ahead log into it); older files keep it for reuse.
     /// Prints how many executions were removed and the bytes freed.
     Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkersArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

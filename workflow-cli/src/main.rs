@@ -27,6 +27,7 @@ mod prune;
 mod serve;
 mod show;
 mod watch;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -165,7 +166,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     };
     let reading = matches!(
         cli.command,
-        Command::List(_) | Command::Show(_) | Command::Watch(_) | Command::Events(_)
+        Command::List(_)
+            | Command::Show(_)
+            | Command::Watch(_)
+            | Command::Events(_)
+            | Command::Workers(_)
     );
     let (rt, snapshot) = open(&db, &cli.schema, reading).await?;
     let code = match cli.command {
@@ -181,6 +186,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Send(args) => inbox::send(&rt, &args).await?,
         Command::Events(args) => inbox::events(&rt, &args).await?,
         Command::Start(args) => actions::start(&rt, &args).await?,
+        Command::Workers(args) => workers::run(&rt, &args).await?,
         Command::Serve(args) => match &bind {
             Some(bind) => serve::run(rt.clone(), &db, &args, bind).await?,
             None => return Err(Failure("the address to serve on was not checked".into())),

@@ -57,6 +57,9 @@ fn render(info: &ExecutionInfo, now: SystemTime, colors: bool) -> String {
     if let Some(deadline) = info.deadline {
         field("deadline", format!("{} UTC", format::time(deadline)));
     }
+    if let Some(owner) = info.owner {
+        field("worker", owner.to_string());
+    }
     if let Some(parent) = &info.parent {
         field("parent", escape(parent.as_str()));
     }

@@ -1116,6 +1116,27 @@ async fn list_show_and_cancel_on_postgres() {
     );
     let shown = ok(&pg(&["show", "greet-pg"]).await).to_owned();
     assert!(shown.contains("completed"), "{shown}");
+    // The worker and what it owns: the sleeper.
+    let me = rt.worker_id().expect("a worker id").to_string();
+    let shown = ok(&pg(&["show", "nap-pg"]).await).to_owned();
+    assert!(shown.contains("worker") && shown.contains(&me), "{shown}");
+    let workers = ok(&pg(&["workers"]).await).to_owned();
+    let line = workers
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(me.as_str()))
+        .unwrap_or_else(|| panic!("worker {me} is not listed:\n{workers}"));
+    assert!(
+        line.contains("alive") && line.trim_end().ends_with('1'),
+        "{line}"
+    );
+    let listed = json(&pg(&["workers", "--json"]).await);
+    let mine = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|w| w["id"] == me.as_str()))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(mine["state"], "alive");
+    assert_eq!(mine["owned"], 1);
+    assert_eq!(mine["this_process"], false, "the CLI is not a worker");
     ok(&pg(&["cancel", "nap-pg"]).await);
     wait_status(&rt, "nap-pg", ExecutionStatus::Cancelled).await;
     let missing = run_cmd(command(

@@ -95,6 +95,10 @@ async fn info_tells_the_mode_and_the_workflows() {
             .contains(&json!("greet"))
     );
     assert_eq!(a.body["statuses"].as_array().unwrap().len(), 9);
+    // A SQLite file has no workers to list (the process holding its lock runs it).
+    let w = send(&app, get("/api/workers")).await;
+    assert_eq!(w.status, StatusCode::OK, "{}", w.text);
+    assert_eq!(w.body, json!({ "workers": [] }));
 
     let admin = router(db.admin().await, HttpConfig::new().read_only(true));
     let a = send(&admin, get("/api/info")).await;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::config::HttpConfig;
 use super::problem::ApiError;
 use super::query::{ListQuery, count_by_status};
-use super::view::{ExecutionView, SummaryView};
+use super::view::{ExecutionView, SummaryView, WorkerView};
 use crate::error::Error;
 use crate::record::ExecutionId;
 use crate::runtime::Runtime;
@@ -303,6 +303,19 @@ pub(crate) fn check_action(
         .into(),
         _ => ApiError::new(StatusCode::CONFLICT, action.refusal(id.as_str(), status)),
     })
+}
+
+/// `GET /api/workers`: the worker processes of a PostgreSQL database, live
+/// ones first (none on SQLite).
+pub(crate) async fn workers(State(state): State<AppState>) -> ApiResult {
+    let workers: Vec<WorkerView> = state
+        .rt
+        .workers()
+        .await?
+        .iter()
+        .map(WorkerView::new)
+        .collect();
+    Ok(ok_json(StatusCode::OK, &json!({ "workers": workers })))
 }
 
 /// `GET /api/workflows`: the workflows this process can start.

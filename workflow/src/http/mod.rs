@@ -33,6 +33,7 @@
 //! | `POST /api/executions/{id}/messages` | sends it a message, `{"topic": "...", "message": <JSON>, "idempotency_key": "..."}` (key optional): `{"delivered": true}`, or `false` for a key already delivered; 404 for an unknown execution, 409 for a finished one |
 //! | `GET /api/executions/{id}/streams/{key}` | the stream's values as server-sent events, live (`id`: the offset, `data`: the value as JSON, a last `end` event); resumable with `Last-Event-ID` |
 //! | `GET /api/executions/{id}/events` | the latest value of each event it published: `{"events": [{"key", "value", "updated_at"}]}` |
+//! | `GET /api/workers` | the worker processes of a PostgreSQL database, live ones first, each with the unfinished executions it owns: `{"workers": [{"id", "host", "pid", "app_version", "workflows", "state", "registered_at", "lease_until", "dead_at", "owned", "this_process"}]}`; empty on SQLite |
 //! | `GET /api/workflows` | the workflows this process can start |
 //! | `POST /api/workflows/{name}/executions` | starts one with `{"id": "...", "input": {...}}` (`id` optional); worker runtimes only |
 //! | `GET /` | the dashboard (`/#/executions/{id}` shows one execution) |
@@ -103,7 +104,9 @@ use axum::routing::{get, post};
 pub use config::{DEFAULT_MAX_BODY_BYTES, HttpConfig};
 pub use query::count_by_status;
 pub use time::{format_time, parse_time};
-pub use view::{AttemptView, Counts, ExecutionView, StepView, SummaryView, SupersededView};
+pub use view::{
+    AttemptView, Counts, ExecutionView, StepView, SummaryView, SupersededView, WorkerView,
+};
 
 use crate::runtime::Runtime;
 
@@ -127,6 +130,7 @@ pub fn router(rt: Runtime, config: HttpConfig) -> Router {
         .route("/api/executions/{id}/events", get(api::events))
         .route("/api/executions/{id}/streams/{key}", get(api::stream))
         .route("/api/executions/{id}/{action}", post(api::act))
+        .route("/api/workers", get(api::workers))
         .route("/api/workflows", get(api::workflows))
         .route("/api/workflows/{name}/executions", post(api::start))
         .with_state(state);

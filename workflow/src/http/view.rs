@@ -63,6 +63,11 @@ pub struct ExecutionView {
     /// The execution that started it as a child workflow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The PostgreSQL worker that owns it (see `GET /api/workers`); absent
+    /// when none does, and always on SQLite. A string: worker ids are
+    /// 64-bit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// The child workflows it started: `{"id", "workflow", "status"}`.
     pub children: Vec<serde_json::Value>,
     /// Where it stands.
@@ -127,6 +132,7 @@ impl ExecutionView {
             app_version: info.app_version.clone(),
             patches: info.patches().into_iter().map(str::to_owned).collect(),
             parent: info.parent.as_ref().map(|p| p.as_str().to_owned()),
+            owner: info.owner.map(|w| w.to_string()),
             children: info
                 .children
                 .iter()
@@ -326,5 +332,53 @@ impl Counts {
             .iter()
             .find(|(s, _)| *s == status)
             .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// A worker process of a PostgreSQL database, for `GET /api/workers`.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct WorkerView {
+    /// Its id (a string: ids are 64-bit).
+    pub id: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// The version of the application's code it runs.
+    pub app_version: String,
+    /// The workflows it registers.
+    pub workflows: Vec<String>,
+    /// `alive`, or `dead` once declared so.
+    pub state: &'static str,
+    /// When it registered.
+    pub registered_at: String,
+    /// Until when its lease holds.
+    pub lease_until: String,
+    /// When it was declared dead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_at: Option<String>,
+    /// The unfinished executions it owns.
+    pub owned: u64,
+    /// Whether it is the worker of the process answering.
+    pub this_process: bool,
+}
+
+impl WorkerView {
+    /// The view of `w`.
+    pub fn new(w: &crate::record::WorkerInfo) -> Self {
+        WorkerView {
+            id: w.id.to_string(),
+            host: w.host.clone(),
+            pid: w.pid,
+            app_version: w.app_version.clone(),
+            workflows: w.workflows.clone(),
+            state: if w.is_alive() { "alive" } else { "dead" },
+            registered_at: format_time(w.registered_at),
+            lease_until: format_time(w.lease_until),
+            dead_at: w.dead_at.map(format_time),
+            owned: w.owned,
+            this_process: w.this_runtime,
+        }
     }
 }

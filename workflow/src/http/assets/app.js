@@ -284,16 +284,38 @@
 
   async function refreshList(r, seq) {
     const filters = { workflow: r.workflow, since: r.since };
-    const [page, counts] = await Promise.all([
+    const [page, counts, workers] = await Promise.all([
       api(`executions${query({ ...filters, status: r.status, limit: PAGE, offset: r.offset })}`),
       api(`counts${query(filters)}`),
+      api('workers'),
     ]);
     if (seq !== state.seq) return;
     show('list-view');
     document.title = 'Executions · Workflows';
     renderFilters(r);
     renderCounts(counts, r);
+    renderWorkers(workers.workers || []);
     renderRows(page, counts, r);
+  }
+
+  // The worker processes of a PostgreSQL database (none on SQLite: the card stays hidden).
+  function renderWorkers(workers) {
+    $('workers-card').hidden = workers.length === 0;
+    const body = $('worker-rows');
+    clear(body);
+    const alive = workers.filter((w) => w.state === 'alive').length;
+    $('workers-summary').textContent = `${alive} alive, ${workers.length - alive} dead`;
+    for (const w of workers) {
+      const id = el('td', { class: 'mono' }, w.id);
+      if (w.this_process) id.append(' ', el('span', { class: 'muted' }, '(this process)'));
+      body.append(el('tr', { dataset: { worker: w.id, state: w.state } },
+        id,
+        el('td', { class: 'mono', title: (w.workflows || []).join(', ') }, `${w.host}:${w.pid}`),
+        el('td', {}, w.app_version || '—'),
+        el('td', {}, el('span', { class: `badge s-${w.state === 'alive' ? 'running' : 'cancelled'}` }, w.state)),
+        el('td', { title: w.dead_at ? `dead since ${w.dead_at}` : w.lease_until }, w.dead_at ? fmtDate(ms(w.dead_at)) : fmtDate(ms(w.lease_until))),
+        el('td', { class: 'num' }, String(w.owned))));
+    }
   }
 
   function renderFilters(r) {
@@ -440,6 +462,7 @@
     if (e.status === 'sleeping' && e.wake_at) item('Wakes', `in ${fmtDuration(ms(e.wake_at) - now)}`, e.wake_at);
     if (e.status === 'waiting' && e.wake_at) item('Gives up', `in ${fmtDuration(ms(e.wake_at) - now)}`, e.wake_at);
     if (e.deadline) item('Deadline', fmtDate(ms(e.deadline)), e.deadline);
+    if (e.owner) item('Worker', e.owner, 'the PostgreSQL worker that owns it');
     if (e.parent) meta.append(el('div', {}, el('dt', {}, 'Parent'), el('dd', {}, el('a', { href: `#/executions/${encodeURIComponent(e.parent)}`, class: 'mono' }, e.parent))));
     if (e.children && e.children.length) {
       const list = el('dd', {});

@@ -64,7 +64,8 @@ pub(super) enum Piped {
     Rows(u64),
     Took(Took),
     Inserted(Inserted),
-    Claimed(Claimed),
+    /// Boxed: a loaded execution is much larger than the others.
+    Claimed(Box<Claimed>),
 }
 
 /// Takes execution `$1` for worker `$2` at `$3`, moving it to `running`:
@@ -356,11 +357,11 @@ pub(super) fn claim<'a>(
         let (claimed, journal) = futures_util::future::join(claim, journal).await;
         let (claimed, journal) = (claimed?, journal?);
         if !claimed.try_get::<_, bool>(0)? {
-            return Ok(Piped::Claimed(Claimed::Missing));
+            return Ok(Piped::Claimed(Box::new(Claimed::Missing)));
         }
         // The claimed row's columns follow the flag; none when untouched.
         if claimed.try_get::<_, Option<String>>(1)?.is_none() {
-            return Ok(Piped::Claimed(Claimed::Untouched));
+            return Ok(Piped::Claimed(Box::new(Claimed::Untouched)));
         }
         let row = queries::execution_row_at(&claimed, 1)?;
         let mut names = Interner::default();
@@ -369,7 +370,10 @@ pub(super) fn claim<'a>(
             .iter()
             .map(|r| queries::entry_row(r, 0, &mut names, &mut branches))
             .collect::<PgResult<Vec<_>>>()?;
-        Ok(Piped::Claimed(Claimed::Loaded(Loaded { row, journal })))
+        Ok(Piped::Claimed(Box::new(Claimed::Loaded(Loaded {
+            row,
+            journal,
+        }))))
     })
 }
 

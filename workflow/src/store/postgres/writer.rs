@@ -402,7 +402,7 @@ impl Work {
                 _ => None,
             }),
             Work::Life(Life::Claim { out, .. }, _) => take(&mut out.result, r, |p| match p {
-                Piped::Claimed(c) => Some(c),
+                Piped::Claimed(c) => Some(*c),
                 _ => None,
             }),
             _ => {}

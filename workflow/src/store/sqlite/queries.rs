@@ -495,7 +495,7 @@ fn load_info_unguarded(
         wake_at: row.wake_at.map(from_millis),
         deadline: row.deadline_at.map(from_millis),
         parent: row.parent_id,
-        owner: None,
+        owner: row.owner,
         children: Vec::new(),
         created_at: from_millis(row.created_at),
         updated_at: from_millis(row.updated_at),
