@@ -1036,6 +1036,90 @@ mod tls {
         assert!(e.to_string().contains("postgres_root_certificate"), "{e}");
     }
 
+    /// A role the server authenticates by client certificate alone (`cert` in
+    /// `pg_hba.conf`, set up by `.ci/pg-tls`): the runtime offers the
+    /// certificate given to the builder, or named by the URL's libpq
+    /// parameters, on every connection; without one the server refuses it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_certificate_authenticates_its_role() {
+        let Some(db) = PgDb::new("tls_client_cert").await else {
+            return;
+        };
+        let Some(ca) = test_ca() else {
+            return;
+        };
+        let Some((cert, key, url)) = crate::support::pg::test_client_cert(&db.url) else {
+            return;
+        };
+        let rt = db
+            .builder()
+            .postgres(with_param(&url, "sslmode=require"))
+            .postgres_root_certificate(&ca)
+            .postgres_client_certificate(&cert, &key)
+            .open()
+            .await
+            .expect("open as the certificate's role");
+        let handle = pay::start(&rt, "pay-cert", 2, 2).await.expect("start");
+        assert_eq!(
+            within(handle.result()).await.expect("completes"),
+            "charged 4"
+        );
+        let admin = db.client().await;
+        let row = admin
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE s.client_dn = '/CN=replayflow_cert'
+                                                  AND a.usename = 'replayflow_cert')
+                 FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+                 WHERE a.application_name = 'replayflow ' || $1",
+                &[&db.schema],
+            )
+            .await
+            .expect("the runtime's connections");
+        let (total, by_cert): (i64, i64) = (row.get(0), row.get(1));
+        assert!(total >= 1 && by_cert == total, "{by_cert} of {total}");
+        rt.shutdown().await.expect("shutdown");
+
+        // libpq's parameters in the URL, percent-encoded.
+        let encode = |p: &std::path::Path| p.display().to_string().replace('/', "%2F");
+        let in_url = format!(
+            "{url}?sslmode=require&sslrootcert={}&sslcert={}&sslkey={}",
+            encode(&ca),
+            encode(&cert),
+            encode(&key)
+        );
+        let rt = db
+            .builder()
+            .postgres(in_url)
+            .open()
+            .await
+            .expect("open by the URL's files");
+        let handle = pay::start(&rt, "pay-cert-url", 3, 3).await.expect("start");
+        assert_eq!(
+            within(handle.result()).await.expect("completes"),
+            "charged 6"
+        );
+        rt.shutdown().await.expect("shutdown");
+
+        let refused = db
+            .builder()
+            .postgres(with_param(&url, "sslmode=require"))
+            .postgres_root_certificate(&ca)
+            .open()
+            .await
+            .err()
+            .expect("no certificate, no connection");
+        assert!(refused.to_string().contains("certificate"), "{refused}");
+
+        let half = db
+            .builder()
+            .postgres(format!("{url}?sslmode=require&sslcert={}", encode(&cert)))
+            .open()
+            .await
+            .err()
+            .expect("a certificate without its key");
+        assert!(half.to_string().contains("sslkey"), "{half}");
+    }
+
     /// A server that answers the TLS request with a no: `require` fails with a
     /// message saying so, instead of going on in clear.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

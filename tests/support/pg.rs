@@ -34,6 +34,33 @@ pub fn test_ca() -> Option<PathBuf> {
     }
 }
 
+/// The client certificate and key that `.ci/pg-tls` makes beside the CA,
+/// for the role `replayflow_cert`, which the server authenticates by
+/// certificate; and `url` with that role as its user. `None` (after a
+/// note) outside CI when they are missing or the URL's user is not
+/// `postgres`.
+#[allow(dead_code)]
+pub fn test_client_cert(url: &str) -> Option<(PathBuf, PathBuf, String)> {
+    let ca = test_ca()?;
+    let dir = ca.parent()?;
+    let (cert, key) = (dir.join("client.crt"), dir.join("client.key"));
+    let as_cert_user = url.replacen("://postgres@", "://replayflow_cert@", 1);
+    if cert.exists() && key.exists() && as_cert_user != url {
+        return Some((cert, key, as_cert_user));
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "the client certificate of .ci/pg-tls is missing beside {}",
+            ca.display()
+        );
+    }
+    eprintln!(
+        "skipped: no client certificate beside {} (run .ci/pg-tls)",
+        ca.display()
+    );
+    None
+}
+
 /// `url` with one more query parameter.
 pub fn with_param(url: &str, param: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

@@ -54,6 +54,7 @@ pub struct RuntimeBuilder {
     extra: Vec<&'static WorkflowDescriptor>,
     postgres: Option<String>,
     root_certificate: Option<PathBuf>,
+    client_certificate: Option<(PathBuf, PathBuf)>,
     schema: String,
     lease: Duration,
     pool_size: usize,
@@ -85,6 +86,7 @@ impl Default for RuntimeBuilder {
             extra: Vec::new(),
             postgres: None,
             root_certificate: None,
+            client_certificate: None,
             schema: "replayflow".to_owned(),
             lease: Duration::from_secs(10),
             pool_size: 8,
@@ -134,6 +136,12 @@ impl RuntimeBuilder {
     /// and `sslmode=require` refuses to open ([`Error::InvalidOption`],
     /// naming the feature). A failed handshake at open is [`Error::Tls`].
     ///
+    /// libpq's file parameters work in the URL too: `sslrootcert` (as
+    /// [`postgres_root_certificate`](Self::postgres_root_certificate)),
+    /// `sslcert` and `sslkey` (as
+    /// [`postgres_client_certificate`](Self::postgres_client_certificate)),
+    /// paths percent-encoded; the URL's win over the builder's.
+    ///
     /// ```no_run
     /// # async fn open() -> Result<(), replayflow::Error> {
     /// let rt = replayflow::Runtime::builder()
@@ -159,6 +167,36 @@ impl RuntimeBuilder {
     /// feature: without it, opening fails rather than ignoring it.
     pub fn postgres_root_certificate(mut self, pem: impl AsRef<Path>) -> Self {
         self.root_certificate = Some(pem.as_ref().to_owned());
+        self
+    }
+
+    /// This client's certificate (a PEM file, with the intermediate
+    /// certificates after it, if any) and its private key (a PEM file:
+    /// PKCS#8, PKCS#1 or SEC1), offered to a PostgreSQL server that asks
+    /// for one: with `cert` authentication in its `pg_hba.conf` the
+    /// certificate's common name is the user. Needs TLS (`sslmode=prefer`
+    /// or `require`) and the `postgres-tls` cargo feature: without it,
+    /// opening fails rather than ignoring it. A key that does not match the
+    /// certificate is [`Error::Tls`] at open.
+    ///
+    /// ```no_run
+    /// # async fn open() -> Result<(), replayflow::Error> {
+    /// let rt = replayflow::Runtime::builder()
+    ///     .postgres("postgres://worker@db.internal/app?sslmode=require")
+    ///     .postgres_root_certificate("/etc/app/db-ca.pem")
+    ///     .postgres_client_certificate("/etc/app/worker.crt", "/etc/app/worker.key")
+    ///     .open()
+    ///     .await?;
+    /// # drop(rt);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn postgres_client_certificate(
+        mut self,
+        certificate: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Self {
+        self.client_certificate = Some((certificate.as_ref().to_owned(), key.as_ref().to_owned()));
         self
     }
 
@@ -456,6 +494,7 @@ impl RuntimeBuilder {
             durability: self.durability,
             pool_size: self.pool_size,
             root_certificate: self.root_certificate.clone(),
+            client_certificate: self.client_certificate.clone(),
         };
         let registered = Arc::new(self.claimable(registry));
         let store = Store::open_postgres(options, &registered, self.admin).await?;

@@ -70,6 +70,9 @@ pub(crate) struct PgOptions {
     pub pool_size: usize,
     /// The PEM file of the certificates the server's must chain to.
     pub root_certificate: Option<std::path::PathBuf>,
+    /// The PEM files of this client's certificate (with its chain) and
+    /// key, which the server may ask for (`cert` in `pg_hba.conf`).
+    pub client_certificate: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Why a batch or a work failed, shareable by every work of the batch.
@@ -223,7 +226,19 @@ impl PgStore {
                 options.schema
             )));
         }
-        let mut config: tokio_postgres::Config = options.url.parse().map_err(url_error)?;
+        // libpq's file parameters, which tokio-postgres does not read.
+        let (url, files) = tls::split_files(&options.url)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(url_error)?;
+        let root = files.root.or(options.root_certificate.clone());
+        let client = match (files.cert, files.key, options.client_certificate.clone()) {
+            (Some(cert), Some(key), _) => Some((cert, key)),
+            (None, None, given) => given,
+            _ => {
+                return Err(Error::InvalidOption(
+                    "the PostgreSQL URL names only one of sslcert and sslkey: a client certificate needs both".into(),
+                ));
+            }
+        };
         let mut settings = format!("-c search_path={}", options.schema);
         if options.durability != Durability::Full {
             settings.push_str(" -c synchronous_commit=off");
@@ -233,10 +248,10 @@ impl PgStore {
         // the workers of one deployment apart in `pg_stat_activity`.
         config.application_name(format!("replayflow {}", options.schema));
         let mode = config.get_ssl_mode();
-        let trust = tls::trust(mode, options.root_certificate.as_deref())?;
+        let trust = tls::trust(mode, root.as_deref())?;
         let tls = {
             let trust = trust.clone();
-            tokio::task::spawn_blocking(move || tls::connector(mode, &trust))
+            tokio::task::spawn_blocking(move || tls::connector(mode, &trust, client.as_ref()))
                 .await
                 .map_err(|_| Error::Shutdown)??
         };

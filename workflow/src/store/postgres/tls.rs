@@ -63,27 +63,108 @@ pub(super) fn trust(mode: SslMode, root: Option<&Path>) -> Result<Trust> {
     }
 }
 
-/// Builds the connector. Reads files (the root certificates), so it runs
-/// off the async executor.
+/// The file parameters of a libpq URL, which tokio-postgres does not read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Files {
+    /// `sslrootcert`: the certificates the server's must chain to.
+    pub root: Option<PathBuf>,
+    /// `sslcert`: this client's certificate (and its chain).
+    pub cert: Option<PathBuf>,
+    /// `sslkey`: its private key.
+    pub key: Option<PathBuf>,
+}
+
+/// Takes `sslrootcert`, `sslcert` and `sslkey` out of a `postgres://` URL's
+/// query (percent-decoded), leaving the rest for tokio-postgres. A
+/// `key=value` connection string is left as it is.
+pub(super) fn split_files(url: &str) -> Result<(String, Files)> {
+    let mut files = Files::default();
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), files));
+    };
+    if !(base.starts_with("postgres://") || base.starts_with("postgresql://")) {
+        return Ok((url.to_owned(), files));
+    }
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match key {
+            "sslrootcert" => &mut files.root,
+            "sslcert" => &mut files.cert,
+            "sslkey" => &mut files.key,
+            _ => {
+                kept.push(pair);
+                continue;
+            }
+        };
+        let path = percent_decode(value).ok_or_else(|| {
+            Error::InvalidOption(format!(
+                "the PostgreSQL URL's {key} is not a valid percent-encoded path"
+            ))
+        })?;
+        *slot = Some(PathBuf::from(path));
+    }
+    let rest = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((rest, files))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Builds the connector, with this client's certificate and key if given.
+/// Reads files (the certificates), so it runs off the async executor.
 #[cfg(feature = "postgres-tls")]
-pub(super) fn connector(mode: SslMode, trust: &Trust) -> Result<Connector> {
+pub(super) fn connector(
+    mode: SslMode,
+    trust: &Trust,
+    client: Option<&(PathBuf, PathBuf)>,
+) -> Result<Connector> {
     use std::sync::Arc;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))?;
-    let mut config = match trust {
+    let builder = match trust {
         Trust::Unverified => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
-            .with_no_client_auth(),
-        Trust::System => builder
-            .with_root_certificates(system_roots()?)
-            .with_no_client_auth(),
-        Trust::File(path) => builder
-            .with_root_certificates(file_roots(path)?)
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider))),
+        Trust::System => builder.with_root_certificates(system_roots()?),
+        Trust::File(path) => builder.with_root_certificates(file_roots(path)?),
+    };
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let (chain, key_der) = client_identity(cert, key)?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                Error::Tls(format!(
+                    "the client certificate `{}` and key `{}` cannot be used together: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?
+        }
     };
     // What libpq 17 sends, and what a server reached with
     // `sslnegotiation=direct` requires.
@@ -99,8 +180,18 @@ pub(super) fn connector(mode: SslMode, trust: &Trust) -> Result<Connector> {
 /// Without the `postgres-tls` feature: no TLS, and a URL or an option that
 /// asks for it refuses to open rather than connect in clear.
 #[cfg(not(feature = "postgres-tls"))]
-pub(super) fn connector(mode: SslMode, trust: &Trust) -> Result<Connector> {
+pub(super) fn connector(
+    mode: SslMode,
+    trust: &Trust,
+    client: Option<&(PathBuf, PathBuf)>,
+) -> Result<Connector> {
     const ENABLE: &str = "enable the `postgres-tls` cargo feature of replayflow";
+    if let Some((cert, _)) = client {
+        return Err(Error::InvalidOption(format!(
+            "a PostgreSQL client certificate (`{}`) was given, but this build has no TLS: {ENABLE}",
+            cert.display()
+        )));
+    }
     if let Trust::File(path) = trust {
         return Err(Error::InvalidOption(format!(
             "a PostgreSQL root certificate (`{}`) was given, but this build has no TLS: {ENABLE}",
@@ -140,6 +231,35 @@ fn system_roots() -> Result<rustls::RootCertStore> {
         )));
     }
     Ok(roots)
+}
+
+/// This client's certificate chain and key, from their PEM files.
+#[cfg(feature = "postgres-tls")]
+fn client_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let unreadable = |path: &Path, what: &str, e: &dyn std::fmt::Display| {
+        Error::Tls(format!(
+            "cannot read the client {what} `{}`: {e}",
+            path.display()
+        ))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| unreadable(cert, "certificate", &e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| unreadable(cert, "certificate", &e))?;
+    if chain.is_empty() {
+        return Err(unreadable(cert, "certificate", &"no PEM certificate in it"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| unreadable(key, "key", &e))?;
+    Ok((chain, key_der))
 }
 
 #[cfg(feature = "postgres-tls")]
@@ -273,6 +393,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn libpq_file_parameters_are_taken_out_of_the_url() {
+        let (rest, files) = split_files(
+            "postgres://u@h/db?sslmode=require&sslrootcert=%2Fetc%2Fca.pem&sslcert=/c.crt&application_name=x&sslkey=k%20y.pem",
+        )
+        .expect("a valid URL");
+        assert_eq!(rest, "postgres://u@h/db?sslmode=require&application_name=x");
+        assert_eq!(
+            files,
+            Files {
+                root: Some(PathBuf::from("/etc/ca.pem")),
+                cert: Some(PathBuf::from("/c.crt")),
+                key: Some(PathBuf::from("k y.pem")),
+            }
+        );
+        let (rest, files) = split_files("postgres://u@h/db?sslcert=/c.crt").expect("valid");
+        assert_eq!(rest, "postgres://u@h/db");
+        assert_eq!(files.cert, Some(PathBuf::from("/c.crt")));
+        let plain = "host=h user=u sslmode=require";
+        assert_eq!(
+            split_files(plain).expect("valid"),
+            (plain.to_owned(), Files::default())
+        );
+        assert!(split_files("postgres://h/db?sslcert=%zz").is_err());
+    }
+
+    #[test]
     fn sslmode_and_root_certificate_decide_what_is_verified() {
         let ca = Path::new("/etc/ca.pem");
         let file = Trust::File(ca.to_path_buf());
@@ -296,16 +442,19 @@ mod tests {
     #[cfg(not(feature = "postgres-tls"))]
     #[test]
     fn without_the_feature_require_and_a_root_certificate_refuse_to_open() {
-        let required = connector(SslMode::Require, &Trust::System).expect_err("refused");
+        let required = connector(SslMode::Require, &Trust::System, None).expect_err("refused");
         assert!(
             required.to_string().contains("`postgres-tls`"),
             "{required}"
         );
         let file = Trust::File(PathBuf::from("/etc/ca.pem"));
-        let rooted = connector(SslMode::Prefer, &file).expect_err("refused");
+        let rooted = connector(SslMode::Prefer, &file, None).expect_err("refused");
         assert!(rooted.to_string().contains("`postgres-tls`"), "{rooted}");
-        assert!(connector(SslMode::Prefer, &Trust::Unverified).is_ok());
-        assert!(connector(SslMode::Disable, &Trust::Unverified).is_ok());
+        assert!(connector(SslMode::Prefer, &Trust::Unverified, None).is_ok());
+        assert!(connector(SslMode::Disable, &Trust::Unverified, None).is_ok());
+        let client = (PathBuf::from("/etc/c.crt"), PathBuf::from("/etc/c.key"));
+        let e = connector(SslMode::Prefer, &Trust::Unverified, Some(&client)).expect_err("refused");
+        assert!(e.to_string().contains("client certificate"), "{e}");
     }
 
     #[cfg(feature = "postgres-tls")]
@@ -315,15 +464,23 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").expect("write");
-        let e = connector(SslMode::Require, &Trust::File(empty.clone()))
+        let e = connector(SslMode::Require, &Trust::File(empty.clone()), None)
             .err()
             .expect("refused");
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
         let missing = dir.join("missing.pem");
-        let e = connector(SslMode::Require, &Trust::File(missing))
+        let e = connector(SslMode::Require, &Trust::File(missing), None)
             .err()
             .expect("refused");
         assert!(e.to_string().contains("missing.pem"), "{e}");
+        // A client certificate without a key that reads.
+        let cert = dir.join("client.crt");
+        std::fs::write(&cert, "not a certificate\n").expect("write");
+        let client = (cert, dir.join("client.key"));
+        let e = connector(SslMode::Prefer, &Trust::Unverified, Some(&client))
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("client certificate"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
