@@ -251,7 +251,7 @@ mod tests {
         );
         for expected in [
             "pub struct order_processing { }",
-            "struct __workflow_input_order_processing { order : Order , n : u32 , }",
+            "struct __workflow_input_order_processing { # [serde (serialize_with = \"< Order as :: replayflow :: __private :: WorkflowArg > :: serialize_arg\" , deserialize_with = \"< Order as :: replayflow :: __private :: WorkflowArg > :: deserialize_arg\")] order : Order ,",
             "pub const NAME : & 'static str = \"orders\"",
             "pub async fn start (rt : & :: replayflow :: Runtime",
             "pub async fn start_with",
