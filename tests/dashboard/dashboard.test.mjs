@@ -8,12 +8,12 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { startProcess, stop } from './processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const target = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
@@ -29,34 +29,6 @@ let browser;
 let page;
 const pageErrors = [];
 const dialogs = [];
-
-/** Starts `cmd` and resolves with the first stdout line matching `pattern`. */
-function startProcess(cmd, args, pattern, timeoutMs) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-  let out = '';
-  let err = '';
-  const found = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${path.basename(cmd)} did not start in time\n${out}\n${err}`)), timeoutMs);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const match = pattern.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match);
-      }
-    });
-    child.stderr.on('data', (chunk) => { err += chunk; });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${path.basename(cmd)} exited with ${code}\n${out}\n${err}`));
-    });
-  });
-  return { child, found };
-}
-
-function stop(child) {
-  if (child && child.exitCode === null) child.kill('SIGTERM');
-}
 
 before(async () => {
   for (const file of [bin, seeder]) {
