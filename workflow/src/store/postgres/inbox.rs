@@ -110,7 +110,7 @@ pub(super) enum Took {
 /// message as (the entry's `value_type`; the message's own is the type it
 /// was sent as, returned to name it if it does not decode), `$11` the
 /// latest time the message may have been sent (none: any).
-pub(super) const TAKE_MESSAGE: &str = "WITH own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2),
+pub(super) const TAKE_MESSAGE: &str = "WITH own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner + 0 = $2),
      m AS (SELECT id, coalesce(payload, ''::bytea) AS payload, value_type FROM messages
            WHERE execution_id = $1 AND topic = $7 AND taken_at IS NULL AND EXISTS (SELECT 1 FROM own)
              AND ($11::bigint IS NULL OR sent_at <= $11)

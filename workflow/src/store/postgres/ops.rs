@@ -93,7 +93,7 @@ const CLAIM: &str = "WITH found AS (SELECT 1 FROM workflow_executions WHERE id =
 /// after [`CLAIM`] in the pipeline, it sees what the claim did.
 const CLAIMED_JOURNAL: &str = "SELECT {COLUMNS} FROM step_executions
      WHERE execution_id = $1
-       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2 AND status = 'running')
+       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner + 0 = $2 AND status = 'running')
      ORDER BY position";
 
 /// A new execution, owned by `$7`, unless the id is taken; then the
@@ -119,7 +119,14 @@ const VALUE_ENTRY: &str = "s AS (INSERT INTO step_executions
      RETURNING 1)";
 
 /// Rows of the execution `$1` owned by worker `$2`: the guard of every op.
-const OWNED: &str = "own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2)";
+///
+/// `owner + 0`, here and wherever an execution is found by id and owner: the
+/// statements are prepared when the writer connects, and on a new schema's
+/// empty table the planner rates the by-owner index as good as the key, so
+/// a generic plan could look the row up among all the worker's executions
+/// (10,000 sleepers: 3 ms per journal write instead of 0.03). An
+/// expression is not the indexed column: the key is the only way in.
+const OWNED: &str = "own AS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner + 0 = $2)";
 
 impl Statements {
     pub(super) async fn prepare(
@@ -214,7 +221,7 @@ impl Statements {
                 .prepare(
                     "UPDATE step_executions SET status = 'completed', completed_at = $4
                      WHERE execution_id = $1 AND position = $3
-                       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2)",
+                       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner + 0 = $2)",
                 )
                 .await?,
             record_wait: client
@@ -230,7 +237,7 @@ impl Statements {
                 .prepare(
                     "UPDATE step_executions SET status = 'completed', completed_at = $4
                      WHERE execution_id = $1 AND position = $3
-                       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner = $2)",
+                       AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1 AND owner + 0 = $2)",
                 )
                 .await?,
             // The key is the entry's name ($7).
@@ -258,7 +265,7 @@ impl Statements {
                 .await?,
             reset_recovery: client
                 .prepare(
-                    "UPDATE workflow_executions SET recovery_attempts = 0 WHERE id = $1 AND owner = $2",
+                    "UPDATE workflow_executions SET recovery_attempts = 0 WHERE id = $1 AND owner + 0 = $2",
                 )
                 .await?,
             fence: client.prepare("SELECT fence($1)").await?,
