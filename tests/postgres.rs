@@ -141,6 +141,53 @@ async fn workers_are_listed_with_what_they_own() {
     b.shutdown().await.expect("shutdown b");
 }
 
+/// The journal's writes find their execution by its key, not among all the
+/// executions the worker owns: the writer prepares its statements on a new
+/// schema's empty tables, where the planner once picked the by-owner index
+/// for them and kept it as the table grew (a sleep entry then read every
+/// sleeper of the worker). Counted by the server's index statistics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_writes_find_their_execution_by_its_key() {
+    let Some(db) = PgDb::new("by_key").await else {
+        return;
+    };
+    let rt = db.builder().open().await.expect("open");
+    const SLEEPERS: usize = 200;
+    for i in 0..SLEEPERS {
+        nap::start(&rt, format!("key-{i}"), 600_000)
+            .await
+            .expect("start");
+    }
+    for i in 0..SLEEPERS {
+        wait_for_status(&rt, &format!("key-{i}"), ExecutionStatus::Sleeping).await;
+    }
+    rt.shutdown().await.expect("shutdown");
+    // A backend reports its counts when it ends, after its client is gone.
+    let scans = |index: &'static str| {
+        let db = &db;
+        async move {
+            db.count(&format!(
+                "SELECT coalesce(sum(idx_scan), 0)::bigint FROM pg_stat_user_indexes
+                 WHERE schemaname = '{}' AND indexrelname = '{index}'",
+                db.schema
+            ))
+            .await
+        }
+    };
+    within(async {
+        while scans("workflow_executions_pkey").await < SLEEPERS as i64 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let by_owner = scans("workflow_executions_by_owner").await;
+    // The sweeps' own queries (what a worker owns) use it: a few a second.
+    assert!(
+        by_owner < 50,
+        "{by_owner} lookups through the by-owner index for {SLEEPERS} sleepers"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_declared_dead_writes_nothing_more_and_registers_anew() {
     let Some(db) = PgDb::new("fenced").await else {
