@@ -1155,7 +1155,10 @@ mod tls {
             .await
             .err()
             .expect("no certificate, no connection");
-        assert!(refused.to_string().contains("certificate"), "{refused}");
+        assert!(
+            refused.to_string().contains("postgres_client_certificate"),
+            "{refused}"
+        );
 
         let half = db
             .builder()

@@ -340,6 +340,14 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
 /// handshake, or `None` when it failed otherwise.
 #[cfg_attr(not(feature = "postgres-tls"), allow(unused_variables))]
 pub(super) fn explain(e: &tokio_postgres::Error, mode: SslMode, trust: &Trust) -> Option<Error> {
+    if let Some(db) = e.as_db_error()
+        && db.message().contains("client certificate")
+    {
+        return Some(Error::Tls(format!(
+            "the PostgreSQL server refused the connection: {}; give this client's certificate and key with `RuntimeBuilder::postgres_client_certificate`, or sslcert and sslkey in the URL",
+            db.message()
+        )));
+    }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         // tokio-postgres gives this refusal no type of its own: its text is
