@@ -725,6 +725,21 @@ impl PgStore {
             .map_err(pg)
     }
 
+    /// Refuses `what` on a schema older than messages and start requests (an
+    /// admin's open of a schema no worker of this build migrated: its
+    /// connections would write to temporary tables).
+    fn needs_messages(&self, what: &'static str) -> Result<()> {
+        if self.schema_version < schema::MESSAGES_VERSION {
+            return Err(Error::NotMigrated {
+                path: format!("postgres schema `{}`", self.schema),
+                found: self.schema_version,
+                needed: schema::MESSAGES_VERSION,
+                what,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) async fn insert_start_request(
         &self,
         id: &ExecutionId,
@@ -732,14 +747,7 @@ impl PgStore {
         input: Vec<u8>,
         now: i64,
     ) -> Result<i64> {
-        if self.schema_version < schema::MESSAGES_VERSION {
-            return Err(Error::NotMigrated {
-                path: format!("postgres schema `{}`", self.schema),
-                found: self.schema_version,
-                needed: schema::MESSAGES_VERSION,
-                what: "a request to start a workflow",
-            });
-        }
+        self.needs_messages("a request to start a workflow")?;
         let client = self.client().await?;
         queries::insert_start_request(&client, id, workflow, &input, now)
             .await
@@ -752,14 +760,7 @@ impl PgStore {
     /// admin's open of a schema no worker of this build migrated: its
     /// connections would write the message to a temporary table).
     pub(crate) async fn send_message(&self, message: NewMessage) -> Result<Sent> {
-        if self.schema_version < schema::MESSAGES_VERSION {
-            return Err(Error::NotMigrated {
-                path: format!("postgres schema `{}`", self.schema),
-                found: self.schema_version,
-                needed: schema::MESSAGES_VERSION,
-                what: "sending a message",
-            });
-        }
+        self.needs_messages("sending a message")?;
         let client = self.client().await?;
         inbox::send_message(&client, &message).await.map_err(pg)
     }

@@ -335,6 +335,10 @@ impl Work {
     /// Sends a pipelined work's statement (when the future is first
     /// polled); `None` for the others.
     fn send<'a>(&'a self, conn: &'a Conn, owner: &'a i64) -> Option<ops::Pending<'a>> {
+        // Which works go in the pipeline is `pipelined`'s to say alone.
+        if !self.pipelined() {
+            return None;
+        }
         let (client, st) = (&conn.client, &conn.statements);
         Some(match self {
             Work::Op { op, .. } => ops::apply(client, st, op, owner),
@@ -347,9 +351,7 @@ impl Work {
                     ..
                 },
                 _,
-            ) if *status != ExecutionStatus::Cancelled => {
-                ops::set_status(client, st, id, *status, transition, *owner, *now)
-            }
+            ) => ops::set_status(client, st, id, *status, transition, *owner, *now),
             Work::Life(Life::Insert(new, _), _) => ops::insert_execution(client, st, new, *owner),
             Work::Life(
                 Life::Claim {
