@@ -1003,6 +1003,124 @@ async fn a_waiter_left_by_a_clean_shutdown_is_claimed_once_a_message_arrives() {
     b.shutdown().await.expect("shutdown b");
 }
 
+/// Holds the `gated` workflows between their two steps.
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+static AT_GATE: AtomicU32 = AtomicU32::new(0);
+static FINISHED: AtomicU32 = AtomicU32::new(0);
+
+#[step]
+async fn finish(n: u32) -> Result<u32, AnyError> {
+    FINISHED.fetch_add(1, Ordering::SeqCst);
+    Ok(n * 2)
+}
+
+#[workflow]
+async fn gated(_ctx: Context, i: u32) -> Result<u32, AnyError> {
+    let n = add(i, 0).await?;
+    AT_GATE.fetch_add(1, Ordering::SeqCst);
+    GATE.acquire().await?.forget();
+    finish(n).await
+}
+
+/// Quick steps' results that reach the writer together go in one
+/// statement; it writes those of the executions the worker owns, and tells
+/// the others apart, one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_step_results_writes_only_those_of_owned_executions() {
+    const N: u32 = 40;
+    const TAKEN: [u32; 2] = [7, 23];
+    let Some(db) = PgDb::new("group").await else {
+        return;
+    };
+    let rt = db.builder().open().await.expect("open");
+    let me = rt.worker_id().expect("a worker id");
+    let mut handles = Vec::new();
+    for i in 0..N {
+        let h = gated::start(&rt, format!("g-{i}"), i).await.expect("start");
+        handles.push(h);
+    }
+    within(async {
+        while AT_GATE.load(Ordering::SeqCst) < N {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Two of the executions pass to another (live) worker.
+    let client = db.client().await;
+    let other: i64 = client
+        .query_one(
+            "INSERT INTO workers (id, host, pid, app_version, workflows, lease_until)
+             VALUES (nextval('worker_ids'), 'elsewhere', 1, '', '{}', now() + interval '1 hour')
+             RETURNING id",
+            &[],
+        )
+        .await
+        .expect("another worker")
+        .get(0);
+    let taken: Vec<String> = TAKEN.iter().map(|i| format!("g-{i}")).collect();
+    client
+        .execute(
+            "UPDATE workflow_executions SET owner = $1 WHERE id = ANY($2)",
+            &[&other, &taken],
+        )
+        .await
+        .expect("hand two executions over");
+    // The worker's batches wait at its fence (held as the reaper holds
+    // it), so the second steps' results queue up and go in one batch.
+    let fence = db.client().await;
+    let key = "SELECT hashtext($1), ($2::bigint % 2147483647)::int4";
+    fence
+        .execute(
+            &format!("SELECT pg_advisory_lock(k.a, k.b) FROM ({key}) AS k(a, b)"),
+            &[&db.schema, &me],
+        )
+        .await
+        .expect("hold the fence");
+    GATE.add_permits(N as usize);
+    within(async {
+        while FINISHED.load(Ordering::SeqCst) < N {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let entries = "SELECT count(*) FROM step_executions";
+    assert_eq!(db.count(entries).await, i64::from(N), "held at the fence");
+    fence
+        .execute(
+            &format!("SELECT pg_advisory_unlock(k.a, k.b) FROM ({key}) AS k(a, b)"),
+            &[&db.schema, &me],
+        )
+        .await
+        .expect("let the fence go");
+    for (i, h) in (0..N).zip(handles) {
+        if !TAKEN.contains(&i) {
+            assert_eq!(within(h.result()).await.expect("completes"), i * 2);
+        }
+    }
+    // The taken executions got no second entry, and are still the other
+    // worker's.
+    let rows = client
+        .query(
+            "SELECT e.id, e.owner, count(s.position) FROM workflow_executions e
+             JOIN step_executions s ON s.execution_id = e.id
+             GROUP BY e.id, e.owner",
+            &[],
+        )
+        .await
+        .expect("read the journal");
+    assert_eq!(rows.len(), N as usize);
+    for r in rows {
+        let (id, owner, entries): (String, Option<i64>, i64) = (r.get(0), r.get(1), r.get(2));
+        if taken.contains(&id) {
+            assert_eq!((owner, entries), (Some(other), 1), "{id}");
+        } else {
+            assert_eq!(entries, 2, "{id}");
+        }
+    }
+    rt.shutdown().await.expect("shutdown");
+}
+
 /// TLS to the server (`cargo test --features postgres-tls --test postgres
 /// tls::`); with the feature, every other test here runs over TLS too
 /// (`sslmode=prefer`, the server offering it).

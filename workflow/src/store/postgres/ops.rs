@@ -27,6 +27,8 @@ pub(super) struct Statements {
     /// journaled, so the entry is new. A plain insert (an upsert writes a
     /// second WAL record per row to confirm its speculative insertion).
     complete_step: Statement,
+    /// Quick steps' results, many in one statement (see [`COMPLETE_STEPS`]).
+    complete_steps: Statement,
     complete_step_logged: Statement,
     fail_attempt: Statement,
     record_value: Statement,
@@ -66,7 +68,36 @@ pub(super) enum Piped {
     Inserted(Inserted),
     /// Boxed: a loaded execution is much larger than the others.
     Claimed(Box<Claimed>),
+    /// A group's statement ([`complete_steps`]): the places in the group
+    /// (from 0) of the ops it did not write, their executions not owned.
+    Refused(Vec<usize>),
 }
+
+/// The results of quick steps (see `complete_step`), one row per element
+/// of the arrays `$1` and `$3` to `$13` for worker `$2`: one statement, one
+/// round of the server's executor and one reply for the whole group
+/// instead of one each. Gives the places (from 1) of the rows not written
+/// because `$2` does not own their execution.
+///
+/// The ownership test is a scalar subquery on the key, which the planner
+/// runs per row through the primary key: a join could be planned as a scan
+/// of every execution, as the generic plan of a statement prepared on an
+/// empty table may be (see [`OWNED`]).
+const COMPLETE_STEPS: &str = "WITH u AS MATERIALIZED (
+         SELECT * FROM unnest($1::text[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::text[],
+                              $8::int8[], $9::int8[], $10::bytea[], $11::int8[], $12::int8[], $13::int4[])
+             WITH ORDINALITY AS u(id, position, branch, local, kind, name, occurrence, attempts, output,
+                                  started_at, completed_at, value_type, i)),
+     mine AS MATERIALIZED (
+         SELECT * FROM u WHERE (SELECT e.owner FROM workflow_executions e WHERE e.id = u.id) = $2),
+     ins AS (
+         INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+              started_at, completed_at, value_type)
+         SELECT id, position, branch, local, kind, name, occurrence, 'completed', attempts, output,
+                started_at, completed_at, value_type
+         FROM mine)
+     SELECT ARRAY(SELECT i FROM u EXCEPT ALL SELECT i FROM mine)";
 
 /// Takes execution `$1` for worker `$2` at `$3`, moving it to `running`:
 /// unless it is finished, of a workflow (`$5`) or a version (`$6`, empty:
@@ -159,6 +190,7 @@ impl Statements {
                      SELECT $1, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11, $12, $13 FROM own"
                 ))
                 .await?,
+            complete_steps: client.prepare(COMPLETE_STEPS).await?,
             complete_step_logged: client
                 .prepare(&format!(
                     "WITH {OWNED},
@@ -299,6 +331,95 @@ pub(super) fn apply<'a>(
             .await
             .map(Piped::Rows)
             .map_err(PgError::from)
+    })
+}
+
+/// Whether `op` may go in a group of [`complete_steps`], and the bytes of
+/// its value.
+pub(super) fn quick_step(op: &JournalOp) -> Option<usize> {
+    match op {
+        JournalOp::CompleteStep {
+            log_attempt: false,
+            output,
+            ..
+        } => Some(output.len()),
+        _ => None,
+    }
+}
+
+/// Sends quick steps' results (ops for which [`quick_step`] is `Some`) for
+/// worker `me` as one statement ([`COMPLETE_STEPS`]).
+pub(super) fn complete_steps<'a>(
+    client: &'a ClientWrapper,
+    st: &'a Statements,
+    ops: Vec<&'a JournalOp>,
+    me: &'a i64,
+) -> Pending<'a> {
+    Box::pin(async move {
+        let len = ops.len();
+        let mut ids = Vec::with_capacity(len);
+        let mut positions = Vec::with_capacity(len);
+        let mut branches = Vec::with_capacity(len);
+        let mut locals = Vec::with_capacity(len);
+        let mut kinds = Vec::with_capacity(len);
+        let mut names = Vec::with_capacity(len);
+        let mut occurrences = Vec::with_capacity(len);
+        let mut attempts = Vec::with_capacity(len);
+        let mut outputs = Vec::with_capacity(len);
+        let mut starts = Vec::with_capacity(len);
+        let mut ends = Vec::with_capacity(len);
+        let mut types = Vec::with_capacity(len);
+        for op in &ops {
+            let JournalOp::CompleteStep {
+                at,
+                attempt,
+                started,
+                output,
+                now,
+                value_type,
+                ..
+            } = op
+            else {
+                return Err(PgError::Decode(
+                    "a group of quick steps holds another journal op".into(),
+                ));
+            };
+            ids.push(at.execution.as_str());
+            positions.push(n(at.position));
+            branches.push(at.branch.as_ref());
+            locals.push(n(at.local));
+            kinds.push(at.kind.as_str());
+            names.push(at.name.as_ref());
+            occurrences.push(n(at.occurrence));
+            attempts.push(n(*attempt));
+            outputs.push(output.as_slice());
+            starts.push(*started);
+            ends.push(*now);
+            types.push(*value_type);
+        }
+        let params: [Param<'_>; 13] = [
+            &ids,
+            me,
+            &positions,
+            &branches,
+            &locals,
+            &kinds,
+            &names,
+            &occurrences,
+            &attempts,
+            &outputs,
+            &starts,
+            &ends,
+            &types,
+        ];
+        let row = client.query_one(&st.complete_steps, &params).await?;
+        let refused = row
+            .try_get::<_, Vec<i64>>(0)?
+            .into_iter()
+            .map(|i| usize::try_from(i - 1))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| PgError::Decode("a group's refused place is out of range".into()))?;
+        Ok(Piped::Refused(refused))
     })
 }
 

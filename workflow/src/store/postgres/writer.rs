@@ -5,6 +5,7 @@
 //! whatever its size.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -443,7 +444,13 @@ async fn transaction(
         while i < works.len() && works[i].pipelined() {
             i += 1;
         }
-        let ops = join_all(works[start..i].iter().filter_map(|w| w.send(conn, &owner)));
+        let run = &works[start..i];
+        let groups = groups(run);
+        let ops = join_all(
+            groups
+                .iter()
+                .filter_map(|g| send_group(&run[g.clone()], conn, &owner)),
+        );
         let results = if first {
             // Requests go out in the order they are first polled: BEGIN,
             // the fence, then the ops, in one round trip.
@@ -467,7 +474,7 @@ async fn transaction(
                     futures_util::future::join4(begin, fence, ops, commit).await;
                 b.map_err(|e| Failure::pg(&e))?;
                 f.map_err(|e| Failure::pg(&e))?;
-                return settle(works, results, c);
+                return settle(works, &groups, results, c);
             }
             let (b, f, results) = futures_util::future::join3(begin, fence, ops).await;
             b.map_err(|e| Failure::pg(&e))?;
@@ -476,14 +483,7 @@ async fn transaction(
         } else {
             ops.await
         };
-        let mut failed = None;
-        for (work, r) in works[start..i].iter_mut().zip(results) {
-            if let Err(e) = &r {
-                failed.get_or_insert_with(|| Failure::of(e));
-            }
-            work.keep(r);
-        }
-        if let Some(f) = failed {
+        if let Some(f) = keep_all(&mut works[start..i], &groups, results).failed {
             return Err(f);
         }
         if let Some(Work::Life(life, _)) = works.get_mut(i) {
@@ -509,23 +509,116 @@ enum Ended {
 /// server committed the others.
 fn settle(
     works: &mut [Work],
+    groups: &[Range<usize>],
     results: Vec<PgResult<Piped>>,
     commit: std::result::Result<(), tokio_postgres::Error>,
 ) -> std::result::Result<Ended, Failure> {
-    let mut refused = None;
-    for (work, r) in works.iter_mut().zip(results) {
-        if let Err(PgError::Pg(e)) = &r
-            && (e.as_db_error().is_some() || e.is_closed())
-        {
-            refused.get_or_insert_with(|| Failure::pg(e));
-        }
-        work.keep(r);
-    }
-    if let Some(f) = refused {
+    if let Some(f) = keep_all(works, groups, results).refused {
         return Err(f);
     }
     commit.map_err(|e| Failure::pg(&e))?;
     Ok(Ended::Committed)
+}
+
+/// Most bytes of values in one group of quick steps' results: a group is
+/// one message, which PostgreSQL bounds at 1 GiB.
+const GROUP_BYTES: usize = 1 << 20;
+
+/// Splits a run of pipelined works into the statements that send them:
+/// consecutive quick steps' results (`ops::quick_step`) go as one, up to
+/// [`GROUP_BYTES`] of values; every other work goes alone. A group keeps
+/// the order of the journal: ops of one execution never cross another op.
+fn groups(run: &[Work]) -> Vec<Range<usize>> {
+    let quick = |w: &Work| match w {
+        Work::Op { op, .. } => ops::quick_step(op),
+        Work::Life(..) | Work::Close(_) => None,
+    };
+    let mut groups = Vec::new();
+    let mut k = 0;
+    while k < run.len() {
+        let begin = k;
+        k += 1;
+        if let Some(mut bytes) = quick(&run[begin]) {
+            while let Some(len) = run.get(k).and_then(quick)
+                && bytes + len <= GROUP_BYTES
+            {
+                bytes += len;
+                k += 1;
+            }
+        }
+        groups.push(begin..k);
+    }
+    groups
+}
+
+/// Sends the statement of a group of works (see [`groups`]).
+fn send_group<'a>(group: &'a [Work], conn: &'a Conn, owner: &'a i64) -> Option<ops::Pending<'a>> {
+    if let [one] = group {
+        return one.send(conn, owner);
+    }
+    let ops = group
+        .iter()
+        .filter_map(|w| match w {
+            Work::Op { op, .. } => Some(op),
+            Work::Life(..) | Work::Close(_) => None,
+        })
+        .collect();
+    Some(ops::complete_steps(
+        &conn.client,
+        &conn.statements,
+        ops,
+        owner,
+    ))
+}
+
+/// How the statements of a run of works ended (see [`keep_all`]).
+struct Kept {
+    /// The first failure.
+    failed: Option<Failure>,
+    /// The first failure that aborted the transaction: the server refused
+    /// the statement (a group's too: its ops then run again one by one,
+    /// so that a failure is its op's alone), or the connection closed. A
+    /// statement the client could not encode was never sent, and fails
+    /// its works alone (every op of a group).
+    refused: Option<Failure>,
+}
+
+/// Hands each work of a run the result of its statement (`groups` and
+/// `results` in the same order).
+fn keep_all(run: &mut [Work], groups: &[Range<usize>], results: Vec<PgResult<Piped>>) -> Kept {
+    let mut kept = Kept {
+        failed: None,
+        refused: None,
+    };
+    for (g, r) in groups.iter().zip(results) {
+        let works = &mut run[g.clone()];
+        if let Err(e) = &r {
+            let refused = matches!(e, PgError::Pg(e) if e.as_db_error().is_some() || e.is_closed());
+            kept.failed.get_or_insert_with(|| Failure::of(e));
+            if refused {
+                kept.refused.get_or_insert_with(|| Failure::of(e));
+            }
+        }
+        match (works, r) {
+            ([one], r) => one.keep(r),
+            (many, Ok(Piped::Refused(refused))) => {
+                for (k, w) in many.iter_mut().enumerate() {
+                    let written = u64::from(!refused.contains(&k));
+                    w.keep(Ok(Piped::Rows(written)));
+                }
+            }
+            (many, r) => {
+                let e = match r {
+                    Err(e) => Failure::of(&e).to_string(),
+                    Ok(_) => "a group's statement gave another kind of result".to_owned(),
+                };
+                for w in many {
+                    w.keep(Err(PgError::Decode(format!("its group failed: {e}"))));
+                }
+            }
+        }
+    }
+    kept
 }
 
 fn finish_all(shared: &Shared, works: Vec<Work>, committed: &Committed) {
