@@ -147,16 +147,18 @@ impl Engine {
     }
 
     /// Records `tag`'s name in the database the first time this runtime
-    /// journals a value of it, so that a mismatch can name it.
+    /// journals a value of it, so that a mismatch can name it. Only the
+    /// first caller writes it (200 workflows starting at once would
+    /// otherwise each take a connection to write the same row); the others
+    /// go on meanwhile: the name serves only to word a later error.
     pub(crate) async fn note_type(&self, tag: TypeTag) {
-        if self.known_types.contains(tag.hash) {
+        if self.known_types.contains(tag.hash) || !self.known_types.insert(tag.hash) {
             return;
         }
-        match self.store.insert_type(tag).await {
-            Ok(()) => self.known_types.insert(tag.hash),
-            Err(e) => {
-                tracing::warn!(type_name = tag.name, error = %e, "cannot record the name of a journaled type")
-            }
+        if let Err(e) = self.store.insert_type(tag).await {
+            // The next value of the type tries again.
+            self.known_types.remove(tag.hash);
+            tracing::warn!(type_name = tag.name, error = %e, "cannot record the name of a journaled type");
         }
     }
 

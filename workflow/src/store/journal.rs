@@ -116,13 +116,29 @@ impl KnownTypes {
         known
     }
 
-    pub(crate) fn insert(&self, hash: i32) {
-        self.all
+    /// Adds `hash`; whether it is new.
+    pub(crate) fn insert(&self, hash: i32) -> bool {
+        let new = self
+            .all
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(hash);
         self.slot(hash)
             .store(hash, std::sync::atomic::Ordering::Relaxed);
+        new
+    }
+
+    pub(crate) fn remove(&self, hash: i32) {
+        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        all.remove(&hash);
+        // Under the set's lock: a concurrent `contains` that found it in
+        // the set stores the slot before this clears it, or not at all.
+        let _ = self.slot(hash).compare_exchange(
+            hash,
+            0,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 
@@ -156,6 +172,11 @@ mod tests {
         known.insert(0);
         assert!(known.contains(0));
         assert!(!known.contains(8));
+        assert!(!known.insert(7), "a second insert is not new");
+        known.remove(7);
+        assert!(!known.contains(7), "removed from the slot and the set");
+        assert!(known.contains(7 + 32));
+        assert!(known.insert(7), "new again");
     }
 }
 
