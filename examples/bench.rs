@@ -1554,12 +1554,14 @@ fn add_round(results: &mut Results, w: &str, sync: &str, pairs: Vec<(String, f64
     let round: BTreeMap<String, f64> = pairs.iter().cloned().collect();
     for (k, v) in pairs {
         // A baseline's figure (`base_x`: the library's own row; `min_x`:
-        // the minimal row; `rt3_x`: the library's round trips) next to the library's `x` of the same round:
-        // their ratio, kept under the baseline's key.
+        // the minimal row; `rt3_x`: the library's round trips; `many_x`:
+        // rows in one multi-row statement) next to the library's `x` of
+        // the same round: their ratio, kept under the baseline's key.
         if let Some(lib) = k
             .strip_prefix("base_")
             .or_else(|| k.strip_prefix("min_"))
             .or_else(|| k.strip_prefix("rt3_"))
+            .or_else(|| k.strip_prefix("many_"))
             .and_then(|lib| round.get(lib))
         {
             entry.entry(format!("ratio:{k}")).or_default().push(lib / v);

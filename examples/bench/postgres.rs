@@ -6,8 +6,11 @@
 //!   transaction (autocommit, one round trip) on one connection.
 //! - P2: 200 workflows x 10 steps on one worker; baseline: 200 tasks each
 //!   sending its 10 rows one at a time to one connection that commits all
-//!   queued rows per transaction (`BEGIN`, the inserts and `COMMIT`
-//!   pipelined: one round trip per batch).
+//!   queued rows per transaction (`BEGIN`, an `INSERT` per row and
+//!   `COMMIT` pipelined: one round trip per batch). Beside it, the same
+//!   loop with one multi-row `INSERT` per batch (`unnest` of arrays, as the
+//!   library's writer sends quick steps' results): the raw rate the
+//!   library's own CPU per step keeps it under.
 //! - P2N: P2 in N worker processes at once on one schema (N = 1, 2, 4),
 //!   each starting its own 200 workflows; baseline: the P2 baseline in N
 //!   processes at once, one connection each.
@@ -255,6 +258,13 @@ const BASE_INSERT: &str = "INSERT INTO base_steps
      started_at, completed_at)
     VALUES ($1, $2, '', $2, 'step', 'noop', $2, 'completed', 1, $3, $4, $4)";
 
+/// Completed steps' rows, one per element of the arrays: P2's batches.
+const BASE_INSERT_MANY: &str = "INSERT INTO base_steps
+    (execution_id, position, branch, local, kind, name, occurrence, status, attempts, output,
+     started_at, completed_at)
+    SELECT id, p, '', p, 'step', 'noop', p, 'completed', 1, $3, $4, $4
+    FROM unnest($1::text[], $2::int8[]) AS u(id, p)";
+
 async fn set_sync(client: &Client, d: Durability) {
     if d != Durability::Full {
         client
@@ -277,7 +287,7 @@ pub(super) async fn child(a: &ChildArgs) {
         "p2-lib" => return p2_lib(&url, a.file_schema(), d).await,
         "p2n-lib" => return p2n_worker(&url, a.file_schema(), d, a.start_at).await,
         "p2n-base" => {
-            return p2_baseline(&url, a.file_schema(), "p2n", d, Some(a.start_at)).await;
+            return p2_baseline(&url, a.file_schema(), "p2n", d, Some(a.start_at), false).await;
         }
         "p5-build" => return p5_build(&url, a.file_schema(), d).await,
         "p5-survivor" => return p5_survivor(&url, a.file_schema(), d).await,
@@ -436,11 +446,13 @@ async fn p2(a: &ChildArgs, url: &str, schema: &str, d: Durability, order: u32) {
         report("wal_bytes_step", wal / steps);
     };
     if order.is_multiple_of(2) {
-        p2_baseline(url, schema, "p2", d, None).await;
+        p2_baseline(url, schema, "p2", d, None, false).await;
+        p2_baseline(url, schema, "p2", d, None, true).await;
         run_lib().await;
     } else {
         run_lib().await;
-        p2_baseline(url, schema, "p2", d, None).await;
+        p2_baseline(url, schema, "p2", d, None, false).await;
+        p2_baseline(url, schema, "p2", d, None, true).await;
     }
 }
 
@@ -497,7 +509,14 @@ fn get(out: &[(String, f64)], key: &str) -> f64 {
 /// commit. `BEGIN`, the inserts and `COMMIT` of a batch go out pipelined.
 /// With `start_at` (P2N: the table exists), the run begins at that Unix
 /// time in ms and reports when it ended.
-async fn p2_baseline(url: &str, schema: &str, tag: &str, d: Durability, start_at: Option<u64>) {
+async fn p2_baseline(
+    url: &str,
+    schema: &str,
+    tag: &str,
+    d: Durability,
+    start_at: Option<u64>,
+    many: bool,
+) {
     if start_at.is_none() {
         let setup = connect(url, Some(schema)).await;
         base_table(&setup).await;
@@ -506,6 +525,12 @@ async fn p2_baseline(url: &str, schema: &str, tag: &str, d: Durability, start_at
     let client = connect(url, Some(schema)).await;
     set_sync(&client, d).await;
     let insert = client.prepare(BASE_INSERT).await.unwrap();
+    let insert_many = client.prepare(BASE_INSERT_MANY).await.unwrap();
+    // The multi-row baseline reports under its own keys.
+    let key = |k: &str| match (many, k.strip_prefix("base_")) {
+        (true, Some(rest)) => format!("many_{rest}"),
+        _ => k.to_owned(),
+    };
     if let Some(at) = start_at {
         wait_until(at).await;
     }
@@ -521,21 +546,29 @@ async fn p2_baseline(url: &str, schema: &str, tag: &str, d: Durability, start_at
                 batch.push(more);
             }
             let now = now_ms() as i64;
+            let ids: Vec<&str> = batch.iter().map(|(e, _, _)| e.as_str()).collect();
             let positions: Vec<i64> = batch.iter().map(|(_, p, _)| i64::from(*p)).collect();
-            let begin = client.batch_execute("BEGIN");
             type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
-            let params: Vec<[Param; 4]> = batch
-                .iter()
-                .zip(&positions)
-                .map(|((exec, _, _), p)| [exec as Param, p, &output, &now])
-                .collect();
-            let inserts = join_all(params.iter().map(|p| client.execute(&insert, p)));
+            let begin = client.batch_execute("BEGIN");
+            let (params, one): (Vec<[Param; 4]>, [Param; 4]) = if many {
+                (Vec::new(), [&ids, &positions, &output, &now])
+            } else {
+                let rows = ids.iter().zip(&positions);
+                let rows = rows.map(|(exec, p)| [exec as Param, p, &output, &now]);
+                (rows.collect(), [&"", &0i64, &output, &now])
+            };
+            let rows = async {
+                if many {
+                    client.execute(&insert_many, &one).await.map(drop)
+                } else {
+                    let rows = join_all(params.iter().map(|p| client.execute(&insert, p)));
+                    rows.await.into_iter().try_for_each(|r| r.map(drop))
+                }
+            };
             let commit = client.batch_execute("COMMIT");
-            let (b, rows, c) = tokio::join!(begin, inserts, commit);
+            let (b, rows, c) = tokio::join!(begin, rows, commit);
             b.unwrap();
-            for r in rows {
-                r.unwrap();
-            }
+            rows.unwrap();
             c.unwrap();
             commits += 1;
             for (_, _, done) in batch.drain(..) {
@@ -571,17 +604,17 @@ async fn p2_baseline(url: &str, schema: &str, tag: &str, d: Durability, start_at
     let batches = writer.await.unwrap();
     latencies.sort_unstable();
     let steps = (W2_WORKFLOWS * W2_STEPS as usize) as f64;
-    report("base_steps_s", steps / elapsed);
-    report("base_workflows_s", W2_WORKFLOWS as f64 / elapsed);
-    report("base_p50_ms", percentile(&latencies, 50.0) / 1000.0);
-    report("base_p99_ms", percentile(&latencies, 99.0) / 1000.0);
-    report("base_us_per_step", cpu.as_secs_f64() * 1e6 / steps);
-    report("base_rows_per_batch", steps / f64::from(batches));
-    report("base_end_ms", now_ms() as f64);
+    report(&key("base_steps_s"), steps / elapsed);
+    report(&key("base_workflows_s"), W2_WORKFLOWS as f64 / elapsed);
+    report(&key("base_p50_ms"), percentile(&latencies, 50.0) / 1000.0);
+    report(&key("base_p99_ms"), percentile(&latencies, 99.0) / 1000.0);
+    report(&key("base_us_per_step"), cpu.as_secs_f64() * 1e6 / steps);
+    report(&key("base_rows_per_batch"), steps / f64::from(batches));
+    report(&key("base_end_ms"), now_ms() as f64);
     if start_at.is_none() {
         let (commits, wal) = deltas(url, &before).await;
-        report("base_commits_step", commits / steps);
-        report("base_wal_bytes_step", wal / steps);
+        report(&key("base_commits_step"), commits / steps);
+        report(&key("base_wal_bytes_step"), wal / steps);
     }
 }
 
@@ -1087,6 +1120,20 @@ const PG_ROWS: &[Row] = &[
         "CPU us/step (worker process)",
         "us_per_step",
         Some("base_us_per_step"),
+        Target::None,
+    ),
+    row(
+        "p2",
+        "steps/s vs multi-row baseline",
+        "steps_s",
+        Some("many_steps_s"),
+        Target::None,
+    ),
+    row(
+        "p2",
+        "CPU us/step vs multi-row baseline",
+        "us_per_step",
+        Some("many_us_per_step"),
         Target::None,
     ),
     row(
