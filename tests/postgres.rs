@@ -188,6 +188,68 @@ async fn journal_writes_find_their_execution_by_its_key() {
     );
 }
 
+/// The sweep's query of a worker's due sleepers goes through an index of
+/// its own, which a worker's open adds to a schema made without it (an
+/// admin's does not: it writes nothing), leaving the version as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_adds_the_index_of_due_sleepers_and_the_sweep_reads_it() {
+    let Some(db) = PgDb::new("due_index").await else {
+        return;
+    };
+    let has_index = async || {
+        db.count(&format!(
+            "SELECT count(*) FROM pg_indexes
+             WHERE schemaname = '{}' AND indexname = 'workflow_executions_due'",
+            db.schema
+        ))
+        .await
+    };
+    let rt = db.builder().open().await.expect("open");
+    rt.shutdown().await.expect("shutdown");
+    assert_eq!(has_index().await, 1, "a new schema has it");
+    let client = db.client().await;
+    client
+        .batch_execute("DROP INDEX workflow_executions_due")
+        .await
+        .expect("drop the index");
+    let admin = db.builder().admin().open().await.expect("admin open");
+    admin.shutdown().await.expect("shutdown");
+    assert_eq!(has_index().await, 0, "an admin open adds nothing");
+    let rt = db.builder().open().await.expect("open");
+    assert_eq!(has_index().await, 1, "a worker's open adds it");
+    assert_eq!(schema_version(&db).await, "3");
+    const SLEEPERS: usize = 200;
+    for i in 0..SLEEPERS {
+        nap::start(&rt, format!("due-{i}"), 600_000)
+            .await
+            .expect("start");
+    }
+    for i in 0..SLEEPERS {
+        wait_for_status(&rt, &format!("due-{i}"), ExecutionStatus::Sleeping).await;
+    }
+    // A few sweeps (one a second), then the backends report their counts
+    // as they end.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    rt.shutdown().await.expect("shutdown");
+    within(async {
+        loop {
+            let scans = db
+                .count(&format!(
+                    "SELECT coalesce(sum(idx_scan), 0)::bigint FROM pg_stat_user_indexes
+                     WHERE schemaname = '{}' AND indexrelname = 'workflow_executions_due'",
+                    db.schema
+                ))
+                .await;
+            if scans > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_shaped_as_new(&db, "due_index_new").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_declared_dead_writes_nothing_more_and_registers_anew() {
     let Some(db) = PgDb::new("fenced").await else {

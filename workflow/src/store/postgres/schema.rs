@@ -21,6 +21,27 @@ pub(crate) const SCHEMA_VERSION: i64 = 3;
 /// The oldest version that holds messages: sending needs it.
 pub(crate) const MESSAGES_VERSION: i64 = 3;
 
+/// Indexes that queries of this build use and older builds of the same
+/// schema version do without: a worker's open adds those missing (under
+/// the migration lock), and the version stays, so that workers of the
+/// older build still open the schema during a rolling deploy. A name and
+/// what follows `CREATE INDEX name` (`{s}`: the schema).
+const ADDED_INDEXES: &[(&str, &str)] = &[(
+    // The sweep's due sleepers and waiters of one worker (`due_sleepers`),
+    // in wake order: what is due, not every execution the worker owns.
+    "workflow_executions_due",
+    "ON {s}.workflow_executions (owner, wake_at) WHERE status IN ('sleeping', 'waiting')",
+)];
+
+/// The statements that create the [`ADDED_INDEXES`] not in `present`.
+fn added_indexes(s: &str, present: &[String]) -> String {
+    ADDED_INDEXES
+        .iter()
+        .filter(|(name, _)| !present.iter().any(|p| p == name))
+        .map(|(name, def)| format!("CREATE INDEX {name} {};", def.replace("{s}", s)))
+        .collect()
+}
+
 /// The advisory lock key under which the schema is created or migrated
 /// ("RFLW" and the schema version family).
 const MIGRATION_LOCK: i64 = 0x5246_4C57_0000_0001;
@@ -82,6 +103,23 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
                 "migrated the workflow schema"
             );
         }
+        if create {
+            let present: Vec<String> = tx
+                .query(
+                    "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1",
+                    &[&schema],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let missing = added_indexes(schema, &present);
+            if !missing.is_empty() {
+                tx.batch_execute(&missing).await.map_err(pg)?;
+                tracing::info!(schema, "added the indexes this build uses");
+            }
+        }
         tx.commit().await.map_err(pg)?;
         return Ok(if create { SCHEMA_VERSION } else { found });
     }
@@ -91,6 +129,9 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
         });
     }
     tx.batch_execute(&ddl(schema)).await.map_err(pg)?;
+    tx.batch_execute(&added_indexes(schema, &[]))
+        .await
+        .map_err(pg)?;
     tx.commit().await.map_err(pg)?;
     tracing::info!(schema, "created the workflow schema");
     Ok(SCHEMA_VERSION)
