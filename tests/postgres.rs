@@ -910,6 +910,132 @@ async fn execution_row(db: &PgDb, id: &str) -> (String, Option<i64>, Option<i64>
     (row.get(0), row.get(1), row.get(2))
 }
 
+/// Sends made at once are committed in one transaction (the sender's
+/// groups in flight are held at row locks meanwhile, so that the others
+/// queue up): each still gets its own outcome, in a group that commits
+/// and in one the server refuses (a topic with a NUL byte), whose sends
+/// then go one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_at_once_commit_together_each_with_its_own_outcome() {
+    use replayflow::{Delivery, SendOptions};
+    const WAITERS: usize = 12;
+    const GROUPS_IN_FLIGHT: usize = 4;
+    let Some(db) = PgDb::new("send_groups").await else {
+        return;
+    };
+    let rt = db
+        .builder()
+        .suspend_after(Duration::from_millis(50))
+        .open()
+        .await
+        .expect("open");
+    let done = pay::start(&rt, "done", 1, 1).await.expect("start");
+    within(done.result()).await.expect("completes");
+    for round in 0..2 {
+        let waiters: Vec<String> = (0..WAITERS).map(|i| format!("w{round}-{i}")).collect();
+        let holds: Vec<String> = (0..GROUPS_IN_FLIGHT)
+            .map(|i| format!("h{round}-{i}"))
+            .collect();
+        let mut handles = Vec::new();
+        for id in waiters.iter().chain(&holds) {
+            handles.push(await_word::start(&rt, id.as_str()).await.expect("start"));
+        }
+        for id in waiters.iter().chain(&holds) {
+            wait_for_status(&rt, id, ExecutionStatus::Waiting).await;
+        }
+        // Every group the sender may have in flight waits at a held row.
+        let mut client = db.client().await;
+        let lock = client.transaction().await.expect("begin");
+        lock.execute(
+            "SELECT 1 FROM workflow_executions WHERE id = ANY($1) FOR UPDATE",
+            &[&holds],
+        )
+        .await
+        .expect("hold the rows");
+        let mut held = tokio::task::JoinSet::new();
+        for id in &holds {
+            let rt = rt.clone();
+            let id = id.clone();
+            held.spawn(async move { rt.send(id.as_str(), "word", &"held".to_owned()).await });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // These queue up behind them, and go as one group.
+        let key = || SendOptions::idempotency_key("k");
+        let mut sends = tokio::task::JoinSet::new();
+        let first = waiters[0].clone();
+        for (i, id) in waiters.iter().enumerate() {
+            let (rt, id) = (rt.clone(), id.clone());
+            sends.spawn(async move {
+                let sent = rt.send(id.as_str(), "word", &format!("hello-{i}")).await;
+                (format!("{id} word"), sent.map_err(|e| e.to_string()))
+            });
+        }
+        for n in 0..2 {
+            let (rt, id) = (rt.clone(), first.clone());
+            sends.spawn(async move {
+                let sent = rt.send_with(id.as_str(), "other", &n, key()).await;
+                ("keyed".to_owned(), sent.map_err(|e| e.to_string()))
+            });
+        }
+        let rt2 = rt.clone();
+        sends.spawn(async move {
+            let sent = rt2.send("nobody", "word", &"x".to_owned()).await;
+            ("nobody".to_owned(), sent.map_err(|e| e.to_string()))
+        });
+        let rt2 = rt.clone();
+        sends.spawn(async move {
+            let sent = rt2.send("done", "word", &"x".to_owned()).await;
+            ("done".to_owned(), sent.map_err(|e| e.to_string()))
+        });
+        if round == 1 {
+            let (rt, id) = (rt.clone(), waiters[1].clone());
+            sends.spawn(async move {
+                let sent = rt.send(id.as_str(), "bad\0topic", &1u32).await;
+                ("nul".to_owned(), sent.map_err(|e| e.to_string()))
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(held.try_join_next().is_none(), "the held sends wait");
+        lock.commit().await.expect("let the rows go");
+        while let Some(sent) = within(held.join_next()).await {
+            assert_eq!(sent.expect("join").expect("held send"), Delivery::Delivered);
+        }
+        let mut keyed = Vec::new();
+        while let Some(sent) = within(sends.join_next()).await {
+            let (what, sent) = sent.expect("join");
+            match what.as_str() {
+                "keyed" => keyed.push(sent.expect("a keyed send")),
+                "nobody" => assert!(sent.is_err_and(|e| e.contains("nobody")), "{what}"),
+                "done" => assert!(sent.is_err_and(|e| e.contains("completed")), "{what}"),
+                "nul" => assert!(sent.is_err(), "{what}: {sent:?}"),
+                _ => assert_eq!(sent, Ok(Delivery::Delivered), "{what}"),
+            }
+        }
+        keyed.sort_by_key(|d| *d == Delivery::Duplicate);
+        assert_eq!(keyed, [Delivery::Delivered, Delivery::Duplicate]);
+        for (i, h) in handles.into_iter().take(WAITERS).enumerate() {
+            assert_eq!(
+                within(h.result()).await.expect("completes"),
+                format!("hello-{i}")
+            );
+        }
+        let count =
+            "SELECT count(*) FILTER (WHERE topic = 'word'), count(*) FILTER (WHERE topic = 'other')
+                     FROM messages WHERE execution_id LIKE $1";
+        let row = client
+            .query_one(count, &[&format!("w{round}-%")])
+            .await
+            .expect("count the messages");
+        let counts: (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(
+            counts,
+            (WAITERS as i64, 1),
+            "messages on `word`, on `other`"
+        );
+    }
+    rt.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_reach_workflows_and_events_read_back() {
     let Some(db) = PgDb::new("messages").await else {

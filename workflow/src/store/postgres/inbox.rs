@@ -29,7 +29,7 @@ type Client = ClientWrapper;
 ///
 /// `$1` the execution, `$2` the topic, `$3` the payload, `$4` its type,
 /// `$5` the idempotency key, `$6` the time, `$7` the codec of the payload.
-const SEND_MESSAGE: &str = "WITH e AS (SELECT status, codec FROM workflow_executions WHERE id = $1 FOR NO KEY UPDATE),
+pub(super) const SEND_MESSAGE: &str = "WITH e AS (SELECT status, codec FROM workflow_executions WHERE id = $1 FOR NO KEY UPDATE),
      dup AS (SELECT 1 FROM messages WHERE $5::text IS NOT NULL AND execution_id = $1 AND idempotency_key = $5),
      ins AS (INSERT INTO messages (execution_id, topic, payload, value_type, idempotency_key, sent_at)
              SELECT $1, $2, $3, $4, $5, $6 FROM e
@@ -44,22 +44,33 @@ const SEND_MESSAGE: &str = "WITH e AS (SELECT status, codec FROM workflow_execut
      SELECT e.status, e.codec, EXISTS (SELECT 1 FROM dup), EXISTS (SELECT 1 FROM ins)
      FROM (SELECT 1) AS one LEFT JOIN e ON true";
 
-/// See [`SEND_MESSAGE`].
+/// See [`SEND_MESSAGE`]: one send, in a transaction of its own.
 pub(super) async fn send_message(client: &Client, m: &NewMessage) -> PgResult<Sent> {
-    let row = query_opt(
-        client,
-        SEND_MESSAGE,
-        &[
-            &m.execution.as_str(),
-            &m.topic,
-            &m.payload,
-            &m.value_type,
-            &m.idempotency_key,
-            &m.now,
-            &m.codec.as_str(),
-        ],
-    )
-    .await?;
+    let stmt = client.prepare_cached(SEND_MESSAGE).await?;
+    send_prepared(client, &stmt, m).await
+}
+
+/// Runs [`SEND_MESSAGE`], prepared as `stmt`, for `m` (in the caller's
+/// transaction, if one is open).
+pub(super) async fn send_prepared(
+    client: &Client,
+    stmt: &Statement,
+    m: &NewMessage,
+) -> PgResult<Sent> {
+    let row = client
+        .query_opt(
+            stmt,
+            &[
+                &m.execution.as_str(),
+                &m.topic,
+                &m.payload,
+                &m.value_type,
+                &m.idempotency_key,
+                &m.now,
+                &m.codec.as_str(),
+            ],
+        )
+        .await?;
     let Some(row) = row else {
         // The statement's final SELECT always gives one row.
         return Ok(Sent::Missing);

@@ -8,6 +8,7 @@ mod inbox;
 mod ops;
 mod queries;
 mod schema;
+mod sends;
 mod tls;
 mod worker;
 mod writer;
@@ -198,6 +199,8 @@ fn codec(name: &str) -> PgResult<Codec> {
 pub(crate) struct PgStore {
     shared: Arc<Shared>,
     writer: mpsc::UnboundedSender<Work>,
+    /// Sends, committed in groups (see `sends`).
+    sender: mpsc::UnboundedSender<sends::Send>,
     /// The app versions whose executions this worker claims (empty: all).
     versions: Arc<Vec<String>>,
     workflows: Arc<Vec<String>>,
@@ -325,9 +328,12 @@ impl PgStore {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer::run(Arc::clone(&shared), rx));
+        let (sender, sends) = mpsc::unbounded_channel();
+        tokio::spawn(sends::run(shared.pool.clone(), sends));
         Ok(PgStore {
             shared,
             writer: tx,
+            sender,
             versions: Arc::new(registered.version_list()),
             workflows: Arc::new(workflows),
             db_now_at_open: db_now,
@@ -759,10 +765,14 @@ impl PgStore {
     /// has no worker row). Refused on a schema older than messages (an
     /// admin's open of a schema no worker of this build migrated: its
     /// connections would write the message to a temporary table).
+    /// Commits a message to an inbox, in a group with the sends of this
+    /// process at the same moment (see `sends`).
     pub(crate) async fn send_message(&self, message: NewMessage) -> Result<Sent> {
         self.needs_messages("sending a message")?;
-        let client = self.client().await?;
-        inbox::send_message(&client, &message).await.map_err(pg)
+        let (reply, rx) = oneshot::channel();
+        // A closed sender task drops the send and its reply: `Shutdown`.
+        let _ = self.sender.send(sends::Send { message, reply });
+        rx.await.map_err(|_| Error::Shutdown)?
     }
 
     /// Takes the oldest message of topic `at.name` into the `recv` entry
