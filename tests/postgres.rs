@@ -1192,22 +1192,62 @@ async fn a_waiter_left_by_a_clean_shutdown_is_claimed_once_a_message_arrives() {
 }
 
 /// Holds the `gated` workflows between their two steps.
-static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
-static AT_GATE: AtomicU32 = AtomicU32::new(0);
-static FINISHED: AtomicU32 = AtomicU32::new(0);
+/// One gate per test that uses `gated`.
+static GATE: [tokio::sync::Semaphore; 2] = [
+    tokio::sync::Semaphore::const_new(0),
+    tokio::sync::Semaphore::const_new(0),
+];
+static AT_GATE: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+static FINISHED: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 
 #[step]
-async fn finish(n: u32) -> Result<u32, AnyError> {
-    FINISHED.fetch_add(1, Ordering::SeqCst);
+async fn finish(gate: usize, n: u32) -> Result<u32, AnyError> {
+    FINISHED[gate].fetch_add(1, Ordering::SeqCst);
     Ok(n * 2)
 }
 
 #[workflow]
-async fn gated(_ctx: Context, i: u32) -> Result<u32, AnyError> {
+async fn gated(_ctx: Context, gate: usize, i: u32) -> Result<u32, AnyError> {
     let n = add(i, 0).await?;
-    AT_GATE.fetch_add(1, Ordering::SeqCst);
-    GATE.acquire().await?.forget();
-    finish(n).await
+    AT_GATE[gate].fetch_add(1, Ordering::SeqCst);
+    GATE[gate].acquire().await?.forget();
+    finish(gate, n).await
+}
+
+/// Starts `n` `gated` workflows (`{prefix}-{i}`) at gate `gate`, and
+/// waits until all are at it.
+async fn start_gated(
+    rt: &replayflow::Runtime,
+    gate: usize,
+    prefix: &str,
+    n: u32,
+) -> Vec<replayflow::Handle<gated>> {
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let h = gated::start(rt, format!("{prefix}-{i}"), gate, i)
+            .await
+            .expect("start");
+        handles.push(h);
+    }
+    within(async {
+        while AT_GATE[gate].load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    handles
+}
+
+/// Waits until every `finish` step of gate `gate` has run its body
+/// (`n`), and a little more for their results to reach the writer.
+async fn finished(gate: usize, n: u32) {
+    within(async {
+        while FINISHED[gate].load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
 /// Quick steps' results that reach the writer together go in one
@@ -1222,17 +1262,7 @@ async fn a_batch_of_step_results_writes_only_those_of_owned_executions() {
     };
     let rt = db.builder().open().await.expect("open");
     let me = rt.worker_id().expect("a worker id");
-    let mut handles = Vec::new();
-    for i in 0..N {
-        let h = gated::start(&rt, format!("g-{i}"), i).await.expect("start");
-        handles.push(h);
-    }
-    within(async {
-        while AT_GATE.load(Ordering::SeqCst) < N {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let handles = start_gated(&rt, 0, "g", N).await;
     // Two of the executions pass to another (live) worker.
     let client = db.client().await;
     let other: i64 = client
@@ -1264,14 +1294,8 @@ async fn a_batch_of_step_results_writes_only_those_of_owned_executions() {
         )
         .await
         .expect("hold the fence");
-    GATE.add_permits(N as usize);
-    within(async {
-        while FINISHED.load(Ordering::SeqCst) < N {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    GATE[0].add_permits(N as usize);
+    finished(0, N).await;
     let entries = "SELECT count(*) FROM step_executions";
     assert_eq!(db.count(entries).await, i64::from(N), "held at the fence");
     fence
@@ -1305,6 +1329,89 @@ async fn a_batch_of_step_results_writes_only_those_of_owned_executions() {
         } else {
             assert_eq!(entries, 2, "{id}");
         }
+    }
+    // They went together: the rows one statement writes share its
+    // transaction and command ids.
+    let statements = db
+        .count(
+            "SELECT count(DISTINCT (xmin::text, cmin::text)) FROM step_executions
+             WHERE position = 1",
+        )
+        .await;
+    assert!(
+        (1..=3).contains(&statements),
+        "{statements} statements wrote {} results",
+        N as usize - TAKEN.len()
+    );
+    rt.shutdown().await.expect("shutdown");
+}
+
+/// A batch whose connection is cut while its quick steps' results are
+/// being written (together, as one statement) fails them as the server's
+/// going away, not as refused writes: their executions stop, and go on
+/// by replay once the writer has connected again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_results_cut_off_from_the_server_are_written_again() {
+    const N: u32 = 30;
+    let Some(db) = PgDb::new("group_cut").await else {
+        return;
+    };
+    let rt = db.builder().open().await.expect("open");
+    let handles = start_gated(&rt, 1, "c", N).await;
+    // An open transaction writes the rows the results will write: their
+    // statement waits for it.
+    let mut holder = db.client().await;
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    let rows = holder.transaction().await.expect("begin");
+    rows.execute(
+        "INSERT INTO step_executions
+             (execution_id, position, branch, local, kind, name, occurrence, status, attempts,
+              started_at)
+         SELECT id, 1, '', 1, 'step', 'held', 0, 'running', 1, 0 FROM workflow_executions",
+        &[],
+    )
+    .await
+    .expect("write the rows first");
+    GATE[1].add_permits(N as usize);
+    finished(1, N).await;
+    // Cut every statement that waits for those rows, as long as one does:
+    // the first batch, then the one that holds the rest of the results.
+    let watcher = db.client().await;
+    let mut cut = 0;
+    loop {
+        let waiting = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                let pids = watcher
+                    .query(
+                        "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                        &[&holder_pid],
+                    )
+                    .await
+                    .expect("read the waiters");
+                if let Some(r) = pids.first() {
+                    return r.get::<_, i32>(0);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let Ok(pid) = waiting else { break };
+        watcher
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .expect("terminate the writer's connection");
+        cut += 1;
+    }
+    assert!(cut >= 1, "no write waited for the held rows");
+    rows.rollback().await.expect("let the rows go");
+    // Their replays pass the gate again.
+    GATE[1].add_permits(N as usize);
+    for (i, h) in (0..N).zip(handles) {
+        assert_eq!(within(h.result()).await.expect("completes"), i * 2);
     }
     rt.shutdown().await.expect("shutdown");
 }

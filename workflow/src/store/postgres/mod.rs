@@ -40,6 +40,9 @@ type PgResult<T> = std::result::Result<T, PgError>;
 pub(crate) enum PgError {
     Pg(tokio_postgres::Error),
     Decode(String),
+    /// The failure of a statement that wrote for several works (a group
+    /// of the writer's batch), as each of them sees it.
+    Failed(Failure),
 }
 
 impl From<tokio_postgres::Error> for PgError {
@@ -53,6 +56,7 @@ impl std::fmt::Display for PgError {
         match self {
             PgError::Pg(e) => e.fmt(f),
             PgError::Decode(m) => f.write_str(m),
+            PgError::Failed(failure) => failure.fmt(f),
         }
     }
 }
@@ -94,6 +98,7 @@ impl Failure {
             PgError::Decode(m) => {
                 Failure::Database(format!("a stored value does not read back: {m}").into())
             }
+            PgError::Failed(failure) => failure.clone(),
         }
     }
 

@@ -608,12 +608,16 @@ fn keep_all(run: &mut [Work], groups: &[Range<usize>], results: Vec<PgResult<Pip
                 }
             }
             (many, r) => {
-                let e = match r {
-                    Err(e) => Failure::of(&e).to_string(),
-                    Ok(_) => "a group's statement gave another kind of result".to_owned(),
+                // Each work fails as the group's statement did (a lost
+                // connection stays `Unavailable`, and so on).
+                let failure = match r {
+                    Err(e) => Failure::of(&e),
+                    Ok(_) => Failure::of(&PgError::Decode(
+                        "a group's statement gave another kind of result".into(),
+                    )),
                 };
                 for w in many {
-                    w.keep(Err(PgError::Decode(format!("its group failed: {e}"))));
+                    w.keep(Err(PgError::Failed(failure.clone())));
                 }
             }
         }
