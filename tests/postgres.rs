@@ -910,11 +910,12 @@ async fn execution_row(db: &PgDb, id: &str) -> (String, Option<i64>, Option<i64>
     (row.get(0), row.get(1), row.get(2))
 }
 
-/// Sends made at once are committed in one transaction (the sender's
-/// groups in flight are held at row locks meanwhile, so that the others
-/// queue up): each still gets its own outcome, in a group that commits
-/// and in one the server refuses (a topic with a NUL byte), whose sends
-/// then go one by one.
+/// Sends made at once are committed in one transaction, each with its own
+/// outcome: in a group that commits, and in one the server refuses (a
+/// topic with a NUL byte), whose sends then go one by one. A send to a row
+/// another transaction holds leaves its group and waits alone: the group
+/// commits meanwhile. (Every group the sender may have in flight is held
+/// first, each at a row of its own, so that the others queue up.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_at_once_commit_together_each_with_its_own_outcome() {
     use replayflow::{Delivery, SendOptions};
@@ -931,6 +932,7 @@ async fn sends_at_once_commit_together_each_with_its_own_outcome() {
         .expect("open");
     let done = pay::start(&rt, "done", 1, 1).await.expect("start");
     within(done.result()).await.expect("completes");
+    let watcher = db.client().await;
     for round in 0..2 {
         let waiters: Vec<String> = (0..WAITERS).map(|i| format!("w{round}-{i}")).collect();
         let holds: Vec<String> = (0..GROUPS_IN_FLIGHT)
@@ -943,50 +945,73 @@ async fn sends_at_once_commit_together_each_with_its_own_outcome() {
         for id in waiters.iter().chain(&holds) {
             wait_for_status(&rt, id, ExecutionStatus::Waiting).await;
         }
-        // Every group the sender may have in flight waits at a held row.
-        let mut client = db.client().await;
-        let lock = client.transaction().await.expect("begin");
-        lock.execute(
-            "SELECT 1 FROM workflow_executions WHERE id = ANY($1) FOR UPDATE",
-            &[&holds],
-        )
-        .await
-        .expect("hold the rows");
-        let mut held = tokio::task::JoinSet::new();
+        // Each held row has a transaction of its own, and a send waiting
+        // for it.
+        let mut holders = Vec::new();
+        let mut held = Vec::new();
         for id in &holds {
-            let rt = rt.clone();
-            let id = id.clone();
-            held.spawn(async move { rt.send(id.as_str(), "word", &"held".to_owned()).await });
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let holder = db.client().await;
+            let pid: i32 = holder
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await
+                .expect("pid")
+                .get(0);
+            holder.batch_execute("BEGIN").await.expect("begin");
+            holder
+                .execute(
+                    "SELECT 1 FROM workflow_executions WHERE id = $1 FOR UPDATE",
+                    &[id],
+                )
+                .await
+                .expect("hold the row");
+            let (rt, id) = (rt.clone(), id.clone());
+            held.push(tokio::spawn(async move {
+                rt.send(id.as_str(), "word", &"held".to_owned()).await
+            }));
+            within(async {
+                loop {
+                    let waiting = watcher
+                        .query(
+                            "SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                            &[&pid],
+                        )
+                        .await
+                        .expect("read the waiters");
+                    if !waiting.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            holders.push(holder);
         }
         // These queue up behind them, and go as one group.
         let key = || SendOptions::idempotency_key("k");
         let mut sends = tokio::task::JoinSet::new();
-        let first = waiters[0].clone();
         for (i, id) in waiters.iter().enumerate() {
-            let (rt, id) = (rt.clone(), id.clone());
-            sends.spawn(async move {
-                let sent = rt.send(id.as_str(), "word", &format!("hello-{i}")).await;
-                (format!("{id} word"), sent.map_err(|e| e.to_string()))
-            });
+            for topic in ["word", "extra"] {
+                let (rt, id) = (rt.clone(), id.clone());
+                sends.spawn(async move {
+                    let sent = rt.send(id.as_str(), topic, &format!("hello-{i}")).await;
+                    (format!("{id} {topic}"), sent.map_err(|e| e.to_string()))
+                });
+            }
         }
         for n in 0..2 {
-            let (rt, id) = (rt.clone(), first.clone());
+            let (rt, id) = (rt.clone(), waiters[0].clone());
             sends.spawn(async move {
                 let sent = rt.send_with(id.as_str(), "other", &n, key()).await;
                 ("keyed".to_owned(), sent.map_err(|e| e.to_string()))
             });
         }
-        let rt2 = rt.clone();
-        sends.spawn(async move {
-            let sent = rt2.send("nobody", "word", &"x".to_owned()).await;
-            ("nobody".to_owned(), sent.map_err(|e| e.to_string()))
-        });
-        let rt2 = rt.clone();
-        sends.spawn(async move {
-            let sent = rt2.send("done", "word", &"x".to_owned()).await;
-            ("done".to_owned(), sent.map_err(|e| e.to_string()))
-        });
+        for id in ["nobody", "done"] {
+            let rt = rt.clone();
+            sends.spawn(async move {
+                let sent = rt.send(id, "word", &"x".to_owned()).await;
+                (id.to_owned(), sent.map_err(|e| e.to_string()))
+            });
+        }
         if round == 1 {
             let (rt, id) = (rt.clone(), waiters[1].clone());
             sends.spawn(async move {
@@ -994,12 +1019,18 @@ async fn sends_at_once_commit_together_each_with_its_own_outcome() {
                 ("nul".to_owned(), sent.map_err(|e| e.to_string()))
             });
         }
+        // In the committing group, a send to a row still held.
+        let late = (round == 0).then(|| {
+            let (rt, id) = (rt.clone(), holds[1].clone());
+            tokio::spawn(async move { rt.send(id.as_str(), "other", &"late".to_owned()).await })
+        });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(held.try_join_next().is_none(), "the held sends wait");
-        lock.commit().await.expect("let the rows go");
-        while let Some(sent) = within(held.join_next()).await {
-            assert_eq!(sent.expect("join").expect("held send"), Delivery::Delivered);
-        }
+        // One group's slot frees: the queued sends go.
+        holders
+            .remove(0)
+            .batch_execute("COMMIT")
+            .await
+            .expect("commit");
         let mut keyed = Vec::new();
         while let Some(sent) = within(sends.join_next()).await {
             let (what, sent) = sent.expect("join");
@@ -1013,17 +1044,36 @@ async fn sends_at_once_commit_together_each_with_its_own_outcome() {
         }
         keyed.sort_by_key(|d| *d == Delivery::Duplicate);
         assert_eq!(keyed, [Delivery::Delivered, Delivery::Duplicate]);
+        if let Some(late) = &late {
+            assert!(!late.is_finished(), "a send to a held row waits");
+        }
+        for holder in holders {
+            holder.batch_execute("COMMIT").await.expect("commit");
+        }
+        if let Some(late) = late {
+            let sent = within(late).await.expect("join");
+            assert_eq!(sent.expect("the late send"), Delivery::Delivered);
+        }
+        for h in held {
+            let sent = within(h).await.expect("join");
+            assert_eq!(sent.expect("a held send"), Delivery::Delivered);
+        }
         for (i, h) in handles.into_iter().take(WAITERS).enumerate() {
             assert_eq!(
                 within(h.result()).await.expect("completes"),
                 format!("hello-{i}")
             );
         }
-        let count =
-            "SELECT count(*) FILTER (WHERE topic = 'word'), count(*) FILTER (WHERE topic = 'other')
-                     FROM messages WHERE execution_id LIKE $1";
-        let row = client
-            .query_one(count, &[&format!("w{round}-%")])
+        // The messages on `extra` (which nothing takes, so their rows are
+        // as the sends wrote them): of one transaction when their group
+        // committed, of one each when it was refused.
+        let row = watcher
+            .query_one(
+                "SELECT count(*) FILTER (WHERE topic = 'word'), count(*) FILTER (WHERE topic = 'other'),
+                        count(DISTINCT xmin::text) FILTER (WHERE topic = 'extra')
+                 FROM messages WHERE execution_id LIKE $1",
+                &[&format!("w{round}-%")],
+            )
             .await
             .expect("count the messages");
         let counts: (i64, i64) = (row.get(0), row.get(1));
@@ -1032,6 +1082,9 @@ async fn sends_at_once_commit_together_each_with_its_own_outcome() {
             (WAITERS as i64, 1),
             "messages on `word`, on `other`"
         );
+        let transactions: i64 = row.get(2);
+        let expected = if round == 0 { 1 } else { WAITERS as i64 };
+        assert_eq!(transactions, expected, "round {round}");
     }
     rt.shutdown().await.expect("shutdown");
 }
