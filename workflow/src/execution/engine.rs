@@ -155,10 +155,23 @@ impl Engine {
         if self.known_types.contains(tag.hash) || !self.known_types.insert(tag.hash) {
             return;
         }
-        if let Err(e) = self.store.insert_type(tag).await {
-            // The next value of the type tries again.
-            self.known_types.remove(tag.hash);
-            tracing::warn!(type_name = tag.name, error = %e, "cannot record the name of a journaled type");
+        /// Forgets the type again unless its name was written (the write
+        /// failed, or the caller's future was dropped during it): the next
+        /// value of the type tries again.
+        struct Unwritten<'a>(&'a KnownTypes, i32, bool);
+        impl Drop for Unwritten<'_> {
+            fn drop(&mut self) {
+                if !self.2 {
+                    self.0.remove(self.1);
+                }
+            }
+        }
+        let mut pending = Unwritten(&self.known_types, tag.hash, false);
+        match self.store.insert_type(tag).await {
+            Ok(()) => pending.2 = true,
+            Err(e) => {
+                tracing::warn!(type_name = tag.name, error = %e, "cannot record the name of a journaled type")
+            }
         }
     }
 

@@ -105,11 +105,10 @@ impl KnownTypes {
         if hash != 0 && self.slot(hash).load(Ordering::Relaxed) == hash {
             return true;
         }
-        let known = self
-            .all
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&hash);
+        // The slot is written under the set's lock, here and in `insert`,
+        // so that `remove` (under it too) clears it after, not before.
+        let all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        let known = all.contains(&hash);
         if known {
             self.slot(hash).store(hash, Ordering::Relaxed);
         }
@@ -118,11 +117,8 @@ impl KnownTypes {
 
     /// Adds `hash`; whether it is new.
     pub(crate) fn insert(&self, hash: i32) -> bool {
-        let new = self
-            .all
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(hash);
+        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        let new = all.insert(hash);
         self.slot(hash)
             .store(hash, std::sync::atomic::Ordering::Relaxed);
         new
@@ -131,8 +127,6 @@ impl KnownTypes {
     pub(crate) fn remove(&self, hash: i32) {
         let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
         all.remove(&hash);
-        // Under the set's lock: a concurrent `contains` that found it in
-        // the set stores the slot before this clears it, or not at all.
         let _ = self.slot(hash).compare_exchange(
             hash,
             0,

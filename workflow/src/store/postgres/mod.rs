@@ -269,6 +269,23 @@ impl PgStore {
             .map_err(|e| tls::explain(&e, mode, &trust).unwrap_or_else(|| pg(e)))?;
         let driver = tokio::spawn(connection);
         let version = schema::prepare(&mut setup, &options.schema, !admin).await?;
+        if !admin {
+            // On a connection of its own: a build may take a while.
+            let (config, tls, schema) = (config.clone(), tls::share(&tls), options.schema.clone());
+            tokio::spawn(async move {
+                match config.connect(tls).await {
+                    Ok((client, connection)) => {
+                        let driver = tokio::spawn(connection);
+                        schema::add_indexes(&client, &schema).await;
+                        drop(client);
+                        let _ = driver.await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot connect to add the indexes this build uses")
+                    }
+                }
+            });
+        }
         let mut workflows: Vec<String> = registered
             .workflows
             .iter()

@@ -22,10 +22,11 @@ pub(crate) const SCHEMA_VERSION: i64 = 3;
 pub(crate) const MESSAGES_VERSION: i64 = 3;
 
 /// Indexes that queries of this build use and older builds of the same
-/// schema version do without: a worker's open adds those missing (under
-/// the migration lock), and the version stays, so that workers of the
-/// older build still open the schema during a rolling deploy. A name and
-/// what follows `CREATE INDEX name` (`{s}`: the schema).
+/// schema version do without: a new schema has them, and a worker's open
+/// adds those an older schema lacks in the background ([`add_indexes`]),
+/// while the version stays, so that workers of the older build still open
+/// the schema during a rolling deploy. A name and what follows
+/// `CREATE INDEX name` (`{s}`: the schema).
 const ADDED_INDEXES: &[(&str, &str)] = &[(
     // The sweep's due sleepers and waiters of one worker (`due_sleepers`),
     // in wake order: what is due, not every execution the worker owns.
@@ -33,11 +34,81 @@ const ADDED_INDEXES: &[(&str, &str)] = &[(
     "ON {s}.workflow_executions (owner, wake_at) WHERE status IN ('sleeping', 'waiting')",
 )];
 
-/// The statements that create the [`ADDED_INDEXES`] not in `present`.
-fn added_indexes(s: &str, present: &[String]) -> String {
+/// The advisory lock key under which one worker at a time adds indexes.
+const INDEX_LOCK: i64 = 0x5246_4C57_0000_0002;
+
+/// Adds the [`ADDED_INDEXES`] that `schema` lacks, or has only as the
+/// invalid leftover of an interrupted build, with `CREATE INDEX
+/// CONCURRENTLY`: the tables stay writable meanwhile (a plain `CREATE
+/// INDEX` would hold every worker's writes for the whole build of a large
+/// table). One worker at a time builds; the others skip. Best effort: the
+/// queries are right without the indexes, only slower, so a failure (a
+/// role that does not own the tables, say) is a warning.
+pub(crate) async fn add_indexes(client: &Client, schema: &str) {
+    let run = async {
+        let rows = client
+            .query(
+                "SELECT c.relname::text, i.indisvalid FROM pg_index i
+                 JOIN pg_class c ON c.oid = i.indexrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1",
+                &[&schema],
+            )
+            .await?;
+        let valid = |name: &str| {
+            rows.iter()
+                .find(|r| r.get::<_, String>(0) == name)
+                .map(|r| r.get::<_, bool>(1))
+        };
+        let todo: Vec<_> = ADDED_INDEXES
+            .iter()
+            .filter(|(name, _)| valid(name) != Some(true))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&INDEX_LOCK])
+            .await?
+            .get(0);
+        if !locked {
+            return Ok(());
+        }
+        let mut built = Ok(());
+        for (name, def) in todo {
+            // One statement per call: several in one string would run as
+            // one transaction, where `CONCURRENTLY` is refused.
+            let started = std::time::Instant::now();
+            built = client
+                .batch_execute(&format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name}"
+                ))
+                .await;
+            if built.is_ok() {
+                let def = def.replace("{s}", schema);
+                built = client
+                    .batch_execute(&format!("CREATE INDEX CONCURRENTLY {name} {def}"))
+                    .await;
+            }
+            if built.is_err() {
+                break;
+            }
+            tracing::info!(schema, index = name, elapsed = ?started.elapsed(), "added an index this build uses");
+        }
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&INDEX_LOCK])
+            .await?;
+        built
+    };
+    if let Err(e) = run.await {
+        tracing::warn!(schema, error = %e, "cannot add the indexes this build uses; its queries go without them");
+    }
+}
+
+/// The statements that create the [`ADDED_INDEXES`] on a new schema.
+fn added_indexes(s: &str) -> String {
     ADDED_INDEXES
         .iter()
-        .filter(|(name, _)| !present.iter().any(|p| p == name))
         .map(|(name, def)| format!("CREATE INDEX {name} {};", def.replace("{s}", s)))
         .collect()
 }
@@ -103,23 +174,6 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
                 "migrated the workflow schema"
             );
         }
-        if create {
-            let present: Vec<String> = tx
-                .query(
-                    "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1",
-                    &[&schema],
-                )
-                .await
-                .map_err(pg)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let missing = added_indexes(schema, &present);
-            if !missing.is_empty() {
-                tx.batch_execute(&missing).await.map_err(pg)?;
-                tracing::info!(schema, "added the indexes this build uses");
-            }
-        }
         tx.commit().await.map_err(pg)?;
         return Ok(if create { SCHEMA_VERSION } else { found });
     }
@@ -129,9 +183,7 @@ pub(crate) async fn prepare(client: &mut Client, schema: &str, create: bool) -> 
         });
     }
     tx.batch_execute(&ddl(schema)).await.map_err(pg)?;
-    tx.batch_execute(&added_indexes(schema, &[]))
-        .await
-        .map_err(pg)?;
+    tx.batch_execute(&added_indexes(schema)).await.map_err(pg)?;
     tx.commit().await.map_err(pg)?;
     tracing::info!(schema, "created the workflow schema");
     Ok(SCHEMA_VERSION)
