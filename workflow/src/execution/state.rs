@@ -348,6 +348,12 @@ impl Execution {
                 return found;
             }
             if held.is_elapsed() {
+                // Something came during the look (a look may wait for the
+                // writer under load): look again rather than suspend and
+                // be resumed at once.
+                if futures_util::FutureExt::now_or_never(mail.as_mut()).is_some() {
+                    continue;
+                }
                 if self.suspend_waiting(reason()).await {
                     let again = tokio::time::Instant::now() + self.engine.defaults.suspend_after;
                     held.as_mut().reset(again);
