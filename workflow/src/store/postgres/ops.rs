@@ -1,7 +1,9 @@
 //! The SQL of the journal's typed operations on PostgreSQL: each op is one
 //! statement (several tables through data-modifying CTEs), so a batch sends
-//! them all at once and the server runs them in order. Every statement
-//! writes only if the worker owns the execution: zero rows means it lost it.
+//! them all at once and the server runs them in order; quick steps'
+//! results also go many to a statement ([`COMPLETE_STEPS`]). Every
+//! statement writes only if the worker owns the execution: zero rows means
+//! it lost it.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,8 +1,10 @@
 //! The writer task: one connection commits every queued op of a batch in
 //! one transaction (group commit), after the worker's fence. Journal ops
-//! are pipelined, the first run of them with `BEGIN` and the fence: a
-//! batch of journal ops costs two round trips (that and `COMMIT`),
-//! whatever its size.
+//! (and the other works that are one prepared statement) are pipelined,
+//! the first run of them with `BEGIN` and the fence, and with `COMMIT`
+//! when nothing else is in the batch: the usual batch costs one round
+//! trip, whatever its size. Consecutive quick steps' results go as one
+//! multi-row statement (see [`groups`]).
 
 use std::collections::HashSet;
 use std::ops::Range;
