@@ -1273,12 +1273,13 @@ async fn a_waiter_left_by_a_clean_shutdown_is_claimed_once_a_message_arrives() {
 
 /// Holds the `gated` workflows between their two steps.
 /// One gate per test that uses `gated`.
-static GATE: [tokio::sync::Semaphore; 2] = [
+static GATE: [tokio::sync::Semaphore; 3] = [
+    tokio::sync::Semaphore::const_new(0),
     tokio::sync::Semaphore::const_new(0),
     tokio::sync::Semaphore::const_new(0),
 ];
-static AT_GATE: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
-static FINISHED: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+static AT_GATE: [AtomicU32; 3] = [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)];
+static FINISHED: [AtomicU32; 3] = [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)];
 
 #[step]
 async fn finish(gate: usize, n: u32) -> Result<u32, AnyError> {
@@ -1493,6 +1494,95 @@ async fn step_results_cut_off_from_the_server_are_written_again() {
     for (i, h) in (0..N).zip(handles) {
         assert_eq!(within(h.result()).await.expect("completes"), i * 2);
     }
+    rt.shutdown().await.expect("shutdown");
+}
+
+/// Starts that reach the writer together insert their executions in one
+/// statement: each is created once, a second start of one id finds the
+/// first, and an id taken by another workflow is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_that_reach_the_writer_together_insert_in_one_statement() {
+    const N: u32 = 20;
+    let Some(db) = PgDb::new("insert_group").await else {
+        return;
+    };
+    let rt = db.builder().open().await.expect("open");
+    let me = rt.worker_id().expect("a worker id");
+    let taken = pay::start(&rt, "taken", 1, 1).await.expect("start");
+    within(taken.result()).await.expect("completes");
+    let fence = db.client().await;
+    let key = "SELECT hashtext($1), ($2::bigint % 2147483647)::int4";
+    fence
+        .execute(
+            &format!("SELECT pg_advisory_lock(k.a, k.b) FROM ({key}) AS k(a, b)"),
+            &[&db.schema, &me],
+        )
+        .await
+        .expect("hold the fence");
+    let mut starts = tokio::task::JoinSet::new();
+    let ids = (0..N)
+        .map(|i| (format!("n-{i}"), i))
+        .chain([("n-twice".to_owned(), N), ("n-twice".to_owned(), N)])
+        .chain([("taken".to_owned(), N + 1)]);
+    for (id, i) in ids {
+        let rt = rt.clone();
+        starts.spawn(async move {
+            let started = gated::start(&rt, id.as_str(), 2, i).await;
+            (
+                id,
+                started
+                    .map(|h| h.id().to_string())
+                    .map_err(|e| e.to_string()),
+            )
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fence
+        .execute(
+            &format!("SELECT pg_advisory_unlock(k.a, k.b) FROM ({key}) AS k(a, b)"),
+            &[&db.schema, &me],
+        )
+        .await
+        .expect("let the fence go");
+    while let Some(started) = within(starts.join_next()).await {
+        let (id, started) = started.expect("join");
+        if id == "taken" {
+            assert!(started.is_err_and(|e| e.contains("taken")), "{id}");
+        } else {
+            assert_eq!(started, Ok(id));
+        }
+    }
+    within(async {
+        while AT_GATE[2].load(Ordering::SeqCst) < N + 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Each once, written by one statement (the rows, untouched since while
+    // their workflows wait at the gate, keep the insert's transaction and
+    // command ids).
+    let row = fence
+        .query_one(
+            &format!(
+                "SELECT count(*), count(DISTINCT (xmin::text, cmin::text))
+                 FROM {}.workflow_executions WHERE id LIKE 'n-%'",
+                db.schema
+            ),
+            &[],
+        )
+        .await
+        .expect("count the executions");
+    let (executions, statements): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(executions, i64::from(N) + 1);
+    assert!(
+        (1..=3).contains(&statements),
+        "{statements} statements inserted {executions}"
+    );
+    assert_eq!(
+        AT_GATE[2].load(Ordering::SeqCst),
+        N + 1,
+        "one run per execution"
+    );
     rt.shutdown().await.expect("shutdown");
 }
 

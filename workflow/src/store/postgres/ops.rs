@@ -54,6 +54,8 @@ pub(super) struct Statements {
     set_status: Statement,
     /// A new execution (see [`insert_execution`]).
     insert_execution: Statement,
+    /// New executions, many in one statement ([`INSERT_EXECUTIONS`]).
+    insert_executions: Statement,
     /// A `recv` takes a message (`inbox::TAKE_MESSAGE`).
     take_message: Statement,
     /// An execution claimed to be driven ([`CLAIM`]), and its journal
@@ -73,6 +75,9 @@ pub(super) enum Piped {
     /// A group's statement ([`complete_steps`]): the places in the group
     /// (from 0) of the ops it did not write, their executions not owned.
     Refused(Vec<usize>),
+    /// A group of new executions ([`insert_executions`]): what each found,
+    /// in order.
+    InsertedAll(Vec<Inserted>),
 }
 
 /// The results of quick steps (see `complete_step`), one row per element
@@ -141,6 +146,30 @@ const INSERT_EXECUTION: &str = "WITH ins AS (
          RETURNING 1)
      SELECT EXISTS (SELECT 1 FROM ins), e.workflow_name, e.parent_id
      FROM (SELECT 1) AS one LEFT JOIN workflow_executions e ON e.id = $1";
+
+/// [`INSERT_EXECUTION`] for many new executions (of different ids), one
+/// per element of the arrays, owned by `$7`: for each, in the arrays'
+/// order, whether it was created, and else the existing one's workflow and
+/// parent (each found by a scalar subquery on the key).
+const INSERT_EXECUTIONS: &str = "WITH u AS MATERIALIZED (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::int8[],
+                              $8::text[], $9::int4[], $10::int8[], $11::text[])
+             WITH ORDINALITY AS u(id, workflow_name, codec, input, options, now, app_version,
+                                  input_type, deadline_at, parent_id, i)),
+     ins AS (
+         INSERT INTO workflow_executions
+             (id, workflow_name, status, codec, input, options, created_at, updated_at, owner, claim_seq,
+              app_version, input_type, deadline_at, parent_id)
+         SELECT id, workflow_name, 'running', codec, input, options, now, now, $7, 1, app_version,
+                input_type, deadline_at, parent_id
+         FROM u
+         ON CONFLICT (id) DO NOTHING
+         RETURNING id)
+     SELECT ins.id IS NOT NULL,
+            (SELECT e.workflow_name FROM workflow_executions e WHERE e.id = u.id),
+            (SELECT e.parent_id FROM workflow_executions e WHERE e.id = u.id)
+     FROM u LEFT JOIN ins ON ins.id = u.id
+     ORDER BY u.i";
 
 /// The completed entry of an event or a stream value, if `own` has a row:
 /// `$1` to `$8` its place (`Place`), `$9` the value, `$10` its type, `$11`
@@ -305,6 +334,7 @@ impl Statements {
             fence: client.prepare("SELECT fence($1)").await?,
             set_status: client.prepare(queries::SET_STATUS).await?,
             insert_execution: client.prepare(INSERT_EXECUTION).await?,
+            insert_executions: client.prepare(INSERT_EXECUTIONS).await?,
             take_message: client.prepare(inbox::TAKE_MESSAGE).await?,
             claim: client
                 .prepare(&CLAIM.replace("{COLUMNS}", queries::EXECUTION_COLUMNS))
@@ -461,6 +491,65 @@ pub(super) fn insert_execution<'a>(
             }
         };
         Ok(Piped::Inserted(inserted))
+    })
+}
+
+/// Sends the inserts of new executions (of different ids) owned by
+/// `owner` as one statement ([`INSERT_EXECUTIONS`]).
+pub(super) fn insert_executions<'a>(
+    client: &'a ClientWrapper,
+    st: &'a Statements,
+    new: Vec<&'a NewExecution>,
+    owner: i64,
+) -> Pending<'a> {
+    Box::pin(async move {
+        let len = new.len();
+        let mut ids = Vec::with_capacity(len);
+        let mut workflows = Vec::with_capacity(len);
+        let mut codecs = Vec::with_capacity(len);
+        let mut inputs = Vec::with_capacity(len);
+        let mut options = Vec::with_capacity(len);
+        let mut nows = Vec::with_capacity(len);
+        let mut versions = Vec::with_capacity(len);
+        let mut types = Vec::with_capacity(len);
+        let mut deadlines = Vec::with_capacity(len);
+        let mut parents = Vec::with_capacity(len);
+        for e in &new {
+            ids.push(e.id.as_str());
+            workflows.push(e.workflow);
+            codecs.push(e.codec.as_str());
+            inputs.push(e.input.as_slice());
+            options.push(e.options.as_str());
+            nows.push(e.now);
+            versions.push(e.app_version.as_str());
+            types.push(e.input_type);
+            deadlines.push(e.deadline_at);
+            parents.push(e.parent_id.as_ref().map(ExecutionId::as_str));
+        }
+        let params: [Param<'_>; 11] = [
+            &ids, &workflows, &codecs, &inputs, &options, &nows, &owner, &versions, &types,
+            &deadlines, &parents,
+        ];
+        let rows = client.query(&st.insert_executions, &params).await?;
+        if rows.len() != len {
+            return Err(PgError::Decode(format!(
+                "a group of {len} new executions gave {} rows",
+                rows.len()
+            )));
+        }
+        rows.iter()
+            .map(|row| {
+                Ok(if row.try_get::<_, bool>(0)? {
+                    Inserted::Created
+                } else {
+                    Inserted::Existing {
+                        workflow: row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        parent: row.try_get::<_, Option<String>>(2)?.map(ExecutionId::new),
+                    }
+                })
+            })
+            .collect::<PgResult<Vec<_>>>()
+            .map(Piped::InsertedAll)
     })
 }
 

@@ -527,14 +527,24 @@ fn settle(
 const GROUP_BYTES: usize = 1 << 20;
 
 /// Splits a run of pipelined works into the statements that send them:
-/// consecutive quick steps' results (`ops::quick_step`) go as one, up to
-/// [`GROUP_BYTES`] of values; every other work goes alone. A group keeps
-/// the order of the journal: ops of one execution never cross another op.
+/// consecutive quick steps' results (`ops::quick_step`) go as one, and so
+/// do consecutive inserts of new executions of different ids, each group
+/// up to [`GROUP_BYTES`] of values; every other work goes alone. A group
+/// keeps the order of the journal: ops of one execution never cross
+/// another op.
 fn groups(run: &[Work]) -> Vec<Range<usize>> {
-    let quick = |w: &Work| match w {
-        Work::Op { op, .. } => ops::quick_step(op),
-        Work::Life(..) | Work::Close(_) => None,
-    };
+    fn quick(w: &Work) -> Option<usize> {
+        match w {
+            Work::Op { op, .. } => ops::quick_step(op),
+            Work::Life(..) | Work::Close(_) => None,
+        }
+    }
+    fn insert(w: &Work) -> Option<&NewExecution> {
+        match w {
+            Work::Life(Life::Insert(new, _), _) => Some(new),
+            _ => None,
+        }
+    }
     let mut groups = Vec::new();
     let mut k = 0;
     while k < run.len() {
@@ -547,6 +557,18 @@ fn groups(run: &[Work]) -> Vec<Range<usize>> {
                 bytes += len;
                 k += 1;
             }
+        } else if let Some(first) = insert(&run[begin]) {
+            // Two inserts of one id in one statement would both see the
+            // row the first wrote as theirs.
+            let mut ids = HashSet::from([&first.id]);
+            let mut bytes = first.input.len();
+            while let Some(new) = run.get(k).and_then(insert)
+                && bytes + new.input.len() <= GROUP_BYTES
+                && ids.insert(&new.id)
+            {
+                bytes += new.input.len();
+                k += 1;
+            }
         }
         groups.push(begin..k);
     }
@@ -557,6 +579,21 @@ fn groups(run: &[Work]) -> Vec<Range<usize>> {
 fn send_group<'a>(group: &'a [Work], conn: &'a Conn, owner: &'a i64) -> Option<ops::Pending<'a>> {
     if let [one] = group {
         return one.send(conn, owner);
+    }
+    if let Some(Work::Life(Life::Insert(..), _)) = group.first() {
+        let new = group
+            .iter()
+            .filter_map(|w| match w {
+                Work::Life(Life::Insert(new, _), _) => Some(new),
+                _ => None,
+            })
+            .collect();
+        return Some(ops::insert_executions(
+            &conn.client,
+            &conn.statements,
+            new,
+            *owner,
+        ));
     }
     let ops = group
         .iter()
@@ -607,6 +644,11 @@ fn keep_all(run: &mut [Work], groups: &[Range<usize>], results: Vec<PgResult<Pip
                 for (k, w) in many.iter_mut().enumerate() {
                     let written = u64::from(!refused.contains(&k));
                     w.keep(Ok(Piped::Rows(written)));
+                }
+            }
+            (many, Ok(Piped::InsertedAll(found))) if found.len() == many.len() => {
+                for (w, found) in many.iter_mut().zip(found) {
+                    w.keep(Ok(Piped::Inserted(found)));
                 }
             }
             (many, r) => {
