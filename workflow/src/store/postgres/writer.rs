@@ -3,8 +3,9 @@
 //! (and the other works that are one prepared statement) are pipelined,
 //! the first run of them with `BEGIN` and the fence, and with `COMMIT`
 //! when nothing else is in the batch: the usual batch costs one round
-//! trip, whatever its size. Consecutive quick steps' results go as one
-//! multi-row statement (see [`groups`]).
+//! trip, whatever its size. Consecutive quick steps' results, and
+//! consecutive new executions, go as one multi-row statement (see
+//! [`groups`]).
 
 use std::collections::HashSet;
 use std::ops::Range;
