@@ -1,7 +1,7 @@
 //! One execution's life: the [`Context`] a workflow body gets, a step call
 //! ([`step`], [`attempt`]), the replay cursor ([`replay`]), driving
 //! ([`drive`]), the operator's controls ([`control`]), timers and the sweep
-//! ([`scheduler`]), recovery on open ([`recovery`]), panics ([`panic`]) and
+//! ([`scheduler`]), recovery on open ([`recovery`]), panics ([`panic`](mod@panic)) and
 //! the pruning of old finished executions ([`retention`]).
 //! Everything here shares one [`Engine`] and writes through the store's
 //! typed operations.

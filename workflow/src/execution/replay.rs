@@ -19,7 +19,7 @@ pub(super) struct Cursor {
     next_position: u32,
     /// Call order in the workflow body.
     main: BranchCursor,
-    /// Call order in each [`Context::branch`].
+    /// Call order in each [`Context::branch`](crate::Context::branch).
     branches: HashMap<Arc<str>, BranchCursor>,
 }
 
