@@ -269,7 +269,12 @@ impl PgStore {
             .map_err(|e| tls::explain(&e, mode, &trust).unwrap_or_else(|| pg(e)))?;
         let driver = tokio::spawn(connection);
         let version = schema::prepare(&mut setup, &options.schema, !admin).await?;
-        if !admin {
+        let missing = !admin
+            && !schema::missing_indexes(&setup, &options.schema)
+                .await
+                .map_err(pg)?
+                .is_empty();
+        if missing {
             // On a connection of its own: a build may take a while.
             let (config, tls, schema) = (config.clone(), tls::share(&tls), options.schema.clone());
             tokio::spawn(async move {

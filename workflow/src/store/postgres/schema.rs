@@ -46,24 +46,7 @@ const INDEX_LOCK: i64 = 0x5246_4C57_0000_0002;
 /// role that does not own the tables, say) is a warning.
 pub(crate) async fn add_indexes(client: &Client, schema: &str) {
     let run = async {
-        let rows = client
-            .query(
-                "SELECT c.relname::text, i.indisvalid FROM pg_index i
-                 JOIN pg_class c ON c.oid = i.indexrelid
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = $1",
-                &[&schema],
-            )
-            .await?;
-        let valid = |name: &str| {
-            rows.iter()
-                .find(|r| r.get::<_, String>(0) == name)
-                .map(|r| r.get::<_, bool>(1))
-        };
-        let todo: Vec<_> = ADDED_INDEXES
-            .iter()
-            .filter(|(name, _)| valid(name) != Some(true))
-            .collect();
+        let todo = missing_indexes(client, schema).await?;
         if todo.is_empty() {
             return Ok(());
         }
@@ -103,6 +86,34 @@ pub(crate) async fn add_indexes(client: &Client, schema: &str) {
     if let Err(e) = run.await {
         tracing::warn!(schema, error = %e, "cannot add the indexes this build uses; its queries go without them");
     }
+}
+
+/// The [`ADDED_INDEXES`] that `schema` lacks, or holds only invalid (the
+/// leftover of an interrupted concurrent build): what [`add_indexes`]
+/// builds. A worker's open asks first, on the connection it already has,
+/// and starts the build only when there is one.
+pub(crate) async fn missing_indexes(
+    client: &Client,
+    schema: &str,
+) -> std::result::Result<Vec<&'static (&'static str, &'static str)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text, i.indisvalid FROM pg_index i
+             JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1",
+            &[&schema],
+        )
+        .await?;
+    let valid = |name: &str| {
+        rows.iter()
+            .find(|r| r.get::<_, String>(0) == name)
+            .map(|r| r.get::<_, bool>(1))
+    };
+    Ok(ADDED_INDEXES
+        .iter()
+        .filter(|(name, _)| valid(name) != Some(true))
+        .collect())
 }
 
 /// The statements that create the [`ADDED_INDEXES`] on a new schema.
