@@ -996,17 +996,7 @@ async fn sends_at_once_commit_together_each_with_its_own_outcome() {
                 rt.send(id.as_str(), "word", &"held".to_owned()).await
             }));
             within(async {
-                loop {
-                    let waiting = watcher
-                        .query(
-                            "SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-                            &[&pid],
-                        )
-                        .await
-                        .expect("read the waiters");
-                    if !waiting.is_empty() {
-                        break;
-                    }
+                while blocked_by(&watcher, pid).await.is_empty() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             })
@@ -1272,6 +1262,38 @@ async fn a_waiter_left_by_a_clean_shutdown_is_claimed_once_a_message_arrives() {
 }
 
 /// Holds the `gated` workflows between their two steps.
+/// Takes (`hold`) or lets go of worker `me`'s fence as the reaper takes it
+/// (see the schema's `fence`): the worker's batches wait at their first
+/// statement meanwhile.
+async fn worker_fence(client: &tokio_postgres::Client, db: &PgDb, me: i64, hold: bool) {
+    let call = if hold {
+        "pg_advisory_lock"
+    } else {
+        "pg_advisory_unlock"
+    };
+    client
+        .execute(
+            &format!("SELECT {call}(hashtext($1), ($2::bigint % 2147483647)::int4)"),
+            &[&db.schema, &me],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{call} of the fence: {e}"));
+}
+
+/// The backends waiting for a lock that backend `pid` holds.
+async fn blocked_by(watcher: &tokio_postgres::Client, pid: i32) -> Vec<i32> {
+    watcher
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            &[&pid],
+        )
+        .await
+        .expect("read the waiters")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// One gate per test that uses `gated`.
 static GATE: [tokio::sync::Semaphore; 3] = [
     tokio::sync::Semaphore::const_new(0),
@@ -1367,25 +1389,12 @@ async fn a_batch_of_step_results_writes_only_those_of_owned_executions() {
     // The worker's batches wait at its fence (held as the reaper holds
     // it), so the second steps' results queue up and go in one batch.
     let fence = db.client().await;
-    let key = "SELECT hashtext($1), ($2::bigint % 2147483647)::int4";
-    fence
-        .execute(
-            &format!("SELECT pg_advisory_lock(k.a, k.b) FROM ({key}) AS k(a, b)"),
-            &[&db.schema, &me],
-        )
-        .await
-        .expect("hold the fence");
+    worker_fence(&fence, &db, me, true).await;
     GATE[0].add_permits(N as usize);
     finished(0, N).await;
     let entries = "SELECT count(*) FROM step_executions";
     assert_eq!(db.count(entries).await, i64::from(N), "held at the fence");
-    fence
-        .execute(
-            &format!("SELECT pg_advisory_unlock(k.a, k.b) FROM ({key}) AS k(a, b)"),
-            &[&db.schema, &me],
-        )
-        .await
-        .expect("let the fence go");
+    worker_fence(&fence, &db, me, false).await;
     for (i, h) in (0..N).zip(handles) {
         if !TAKEN.contains(&i) {
             assert_eq!(within(h.result()).await.expect("completes"), i * 2);
@@ -1466,15 +1475,8 @@ async fn step_results_cut_off_from_the_server_are_written_again() {
     loop {
         let waiting = tokio::time::timeout(Duration::from_secs(3), async {
             loop {
-                let pids = watcher
-                    .query(
-                        "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-                        &[&holder_pid],
-                    )
-                    .await
-                    .expect("read the waiters");
-                if let Some(r) = pids.first() {
-                    return r.get::<_, i32>(0);
+                if let Some(pid) = blocked_by(&watcher, holder_pid).await.first() {
+                    return *pid;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -1511,14 +1513,7 @@ async fn starts_that_reach_the_writer_together_insert_in_one_statement() {
     let taken = pay::start(&rt, "taken", 1, 1).await.expect("start");
     within(taken.result()).await.expect("completes");
     let fence = db.client().await;
-    let key = "SELECT hashtext($1), ($2::bigint % 2147483647)::int4";
-    fence
-        .execute(
-            &format!("SELECT pg_advisory_lock(k.a, k.b) FROM ({key}) AS k(a, b)"),
-            &[&db.schema, &me],
-        )
-        .await
-        .expect("hold the fence");
+    worker_fence(&fence, &db, me, true).await;
     let mut starts = tokio::task::JoinSet::new();
     let ids = (0..N)
         .map(|i| (format!("n-{i}"), i))
@@ -1537,13 +1532,7 @@ async fn starts_that_reach_the_writer_together_insert_in_one_statement() {
         });
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    fence
-        .execute(
-            &format!("SELECT pg_advisory_unlock(k.a, k.b) FROM ({key}) AS k(a, b)"),
-            &[&db.schema, &me],
-        )
-        .await
-        .expect("let the fence go");
+    worker_fence(&fence, &db, me, false).await;
     while let Some(started) = within(starts.join_next()).await {
         let (id, started) = started.expect("join");
         if id == "taken" {
